@@ -1,0 +1,381 @@
+/*
+ * libremap.h — the stable C ABI of libremap.
+ *
+ * libremap gives a managed runtime concurrent, zero-copy heap compaction on
+ * Linux, built on userfaultfd's UFFDIO_MOVE (Linux 6.8+). This is the only
+ * public header. Rules every entry point keeps:
+ *
+ *   - Every call returns remap_status: 0 is success, negative values are
+ *     error classes. remap_last_error() gives the calling thread's message
+ *     for its last failed call (never NULL).
+ *   - Handles are opaque. *_destroy / *_close accept NULL.
+ *   - Every struct passed in starts with `size_t struct_size`. Fill it with
+ *     sizeof(the struct) (the *_init functions do). A caller built against an
+ *     older, smaller struct keeps working; a size the library cannot handle is
+ *     rejected with REMAP_EINVAL and a message naming the struct.
+ *   - No C++ exception ever leaves the library; it never takes ownership of
+ *     runtime memory and calls back into the runtime only through the
+ *     remap_object_model callbacks.
+ *
+ * The header must stay parseable by cffi after `cc -E -P -DREMAP_CDEF`:
+ * constants a caller needs at run time are enums, not macros.
+ */
+#ifndef LIBREMAP_H
+#define LIBREMAP_H
+
+#ifndef REMAP_CDEF
+#include <stddef.h>
+#include <stdint.h>
+#endif
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(REMAP_CDEF)
+#define REMAP_API
+#elif defined(LIBREMAP_BUILDING)
+#define REMAP_API __attribute__((visibility("default")))
+#else
+#define REMAP_API
+#endif
+
+/* ------------------------------------------------------------------------
+ * Versions and status
+ * ---------------------------------------------------------------------- */
+
+enum {
+  REMAP_VERSION_MAJOR = 0,
+  REMAP_VERSION_MINOR = 1,
+  REMAP_VERSION_PATCH = 0,
+  /* Bumped whenever a struct layout or a signature changes incompatibly. */
+  REMAP_ABI_VERSION = 1
+};
+
+typedef int32_t remap_status;
+
+enum {
+  REMAP_OK = 0,
+  REMAP_EINVAL = -1,       /* an argument is wrong (NULL, size, alignment, range) */
+  REMAP_EUNSUPPORTED = -2, /* the kernel lacks what this needs */
+  REMAP_EPERM = -3,        /* permission denied (sysctl, seccomp, capabilities) */
+  REMAP_ENOMEM = -4,       /* out of memory or address space */
+  REMAP_EPHASE = -5,       /* call not allowed in the heap's current phase */
+  REMAP_EKERNEL = -6,      /* a system call failed in a way not classified below */
+  REMAP_EBUSY = -7,        /* a page is not exclusive (fork COW, KSM, pinned, writeback) */
+  REMAP_EEXIST = -8,       /* destination already populated */
+  REMAP_ENOENT = -9,       /* source hole, or no mapping */
+  REMAP_EAGAIN = -10,      /* the mm is changing; retry */
+  REMAP_ELIMIT = -11,      /* a system limit would be exceeded (vm.max_map_count) */
+  REMAP_EOBJMODEL = -12,   /* the runtime's object model returned nonsense */
+  REMAP_EINTERNAL = -13    /* a bug in libremap: please report the message */
+};
+
+/* Packed (major << 16) | (minor << 8) | patch of the loaded library. */
+REMAP_API uint32_t remap_version(void);
+REMAP_API const char* remap_version_string(void);
+REMAP_API uint32_t remap_abi_version(void);
+/* The calling thread's message for its last failed call; "" if none. */
+REMAP_API const char* remap_last_error(void);
+/* A short constant name for a status ("REMAP_EINVAL"); never NULL. */
+REMAP_API const char* remap_status_name(remap_status status);
+
+/* ------------------------------------------------------------------------
+ * Backends and fault delivery
+ * ---------------------------------------------------------------------- */
+
+typedef enum remap_backend {
+  REMAP_BACKEND_AUTO = 0,    /* move where the kernel has MOVE, else copy, else stw */
+  REMAP_BACKEND_MOVE = 1,    /* UFFDIO_MOVE, recycled buffer pages */
+  REMAP_BACKEND_COPY = 2,    /* UFFDIO_COPY, from-space released by madvise */
+  REMAP_BACKEND_MINOR = 3,   /* shmem heap, UFFDIO_CONTINUE */
+  REMAP_BACKEND_SIGSEGV = 4, /* shmem heap, PROT_NONE + SIGSEGV + mprotect */
+  REMAP_BACKEND_STW = 5      /* everything in the pause */
+} remap_backend;
+
+typedef enum remap_fault_mode {
+  REMAP_FAULT_AUTO = 0,   /* SIGBUS where available, else handler threads */
+  REMAP_FAULT_SIGBUS = 1, /* the faulting thread produces its page in a SIGBUS handler */
+  REMAP_FAULT_THREAD = 2  /* handler threads read the uffd and produce the page */
+} remap_fault_mode;
+
+REMAP_API const char* remap_backend_name(int backend);
+REMAP_API const char* remap_fault_mode_name(int fault_mode);
+
+/* ------------------------------------------------------------------------
+ * Kernel capability probe
+ * ---------------------------------------------------------------------- */
+
+typedef enum remap_uffd_path {
+  REMAP_UFFD_NONE = 0,          /* no way to open a userfaultfd */
+  REMAP_UFFD_SYSCALL = 1,       /* userfaultfd(2), full mode */
+  REMAP_UFFD_DEV = 2,           /* /dev/userfaultfd + USERFAULTFD_IOC_NEW */
+  REMAP_UFFD_USER_MODE_ONLY = 3 /* userfaultfd(UFFD_USER_MODE_ONLY) */
+} remap_uffd_path;
+
+typedef enum remap_thp_mode {
+  REMAP_THP_UNKNOWN = 0,
+  REMAP_THP_ALWAYS = 1,
+  REMAP_THP_MADVISE = 2,
+  REMAP_THP_NEVER = 3
+} remap_thp_mode;
+
+typedef struct remap_probe_info {
+  size_t struct_size;
+  char kernel_release[65];     /* uname -r */
+  int uffd_available;          /* 1 if some path opened a userfaultfd */
+  int uffd_path;               /* remap_uffd_path of the best path that worked */
+  int uffd_syscall_errno;      /* errno of userfaultfd(2) full mode, 0 if it worked */
+  int uffd_dev_errno;          /* errno of /dev/userfaultfd, 0 if it worked or was not tried */
+  int uffd_user_mode_errno;    /* errno of UFFD_USER_MODE_ONLY, 0 if it worked or was not tried */
+  uint64_t uffd_features;      /* UFFD_FEATURE_* bits from the UFFDIO_API handshake */
+  uint64_t uffd_ioctls;        /* ioctl bits UFFDIO_REGISTER reports for anonymous memory */
+  int mremap_dontunmap;        /* 1 if MREMAP_DONTUNMAP works on anonymous memory */
+  int thp_mode;                /* remap_thp_mode */
+  int64_t max_map_count;       /* vm.max_map_count, -1 if unreadable */
+  int unprivileged_userfaultfd;/* vm.unprivileged_userfaultfd, -1 if unreadable */
+  int swap_present;            /* 1 if /proc/swaps lists an active swap area */
+  size_t page_size;
+  uint32_t euid;
+  int cap_sys_ptrace;          /* 1 if the effective set holds CAP_SYS_PTRACE */
+  int auto_backend;            /* remap_backend that REMAP_BACKEND_AUTO resolves to */
+  char auto_reason[160];       /* why, in one sentence */
+} remap_probe_info;
+
+/* Fills *out. Never fails for lack of userfaultfd: that is reported inside. */
+REMAP_API remap_status remap_probe(remap_probe_info* out);
+/* Name of UFFD_FEATURE bit `bit` (0..63), e.g. "move", "sigbus"; NULL if unknown. */
+REMAP_API const char* remap_uffd_feature_name(unsigned bit);
+
+/* ------------------------------------------------------------------------
+ * The kernel layer: userfaultfd primitives with libremap's error handling.
+ * For runtimes that drive the kernel themselves, and for tests that pin the
+ * kernel's rules. Lengths and addresses must be page aligned.
+ * ---------------------------------------------------------------------- */
+
+typedef struct remap_uffd remap_uffd;
+
+enum {
+  /* remap_uffd_open flags */
+  REMAP_UFFD_OPEN_NONBLOCK = 1,     /* O_NONBLOCK on the fd */
+  REMAP_UFFD_OPEN_USER_MODE = 2,    /* ask for UFFD_USER_MODE_ONLY */
+  /* UFFD_FEATURE_* bits most callers need (the kernel's numbering) */
+  REMAP_FEATURE_SIGBUS = 1 << 7,
+  REMAP_FEATURE_THREAD_ID = 1 << 8,
+  REMAP_FEATURE_MINOR_SHMEM = 1 << 10,
+  REMAP_FEATURE_MOVE = 1 << 16,
+  /* remap_uffd_register modes (UFFDIO_REGISTER_MODE_*) */
+  REMAP_REGISTER_MISSING = 1,
+  REMAP_REGISTER_WP = 2,
+  REMAP_REGISTER_MINOR = 4,
+  /* mode bits of move / copy */
+  REMAP_MOVE_DONTWAKE = 1,
+  REMAP_MOVE_ALLOW_SRC_HOLES = 2,
+  REMAP_COPY_DONTWAKE = 1
+};
+
+/* Opens a userfaultfd (paths in the order of the probe) and does the
+ * UFFDIO_API handshake asking for `features` (0 = none). */
+REMAP_API remap_status remap_uffd_open(uint64_t features, int flags, remap_uffd** out);
+REMAP_API void remap_uffd_close(remap_uffd* uffd);
+REMAP_API int remap_uffd_fd(const remap_uffd* uffd);
+/* Feature bits the handshake granted. */
+REMAP_API uint64_t remap_uffd_features(const remap_uffd* uffd);
+REMAP_API remap_status remap_uffd_register(remap_uffd* uffd, void* addr, size_t len, unsigned mode,
+                                           uint64_t* ioctls_out);
+REMAP_API remap_status remap_uffd_unregister(remap_uffd* uffd, void* addr, size_t len);
+/* The four "fill" ioctls. *done (may be NULL) receives the bytes handled
+ * before the call stopped; a short move (EAGAIN with progress) is retried
+ * internally, so a non-OK status means the page at addr + *done failed with
+ * that class. REMAP_EEXIST means that page was already populated. */
+REMAP_API remap_status remap_uffd_move(remap_uffd* uffd, void* dst, void* src, size_t len,
+                                       unsigned mode, size_t* done);
+REMAP_API remap_status remap_uffd_copy(remap_uffd* uffd, void* dst, const void* src, size_t len,
+                                       unsigned mode, size_t* done);
+REMAP_API remap_status remap_uffd_zeropage(remap_uffd* uffd, void* dst, size_t len, size_t* done);
+REMAP_API remap_status remap_uffd_continue(remap_uffd* uffd, void* dst, size_t len, size_t* done);
+REMAP_API remap_status remap_uffd_wake(remap_uffd* uffd, void* addr, size_t len);
+
+/* ------------------------------------------------------------------------
+ * The runtime's object model
+ * ---------------------------------------------------------------------- */
+
+typedef void (*remap_visit_fn)(void* vctx, size_t offset);
+
+/* Both callbacks run on GC threads and, in SIGBUS mode, inside a signal
+ * handler on a mutator thread. They must only read the object (no locks, no
+ * allocation), must not depend on the values of reference slots, and the
+ * class metadata they read must not live in the moving heap.
+ * `obj` is a readable copy of the object (a from-space address during
+ * compaction). */
+typedef struct remap_object_model {
+  size_t struct_size;
+  void* ctx;
+  /* Size in bytes of the object at obj: a multiple of 8, > 0. */
+  size_t (*object_size)(void* ctx, const void* obj);
+  /* Calls visit(vctx, offset) for each reference slot (8-byte aligned byte
+   * offset from the object start). Slots hold an object start, NULL, or a
+   * value outside the heap (left alone). May be NULL: no references. */
+  void (*visit_ref_offsets)(void* ctx, const void* obj, remap_visit_fn visit, void* vctx);
+} remap_object_model;
+
+/* ------------------------------------------------------------------------
+ * Heaps
+ * ---------------------------------------------------------------------- */
+
+typedef struct remap_heap remap_heap;
+
+typedef struct remap_heap_config {
+  size_t struct_size;
+  size_t capacity;            /* bytes, a multiple of region_size */
+  size_t region_size;         /* power of two, >= 64 KiB; default 256 KiB */
+  double dense_threshold;     /* live ratio at or above which a region stays put; default 0.90 */
+  int backend;                /* remap_backend; default AUTO */
+  int fault_mode;             /* remap_fault_mode; default AUTO */
+  unsigned gc_threads;        /* library GC threads for remap_compact; default 1 */
+  unsigned handler_threads;   /* threads reading the uffd in THREAD mode; default 1 */
+  size_t pool_max_pages;      /* recycled pages kept populated; default 4096 (16 MiB) */
+  size_t large_object_threshold; /* bytes; default region_size / 2 */
+  remap_object_model model;
+} remap_heap_config;
+
+/* Sets struct_size (also of model) and every default. */
+REMAP_API void remap_heap_config_init(remap_heap_config* config);
+
+REMAP_API remap_status remap_heap_create(const remap_heap_config* config, remap_heap** out);
+/* Releases everything. Not allowed while compaction runs (returns quietly
+ * after finishing it). NULL is fine. */
+REMAP_API void remap_heap_destroy(remap_heap* heap);
+
+typedef enum remap_phase {
+  REMAP_PHASE_IDLE = 0,       /* allocate, mark */
+  REMAP_PHASE_PREPARED = 1,   /* forwarding computed; the heap must not change */
+  REMAP_PHASE_COMPACTING = 2, /* flipped; pages are produced concurrently */
+  REMAP_PHASE_BROKEN = 3      /* an unrecoverable kernel failure; only destroy works */
+} remap_phase;
+
+typedef struct remap_heap_info {
+  size_t struct_size;
+  void* base;                 /* first byte of the heap */
+  size_t capacity;
+  size_t region_size;
+  size_t region_count;
+  size_t page_size;
+  int phase;                  /* remap_phase */
+  int backend;                /* resolved, never AUTO */
+  int fault_mode;             /* resolved, never AUTO */
+  uint64_t cycles;            /* completed compaction cycles */
+  size_t regions_free;
+  size_t bytes_allocated;     /* sum of region tops */
+} remap_heap_info;
+
+REMAP_API remap_status remap_heap_get_info(const remap_heap* heap, remap_heap_info* out);
+
+/* Allocation. The runtime bump-allocates inside [*start, *end) that it gets
+ * from remap_region_acquire (a free region, or the free tail of a compacted
+ * one) and hands back with remap_region_retire(heap, *start, cursor) when
+ * done. An object never crosses a region boundary. Objects of at least
+ * large_object_threshold bytes go to remap_alloc_large: page-aligned, whole
+ * pages, regions of their own. Allowed in IDLE and COMPACTING. */
+REMAP_API remap_status remap_region_acquire(remap_heap* heap, void** start, void** end);
+REMAP_API remap_status remap_region_retire(remap_heap* heap, void* start, void* cursor);
+REMAP_API remap_status remap_alloc_large(remap_heap* heap, size_t size, void** out);
+
+/* Marking (IDLE only; thread-safe): report each live object once. The
+ * library reads its size through the object model. Re-marking the same
+ * object is harmless; a mark that overlaps another marked object, lies
+ * outside allocated memory, or is misaligned is rejected. */
+REMAP_API remap_status remap_mark(remap_heap* heap, const void* obj);
+/* Forget all marks (IDLE or PREPARED: a prepared cycle is cancelled). */
+REMAP_API remap_status remap_clear_marks(remap_heap* heap);
+
+/* The cycle. prepare: classify regions, compute forwarding (IDLE ->
+ * PREPARED). flip: in the runtime's pause; with backend stw the whole
+ * compaction happens here and the heap returns to IDLE; otherwise ->
+ * COMPACTING, and the runtime rewrites its roots with remap_forward and
+ * resumes its mutators. compact: runs the concurrent phase on the library's
+ * GC threads and returns when every page is installed. work: the calling
+ * (runtime-owned) thread joins as a GC worker until no work is left.
+ * finish: waits for every page, unregisters, recycles from-space, fills the
+ * stats (COMPACTING -> IDLE). */
+REMAP_API remap_status remap_prepare(remap_heap* heap);
+REMAP_API remap_status remap_flip(remap_heap* heap);
+REMAP_API remap_status remap_compact(remap_heap* heap);
+REMAP_API remap_status remap_compact_work(remap_heap* heap);
+REMAP_API remap_status remap_finish(remap_heap* heap);
+
+/* New address of the object that started at `old`, valid from prepare to
+ * the end of finish. Addresses outside the heap come back unchanged.
+ * O(1), lock-free, async-signal-safe. */
+REMAP_API remap_status remap_forward(const remap_heap* heap, const void* old, void** new_out);
+
+/* Produce and install [addr, addr+len) now (COMPACTING), for runtimes that
+ * hand heap memory to system calls during compaction. A no-op otherwise. */
+REMAP_API remap_status remap_touch(remap_heap* heap, const void* addr, size_t len);
+
+/* ------------------------------------------------------------------------
+ * Statistics of the last completed cycle
+ * ---------------------------------------------------------------------- */
+
+enum { REMAP_LATENCY_BUCKETS = 64 };
+
+typedef struct remap_cycle_stats {
+  size_t struct_size;
+  uint64_t cycle;              /* 1 for the first completed cycle */
+  int backend;
+  int fault_mode;
+  /* times, ns */
+  uint64_t prepare_ns;
+  uint64_t flip_pause_ns;      /* the library's part of the pause */
+  uint64_t compaction_ns;      /* end of flip to all pages installed */
+  uint64_t finish_ns;
+  uint64_t produce_ns;         /* summed over threads: memcpy + reference updates */
+  uint64_t install_ns;         /* summed over threads: MOVE/COPY/CONTINUE/mprotect */
+  uint64_t wait_ns;            /* summed over threads: waiting for another producer */
+  uint64_t fault_alloc_ns;     /* summed: faults and page allocation we cause ourselves */
+  uint64_t madvise_ns;
+  /* heap shape */
+  uint64_t live_bytes;
+  uint64_t regions_dense;
+  uint64_t regions_fragmented;
+  uint64_t regions_empty;
+  uint64_t regions_large;
+  /* pages */
+  uint64_t pages_installed;    /* to-space pages mapped during the cycle */
+  uint64_t pages_by_gc;
+  uint64_t pages_by_mutator;
+  uint64_t pages_zero;         /* pages with no live data installed on touch */
+  uint64_t pages_in_place;     /* dense pages updated in place and moved back */
+  /* kernel work */
+  uint64_t ioctl_move;
+  uint64_t ioctl_copy;
+  uint64_t ioctl_zeropage;
+  uint64_t ioctl_continue;
+  uint64_t ioctl_wake;
+  uint64_t pages_moved;
+  uint64_t pages_copied;
+  uint64_t mprotect_calls;
+  uint64_t madvise_calls;
+  uint64_t bytes_copied;       /* bytes memcpy'd by the library */
+  uint64_t buffers_recycled;   /* buffer pages reused without a fault */
+  uint64_t buffers_new;        /* buffer pages that had to be populated */
+  uint64_t fallback_ebusy;     /* pages MOVE refused as not exclusive, installed by COPY */
+  uint64_t fallback_other;
+  /* mutator faults */
+  uint64_t faults;
+  uint64_t fault_p50_ns;
+  uint64_t fault_p99_ns;
+  uint64_t fault_max_ns;
+  uint64_t fault_hist[REMAP_LATENCY_BUCKETS]; /* bucket i counts faults of [2^i, 2^(i+1)) ns */
+  /* address space */
+  uint64_t vmas_before;
+  uint64_t vmas_after;
+} remap_cycle_stats;
+
+REMAP_API remap_status remap_heap_last_stats(const remap_heap* heap, remap_cycle_stats* out);
+
+#ifdef __cplusplus
+} /* extern "C" */
+#endif
+
+#endif /* LIBREMAP_H */

@@ -1,0 +1,13 @@
+"""libremap: concurrent, zero-copy heap compaction for managed runtimes on Linux.
+
+The native core lives in ``libremap._core`` (pybind11) and behind the C ABI
+``libremap.cabi`` (cffi); both load the same ``libremap.so``.
+"""
+
+from __future__ import annotations
+
+from . import _core
+
+__version__: str = _core.version_string()
+
+__all__ = ["__version__"]
