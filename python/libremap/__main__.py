@@ -1,0 +1,7 @@
+"""``python -m libremap``: see libremap.cli."""
+
+import sys
+
+from .cli import main
+
+sys.exit(main())
