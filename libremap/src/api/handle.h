@@ -1,0 +1,59 @@
+// handle.h — struct remap_heap, the opaque handle behind the C ABI.
+//
+// Owns the heap, the plan of the current cycle (from prepare to the end of
+// finish), the phase, the last cycle's stats, and the concurrent compactor.
+//
+// Invariants:
+//   - phase is a remap_phase. IDLE: no plan (or a stale one being dropped);
+//     PREPARED and COMPACTING: plan is set and the heap's marks are frozen.
+//   - cycle_mutex serializes the cycle's transitions (prepare, flip, finish,
+//     clear_marks); marking and allocation do not take it (phase checks are
+//     atomic loads: a runtime that marks while it prepares breaks the rules).
+//   - backend and fault_mode are resolved at create, never AUTO.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+
+#include "api/status.h"
+#include "heap/heap.h"
+#include "libremap.h"
+#include "plan/plan.h"
+
+namespace remap {
+class Compactor;  // compact/compactor.h (the concurrent engine)
+}
+
+struct remap_heap {
+  std::unique_ptr<remap::Heap> heap;
+  std::unique_ptr<remap::Plan> plan;
+  std::atomic<int> phase{REMAP_PHASE_IDLE};
+  int backend = REMAP_BACKEND_STW;    // resolved remap_backend
+  int fault_mode = REMAP_FAULT_THREAD;  // resolved remap_fault_mode
+  std::mutex cycle_mutex;
+  remap_cycle_stats last_stats{};     // the last completed cycle (struct_size set)
+  remap_cycle_stats current{};        // the cycle in progress (prepare_ns set at prepare)
+  std::unique_ptr<remap::Compactor> compactor;
+
+  remap_heap();
+  ~remap_heap();  // defined where Compactor is complete (api/heap_api.cpp)
+};
+
+namespace remap::api {
+
+// "IDLE", "PREPARED", ...
+const char* phase_name(int phase);
+// REMAP_EPHASE naming the current and the expected phase.
+Status wrong_phase(const char* what, int phase, const char* expected);
+// Monotonic clock, ns.
+uint64_t now_ns();
+
+// The whole STW cycle for a PREPARED heap (caller holds cycle_mutex): runs
+// stw_compact in the pause, completes the cycle, fills last_stats, phase ->
+// IDLE. On a compaction failure the heap is BROKEN (nothing is half-moved by
+// an object-model error: Plan::build validated the model).
+Status flip_stw(remap_heap& h, uint64_t pause_start_ns);
+
+}  // namespace remap::api

@@ -1,0 +1,28 @@
+// stw.h — the stop-the-world reference backend: the whole compaction in the
+// runtime's pause, with plain memmove (DESIGN §7). Every other backend must
+// leave a byte-identical heap.
+//
+// Result, per region class of the plan:
+//   FRAGMENTED: live objects slid to the region start in order, reference
+//               slots forwarded; [new_top, end of its page) zeroed; the whole
+//               free pages after it released (MADV_DONTNEED: read as zero).
+//   DENSE/LARGE: reference slots of live objects forwarded in place; dead
+//               bytes untouched; whole pages at/after top released.
+//   EMPTY:      every page released.
+// Slots holding NULL or a value outside the heap are left as they are.
+#pragma once
+
+#include "api/status.h"
+#include "heap/heap.h"
+#include "libremap.h"
+#include "plan/plan.h"
+
+namespace remap {
+
+// Compacts `heap` according to `plan` (built from the heap's current marks;
+// the object model was validated by Plan::build). Does not complete the cycle
+// (the caller calls heap.complete_cycle(plan)). Adds to *stats (may be NULL):
+// bytes_copied, madvise_calls, madvise_ns, produce_ns.
+Status stw_compact(Heap& heap, const Plan& plan, remap_cycle_stats* stats);
+
+}  // namespace remap

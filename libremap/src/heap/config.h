@@ -1,0 +1,27 @@
+// config.h — defaults and validation of remap_heap_config.
+//
+// A heap keeps a validated copy: every field in range, large_object_threshold
+// resolved (0 means region_size / 2), struct_size fields set to this
+// library's sizes (a caller's smaller struct is copied over the defaults).
+#pragma once
+
+#include "api/status.h"
+#include "libremap.h"
+
+namespace remap {
+
+// Limits the validation enforces.
+inline constexpr size_t kMinRegionSize = size_t(64) << 10;
+inline constexpr size_t kMaxRegionSize = size_t(1) << 30;
+inline constexpr unsigned kMaxThreads = 64;
+inline constexpr size_t kMaxPoolPages = size_t(1) << 24;
+inline constexpr size_t kMapAlign = size_t(1) << 30;  // the reservation's alignment (DESIGN §3)
+
+// The defaults remap_heap_config_init writes.
+void config_defaults(remap_heap_config* c);
+
+// Checks `in` and writes the validated copy to *out (REMAP_EINVAL with a
+// message naming the field otherwise).
+Status validate_config(const remap_heap_config& in, size_t page_size, remap_heap_config* out);
+
+}  // namespace remap

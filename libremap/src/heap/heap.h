@@ -1,0 +1,156 @@
+// heap.h — the heap: the reserved range, its regions, allocation hand-out to
+// the runtime, large objects, and the marks the runtime reports.
+//
+// Invariants (DESIGN §3):
+//   - The mapping is 1 GiB aligned and a whole number of GiB (virtual only,
+//     MAP_NORESERVE); the heap is its first `capacity` bytes, so base() is
+//     region aligned and the flip's mremap moves page tables at PUD level.
+//   - The config was validated at create and never changes.
+//   - Region states/tops change under alloc_mutex_; marking only reads them
+//     and writes the bitmaps and live_bytes with atomics.
+//   - Marks (both bitmaps, live_bytes) are valid from the end of marking to
+//     complete_cycle(), which clears them: the plan reads the live bitmap for
+//     forward() until then.
+//
+// Uses plan/live_bitmap.h (a leaf utility with no dependency) for its marks:
+// the bitmaps are filled here at marking and read by the plan.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <vector>
+
+#include "api/status.h"
+#include "heap/config.h"
+#include "heap/region.h"
+#include "libremap.h"
+#include "os/vm.h"
+#include "plan/live_bitmap.h"
+
+namespace remap {
+
+class Plan;
+
+class Heap {
+ public:
+  // Validates `config` (see heap/config.h), reserves the range, allocates the
+  // region table and the bitmaps.
+  static Status create(const remap_heap_config& config, std::unique_ptr<Heap>* out);
+  ~Heap();
+  Heap(const Heap&) = delete;
+  Heap& operator=(const Heap&) = delete;
+
+  // --- geometry (constant after create) -------------------------------------
+  // The validated config (large_object_threshold resolved, never 0).
+  const remap_heap_config& config() const { return config_; }
+  const remap_object_model& model() const { return config_.model; }
+  // The whole reservation: 1 GiB aligned, a whole number of GiB.
+  uintptr_t map_base() const { return uintptr_t(mapping_.addr()); }
+  size_t map_size() const { return mapping_.size(); }
+  // The heap proper: [base(), base() + capacity()), base() == map_base().
+  uintptr_t base() const { return base_; }
+  size_t capacity() const { return capacity_; }
+  uintptr_t end() const { return base_ + capacity_; }
+  bool contains(uintptr_t a) const { return a - base_ < capacity_; }
+  size_t region_size() const { return region_size_; }
+  unsigned region_shift() const { return region_shift_; }
+  size_t region_count() const { return region_count_; }
+  size_t region_index(uintptr_t a) const { return (a - base_) >> region_shift_; }
+  uintptr_t region_base(size_t r) const { return base_ + (r << region_shift_); }
+  size_t page_size() const { return page_size_; }
+  unsigned page_shift() const { return page_shift_; }
+  size_t page_count() const { return capacity_ >> page_shift_; }
+  size_t page_index(uintptr_t a) const { return (a - base_) >> page_shift_; }
+  uintptr_t page_addr(size_t page) const { return base_ + (page << page_shift_); }
+  const Region& region(size_t r) const { return regions_[r]; }
+
+  // --- allocation (thread-safe; not the hot path: one mutex) ----------------
+  // Hands out [*start, *end) for bump allocation and marks its region
+  // ALLOCATING. Policy: first the lowest-addressed compacted region whose free
+  // tail [top, end) the last cycle opened and that is at least a quarter of a
+  // region (compacted memory is reused before fresh memory is touched; each
+  // tail is offered once per cycle), else the lowest-addressed FREE region.
+  // REMAP_ENOMEM when neither exists.
+  Status acquire_region(uintptr_t* start, uintptr_t* end);
+  // Hands back the region acquired at `start` with the runtime's bump cursor:
+  // start must be exactly what acquire_region returned for an ALLOCATING
+  // region, and start <= cursor <= region end, cursor 8-aligned. The region
+  // becomes RETIRED with top = cursor - region base (or FREE if that is 0).
+  Status retire_region(uintptr_t start, uintptr_t cursor);
+  // A large object of `size` bytes (>= large_object_threshold; smaller sizes
+  // are rejected with REMAP_EINVAL so that regions stay for small objects):
+  // size rounded up to pages, N contiguous FREE regions, object at the first
+  // region's base (LARGE_HEAD, then LARGE_TAILs).
+  Status alloc_large(size_t size, uintptr_t* out);
+
+  // --- marking (thread-safe, lock-free) --------------------------------------
+  // Reports the object at `obj` live. REMAP_EINVAL: misaligned, outside the
+  // heap, not below its region's top, not the start of a large object, or
+  // overlapping another marked object. REMAP_EOBJMODEL: object_size returned
+  // 0, a non-multiple of 8, or a size running past the region's top (or the
+  // large object's pages). On failure nothing changes. Re-marking the same
+  // object is a no-op (its begin bit is already set).
+  Status mark(uintptr_t obj);
+  // Forgets every mark: both bitmaps and every region's live_bytes.
+  void clear_marks();
+  const LiveBitmap& begin_bits() const { return begin_; }
+  const LiveBitmap& live_bits() const { return live_; }
+
+  // --- the cycle ----------------------------------------------------------------
+  // Puts the regions in the new layout of `plan`: FRAGMENTED top = new_top
+  // and its free tail offered to acquire_region, EMPTY (incl. dead large
+  // objects' regions) -> FREE; DENSE/LARGE unchanged. Only regions that were
+  // RETIRED/LARGE when the plan was built are touched, so regions acquired
+  // during concurrent compaction are left alone. Idempotent per plan. The
+  // engine calls it at the flip, before mutators resume, so that allocation
+  // during compaction only sees memory free in the new layout.
+  void adopt_layout(const Plan& plan);
+  // The end of a cycle: adopt_layout(plan) if not done yet, clear_marks(),
+  // cycles() + 1. The STW backend calls it at the end of its pause, the
+  // concurrent engine at finish.
+  void complete_cycle(const Plan& plan);
+  uint64_t cycles() const { return cycles_; }
+
+  // MADV_DONTNEED [addr, addr+len) (page aligned, inside the heap): the pages
+  // read as zero afterwards. Used for free pages after compaction.
+  Status release_pages(uintptr_t addr, size_t len);
+
+  // --- info ---------------------------------------------------------------------
+  size_t regions_free() const;
+  // Sum of region tops (large heads count their page-rounded size).
+  size_t bytes_allocated() const;
+  // Non-OK if some region is still ALLOCATING (prepare requires every region
+  // retired: objects above an ALLOCATING region's top are unknown to us).
+  Status check_all_retired() const;
+
+ private:
+  Heap() = default;
+  Status init(const remap_heap_config& config);
+  // Region holding `a`, for marking: state-checked; sets *limit to the end of
+  // allocated memory that an object starting at `a` may reach.
+  Status locate_for_mark(uintptr_t a, size_t* region, uintptr_t* limit) const;
+
+  remap_heap_config config_{};
+  os::Mapping mapping_;
+  uintptr_t base_ = 0;
+  size_t capacity_ = 0;
+  size_t region_size_ = 0;
+  unsigned region_shift_ = 0;
+  size_t page_size_ = 0;
+  unsigned page_shift_ = 0;
+  std::unique_ptr<Region[]> regions_;  // region_count_ entries (Region is not movable)
+  size_t region_count_ = 0;
+  LiveBitmap begin_;
+  LiveBitmap live_;
+
+  mutable std::mutex alloc_mutex_;
+  size_t free_hint_ = 0;                 // no FREE region below this index
+  std::vector<uint32_t> offered_tails_;  // compacted regions with an open tail, ascending
+  size_t next_tail_ = 0;                 // next index into offered_tails_
+  const Plan* adopted_plan_ = nullptr;   // the plan adopt_layout last applied
+  uint64_t cycles_ = 0;
+};
+
+}  // namespace remap

@@ -1,0 +1,65 @@
+// region.h — one region of the heap: its allocation state, its top, and the
+// live bytes marking reported for it.
+//
+// Invariants:
+//   - A region's bytes [base, base + top) are allocated memory (objects the
+//     runtime bump-allocated); [base + top, base + region_size) is free and
+//     reads as zero between cycles (compaction zeroes/releases free tails).
+//   - An object never crosses a region boundary, except a large object, which
+//     starts at the base of a LARGE_HEAD region and continues over the
+//     following LARGE_TAIL regions; the head's top is the object's byte size
+//     rounded up to pages (it may exceed region_size), tails have top 0.
+//   - live_bytes is the sum of the sizes of the objects marked in the region
+//     since the last clear_marks.
+//   - State changes happen under the heap's allocation mutex; state, top and
+//     live_bytes are atomics so that marking threads can read them lock-free.
+#pragma once
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+
+namespace remap {
+
+enum class RegionState : uint8_t {
+  FREE = 0,        // nothing allocated, not handed out
+  ALLOCATING = 1,  // handed out by acquire_region, the runtime bumps in [base+top, end)
+  RETIRED = 2,     // handed back by retire_region (or compacted): [base, base+top) allocated
+  LARGE_HEAD = 3,  // first region of a large object (object at base)
+  LARGE_TAIL = 4,  // a following region of a large object
+};
+
+// How prepare classified a region (DESIGN §3).
+enum class RegionClass : uint8_t {
+  EMPTY = 0,       // no live bytes: every page is free after the cycle
+  DENSE = 1,       // live/top >= dense_threshold: objects stay, references are updated
+  FRAGMENTED = 2,  // live objects slide to the region start, order preserved
+  LARGE = 3,       // a live large object (head and tails): not moved in this version
+};
+
+const char* region_state_name(RegionState s);
+const char* region_class_name(RegionClass c);
+
+struct Region {
+  // RegionState; atomic so that mark() can check it without the mutex.
+  std::atomic<uint8_t> state{uint8_t(RegionState::FREE)};
+  // The class the last prepare gave this region (for info and tests; the
+  // plan holds the authoritative copy for its cycle).
+  RegionClass last_class = RegionClass::EMPTY;
+  // After a cycle, a compacted region's free tail [new_top, end) may be
+  // handed out once by acquire_region (see Heap::acquire_region's policy).
+  bool tail_offered = false;
+  // Bytes used from the region base (see the invariants above).
+  std::atomic<size_t> top{0};
+  // Sum of the sizes of the objects marked here since clear_marks.
+  std::atomic<size_t> live_bytes{0};
+  // LARGE_TAIL: index of the head region. LARGE_HEAD: its own index.
+  uint32_t large_head = 0;
+  // LARGE_HEAD: number of regions the large object spans (>= 1).
+  uint32_t large_regions = 0;
+
+  RegionState get_state() const { return RegionState(state.load(std::memory_order_acquire)); }
+  void set_state(RegionState s) { state.store(uint8_t(s), std::memory_order_release); }
+};
+
+}  // namespace remap

@@ -1,0 +1,104 @@
+// live_bitmap.h — one bit per 8-byte word of the heap.
+//
+// The heap keeps two of these: `begin` (a bit at each marked object's first
+// word) and `live` (a bit at every word of every marked object). Bit i covers
+// the word at base + 8*i; 64-bit word w of the bitmap covers the 512-byte
+// chunk at base + 512*w, which is exactly the forwarding chunk of DESIGN §4,
+// so a chunk's live words are one popcount.
+//
+// Invariants:
+//   - Storage is a private anonymous mapping, zero until written: an unused
+//     part of a big heap costs no memory.
+//   - Writers (marking) use atomic RMW through std::atomic_ref; readers after
+//     prepare read plain words (nothing writes between prepare and finish).
+//   - All address arguments are inside [base, base + covered bytes] and
+//     8-byte aligned; callers check (these are hot and unchecked).
+#pragma once
+
+#include <atomic>
+#include <bit>
+#include <cstddef>
+#include <cstdint>
+
+#include "api/status.h"
+#include "os/vm.h"
+
+namespace remap {
+
+class LiveBitmap {
+ public:
+  static constexpr unsigned kWordShift = 3;   // 8-byte heap words
+  static constexpr unsigned kChunkShift = 9;  // 512-byte chunks = one bitmap word
+  static constexpr size_t kChunkBytes = size_t(1) << kChunkShift;
+
+  LiveBitmap() = default;
+  LiveBitmap(const LiveBitmap&) = delete;
+  LiveBitmap& operator=(const LiveBitmap&) = delete;
+
+  // Maps storage for a heap range [base, base + bytes) (bytes a multiple of
+  // 512). Fails with REMAP_ENOMEM if the mapping cannot be made.
+  Status init(uintptr_t base, size_t bytes);
+
+  uintptr_t base() const { return base_; }
+  // Number of 64-bit words (= number of 512-byte chunks covered).
+  size_t word_count() const { return words_count_; }
+  // The raw word for chunk `chunk` (plain read: only valid when no marking
+  // runs concurrently, i.e. from prepare to finish).
+  uint64_t word(size_t chunk) const { return words_[chunk]; }
+  const uint64_t* words() const { return words_; }
+
+  size_t bit_index(uintptr_t addr) const { return (addr - base_) >> kWordShift; }
+  uintptr_t bit_addr(size_t bit) const { return base_ + (bit << kWordShift); }
+
+  bool test(uintptr_t addr) const {
+    size_t b = bit_index(addr);
+    return (std::atomic_ref<uint64_t>(words_[b >> 6]).load(std::memory_order_relaxed) >> (b & 63)) & 1;
+  }
+  // Sets the bit of addr; returns whether it was already set.
+  bool test_and_set(uintptr_t addr) {
+    size_t b = bit_index(addr);
+    uint64_t m = uint64_t(1) << (b & 63);
+    return std::atomic_ref<uint64_t>(words_[b >> 6]).fetch_or(m, std::memory_order_acq_rel) & m;
+  }
+  void clear_bit(uintptr_t addr) {
+    size_t b = bit_index(addr);
+    std::atomic_ref<uint64_t>(words_[b >> 6])
+        .fetch_and(~(uint64_t(1) << (b & 63)), std::memory_order_acq_rel);
+  }
+
+  // Sets every bit of [from, to) with atomic fetch_or, one bitmap word at a
+  // time. Returns true if none of them was set before. If some was, the bits
+  // this call newly set are cleared again (only those: bits set by another
+  // marker stay) and false is returned, so two overlapping concurrent
+  // set_range calls can never both return true.
+  bool set_range_exclusive(uintptr_t from, uintptr_t to);
+  // Clears every bit of [from, to) (non-atomic words in the middle are fine:
+  // callers use it with no concurrent writer).
+  void clear_range(uintptr_t from, uintptr_t to);
+  // Zeroes the whole bitmap (madvise when big, else memset).
+  void clear_all();
+
+  // Address of the first set bit in [from, limit), or limit if none.
+  uintptr_t find_next_set(uintptr_t from, uintptr_t limit) const;
+  // Address of the first clear bit in [from, limit), or limit if none.
+  uintptr_t find_next_clear(uintptr_t from, uintptr_t limit) const;
+  // Address of the last set bit in [floor, at] (inclusive), or 0 if none.
+  uintptr_t find_prev_set(uintptr_t at, uintptr_t floor) const;
+  // Number of set bits in [from, to).
+  size_t count(uintptr_t from, uintptr_t to) const;
+
+  // Number of set bits of chunk `chunk` below bit position `bit_in_chunk`
+  // (0..63): the live words before an address inside its chunk.
+  size_t rank_in_chunk(size_t chunk, unsigned bit_in_chunk) const {
+    uint64_t w = words_[chunk] & ((uint64_t(1) << bit_in_chunk) - 1);
+    return size_t(std::popcount(w));
+  }
+
+ private:
+  uintptr_t base_ = 0;
+  size_t words_count_ = 0;
+  uint64_t* words_ = nullptr;
+  os::Mapping storage_;
+};
+
+}  // namespace remap

@@ -1,0 +1,183 @@
+// plan.h — the compaction plan: region classes, forwarding, and the per-page
+// tables the concurrent engine produces pages from (DESIGN §3, §4, §6).
+//
+// Built once at prepare from the heap's marks; read-only afterwards, so every
+// query is lock-free, and forward()/first_object()/page_kind()/LiveCursor are
+// async-signal-safe (plain loads, no allocation). Valid until the heap's
+// complete_cycle() clears the marks (the plan reads the heap's live and begin
+// bitmaps; it never copies them).
+//
+// Addresses are heap (to-space) addresses: old = an object's address before
+// the cycle, new = after. The engine reads an old object's bytes at
+// old + its own from-space delta.
+//
+// New layout, per region class:
+//   FRAGMENTED: live objects in address order, packed from the region base,
+//               [base, new_top) all live bytes, [new_top, region end) free.
+//   DENSE:      unchanged, [base, top) (dead objects keep their bytes).
+//   LARGE:      unchanged (issue 7 slides them).
+//   EMPTY:      all free.
+// Free bytes read as zero after the cycle.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "api/status.h"
+#include "heap/heap.h"
+#include "heap/region.h"
+#include "plan/live_bitmap.h"
+
+namespace remap {
+
+// What a to-space page holds after compaction.
+enum class PageKind : uint8_t {
+  EMPTY = 0,       // no data: install a zero page (incl. pages at/after a region's new top)
+  DENSE = 1,       // same bytes as before, references updated in place
+  FRAGMENTED = 2,  // built from objects slid down from this page or later pages of its region
+  LARGE = 3,       // a page of a live large object, references updated in place
+};
+const char* page_kind_name(PageKind k);
+
+// A live object in the old layout.
+struct LiveObject {
+  uintptr_t old_addr = 0;
+  size_t size = 0;
+};
+
+class Plan;
+
+// Walks live objects in address order from the bitmaps alone (no header
+// reads): an object starts at a begin bit and ends at the next begin bit or
+// the end of its run of live bits, whichever comes first.
+// Async-signal-safe. Usage:  for (LiveCursor c(plan, from, to); c.next(&o);)
+class LiveCursor {
+ public:
+  // Objects whose old start is in [from, limit). `from` need not be an object
+  // start (the first begin bit at or after it is used); both in one region,
+  // or, for a large object, from its start.
+  LiveCursor(const Plan& plan, uintptr_t from, uintptr_t limit);
+  bool next(LiveObject* out);
+
+ private:
+  const Plan* plan_;
+  uintptr_t pos_;
+  uintptr_t limit_;
+};
+
+class Plan {
+ public:
+  // Classifies regions and computes forwarding and the page tables from the
+  // heap's marks (O(heap) bitmap scans), then validates the object model on
+  // every live object (visit_ref_offsets: offsets 8-aligned and < size,
+  // REMAP_EOBJMODEL otherwise) so compaction never meets nonsense midway.
+  // Requires every region retired (REMAP_EPHASE otherwise).
+  static Status build(const Heap& heap, std::unique_ptr<Plan>* out);
+
+  const Heap& heap() const { return *heap_; }
+  uintptr_t base() const { return base_; }
+  size_t capacity() const { return capacity_; }
+  bool in_heap(uintptr_t a) const { return a - base_ < capacity_; }
+
+  // --- forwarding ---------------------------------------------------------------
+  // New address of the live object that started at `old`. Unchecked: `old`
+  // must be a live object start or outside the heap (returned unchanged);
+  // anything else gives an unspecified in-region address. O(1), lock-free,
+  // async-signal-safe.
+  uintptr_t forward(uintptr_t old) const noexcept {
+    uintptr_t off = old - base_;
+    if (off >= capacity_) return old;
+    size_t r = off >> region_shift_;
+    if (region_class_[r] != RegionClass::FRAGMENTED) return old;
+    size_t chunk = off >> LiveBitmap::kChunkShift;
+    unsigned bit = unsigned(off >> LiveBitmap::kWordShift) & 63;
+    return base_ + (r << region_shift_) + chunk_prefix_[chunk] +
+           (live_->rank_in_chunk(chunk, bit) << LiveBitmap::kWordShift);
+  }
+  // Checked variant for the C API: REMAP_EINVAL if `old` is inside the heap
+  // but not the start of a live object. Outside the heap: *out = old.
+  Status forward_checked(uintptr_t old, uintptr_t* out) const;
+
+  // --- regions --------------------------------------------------------------------
+  RegionClass region_class(size_t r) const { return region_class_[r]; }
+  // End of the region's data in the new layout (absolute address): base +
+  // live bytes for FRAGMENTED, base + top for DENSE, base for EMPTY; for a
+  // LARGE head base + page-rounded size, for a LARGE tail the part of the
+  // object in that region (its end, or the region end).
+  uintptr_t new_top(size_t r) const { return new_top_[r]; }
+  // One past the last live word of region r in the OLD layout (region base if
+  // none): from-space bytes at or after it are never needed.
+  uintptr_t live_end(size_t r) const { return live_end_[r]; }
+  // Live bytes marked in region r (for LARGE: in the head; 0 in tails).
+  size_t live_bytes(size_t r) const { return live_bytes_[r]; }
+  // Top of region r when the plan was built (old layout).
+  size_t old_top(size_t r) const { return old_top_[r]; }
+  // The region's RegionState when the plan was built.
+  RegionState old_state(size_t r) const { return old_state_[r]; }
+  size_t region_count() const { return region_class_.size(); }
+
+  // --- pages (to-space, index = (addr - base) >> page_shift) ------------------------
+  PageKind page_kind(size_t page) const { return page_kind_[page]; }
+  // OLD address of the first live object overlapping to-space page `page` in
+  // the NEW layout, 0 if none: FRAGMENTED — the object whose new range covers
+  // the page start, else the first one starting in the page; DENSE — the first
+  // live object overlapping the page (0 for a page holding only dead bytes);
+  // LARGE — the large object's start; EMPTY — 0.
+  uintptr_t first_object(size_t page) const { return first_object_[page]; }
+  size_t page_count() const { return page_kind_.size(); }
+
+  // --- objects --------------------------------------------------------------------
+  // Size of the live object at `old` (a begin bit must be set there), from the
+  // bitmaps (large objects: from the stored marked size). Async-signal-safe.
+  size_t size_of_live(uintptr_t old) const;
+  // Live objects of region r in address order (a LARGE head: its object).
+  LiveCursor objects(size_t r) const;
+  bool is_live_start(uintptr_t old) const { return in_heap(old) && begin_->test(old); }
+
+  // --- totals -----------------------------------------------------------------------
+  uint64_t live_bytes_total() const { return live_total_; }
+  uint64_t regions_dense() const { return n_dense_; }
+  uint64_t regions_fragmented() const { return n_fragmented_; }
+  uint64_t regions_empty() const { return n_empty_; }  // regions RETIRED/LARGE at prepare only
+  uint64_t regions_large() const { return n_large_; }  // large objects (heads), not regions
+  uint64_t build_ns() const { return build_ns_; }      // whole build, incl. validation
+  uint64_t validate_ns() const { return validate_ns_; }
+
+ private:
+  friend class LiveCursor;
+  Plan() = default;
+  Status classify();
+  void build_forwarding();
+  void build_page_tables();
+  Status validate_object_model() const;
+  // End of the object starting at `old` inside [old, limit).
+  uintptr_t object_end(uintptr_t old, uintptr_t limit) const;
+
+  const Heap* heap_ = nullptr;
+  const LiveBitmap* live_ = nullptr;
+  const LiveBitmap* begin_ = nullptr;
+  uintptr_t base_ = 0;
+  size_t capacity_ = 0;
+  unsigned region_shift_ = 0;
+  unsigned page_shift_ = 0;
+
+  std::vector<RegionClass> region_class_;
+  std::vector<RegionState> old_state_;
+  std::vector<uintptr_t> new_top_;
+  std::vector<uintptr_t> live_end_;
+  std::vector<size_t> live_bytes_;
+  std::vector<size_t> old_top_;
+  // Per 512-byte chunk: live bytes before the chunk within its region
+  // (filled for FRAGMENTED regions only). uint32: regions are <= 1 GiB.
+  std::vector<uint32_t> chunk_prefix_;
+  std::vector<PageKind> page_kind_;
+  std::vector<uintptr_t> first_object_;
+
+  uint64_t live_total_ = 0;
+  uint64_t n_dense_ = 0, n_fragmented_ = 0, n_empty_ = 0, n_large_ = 0;
+  uint64_t build_ns_ = 0, validate_ns_ = 0;
+};
+
+}  // namespace remap
