@@ -256,7 +256,9 @@ Status uffd_status(const char* op, const UffdResult& r, const void* dst, size_t 
     case UffdErr::hole:
       what = is_move ? "the source page is not mapped (ENOENT): pass ALLOW_SRC_HOLES to skip "
                        "holes, or populate the source first"
-                     : "there is no mapping at that address (ENOENT)";
+                     : "no VMA registered with this userfaultfd at that address (ENOENT): "
+                       "register the destination first (MISSING for COPY/ZEROPAGE, MINOR "
+                       "for CONTINUE), and do not unmap it while filling";
       break;
     case UffdErr::again:
       what = "the address space is changing (EAGAIN): a non-cooperative userfaultfd event "
