@@ -1,0 +1,186 @@
+// heap_py.cpp — the Python face of heaps: remap_cycle_stats / remap_heap_info
+// as dicts, and libremap._core.SyntheticHeap (synthetic.h).
+//
+// Every call that may take long (building, marking, the cycle's phases,
+// hashing and imaging the heap) runs with the GIL released; calls on one
+// SyntheticHeap are serialised by its mutex, taken after the GIL is
+// released so that a waiting thread never holds the GIL.
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <cstring>
+#include <mutex>
+#include <string>
+
+#include "errors_py.h"
+#include "synthetic.h"
+
+namespace py = pybind11;
+
+namespace libremap_py {
+
+namespace {
+
+py::dict stats_dict(const remap_cycle_stats& s) {
+  py::dict d;
+#define F(name) d[#name] = s.name;
+  F(struct_size) F(cycle) F(backend) F(fault_mode)
+  F(prepare_ns) F(flip_pause_ns) F(compaction_ns) F(finish_ns) F(produce_ns) F(install_ns)
+  F(wait_ns) F(fault_alloc_ns) F(madvise_ns)
+  F(live_bytes) F(regions_dense) F(regions_fragmented) F(regions_empty) F(regions_large)
+  F(pages_installed) F(pages_by_gc) F(pages_by_mutator) F(pages_zero) F(pages_in_place)
+  F(ioctl_move) F(ioctl_copy) F(ioctl_zeropage) F(ioctl_continue) F(ioctl_wake)
+  F(pages_moved) F(pages_copied) F(mprotect_calls) F(madvise_calls) F(bytes_copied)
+  F(buffers_recycled) F(buffers_new) F(fallback_ebusy) F(fallback_other)
+  F(faults) F(fault_p50_ns) F(fault_p99_ns) F(fault_max_ns)
+  F(vmas_before) F(vmas_after)
+#undef F
+  py::list hist;
+  for (uint64_t v : s.fault_hist) hist.append(v);
+  d["fault_hist"] = hist;
+  return d;
+}
+
+py::dict info_dict(const remap_heap_info& i) {
+  py::dict d;
+#define F(name) d[#name] = i.name;
+  F(struct_size) F(capacity) F(region_size) F(region_count) F(page_size) F(phase) F(backend)
+  F(fault_mode) F(cycles) F(regions_free) F(bytes_allocated)
+#undef F
+  d["base"] = reinterpret_cast<uintptr_t>(i.base);
+  return d;
+}
+
+libremap_layout::ModelFault parse_fault(const py::object& kind) {
+  using libremap_layout::ModelFault;
+  if (kind.is_none()) return ModelFault::none;
+  if (py::isinstance<py::str>(kind)) {
+    std::string s = kind.cast<std::string>();
+    for (int k = 0; k < libremap_layout::kModelFaultCount; ++k)
+      if (s == libremap_layout::model_fault_name(ModelFault(k))) return ModelFault(k);
+    throw py::value_error("unknown model fault '" + s + "'");
+  }
+  int k = kind.cast<int>();
+  if (k < 0 || k >= libremap_layout::kModelFaultCount) throw py::value_error("unknown model fault number");
+  return ModelFault(k);
+}
+
+// Runs fn on the heap with the GIL released and the heap's mutex held.
+template <typename Fn>
+auto locked(SyntheticHeap& h, Fn&& fn) {
+  py::gil_scoped_release nogil;
+  std::lock_guard<std::mutex> g(h.mutex());
+  return fn();
+}
+
+}  // namespace
+
+void register_synthetic(py::module_& m) {
+  py::class_<SyntheticHeap>(m, "SyntheticHeap",
+                            "A libremap heap filled with a deterministic synthetic object graph "
+                            "(see python/libremap/synthetic.py for the documented wrapper).")
+      .def(py::init([](size_t capacity, size_t region_size, uint64_t seed, double live_ratio,
+                       double dense_fraction, double fill_fraction, size_t min_object_size,
+                       size_t max_object_size, unsigned max_refs, double ref_fraction,
+                       double root_fraction, double foreign_ref_fraction, size_t large_objects,
+                       size_t large_object_size, double large_live_fraction, int backend,
+                       int fault_mode, unsigned gc_threads, unsigned handler_threads,
+                       double dense_threshold) {
+             SyntheticParams p;
+             p.capacity = capacity;
+             p.region_size = region_size;
+             p.seed = seed;
+             p.live_ratio = live_ratio;
+             p.dense_fraction = dense_fraction;
+             p.fill_fraction = fill_fraction;
+             p.min_object_size = min_object_size;
+             p.max_object_size = max_object_size;
+             p.max_refs = max_refs;
+             p.ref_fraction = ref_fraction;
+             p.root_fraction = root_fraction;
+             p.foreign_ref_fraction = foreign_ref_fraction;
+             p.large_objects = large_objects;
+             p.large_object_size = large_object_size;
+             p.large_live_fraction = large_live_fraction;
+             p.backend = backend;
+             p.fault_mode = fault_mode;
+             p.gc_threads = gc_threads;
+             p.handler_threads = handler_threads;
+             p.dense_threshold = dense_threshold;
+             py::gil_scoped_release nogil;
+             return std::make_unique<SyntheticHeap>(p);
+           }),
+           py::kw_only(), py::arg("capacity") = SyntheticParams{}.capacity,
+           py::arg("region_size") = SyntheticParams{}.region_size, py::arg("seed") = 0,
+           py::arg("live_ratio") = 0.5, py::arg("dense_fraction") = 0.25,
+           py::arg("fill_fraction") = 0.75, py::arg("min_object_size") = 16,
+           py::arg("max_object_size") = 2048, py::arg("max_refs") = 4, py::arg("ref_fraction") = 0.5,
+           py::arg("root_fraction") = 0.02, py::arg("foreign_ref_fraction") = 0.01,
+           py::arg("large_objects") = 0, py::arg("large_object_size") = 0,
+           py::arg("large_live_fraction") = 0.5, py::arg("backend") = int(REMAP_BACKEND_AUTO),
+           py::arg("fault_mode") = int(REMAP_FAULT_AUTO), py::arg("gc_threads") = 1,
+           py::arg("handler_threads") = 1, py::arg("dense_threshold") = 0.90)
+      .def("mutate",
+           [](SyntheticHeap& h, double kill, size_t grow, double ratio, double dense) {
+             locked(h, [&] { h.mutate(kill, grow, ratio, dense); });
+           },
+           py::kw_only(), py::arg("kill_fraction") = 0.3, py::arg("grow_bytes") = 0,
+           py::arg("live_ratio") = 0.5, py::arg("dense_fraction") = 0.25)
+      .def("mark", [](SyntheticHeap& h) { return locked(h, [&] { return h.mark(); }); })
+      .def("clear_marks", [](SyntheticHeap& h) { locked(h, [&] { h.clear_marks(); }); })
+      .def("prepare", [](SyntheticHeap& h) { locked(h, [&] { h.prepare(); }); })
+      .def("flip", [](SyntheticHeap& h) { locked(h, [&] { h.flip(); }); })
+      .def("compact", [](SyntheticHeap& h) { locked(h, [&] { h.compact(); }); })
+      .def("compact_work", [](SyntheticHeap& h) { locked(h, [&] { h.compact_work(); }); })
+      .def("finish", [](SyntheticHeap& h) { locked(h, [&] { h.finish(); }); })
+      .def("collect",
+           [](SyntheticHeap& h) {
+             remap_cycle_stats s = locked(h, [&] {
+               h.collect();
+               return h.stats();
+             });
+             return stats_dict(s);
+           })
+      .def("checksum", [](SyntheticHeap& h) { return locked(h, [&] { return h.checksum(); }); })
+      .def("verify", [](SyntheticHeap& h) { return locked(h, [&] { return h.verify(); }); })
+      .def("image",
+           [](SyntheticHeap& h) {
+             PyObject* b = PyBytes_FromStringAndSize(nullptr, Py_ssize_t(h.capacity()));
+             if (!b) throw py::error_already_set();
+             auto out = py::reinterpret_steal<py::bytes>(b);
+             char* buf = PyBytes_AS_STRING(b);  // not shared yet: safe to fill without the GIL
+             locked(h, [&] { h.image(buf); });
+             return out;
+           })
+      .def("image_hash", [](SyntheticHeap& h) { return locked(h, [&] { return h.image_hash(); }); })
+      .def("stats", [](SyntheticHeap& h) { return stats_dict(locked(h, [&] { return h.stats(); })); })
+      .def("info", [](SyntheticHeap& h) { return info_dict(locked(h, [&] { return h.info(); })); })
+      .def("forward",
+           [](SyntheticHeap& h, uintptr_t old) { return h.forward(old); },  // O(1), lock-free
+           py::arg("old"))
+      .def("set_fault",
+           [](SyntheticHeap& h, const py::object& kind, uint64_t id) { h.set_fault(parse_fault(kind), id); },
+           py::arg("kind"), py::arg("object_id") = 0)
+      .def("objects",
+           [](SyntheticHeap& h) {
+             std::vector<ObjectView> v = locked(h, [&] { return h.objects(); });
+             py::list out;
+             for (const ObjectView& o : v) out.append(py::make_tuple(o.addr, o.size, o.id, o.live, o.large));
+             return out;
+           },
+           "Present objects as (address, size, id, live, large), in id order.")
+      .def("roots", [](SyntheticHeap& h) { return locked(h, [&] { return h.roots(); }); })
+      .def("region_tops", [](SyntheticHeap& h) { return locked(h, [&] { return h.region_tops(); }); })
+      .def_property_readonly("base", &SyntheticHeap::base)
+      .def_property_readonly("capacity", &SyntheticHeap::capacity)
+      .def_property_readonly("region_size", &SyntheticHeap::region_size)
+      .def_property_readonly("live_count", &SyntheticHeap::live_count)
+      .def_property_readonly("live_bytes", &SyntheticHeap::live_bytes);
+
+  py::list faults;
+  for (int k = 0; k < libremap_layout::kModelFaultCount; ++k)
+    faults.append(libremap_layout::model_fault_name(libremap_layout::ModelFault(k)));
+  m.attr("MODEL_FAULTS") = faults;
+}
+
+}  // namespace libremap_py
