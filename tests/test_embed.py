@@ -29,7 +29,7 @@ def tool(name: str) -> str:
 
 def cli_dir(flag: str) -> str:
     r = run_with_timeout([sys.executable, "-m", "libremap", flag], check=True)
-    return r.stdout.strip()
+    return r.stdout.strip().splitlines()[-1]
 
 
 def check_output(stdout: str) -> None:

@@ -310,7 +310,7 @@ def test_cli_dirs_point_at_the_installed_files():
         ("--libdir", "libremap.so.0"),
     ):
         r = run_with_timeout([sys.executable, "-m", "libremap", flag], check=True)
-        path = r.stdout.strip()
+        path = r.stdout.strip().splitlines()[-1]
         assert os.path.isabs(path) and os.path.isfile(os.path.join(path, wanted)), (flag, path)
 
 
