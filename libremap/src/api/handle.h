@@ -33,6 +33,7 @@ struct remap_heap {
   int backend = REMAP_BACKEND_STW;    // resolved remap_backend
   int fault_mode = REMAP_FAULT_THREAD;  // resolved remap_fault_mode
   std::mutex cycle_mutex;
+  mutable std::mutex stats_mutex;     // guards last_stats (readers must not wait for a cycle)
   remap_cycle_stats last_stats{};     // the last completed cycle (struct_size set)
   remap_cycle_stats current{};        // the cycle in progress (prepare_ns set at prepare)
   std::unique_ptr<remap::Compactor> compactor;

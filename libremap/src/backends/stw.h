@@ -7,8 +7,8 @@
 //               slots forwarded; [new_top, end of its page) zeroed; the whole
 //               free pages after it released (MADV_DONTNEED: read as zero).
 //   DENSE/LARGE: reference slots of live objects forwarded in place; dead
-//               bytes untouched; whole pages at/after top released.
-//   EMPTY:      every page released.
+//               bytes untouched (pages past top are already zero).
+//   EMPTY:      every page up to the old top released.
 // Slots holding NULL or a value outside the heap are left as they are.
 #pragma once
 

@@ -71,7 +71,8 @@ class Plan {
  public:
   // Classifies regions and computes forwarding and the page tables from the
   // heap's marks (O(heap) bitmap scans), then validates the object model on
-  // every live object (visit_ref_offsets: offsets 8-aligned and < size,
+  // every live object (visit_ref_offsets: offsets 8-aligned and < size, and
+  // each slot NULL, outside the heap, or a marked object start;
   // REMAP_EOBJMODEL otherwise) so compaction never meets nonsense midway.
   // Requires every region retired (REMAP_EPHASE otherwise).
   static Status build(const Heap& heap, std::unique_ptr<Plan>* out);
@@ -104,8 +105,8 @@ class Plan {
   RegionClass region_class(size_t r) const { return region_class_[r]; }
   // End of the region's data in the new layout (absolute address): base +
   // live bytes for FRAGMENTED, base + top for DENSE, base for EMPTY; for a
-  // LARGE head base + page-rounded size, for a LARGE tail the part of the
-  // object in that region (its end, or the region end).
+  // LARGE region (head or tail) the end of the large object's page-rounded
+  // allocation or the region end, whichever comes first.
   uintptr_t new_top(size_t r) const { return new_top_[r]; }
   // One past the last live word of region r in the OLD layout (region base if
   // none): from-space bytes at or after it are never needed.
@@ -132,7 +133,8 @@ class Plan {
   // Size of the live object at `old` (a begin bit must be set there), from the
   // bitmaps (large objects: from the stored marked size). Async-signal-safe.
   size_t size_of_live(uintptr_t old) const;
-  // Live objects of region r in address order (a LARGE head: its object).
+  // Live objects of region r in address order (a LARGE head: its object; a
+  // LARGE tail: none).
   LiveCursor objects(size_t r) const;
   bool is_live_start(uintptr_t old) const { return in_heap(old) && begin_->test(old); }
 
@@ -143,7 +145,8 @@ class Plan {
   uint64_t regions_empty() const { return n_empty_; }  // regions RETIRED/LARGE at prepare only
   uint64_t regions_large() const { return n_large_; }  // large objects (heads), not regions
   uint64_t build_ns() const { return build_ns_; }      // whole build, incl. validation
-  uint64_t validate_ns() const { return validate_ns_; }
+  uint64_t validate_ns() const { return validate_ns_; }  // the object-model validation pass
+  uint64_t objects_live() const { return n_objects_; }
 
  private:
   friend class LiveCursor;
@@ -151,7 +154,7 @@ class Plan {
   Status classify();
   void build_forwarding();
   void build_page_tables();
-  Status validate_object_model() const;
+  Status validate_object_model();
   // End of the object starting at `old` inside [old, limit).
   uintptr_t object_end(uintptr_t old, uintptr_t limit) const;
 
@@ -171,13 +174,14 @@ class Plan {
   std::vector<size_t> old_top_;
   // Per 512-byte chunk: live bytes before the chunk within its region
   // (filled for FRAGMENTED regions only). uint32: regions are <= 1 GiB.
-  std::vector<uint32_t> chunk_prefix_;
+  // Not value-initialized: only FRAGMENTED regions' chunks are written/read.
+  std::unique_ptr<uint32_t[]> chunk_prefix_;
   std::vector<PageKind> page_kind_;
   std::vector<uintptr_t> first_object_;
 
   uint64_t live_total_ = 0;
   uint64_t n_dense_ = 0, n_fragmented_ = 0, n_empty_ = 0, n_large_ = 0;
-  uint64_t build_ns_ = 0, validate_ns_ = 0;
+  uint64_t build_ns_ = 0, validate_ns_ = 0, n_objects_ = 0;
 };
 
 }  // namespace remap

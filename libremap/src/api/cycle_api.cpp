@@ -1,0 +1,112 @@
+// cycle_api.cpp — the cycle entry points after prepare: flip, compact, work,
+// finish, touch.
+//
+// Today only the stw backend runs a cycle: its flip does the whole compaction
+// in the pause (flip_stw, callable by the concurrent engine's code too) and
+// the heap goes back to IDLE. The concurrent backends answer
+// REMAP_EUNSUPPORTED until the engine (compact/) is wired in here.
+#include <cstring>
+
+#include "api/handle.h"
+#include "api/status.h"
+#include "backends/stw.h"
+
+namespace remap::api {
+
+Status flip_stw(remap_heap& h, uint64_t pause_start_ns) {
+  Heap& heap = *h.heap;
+  const Plan& plan = *h.plan;
+  remap_cycle_stats& st = h.current;
+  Status s = stw_compact(heap, plan, &st);
+  if (!s) {
+    // Plan::build validated the object model, so this is a kernel-level
+    // failure in the middle of the pass: the heap cannot be trusted.
+    h.phase.store(REMAP_PHASE_BROKEN, std::memory_order_release);
+    return s;
+  }
+  heap.complete_cycle(plan);
+  uint64_t end = now_ns();
+  st.cycle = heap.cycles();
+  st.flip_pause_ns = end - pause_start_ns;
+  st.compaction_ns = 0;  // nothing runs after the pause
+  st.finish_ns = 0;
+  {
+    std::lock_guard<std::mutex> g(h.stats_mutex);
+    h.last_stats = st;
+  }
+  h.plan.reset();
+  h.phase.store(REMAP_PHASE_IDLE, std::memory_order_release);
+  return Status::ok();
+}
+
+}  // namespace remap::api
+
+namespace {
+
+using remap::fail;
+using remap::Status;
+using remap::api::wrong_phase;
+
+Status need_heap(const remap_heap* h) {
+  if (!h) return fail(REMAP_EINVAL, "heap is NULL");
+  return Status::ok();
+}
+
+Status not_built(const remap_heap* h) {
+  return fail(REMAP_EUNSUPPORTED, "backend %s: concurrent engine not built yet (use stw)",
+              remap_backend_name(h->backend));
+}
+
+// compact / work / finish: only in COMPACTING, which only a concurrent
+// backend reaches.
+Status compacting_only(remap_heap* h, const char* what) {
+  Status s = need_heap(h);
+  if (!s) return s;
+  int ph = h->phase.load(std::memory_order_acquire);
+  if (ph != REMAP_PHASE_COMPACTING) return wrong_phase(what, ph, "COMPACTING");
+  return not_built(h);
+}
+
+}  // namespace
+
+extern "C" {
+
+REMAP_API remap_status remap_flip(remap_heap* heap) {
+  return remap::api_call("remap_flip", [&]() -> Status {
+    uint64_t t0 = remap::api::now_ns();
+    Status s = need_heap(heap);
+    if (!s) return s;
+    std::lock_guard<std::mutex> g(heap->cycle_mutex);
+    int ph = heap->phase.load(std::memory_order_acquire);
+    if (ph != REMAP_PHASE_PREPARED || !heap->plan) return wrong_phase("remap_flip", ph, "PREPARED");
+    if (heap->backend == REMAP_BACKEND_STW) return remap::api::flip_stw(*heap, t0);
+    return not_built(heap);
+  });
+}
+
+REMAP_API remap_status remap_compact(remap_heap* heap) {
+  return remap::api_call("remap_compact", [&] { return compacting_only(heap, "remap_compact"); });
+}
+
+REMAP_API remap_status remap_compact_work(remap_heap* heap) {
+  return remap::api_call("remap_compact_work",
+                         [&] { return compacting_only(heap, "remap_compact_work"); });
+}
+
+REMAP_API remap_status remap_finish(remap_heap* heap) {
+  return remap::api_call("remap_finish", [&] { return compacting_only(heap, "remap_finish"); });
+}
+
+REMAP_API remap_status remap_touch(remap_heap* heap, const void* addr, size_t len) {
+  return remap::api_call("remap_touch", [&]() -> Status {
+    Status s = need_heap(heap);
+    if (!s) return s;
+    if (len && !addr) return fail(REMAP_EINVAL, "addr is NULL with len %zu", len);
+    // Outside COMPACTING every page is in place: nothing to do.
+    if (heap->phase.load(std::memory_order_acquire) != REMAP_PHASE_COMPACTING)
+      return Status::ok();
+    return not_built(heap);
+  });
+}
+
+}  // extern "C"

@@ -1,0 +1,301 @@
+// heap_api.cpp — the heap entry points of the C ABI: config, create/destroy,
+// info, allocation, marking, prepare, forward, last stats.
+//
+// Every entry point checks its arguments (NULL handles and out pointers,
+// struct_size) and the phase, then calls into heap/ and plan/ through
+// api_call(), so no exception crosses the boundary. remap_forward's success
+// path avoids api_call: it must stay async-signal-safe (no thread-local
+// string access, which may allocate on a thread's first use).
+#include <cstddef>
+#include <cstring>
+#include <ctime>
+
+#include "api/handle.h"
+#include "api/status.h"
+#include "heap/config.h"
+#include "heap/heap.h"
+#include "plan/plan.h"
+
+// The engine's header is used once its implementation is in the tree (until
+// then ~Compactor would not link); the handle's compactor stays NULL anyway.
+// TODO(lead): include compact/compactor.h unconditionally once it lands.
+#if __has_include("compact/compactor.cpp")
+#include "compact/compactor.h"
+#if __has_include("compact/producer.h")
+#include "compact/producer.h"  // Compactor's inline constructor needs ~Producer
+#endif
+#else
+namespace remap {
+class Compactor {};  // the engine is not in this tree yet
+}  // namespace remap
+#endif
+
+remap_heap::remap_heap() { last_stats.struct_size = sizeof last_stats; }
+remap_heap::~remap_heap() = default;
+
+namespace remap::api {
+
+const char* phase_name(int phase) {
+  switch (phase) {
+    case REMAP_PHASE_IDLE: return "IDLE";
+    case REMAP_PHASE_PREPARED: return "PREPARED";
+    case REMAP_PHASE_COMPACTING: return "COMPACTING";
+    case REMAP_PHASE_BROKEN: return "BROKEN";
+  }
+  return "UNKNOWN";
+}
+
+Status wrong_phase(const char* what, int phase, const char* expected) {
+  if (phase == REMAP_PHASE_BROKEN)
+    return fail(REMAP_EPHASE,
+                "the heap is BROKEN after an unrecoverable failure; only remap_heap_destroy works");
+  return fail(REMAP_EPHASE, "%s is allowed in %s; the heap is %s", what, expected,
+              phase_name(phase));
+}
+
+uint64_t now_ns() {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return uint64_t(ts.tv_sec) * 1000000000u + uint64_t(ts.tv_nsec);
+}
+
+}  // namespace remap::api
+
+namespace {
+
+using remap::fail;
+using remap::Status;
+using remap::api::wrong_phase;
+
+// The backend and fault mode AUTO resolve to, from the kernel probe (stw and
+// handler threads when the probe cannot tell).
+void resolve_auto(int* backend, int* fault_mode) {
+  remap_probe_info info;
+  std::memset(&info, 0, sizeof info);
+  info.struct_size = sizeof info;
+  bool probed = remap_probe(&info) == REMAP_OK;
+  if (*backend == REMAP_BACKEND_AUTO)
+    *backend = probed && info.auto_backend != REMAP_BACKEND_AUTO ? info.auto_backend
+                                                                 : REMAP_BACKEND_STW;
+  if (*fault_mode == REMAP_FAULT_AUTO)
+    *fault_mode = probed && info.uffd_available && (info.uffd_features & REMAP_FEATURE_SIGBUS)
+                      ? REMAP_FAULT_SIGBUS
+                      : REMAP_FAULT_THREAD;
+}
+
+Status need_heap(const remap_heap* h) {
+  if (!h) return fail(REMAP_EINVAL, "heap is NULL");
+  return Status::ok();
+}
+
+// Allocation is allowed in IDLE and COMPACTING (not while a plan is frozen).
+Status alloc_phase(const remap_heap* h, const char* what) {
+  int ph = h->phase.load(std::memory_order_acquire);
+  if (ph != REMAP_PHASE_IDLE && ph != REMAP_PHASE_COMPACTING)
+    return wrong_phase(what, ph, "IDLE and COMPACTING");
+  return Status::ok();
+}
+
+}  // namespace
+
+extern "C" {
+
+REMAP_API void remap_heap_config_init(remap_heap_config* config) {
+  if (config) remap::config_defaults(config);
+}
+
+REMAP_API remap_status remap_heap_create(const remap_heap_config* config, remap_heap** out) {
+  return remap::api_call("remap_heap_create", [&]() -> Status {
+    if (!config) return fail(REMAP_EINVAL, "config is NULL (fill one with remap_heap_config_init)");
+    if (!out) return fail(REMAP_EINVAL, "out is NULL");
+    *out = nullptr;
+    auto h = std::make_unique<remap_heap>();
+    Status s = remap::Heap::create(*config, &h->heap);
+    if (!s) return s;
+    h->backend = h->heap->config().backend;
+    h->fault_mode = h->heap->config().fault_mode;
+    resolve_auto(&h->backend, &h->fault_mode);
+    h->last_stats.backend = h->backend;
+    h->last_stats.fault_mode = h->fault_mode;
+    *out = h.release();
+    return Status::ok();
+  });
+}
+
+REMAP_API void remap_heap_destroy(remap_heap* heap) {
+  if (!heap) return;
+  if (heap->phase.load() == REMAP_PHASE_COMPACTING) (void)remap_finish(heap);
+  delete heap;
+}
+
+REMAP_API remap_status remap_heap_get_info(const remap_heap* heap, remap_heap_info* out) {
+  return remap::api_call("remap_heap_get_info", [&]() -> Status {
+    Status s = need_heap(heap);
+    if (!s) return s;
+    if (!out) return fail(REMAP_EINVAL, "out is NULL");
+    s = remap::check_struct_size("remap_heap_info", out->struct_size,
+                                 offsetof(remap_heap_info, phase), sizeof(remap_heap_info));
+    if (!s) return s;
+    const remap::Heap& hp = *heap->heap;
+    remap_heap_info info;
+    std::memset(&info, 0, sizeof info);
+    info.struct_size = out->struct_size;
+    info.base = reinterpret_cast<void*>(hp.base());
+    info.capacity = hp.capacity();
+    info.region_size = hp.region_size();
+    info.region_count = hp.region_count();
+    info.page_size = hp.page_size();
+    info.phase = heap->phase.load(std::memory_order_acquire);
+    info.backend = heap->backend;
+    info.fault_mode = heap->fault_mode;
+    info.cycles = hp.cycles();
+    info.regions_free = hp.regions_free();
+    info.bytes_allocated = hp.bytes_allocated();
+    std::memcpy(out, &info, out->struct_size);
+    return Status::ok();
+  });
+}
+
+REMAP_API remap_status remap_region_acquire(remap_heap* heap, void** start, void** end) {
+  return remap::api_call("remap_region_acquire", [&]() -> Status {
+    Status s = need_heap(heap);
+    if (!s) return s;
+    if (!start || !end) return fail(REMAP_EINVAL, "start and end must not be NULL");
+    if (!(s = alloc_phase(heap, "remap_region_acquire"))) return s;
+    uintptr_t a = 0, b = 0;
+    if (!(s = heap->heap->acquire_region(&a, &b))) return s;
+    *start = reinterpret_cast<void*>(a);
+    *end = reinterpret_cast<void*>(b);
+    return Status::ok();
+  });
+}
+
+REMAP_API remap_status remap_region_retire(remap_heap* heap, void* start, void* cursor) {
+  return remap::api_call("remap_region_retire", [&]() -> Status {
+    Status s = need_heap(heap);
+    if (!s) return s;
+    if (!(s = alloc_phase(heap, "remap_region_retire"))) return s;
+    return heap->heap->retire_region(uintptr_t(start), uintptr_t(cursor));
+  });
+}
+
+REMAP_API remap_status remap_alloc_large(remap_heap* heap, size_t size, void** out) {
+  return remap::api_call("remap_alloc_large", [&]() -> Status {
+    Status s = need_heap(heap);
+    if (!s) return s;
+    if (!out) return fail(REMAP_EINVAL, "out is NULL");
+    if (!(s = alloc_phase(heap, "remap_alloc_large"))) return s;
+    uintptr_t a = 0;
+    if (!(s = heap->heap->alloc_large(size, &a))) return s;
+    *out = reinterpret_cast<void*>(a);
+    return Status::ok();
+  });
+}
+
+REMAP_API remap_status remap_mark(remap_heap* heap, const void* obj) {
+  return remap::api_call("remap_mark", [&]() -> Status {
+    Status s = need_heap(heap);
+    if (!s) return s;
+    int ph = heap->phase.load(std::memory_order_acquire);
+    if (ph != REMAP_PHASE_IDLE) return wrong_phase("remap_mark", ph, "IDLE");
+    return heap->heap->mark(uintptr_t(obj));
+  });
+}
+
+REMAP_API remap_status remap_clear_marks(remap_heap* heap) {
+  return remap::api_call("remap_clear_marks", [&]() -> Status {
+    Status s = need_heap(heap);
+    if (!s) return s;
+    std::lock_guard<std::mutex> g(heap->cycle_mutex);
+    int ph = heap->phase.load(std::memory_order_acquire);
+    if (ph != REMAP_PHASE_IDLE && ph != REMAP_PHASE_PREPARED)
+      return wrong_phase("remap_clear_marks", ph, "IDLE and PREPARED");
+    heap->plan.reset();  // a prepared cycle is cancelled
+    heap->heap->clear_marks();
+    heap->phase.store(REMAP_PHASE_IDLE, std::memory_order_release);
+    return Status::ok();
+  });
+}
+
+REMAP_API remap_status remap_prepare(remap_heap* heap) {
+  return remap::api_call("remap_prepare", [&]() -> Status {
+    Status s = need_heap(heap);
+    if (!s) return s;
+    std::lock_guard<std::mutex> g(heap->cycle_mutex);
+    int ph = heap->phase.load(std::memory_order_acquire);
+    if (ph != REMAP_PHASE_IDLE) return wrong_phase("remap_prepare", ph, "IDLE");
+    uint64_t t0 = remap::api::now_ns();
+    std::unique_ptr<remap::Plan> plan;
+    if (!(s = remap::Plan::build(*heap->heap, &plan))) return s;
+    remap_cycle_stats& st = heap->current;
+    std::memset(&st, 0, sizeof st);
+    st.struct_size = sizeof st;
+    st.backend = heap->backend;
+    st.fault_mode = heap->fault_mode;
+    st.live_bytes = plan->live_bytes_total();
+    st.regions_dense = plan->regions_dense();
+    st.regions_fragmented = plan->regions_fragmented();
+    st.regions_empty = plan->regions_empty();
+    st.regions_large = plan->regions_large();
+    heap->plan = std::move(plan);
+    st.prepare_ns = remap::api::now_ns() - t0;
+    heap->phase.store(REMAP_PHASE_PREPARED, std::memory_order_release);
+    return Status::ok();
+  });
+}
+
+REMAP_API remap_status remap_forward(const remap_heap* heap, const void* old, void** new_out) {
+  // Fast path: no api_call (see the file comment). Failures below take the
+  // ordinary error path.
+  if (heap && new_out) {
+    int ph = heap->phase.load(std::memory_order_acquire);
+    const remap::Plan* plan = heap->plan.get();
+    if ((ph == REMAP_PHASE_PREPARED || ph == REMAP_PHASE_COMPACTING) && plan) {
+      uintptr_t o = uintptr_t(old);
+      if (!plan->in_heap(o)) {
+        *new_out = const_cast<void*>(old);
+        return REMAP_OK;
+      }
+      if (plan->is_live_start(o)) {
+        *new_out = reinterpret_cast<void*>(plan->forward(o));
+        return REMAP_OK;
+      }
+    }
+  }
+  return remap::api_call("remap_forward", [&]() -> Status {
+    Status s = need_heap(heap);
+    if (!s) return s;
+    if (!new_out) return fail(REMAP_EINVAL, "new_out is NULL");
+    int ph = heap->phase.load(std::memory_order_acquire);
+    const remap::Plan* plan = heap->plan.get();
+    if ((ph != REMAP_PHASE_PREPARED && ph != REMAP_PHASE_COMPACTING) || !plan)
+      return wrong_phase("remap_forward", ph, "PREPARED and COMPACTING (prepare to finish)");
+    uintptr_t n = 0;
+    if (!(s = plan->forward_checked(uintptr_t(old), &n))) return s;
+    *new_out = reinterpret_cast<void*>(n);
+    return Status::ok();
+  });
+}
+
+REMAP_API remap_status remap_heap_last_stats(const remap_heap* heap, remap_cycle_stats* out) {
+  return remap::api_call("remap_heap_last_stats", [&]() -> Status {
+    Status s = need_heap(heap);
+    if (!s) return s;
+    if (!out) return fail(REMAP_EINVAL, "out is NULL");
+    s = remap::check_struct_size("remap_cycle_stats", out->struct_size,
+                                 offsetof(remap_cycle_stats, prepare_ns),
+                                 sizeof(remap_cycle_stats));
+    if (!s) return s;
+    size_t n = out->struct_size;
+    remap_cycle_stats copy;
+    {
+      std::lock_guard<std::mutex> g(heap->stats_mutex);
+      copy = heap->last_stats;
+    }
+    copy.struct_size = n;
+    std::memcpy(out, &copy, n);
+    return Status::ok();
+  });
+}
+
+}  // extern "C"

@@ -1,0 +1,154 @@
+// stw.cpp — the stop-the-world reference compactor (see stw.h).
+//
+// Why this order is safe: within a FRAGMENTED region, live objects are
+// visited in address order and each moves to new <= old, after the objects
+// before it; an object's bytes are therefore never overwritten before it is
+// moved (memmove handles the overlap with itself). Reference slots are
+// rewritten before the move, reading forward() of the slot's value: forward
+// only reads the plan and the live bitmap, never object bytes, so rewriting
+// in any order gives the same result. The object model was validated by
+// Plan::build, so no callback returns nonsense midway.
+#include "backends/stw.h"
+
+#include <chrono>
+#include <cstring>
+
+namespace remap {
+namespace {
+
+uint64_t mono_ns() {
+  return uint64_t(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                      std::chrono::steady_clock::now().time_since_epoch())
+                      .count());
+}
+
+struct SlotRewrite {
+  const Plan* plan;
+  uintptr_t obj;
+};
+
+void rewrite_slot(void* vctx, size_t offset) {
+  auto* c = static_cast<SlotRewrite*>(vctx);
+  auto* slot = reinterpret_cast<uintptr_t*>(c->obj + offset);
+  uintptr_t v = *slot;
+  if (v != 0) *slot = c->plan->forward(v);  // outside the heap: unchanged
+}
+
+class StwPass {
+ public:
+  StwPass(Heap& heap, const Plan& plan, remap_cycle_stats* stats)
+      : heap_(heap), plan_(plan), model_(heap.model()), stats_(stats) {}
+
+  Status run() {
+    uint64_t t0 = mono_ns();
+    for (size_t r = 0; r < plan_.region_count(); ++r) {
+      switch (plan_.region_class(r)) {
+        case RegionClass::FRAGMENTED: slide(r); break;
+        case RegionClass::DENSE:
+        case RegionClass::LARGE: update_in_place(r); break;
+        case RegionClass::EMPTY: break;
+      }
+    }
+    uint64_t t1 = mono_ns();
+    Status s = release_free_pages();
+    uint64_t t2 = mono_ns();
+    if (stats_) {
+      stats_->produce_ns += t1 - t0;
+      stats_->madvise_ns += t2 - t1;
+      stats_->bytes_copied += bytes_copied_;
+      stats_->madvise_calls += madvise_calls_;
+    }
+    return s;
+  }
+
+ private:
+  void rewrite(uintptr_t obj) {
+    if (!model_.visit_ref_offsets) return;
+    SlotRewrite c{&plan_, obj};
+    model_.visit_ref_offsets(model_.ctx, reinterpret_cast<const void*>(obj), rewrite_slot, &c);
+  }
+
+  void slide(size_t r) {
+    uintptr_t to = heap_.region_base(r);
+    LiveObject o;
+    for (LiveCursor c = plan_.objects(r); c.next(&o);) {
+      rewrite(o.old_addr);
+      if (to != o.old_addr) {
+        std::memmove(reinterpret_cast<void*>(to), reinterpret_cast<const void*>(o.old_addr),
+                     o.size);
+        bytes_copied_ += o.size;
+      }
+      to += o.size;
+    }
+  }
+
+  void update_in_place(size_t r) {
+    LiveObject o;
+    for (LiveCursor c = plan_.objects(r); c.next(&o);) rewrite(o.old_addr);
+  }
+
+  // Free memory must read as zero after the cycle: zero the partial page at
+  // a FRAGMENTED region's new top, drop whole pages (MADV_DONTNEED on private
+  // anonymous memory: they read zero again) up to the old top.
+  Status release_free_pages() {
+    const size_t ps = heap_.page_size();
+    auto page_up = [ps](uintptr_t a) { return (a + ps - 1) & ~uintptr_t(ps - 1); };
+    for (size_t r = 0; r < plan_.region_count(); ++r) {
+      uintptr_t rb = heap_.region_base(r);
+      uintptr_t from = 0, to = 0;
+      switch (plan_.region_class(r)) {
+        case RegionClass::FRAGMENTED: {
+          uintptr_t nt = plan_.new_top(r), up = page_up(nt);
+          std::memset(reinterpret_cast<void*>(nt), 0, up - nt);
+          from = up;
+          to = page_up(rb + plan_.old_top(r));
+          break;
+        }
+        case RegionClass::EMPTY:
+          // A dead large object's head covers its tails (tails have top 0).
+          if (plan_.old_state(r) != RegionState::RETIRED &&
+              plan_.old_state(r) != RegionState::LARGE_HEAD)
+            continue;
+          from = rb;
+          to = page_up(rb + plan_.old_top(r));
+          break;
+        default:
+          continue;
+      }
+      if (to <= from) continue;
+      // Adjacent free ranges (runs of empty regions) go in one madvise.
+      if (from != pending_to_) flush();
+      if (pending_from_ == 0) pending_from_ = from;
+      pending_to_ = to;
+    }
+    flush();
+    return Status::ok();
+  }
+
+  void flush() {
+    if (pending_to_ > pending_from_ && pending_from_ != 0) {
+      Status s = heap_.release_pages(pending_from_, pending_to_ - pending_from_);
+      ++madvise_calls_;
+      // Correctness does not depend on the madvise: if it fails, write zeros.
+      if (!s)
+        std::memset(reinterpret_cast<void*>(pending_from_), 0, pending_to_ - pending_from_);
+    }
+    pending_from_ = pending_to_ = 0;
+  }
+
+  Heap& heap_;
+  const Plan& plan_;
+  const remap_object_model& model_;
+  remap_cycle_stats* stats_;
+  uint64_t bytes_copied_ = 0;
+  uint64_t madvise_calls_ = 0;
+  uintptr_t pending_from_ = 0, pending_to_ = 0;
+};
+
+}  // namespace
+
+Status stw_compact(Heap& heap, const Plan& plan, remap_cycle_stats* stats) {
+  return StwPass(heap, plan, stats).run();
+}
+
+}  // namespace remap

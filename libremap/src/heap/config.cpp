@@ -1,0 +1,80 @@
+// config.cpp — defaults and validation of remap_heap_config (see config.h).
+//
+// Both structs the caller passes (the config and its nested object model)
+// are checked with check_struct_size. remap_object_model is the last field of
+// the config and its callbacks are required, so both structs must be at
+// least their first released size, which is today's size.
+#include "heap/config.h"
+
+#include <bit>
+#include <cmath>
+#include <cstring>
+
+namespace remap {
+
+void config_defaults(remap_heap_config* c) {
+  std::memset(c, 0, sizeof *c);
+  c->struct_size = sizeof *c;
+  c->capacity = 0;  // the caller must choose
+  c->region_size = size_t(256) << 10;
+  c->dense_threshold = 0.90;
+  c->backend = REMAP_BACKEND_AUTO;
+  c->fault_mode = REMAP_FAULT_AUTO;
+  c->gc_threads = 1;
+  c->handler_threads = 1;
+  c->pool_max_pages = 4096;
+  c->large_object_threshold = 0;  // region_size / 2 once region_size is known
+  c->model.struct_size = sizeof c->model;
+}
+
+Status validate_config(const remap_heap_config& in, size_t page_size, remap_heap_config* out) {
+  Status s = check_struct_size("remap_heap_config", in.struct_size, sizeof(remap_heap_config),
+                               sizeof(remap_heap_config));
+  if (!s) return s;
+  s = check_struct_size("remap_object_model", in.model.struct_size, sizeof(remap_object_model),
+                        sizeof(remap_object_model));
+  if (!s) return s;
+  remap_heap_config c = in;
+
+  if (c.region_size < kMinRegionSize || c.region_size > kMaxRegionSize ||
+      !std::has_single_bit(c.region_size))
+    return fail(REMAP_EINVAL,
+                "region_size %zu must be a power of two in [64 KiB, 1 GiB] (default 256 KiB)",
+                c.region_size);
+  if (c.region_size < page_size)
+    return fail(REMAP_EINVAL, "region_size %zu is smaller than the page size %zu", c.region_size,
+                page_size);
+  if (c.capacity == 0 || c.capacity % c.region_size != 0)
+    return fail(REMAP_EINVAL, "capacity %zu must be > 0 and a multiple of region_size %zu",
+                c.capacity, c.region_size);
+  // Region indices are uint32 and the reservation is rounded up to GiB: keep
+  // far from the 47-bit user address space.
+  if (c.capacity > (size_t(1) << 44) || c.capacity / c.region_size > UINT32_MAX)
+    return fail(REMAP_EINVAL, "capacity %zu is too large (at most 16 TiB)", c.capacity);
+  if (!(c.dense_threshold > 0.0 && c.dense_threshold <= 1.0) || std::isnan(c.dense_threshold))
+    return fail(REMAP_EINVAL, "dense_threshold %g must be in (0, 1] (default 0.90)",
+                c.dense_threshold);
+  if (c.backend < REMAP_BACKEND_AUTO || c.backend > REMAP_BACKEND_STW)
+    return fail(REMAP_EINVAL, "backend %d is not a remap_backend (0..5)", c.backend);
+  if (c.fault_mode < REMAP_FAULT_AUTO || c.fault_mode > REMAP_FAULT_THREAD)
+    return fail(REMAP_EINVAL, "fault_mode %d is not a remap_fault_mode (0..2)", c.fault_mode);
+  if (c.gc_threads < 1 || c.gc_threads > kMaxThreads)
+    return fail(REMAP_EINVAL, "gc_threads %u must be in 1..%u", c.gc_threads, kMaxThreads);
+  if (c.handler_threads < 1 || c.handler_threads > kMaxThreads)
+    return fail(REMAP_EINVAL, "handler_threads %u must be in 1..%u", c.handler_threads,
+                kMaxThreads);
+  if (c.pool_max_pages > kMaxPoolPages)
+    return fail(REMAP_EINVAL, "pool_max_pages %zu exceeds %zu", c.pool_max_pages, kMaxPoolPages);
+  if (c.large_object_threshold == 0) c.large_object_threshold = c.region_size / 2;
+  if (c.large_object_threshold < page_size || c.large_object_threshold > c.region_size)
+    return fail(REMAP_EINVAL,
+                "large_object_threshold %zu must be in [page size %zu, region_size %zu] "
+                "(0 means region_size / 2)",
+                c.large_object_threshold, page_size, c.region_size);
+  if (c.model.object_size == nullptr)
+    return fail(REMAP_EINVAL, "model.object_size is NULL: the library needs object sizes");
+  *out = c;
+  return Status::ok();
+}
+
+}  // namespace remap

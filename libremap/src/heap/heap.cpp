@@ -1,0 +1,325 @@
+// heap.cpp — the heap's reservation, region hand-out, large objects, marking
+// and the end-of-cycle region update (see heap.h for the invariants).
+#include "heap/heap.h"
+
+#include <algorithm>
+#include <bit>
+
+#include "plan/plan.h"
+
+namespace remap {
+
+const char* region_state_name(RegionState s) {
+  switch (s) {
+    case RegionState::FREE: return "FREE";
+    case RegionState::ALLOCATING: return "ALLOCATING";
+    case RegionState::RETIRED: return "RETIRED";
+    case RegionState::LARGE_HEAD: return "LARGE_HEAD";
+    case RegionState::LARGE_TAIL: return "LARGE_TAIL";
+  }
+  return "?";
+}
+
+const char* region_class_name(RegionClass c) {
+  switch (c) {
+    case RegionClass::EMPTY: return "EMPTY";
+    case RegionClass::DENSE: return "DENSE";
+    case RegionClass::FRAGMENTED: return "FRAGMENTED";
+    case RegionClass::LARGE: return "LARGE";
+  }
+  return "?";
+}
+
+Status Heap::create(const remap_heap_config& config, std::unique_ptr<Heap>* out) {
+  std::unique_ptr<Heap> h(new Heap());
+  Status s = h->init(config);
+  if (!s) return s;
+  *out = std::move(h);
+  return Status::ok();
+}
+
+Heap::~Heap() = default;
+
+Status Heap::init(const remap_heap_config& config) {
+  page_size_ = os::page_size();
+  page_shift_ = unsigned(std::countr_zero(page_size_));
+  Status s = validate_config(config, page_size_, &config_);
+  if (!s) return s;
+  capacity_ = config_.capacity;
+  region_size_ = config_.region_size;
+  region_shift_ = unsigned(std::countr_zero(region_size_));
+
+  // DESIGN §3: a whole number of GiB, GiB aligned, so that the flip's mremap
+  // (and from-space, mapped the same way) moves page tables at PUD level.
+  size_t map_size = (capacity_ + kMapAlign - 1) & ~(kMapAlign - 1);
+  s = os::reserve_aligned(map_size, kMapAlign, PROT_READ | PROT_WRITE, &mapping_);
+  if (!s) return s;
+  base_ = uintptr_t(mapping_.addr());
+
+  region_count_ = capacity_ >> region_shift_;
+  regions_ = std::make_unique<Region[]>(region_count_);
+  if (!(s = begin_.init(base_, capacity_))) return s;
+  if (!(s = live_.init(base_, capacity_))) return s;
+  return Status::ok();
+}
+
+// --- allocation ------------------------------------------------------------------
+
+Status Heap::acquire_region(uintptr_t* start, uintptr_t* end) {
+  std::lock_guard<std::mutex> g(alloc_mutex_);
+  while (next_tail_ < offered_tails_.size()) {
+    size_t r = offered_tails_[next_tail_++];
+    Region& reg = regions_[r];
+    if (!reg.tail_offered || reg.get_state() != RegionState::RETIRED) continue;
+    reg.tail_offered = false;
+    size_t top = reg.top.load(std::memory_order_relaxed);
+    if (region_size_ - top < region_size_ / 4) continue;
+    reg.set_state(RegionState::ALLOCATING);
+    *start = region_base(r) + top;
+    *end = region_base(r) + region_size_;
+    return Status::ok();
+  }
+  for (size_t r = free_hint_; r < region_count_; ++r) {
+    Region& reg = regions_[r];
+    if (reg.get_state() != RegionState::FREE) continue;
+    free_hint_ = r + 1;
+    reg.top.store(0, std::memory_order_relaxed);
+    reg.tail_offered = false;
+    reg.set_state(RegionState::ALLOCATING);
+    *start = region_base(r);
+    *end = region_base(r) + region_size_;
+    return Status::ok();
+  }
+  free_hint_ = region_count_;
+  return fail(REMAP_ENOMEM, "no free region left (capacity %zu bytes, %zu regions of %zu)",
+              capacity_, region_count_, region_size_);
+}
+
+Status Heap::retire_region(uintptr_t start, uintptr_t cursor) {
+  if (!contains(start))
+    return fail(REMAP_EINVAL, "start %#zx is not inside the heap [%#zx, %#zx)", size_t(start),
+                size_t(base_), size_t(end()));
+  std::lock_guard<std::mutex> g(alloc_mutex_);
+  size_t r = region_index(start);
+  Region& reg = regions_[r];
+  uintptr_t rb = region_base(r);
+  if (reg.get_state() != RegionState::ALLOCATING)
+    return fail(REMAP_EINVAL, "region %zu at %#zx is %s, not acquired", r, size_t(rb),
+                region_state_name(reg.get_state()));
+  size_t top = reg.top.load(std::memory_order_relaxed);
+  if (start != rb + top)
+    return fail(REMAP_EINVAL, "start %#zx is not what remap_region_acquire returned (%#zx)",
+                size_t(start), size_t(rb + top));
+  if (cursor < start || cursor > rb + region_size_ || (cursor & 7))
+    return fail(REMAP_EINVAL,
+                "cursor %#zx must be 8-aligned and within [start %#zx, region end %#zx]",
+                size_t(cursor), size_t(start), size_t(rb + region_size_));
+  size_t new_top = cursor - rb;
+  reg.top.store(new_top, std::memory_order_release);
+  if (new_top == 0) {
+    reg.set_state(RegionState::FREE);
+    free_hint_ = std::min(free_hint_, r);
+  } else {
+    reg.set_state(RegionState::RETIRED);
+  }
+  return Status::ok();
+}
+
+Status Heap::alloc_large(size_t size, uintptr_t* out) {
+  if (size < config_.large_object_threshold)
+    return fail(REMAP_EINVAL,
+                "size %zu is below large_object_threshold %zu: allocate it in a region",
+                size, config_.large_object_threshold);
+  if (size > capacity_)
+    return fail(REMAP_ENOMEM, "size %zu exceeds the heap capacity %zu", size, capacity_);
+  size_t bytes = (size + page_size_ - 1) & ~(page_size_ - 1);
+  size_t n = (bytes + region_size_ - 1) >> region_shift_;
+  std::lock_guard<std::mutex> g(alloc_mutex_);
+  size_t run = 0;
+  for (size_t r = free_hint_; r < region_count_; ++r) {
+    if (regions_[r].get_state() != RegionState::FREE) {
+      run = 0;
+      continue;
+    }
+    if (++run < n) continue;
+    size_t head = r + 1 - n;
+    for (size_t t = head + 1; t <= r; ++t) {
+      regions_[t].top.store(0, std::memory_order_relaxed);
+      regions_[t].large_head = uint32_t(head);
+      regions_[t].tail_offered = false;
+      regions_[t].set_state(RegionState::LARGE_TAIL);
+    }
+    Region& h = regions_[head];
+    h.top.store(bytes, std::memory_order_relaxed);
+    h.large_head = uint32_t(head);
+    h.large_regions = uint32_t(n);
+    h.tail_offered = false;
+    h.set_state(RegionState::LARGE_HEAD);
+    if (head == free_hint_) free_hint_ = r + 1;
+    *out = region_base(head);
+    return Status::ok();
+  }
+  return fail(REMAP_ENOMEM, "no run of %zu contiguous free regions for a large object of %zu bytes",
+              n, size);
+}
+
+// --- marking ----------------------------------------------------------------------
+
+Status Heap::locate_for_mark(uintptr_t a, size_t* region, uintptr_t* limit) const {
+  if (a & 7) return fail(REMAP_EINVAL, "object %#zx is not 8-byte aligned", size_t(a));
+  if (!contains(a))
+    return fail(REMAP_EINVAL, "object %#zx is not inside the heap [%#zx, %#zx)", size_t(a),
+                size_t(base_), size_t(end()));
+  size_t r = region_index(a);
+  const Region& reg = regions_[r];
+  uintptr_t rb = region_base(r);
+  RegionState st = reg.get_state();
+  size_t top = reg.top.load(std::memory_order_acquire);
+  switch (st) {
+    case RegionState::RETIRED:
+    case RegionState::ALLOCATING:
+      if (a >= rb + top)
+        return fail(REMAP_EINVAL,
+                    "object %#zx is above its region's allocated top %#zx (region %zu, %s): "
+                    "not allocated memory",
+                    size_t(a), size_t(rb + top), r, region_state_name(st));
+      break;
+    case RegionState::LARGE_HEAD:
+      if (a != rb)
+        return fail(REMAP_EINVAL, "object %#zx is inside the large object at %#zx, not its start",
+                    size_t(a), size_t(rb));
+      break;
+    case RegionState::LARGE_TAIL:
+      return fail(REMAP_EINVAL, "object %#zx is inside the large object at %#zx, not its start",
+                  size_t(a), size_t(region_base(reg.large_head)));
+    case RegionState::FREE:
+      return fail(REMAP_EINVAL, "object %#zx is in free region %zu: not allocated memory",
+                  size_t(a), r);
+  }
+  *region = r;
+  *limit = rb + top;
+  return Status::ok();
+}
+
+Status Heap::mark(uintptr_t obj) {
+  size_t r = 0;
+  uintptr_t limit = 0;
+  Status s = locate_for_mark(obj, &r, &limit);
+  if (!s) return s;
+  if (begin_.test(obj)) return Status::ok();  // already marked
+  size_t size = config_.model.object_size(config_.model.ctx, reinterpret_cast<const void*>(obj));
+  if (size == 0 || (size & 7))
+    return fail(REMAP_EOBJMODEL, "object_size(%#zx) returned %zu: must be a non-zero multiple of 8",
+                size_t(obj), size);
+  if (size > limit - obj)
+    return fail(REMAP_EOBJMODEL,
+                "object_size(%#zx) returned %zu: the object would run past allocated memory "
+                "at %#zx",
+                size_t(obj), size, size_t(limit));
+  if (begin_.test_and_set(obj)) return Status::ok();  // a concurrent mark of the same object
+  if (!live_.set_range_exclusive(obj, obj + size)) {
+    begin_.clear_bit(obj);
+    return fail(REMAP_EINVAL,
+                "object %#zx (%zu bytes) overlaps another marked object: only object starts "
+                "may be marked",
+                size_t(obj), size);
+  }
+  regions_[r].live_bytes.fetch_add(size, std::memory_order_relaxed);
+  return Status::ok();
+}
+
+void Heap::clear_marks() {
+  size_t marked = 0;
+  for (size_t r = 0; r < region_count_; ++r)
+    if (regions_[r].live_bytes.load(std::memory_order_relaxed)) ++marked;
+  if (marked > region_count_ / 8) {
+    begin_.clear_all();
+    live_.clear_all();
+  }
+  for (size_t r = 0; r < region_count_; ++r) {
+    Region& reg = regions_[r];
+    if (!reg.live_bytes.load(std::memory_order_relaxed)) continue;
+    if (marked <= region_count_ / 8) {
+      uintptr_t rb = region_base(r);
+      uintptr_t e = reg.get_state() == RegionState::LARGE_HEAD
+                        ? rb + reg.top.load(std::memory_order_relaxed)
+                        : rb + region_size_;
+      begin_.clear_range(rb, e);
+      live_.clear_range(rb, e);
+    }
+    reg.live_bytes.store(0, std::memory_order_relaxed);
+  }
+}
+
+// --- the cycle ----------------------------------------------------------------------
+
+void Heap::adopt_layout(const Plan& plan) {
+  std::lock_guard<std::mutex> g(alloc_mutex_);
+  if (adopted_plan_ == &plan) return;
+  adopted_plan_ = &plan;
+  offered_tails_.clear();
+  next_tail_ = 0;
+  for (size_t r = 0; r < region_count_; ++r) {
+    Region& reg = regions_[r];
+    RegionState old = plan.old_state(r);
+    if (old == RegionState::RETIRED || old == RegionState::LARGE_HEAD ||
+        old == RegionState::LARGE_TAIL) {
+      RegionClass c = plan.region_class(r);
+      reg.last_class = c;
+      if (c == RegionClass::EMPTY) {
+        reg.top.store(0, std::memory_order_relaxed);
+        reg.large_head = 0;
+        reg.large_regions = 0;
+        reg.tail_offered = false;
+        reg.set_state(RegionState::FREE);
+        free_hint_ = std::min(free_hint_, r);
+      } else if (c == RegionClass::FRAGMENTED) {
+        reg.top.store(plan.new_top(r) - region_base(r), std::memory_order_release);
+        reg.tail_offered = true;
+      }
+    }
+    if (reg.tail_offered && reg.get_state() == RegionState::RETIRED &&
+        region_size_ - reg.top.load(std::memory_order_relaxed) >= region_size_ / 4)
+      offered_tails_.push_back(uint32_t(r));
+  }
+}
+
+void Heap::complete_cycle(const Plan& plan) {
+  adopt_layout(plan);
+  clear_marks();
+  std::lock_guard<std::mutex> g(alloc_mutex_);
+  adopted_plan_ = nullptr;
+  ++cycles_;
+}
+
+Status Heap::release_pages(uintptr_t addr, size_t len) {
+  if (len == 0) return Status::ok();
+  return os::advise(reinterpret_cast<void*>(addr), len, os::Advice::dontneed);
+}
+
+// --- info ---------------------------------------------------------------------------
+
+size_t Heap::regions_free() const {
+  size_t n = 0;
+  for (size_t r = 0; r < region_count_; ++r)
+    if (regions_[r].get_state() == RegionState::FREE) ++n;
+  return n;
+}
+
+size_t Heap::bytes_allocated() const {
+  size_t n = 0;
+  for (size_t r = 0; r < region_count_; ++r) n += regions_[r].top.load(std::memory_order_relaxed);
+  return n;
+}
+
+Status Heap::check_all_retired() const {
+  for (size_t r = 0; r < region_count_; ++r)
+    if (regions_[r].get_state() == RegionState::ALLOCATING)
+      return fail(REMAP_EPHASE,
+                  "region %zu at %#zx is still acquired: retire every region "
+                  "(remap_region_retire) before remap_prepare",
+                  r, size_t(region_base(r)));
+  return Status::ok();
+}
+
+}  // namespace remap

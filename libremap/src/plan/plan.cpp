@@ -1,0 +1,320 @@
+// plan.cpp — building the compaction plan from the heap's marks, and the
+// bitmap-only object walk (see plan.h for the layout rules).
+//
+// Cost: classify is O(regions); forwarding is one popcount per 512-byte chunk
+// of FRAGMENTED regions; page tables are O(pages) plus one bitmap walk per
+// object of FRAGMENTED regions; the validation pass is one visit_ref_offsets
+// call per live object plus one load and one bit test per reference slot (it
+// touches every live object, which nothing else in prepare does).
+#include "plan/plan.h"
+
+#include <algorithm>
+#include <chrono>
+
+namespace remap {
+namespace {
+
+uint64_t mono_ns() {
+  return uint64_t(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                      std::chrono::steady_clock::now().time_since_epoch())
+                      .count());
+}
+
+}  // namespace
+
+const char* page_kind_name(PageKind k) {
+  switch (k) {
+    case PageKind::EMPTY: return "EMPTY";
+    case PageKind::DENSE: return "DENSE";
+    case PageKind::FRAGMENTED: return "FRAGMENTED";
+    case PageKind::LARGE: return "LARGE";
+  }
+  return "?";
+}
+
+// --- the object walk -------------------------------------------------------------------
+
+LiveCursor::LiveCursor(const Plan& plan, uintptr_t from, uintptr_t limit)
+    : plan_(&plan), pos_(from), limit_(limit) {}
+
+bool LiveCursor::next(LiveObject* out) {
+  if (pos_ >= limit_) return false;
+  uintptr_t p = plan_->begin_->find_next_set(pos_, limit_);
+  if (p >= limit_) {
+    pos_ = limit_;
+    return false;
+  }
+  out->old_addr = p;
+  out->size = plan_->size_of_live(p);
+  pos_ = p + out->size;
+  return true;
+}
+
+uintptr_t Plan::object_end(uintptr_t old, uintptr_t limit) const {
+  // The object ends at the next object's begin bit or where its run of live
+  // words stops, whichever is first: adjacent marked objects share a run.
+  uintptr_t next_begin = begin_->find_next_set(old + 8, limit);
+  return live_->find_next_clear(old + 8, next_begin);
+}
+
+size_t Plan::size_of_live(uintptr_t old) const {
+  size_t r = (old - base_) >> region_shift_;
+  if (region_class_[r] == RegionClass::LARGE) return live_bytes_[r];
+  uintptr_t rb = base_ + (r << region_shift_);
+  return object_end(old, rb + old_top_[r]) - old;
+}
+
+LiveCursor Plan::objects(size_t r) const {
+  uintptr_t rb = base_ + (r << region_shift_);
+  if (region_class_[r] == RegionClass::LARGE)
+    return LiveCursor(*this, rb, old_state_[r] == RegionState::LARGE_HEAD ? rb + 8 : rb);
+  return LiveCursor(*this, rb, rb + old_top_[r]);
+}
+
+Status Plan::forward_checked(uintptr_t old, uintptr_t* out) const {
+  if (!in_heap(old)) {
+    *out = old;
+    return Status::ok();
+  }
+  if ((old & 7) || !begin_->test(old))
+    return fail(REMAP_EINVAL, "%#zx is inside the heap but not the start of a marked object",
+                size_t(old));
+  *out = forward(old);
+  return Status::ok();
+}
+
+// --- building -----------------------------------------------------------------------------
+
+Status Plan::build(const Heap& heap, std::unique_ptr<Plan>* out) {
+  uint64_t t0 = mono_ns();
+  Status s = heap.check_all_retired();
+  if (!s) return s;
+  std::unique_ptr<Plan> p(new Plan());
+  p->heap_ = &heap;
+  p->live_ = &heap.live_bits();
+  p->begin_ = &heap.begin_bits();
+  p->base_ = heap.base();
+  p->capacity_ = heap.capacity();
+  p->region_shift_ = heap.region_shift();
+  p->page_shift_ = heap.page_shift();
+  if (!(s = p->classify())) return s;
+  p->build_forwarding();
+  p->build_page_tables();
+  uint64_t t1 = mono_ns();
+  if (!(s = p->validate_object_model())) return s;
+  uint64_t t2 = mono_ns();
+  p->validate_ns_ = t2 - t1;
+  p->build_ns_ = t2 - t0;
+  *out = std::move(p);
+  return Status::ok();
+}
+
+Status Plan::classify() {
+  const Heap& h = *heap_;
+  size_t n = h.region_count();
+  size_t rs = h.region_size();
+  double dense = h.config().dense_threshold;
+  region_class_.assign(n, RegionClass::EMPTY);
+  old_state_.assign(n, RegionState::FREE);
+  new_top_.assign(n, 0);
+  live_end_.assign(n, 0);
+  live_bytes_.assign(n, 0);
+  old_top_.assign(n, 0);
+  for (size_t r = 0; r < n; ++r) {
+    const Region& reg = h.region(r);
+    uintptr_t rb = h.region_base(r);
+    RegionState st = reg.get_state();
+    size_t top = reg.top.load(std::memory_order_acquire);
+    size_t lb = reg.live_bytes.load(std::memory_order_acquire);
+    old_state_[r] = st;
+    old_top_[r] = top;
+    live_bytes_[r] = lb;
+    new_top_[r] = rb;
+    live_end_[r] = rb;
+    live_total_ += lb;
+    switch (st) {
+      case RegionState::FREE:
+      case RegionState::ALLOCATING:  // excluded by check_all_retired
+      case RegionState::LARGE_TAIL:  // set with its head
+        break;
+      case RegionState::LARGE_HEAD: {
+        size_t nreg = reg.large_regions;
+        if (nreg == 0 || r + nreg > n)
+          return fail(REMAP_EINTERNAL, "large object at region %zu spans %zu regions", r, nreg);
+        for (size_t t = r + 1; t < r + nreg; ++t) old_state_[t] = RegionState::LARGE_TAIL;
+        if (lb == 0) {
+          n_empty_ += nreg;  // a dead large object: all its regions become free
+          r += nreg - 1;
+          break;
+        }
+        ++n_large_;
+        uintptr_t alloc_end = rb + top, obj_end = rb + lb;
+        for (size_t t = r; t < r + nreg; ++t) {
+          uintptr_t tb = h.region_base(t), te = tb + rs;
+          region_class_[t] = RegionClass::LARGE;
+          old_top_[t] = t == r ? top : 0;
+          new_top_[t] = std::clamp(alloc_end, tb, te);
+          live_end_[t] = std::clamp(obj_end, tb, te);
+        }
+        r += nreg - 1;
+        break;
+      }
+      case RegionState::RETIRED: {
+        if (lb > top)
+          return fail(REMAP_EINTERNAL, "region %zu: %zu live bytes above its top %zu", r, lb, top);
+        if (lb == 0) {
+          ++n_empty_;
+          break;
+        }
+        uintptr_t last = live_->find_prev_set(rb + top - 8, rb);
+        live_end_[r] = last ? last + 8 : rb;
+        if (double(lb) >= dense * double(top)) {
+          region_class_[r] = RegionClass::DENSE;
+          new_top_[r] = rb + top;
+          ++n_dense_;
+        } else {
+          region_class_[r] = RegionClass::FRAGMENTED;
+          new_top_[r] = rb + lb;
+          ++n_fragmented_;
+        }
+        break;
+      }
+    }
+  }
+  return Status::ok();
+}
+
+void Plan::build_forwarding() {
+  const Heap& h = *heap_;
+  size_t chunks = capacity_ >> LiveBitmap::kChunkShift;
+  size_t per_region = h.region_size() >> LiveBitmap::kChunkShift;
+  chunk_prefix_ = std::make_unique_for_overwrite<uint32_t[]>(chunks);
+  for (size_t r = 0; r < region_class_.size(); ++r) {
+    if (region_class_[r] != RegionClass::FRAGMENTED) continue;
+    size_t c0 = r * per_region;
+    // Chunks past the top hold no live bits; filling them too keeps forward()
+    // defined (if meaningless) for every address of the region.
+    uint32_t sum = 0;
+    for (size_t c = c0; c < c0 + per_region; ++c) {
+      chunk_prefix_[c] = sum;
+      sum += uint32_t(std::popcount(live_->word(c))) << LiveBitmap::kWordShift;
+    }
+  }
+}
+
+void Plan::build_page_tables() {
+  const Heap& h = *heap_;
+  size_t np = h.page_count();
+  size_t ps = h.page_size();
+  size_t pages_per_region = h.region_size() >> page_shift_;
+  page_kind_.assign(np, PageKind::EMPTY);
+  first_object_.assign(np, 0);
+  auto page_up = [&](uintptr_t a) { return size_t((a - base_ + ps - 1) >> page_shift_); };
+  for (size_t r = 0; r < region_class_.size(); ++r) {
+    uintptr_t rb = h.region_base(r);
+    size_t p0 = r * pages_per_region;
+    switch (region_class_[r]) {
+      case RegionClass::EMPTY:
+        break;
+      case RegionClass::LARGE: {
+        size_t head = h.region(r).get_state() == RegionState::LARGE_TAIL
+                          ? h.region(r).large_head
+                          : r;
+        for (size_t p = p0; p < page_up(new_top_[r]); ++p) {
+          page_kind_[p] = PageKind::LARGE;
+          first_object_[p] = h.region_base(head);
+        }
+        break;
+      }
+      case RegionClass::DENSE: {
+        uintptr_t top = rb + old_top_[r];
+        for (size_t p = p0; p < page_up(top); ++p) {
+          uintptr_t pa = h.page_addr(p), pe = std::min(pa + ps, top);
+          page_kind_[p] = PageKind::DENSE;
+          uintptr_t first = 0;
+          if (live_->test(pa)) {
+            first = begin_->find_prev_set(pa, rb);
+          } else {
+            uintptr_t b = begin_->find_next_set(pa, pe);
+            first = b < pe ? b : 0;
+          }
+          first_object_[p] = first;
+        }
+        break;
+      }
+      case RegionClass::FRAGMENTED: {
+        // Objects are packed from rb in the new layout with no gaps, so every
+        // page start in [rb, new_top) falls inside exactly one object.
+        size_t p = p0, pend = page_up(new_top_[r]);
+        uintptr_t na = rb;
+        LiveObject o;
+        for (LiveCursor c(*this, rb, rb + old_top_[r]); p < pend && c.next(&o);) {
+          na += o.size;
+          for (; p < pend && h.page_addr(p) < na; ++p) {
+            page_kind_[p] = PageKind::FRAGMENTED;
+            first_object_[p] = o.old_addr;
+          }
+        }
+        break;
+      }
+    }
+  }
+}
+
+namespace {
+
+struct SlotCheck {
+  const Plan* plan;
+  uintptr_t obj;
+  size_t size;
+  bool bad = false;
+  size_t bad_offset = 0;
+  uintptr_t bad_value = 0;
+  bool bad_is_value = false;
+};
+
+void check_slot(void* vctx, size_t offset) {
+  auto* c = static_cast<SlotCheck*>(vctx);
+  if (c->bad) return;
+  if ((offset & 7) || offset >= c->size) {
+    c->bad = true;
+    c->bad_offset = offset;
+    return;
+  }
+  uintptr_t v = *reinterpret_cast<const uintptr_t*>(c->obj + offset);
+  if (v != 0 && c->plan->in_heap(v) && !c->plan->is_live_start(v)) {
+    c->bad = true;
+    c->bad_is_value = true;
+    c->bad_offset = offset;
+    c->bad_value = v;
+  }
+}
+
+}  // namespace
+
+Status Plan::validate_object_model() {
+  const remap_object_model& m = heap_->model();
+  for (size_t r = 0; r < region_class_.size(); ++r) {
+    if (region_class_[r] == RegionClass::EMPTY) continue;
+    LiveObject o;
+    for (LiveCursor c = objects(r); c.next(&o);) {
+      ++n_objects_;
+      if (!m.visit_ref_offsets) continue;
+      SlotCheck sc{this, o.old_addr, o.size};
+      m.visit_ref_offsets(m.ctx, reinterpret_cast<const void*>(o.old_addr), check_slot, &sc);
+      if (!sc.bad) continue;
+      if (sc.bad_is_value)
+        return fail(REMAP_EOBJMODEL,
+                    "the slot at offset %zu of object %#zx holds %#zx, inside the heap but not "
+                    "a marked object start (a missed mark, or an interior pointer)",
+                    sc.bad_offset, size_t(o.old_addr), size_t(sc.bad_value));
+      return fail(REMAP_EOBJMODEL,
+                  "visit_ref_offsets(%#zx) reported offset %zu: outside the object (%zu bytes) "
+                  "or not 8-byte aligned",
+                  size_t(o.old_addr), sc.bad_offset, o.size);
+    }
+  }
+  return Status::ok();
+}
+
+}  // namespace remap
