@@ -1,0 +1,245 @@
+"""A synthetic heap: libremap's test and benchmark workload.
+
+``SyntheticHeap`` fills a libremap heap, through the public C ABI only, with
+objects of the layout in ``bindings/object_layout.h``::
+
+    {uint32 size; uint16 nrefs; uint16 klass; uint64 id}  nrefs 8-byte slots  payload
+
+Regions are bump-allocated full of objects (16 B - 2 KiB by default, skewed
+small); a fraction of them is made dense (~95-100 % live), the rest keep
+``live_ratio`` of their bytes live; a random reference graph makes every
+live object reachable from roots kept outside the heap. Everything is drawn
+from ``seed``: two heaps built with the same parameters hold the same bytes
+relative to their base addresses.
+
+It then plays the runtime in a compaction cycle (``collect()``, or
+``mark()``, ``prepare()``, ``flip()``, ``compact()``, ``finish()``) and
+observes the result without depending on addresses (``checksum()``,
+``image()``).
+
+Import it as ``libremap.synthetic``. Library failures raise
+:class:`RemapError` (``.status``, ``.status_name``, ``.message``).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal, Union
+
+from . import _core
+
+RemapError = _core.RemapError
+
+#: remap_backend values by name (libremap.h).
+BACKENDS: dict[str, int] = {"auto": 0, "move": 1, "copy": 2, "minor": 3, "sigsegv": 4, "stw": 5}
+#: remap_fault_mode values by name (libremap.h).
+FAULT_MODES: dict[str, int] = {"auto": 0, "sigbus": 1, "thread": 2}
+#: Ways the object model can be made to lie about one object (set_fault).
+MODEL_FAULTS: tuple[str, ...] = tuple(_core.MODEL_FAULTS)
+#: remap_phase values (libremap.h).
+PHASE_IDLE, PHASE_PREPARED, PHASE_COMPACTING, PHASE_BROKEN = 0, 1, 2, 3
+
+Backend = Union[Literal["auto", "move", "copy", "minor", "sigsegv", "stw"], int]
+FaultMode = Union[Literal["auto", "sigbus", "thread"], int]
+
+KiB = 1024
+MiB = 1024 * KiB
+
+
+def _enum(value: str | int, table: dict[str, int], what: str) -> int:
+    if isinstance(value, int):
+        return value
+    try:
+        return table[value]
+    except KeyError:
+        raise ValueError(f"unknown {what} {value!r}; expected one of {sorted(table)}") from None
+
+
+class SyntheticHeap:
+    """A libremap heap holding a deterministic synthetic object graph.
+
+    Parameters (keyword only):
+        capacity: heap size in bytes, a multiple of ``region_size``.
+        region_size: power of two, >= 64 KiB.
+        seed: decides every choice (sizes, liveness, graph, payload).
+        live_ratio: fraction of the used bytes kept live in fragmented regions.
+        dense_fraction: fraction of filled regions made dense (95-100 % live).
+        fill_fraction: fraction of the heap's regions filled when building.
+        min_object_size, max_object_size: object sizes (log-uniform, multiples of 8).
+        max_refs: most reference slots per object.
+        ref_fraction: fraction of objects that have reference slots.
+        root_fraction: fraction of live objects made roots beyond those needed.
+        foreign_ref_fraction: fraction of slots holding a non-heap value.
+        large_objects, large_object_size: objects allocated with remap_alloc_large
+            (size 0: 3/4 of a region), live with probability large_live_fraction.
+        backend, fault_mode, gc_threads, handler_threads, dense_threshold:
+            the heap's configuration (remap_heap_config).
+    """
+
+    def __init__(
+        self,
+        *,
+        capacity: int = 16 * MiB,
+        region_size: int = 256 * KiB,
+        seed: int = 0,
+        live_ratio: float = 0.5,
+        dense_fraction: float = 0.25,
+        fill_fraction: float = 0.75,
+        min_object_size: int = 16,
+        max_object_size: int = 2048,
+        max_refs: int = 4,
+        ref_fraction: float = 0.5,
+        root_fraction: float = 0.02,
+        foreign_ref_fraction: float = 0.01,
+        large_objects: int = 0,
+        large_object_size: int = 0,
+        large_live_fraction: float = 0.5,
+        backend: Backend = "auto",
+        fault_mode: FaultMode = "auto",
+        gc_threads: int = 1,
+        handler_threads: int = 1,
+        dense_threshold: float = 0.90,
+    ) -> None:
+        self.params: dict[str, Any] = dict(
+            capacity=capacity, region_size=region_size, seed=seed, live_ratio=live_ratio,
+            dense_fraction=dense_fraction, fill_fraction=fill_fraction,
+            min_object_size=min_object_size, max_object_size=max_object_size,
+            max_refs=max_refs, ref_fraction=ref_fraction, root_fraction=root_fraction,
+            foreign_ref_fraction=foreign_ref_fraction, large_objects=large_objects,
+            large_object_size=large_object_size, large_live_fraction=large_live_fraction,
+            backend=backend, fault_mode=fault_mode, gc_threads=gc_threads,
+            handler_threads=handler_threads, dense_threshold=dense_threshold,
+        )
+        native = dict(self.params)
+        native["backend"] = _enum(backend, BACKENDS, "backend")
+        native["fault_mode"] = _enum(fault_mode, FAULT_MODES, "fault mode")
+        self._h = _core.SyntheticHeap(**native)
+
+    # ---- workload -------------------------------------------------------
+    def mutate(
+        self,
+        *,
+        kill_fraction: float = 0.3,
+        grow_bytes: int = 0,
+        live_ratio: float = 0.5,
+        dense_fraction: float = 0.25,
+    ) -> None:
+        """Between cycles: kill each live object with probability ``kill_fraction``,
+        allocate about ``grow_bytes`` of new objects (in regions or compacted
+        regions' free tails), and draw a new graph and roots over the live set."""
+        self._h.mutate(kill_fraction=kill_fraction, grow_bytes=grow_bytes,
+                       live_ratio=live_ratio, dense_fraction=dense_fraction)
+
+    # ---- the cycle ------------------------------------------------------
+    def collect(self) -> dict[str, Any]:
+        """A whole cycle: mark, prepare, flip (roots rewritten), and compact +
+        finish unless flip already finished it (stw). Returns ``stats()``."""
+        return self._h.collect()
+
+    def mark(self) -> int:
+        """Marks by BFS from the roots (one remap_mark per object); returns the
+        count, which is checked to equal the live set (RuntimeError if not)."""
+        return self._h.mark()
+
+    def clear_marks(self) -> None:
+        """remap_clear_marks: forget marks, cancelling a prepared cycle."""
+        self._h.clear_marks()
+
+    def prepare(self) -> None:
+        """remap_prepare, then records the forwarding of every live object."""
+        self._h.prepare()
+
+    def flip(self) -> None:
+        """remap_flip, then rewrites the roots and moves the object table."""
+        self._h.flip()
+
+    def compact(self) -> None:
+        """remap_compact (concurrent backends)."""
+        self._h.compact()
+
+    def compact_work(self) -> None:
+        """remap_compact_work: this thread joins as a GC worker."""
+        self._h.compact_work()
+
+    def finish(self) -> None:
+        """remap_finish (concurrent backends)."""
+        self._h.finish()
+
+    # ---- observation ----------------------------------------------------
+    def checksum(self) -> int:
+        """Address-independent hash of the object graph from the roots."""
+        return self._h.checksum()
+
+    def verify(self) -> int:
+        """Strict traversal: every reference names a present live object and
+        exactly the live set is reachable. Returns the count; RuntimeError if not."""
+        return self._h.verify()
+
+    def image(self) -> bytes:
+        """The whole heap (capacity bytes) with every word that holds a heap
+        address rebased to an offset. IDLE phase only."""
+        return self._h.image()
+
+    def image_hash(self) -> int:
+        """A hash of ``image()`` without materialising it."""
+        return self._h.image_hash()
+
+    def stats(self) -> dict[str, Any]:
+        """remap_heap_last_stats as a dict (every field; fault_hist a list)."""
+        return self._h.stats()
+
+    def info(self) -> dict[str, Any]:
+        """remap_heap_get_info as a dict (base as an int)."""
+        return self._h.info()
+
+    def forward(self, old: int) -> int:
+        """remap_forward: new address of the object at ``old`` (prepare..finish)."""
+        return self._h.forward(old)
+
+    def set_fault(self, kind: str | int | None, object_id: int = 0) -> None:
+        """Make the object model lie about object ``object_id``; ``kind`` is one
+        of MODEL_FAULTS ('none' or None turns it off)."""
+        self._h.set_fault(kind, object_id)
+
+    def objects(self) -> list[tuple[int, int, int, bool, bool]]:
+        """Present objects as (address, size, id, live, large), in id order."""
+        return self._h.objects()
+
+    def live_objects(self) -> list[tuple[int, int, int, bool, bool]]:
+        return [o for o in self._h.objects() if o[3]]
+
+    def roots(self) -> list[int]:
+        return self._h.roots()
+
+    def region_tops(self) -> list[int]:
+        """Bytes used per region as this heap expects them (see synthetic.h)."""
+        return self._h.region_tops()
+
+    @property
+    def base(self) -> int:
+        return self._h.base
+
+    @property
+    def capacity(self) -> int:
+        return self._h.capacity
+
+    @property
+    def region_size(self) -> int:
+        return self._h.region_size
+
+    @property
+    def live_count(self) -> int:
+        return self._h.live_count
+
+    @property
+    def live_bytes(self) -> int:
+        return self._h.live_bytes
+
+    @property
+    def phase(self) -> int:
+        return int(self._h.info()["phase"])
+
+
+__all__ = [
+    "BACKENDS", "FAULT_MODES", "MODEL_FAULTS", "RemapError", "SyntheticHeap",
+    "PHASE_IDLE", "PHASE_PREPARED", "PHASE_COMPACTING", "PHASE_BROKEN",
+]
