@@ -10,12 +10,13 @@ import shutil
 from pathlib import Path
 
 import pytest
-from conftest import python_child, run_with_timeout
 
 import libremap
 from libremap import cabi
 from libremap._paths import package_file
 from libremap.cabi import ffi, lib
+
+from conftest import python_child, run_with_timeout
 
 REPO = Path(__file__).resolve().parent.parent
 SOURCE_HEADER = REPO / "libremap" / "include" / "libremap.h"
@@ -103,8 +104,9 @@ def test_one_core_per_process():
 
 def preprocess(header: Path) -> str:
     cc = shutil.which("cc") or tool("gcc")
-    return run_with_timeout([cc, "-E", "-P", "-DREMAP_CDEF", "-x", "c", str(header)],
-                            check=True).stdout
+    return run_with_timeout(
+        [cc, "-E", "-P", "-DREMAP_CDEF", "-x", "c", str(header)], check=True
+    ).stdout
 
 
 def test_cdef_is_the_preprocessed_header():
@@ -121,8 +123,12 @@ def struct_names() -> list[str]:
 def test_cffi_layouts_match_the_c_compiler(tmp_path):
     """sizeof/offsetof of every struct, and every enum constant, as cffi
     computes them from _cdef.h and as the C compiler does from libremap.h."""
-    lines = ["#include <stddef.h>", "#include <stdio.h>", "#include <libremap.h>",
-             "int main(void) {"]
+    lines = [
+        "#include <stddef.h>",
+        "#include <stdio.h>",
+        "#include <libremap.h>",
+        "int main(void) {",
+    ]
     expected = []
     for s in struct_names():
         lines.append(f'  printf("{s} %zu\\n", sizeof({s}));')
@@ -140,8 +146,7 @@ def test_cffi_layouts_match_the_c_compiler(tmp_path):
     src.write_text("\n".join(lines) + "\n")
     exe = tmp_path / "layout"
     cc = shutil.which("cc") or tool("gcc")
-    run_with_timeout([cc, "-I", str(package_file("include")), str(src), "-o", str(exe)],
-                     check=True)
+    run_with_timeout([cc, "-I", str(package_file("include")), str(src), "-o", str(exe)], check=True)
     got = run_with_timeout([str(exe)], check=True).stdout.split("\n")
     assert [g for g in got if g] == expected
     assert "remap_probe_info" in struct_names() and "remap_cycle_stats" in struct_names()
@@ -150,7 +155,8 @@ def test_cffi_layouts_match_the_c_compiler(tmp_path):
 def test_versions_agree():
     v = lib.remap_version()
     assert v == (lib.REMAP_VERSION_MAJOR << 16) | (lib.REMAP_VERSION_MINOR << 8) | (
-        lib.REMAP_VERSION_PATCH)
+        lib.REMAP_VERSION_PATCH
+    )
     assert ffi.string(lib.remap_version_string()).decode() == libremap.__version__
     assert lib.remap_abi_version() == lib.REMAP_ABI_VERSION
     from importlib.metadata import version
@@ -185,7 +191,7 @@ def test_probe_rejects_null_and_wrong_sizes():
 
 
 def test_name_functions_never_return_null():
-    for s in list(range(-20, 3)) + [-1000, 2**31 - 1]:
+    for s in [*range(-20, 3), -1000, 2**31 - 1]:
         assert ffi.string(lib.remap_status_name(s))
     assert ffi.string(lib.remap_status_name(EINVAL)) == b"REMAP_EINVAL"
     assert ffi.string(lib.remap_backend_name(99)) == b"unknown"

@@ -11,10 +11,11 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import run_with_timeout
 
 import libremap
 from libremap._paths import package_file
+
+from conftest import run_with_timeout
 
 PKG_DIR = package_file("libremap.so.0").parent
 EMBED_C = package_file("examples") / "embed.c"
@@ -53,8 +54,11 @@ def build_with_cmake(tmp: Path, cmake_dir: str, embed_c: Path) -> Path:
         "target_link_libraries(embed PRIVATE libremap::libremap)\n"
     )
     gen = ["-G", "Ninja"] if shutil.which("ninja") else ["-G", "Unix Makefiles"]
-    run_with_timeout([cmake, *gen, "-S", str(src), "-B", str(build),
-                      f"-DCMAKE_PREFIX_PATH={cmake_dir}"], timeout=180, check=True)
+    run_with_timeout(
+        [cmake, *gen, "-S", str(src), "-B", str(build), f"-DCMAKE_PREFIX_PATH={cmake_dir}"],
+        timeout=180,
+        check=True,
+    )
     run_with_timeout([cmake, "--build", str(build)], timeout=180, check=True)
     return build / "embed"
 
@@ -63,8 +67,9 @@ def build_with_pkg_config(tmp: Path, pc_dir: str, embed_c: Path) -> Path:
     pkg_config = tool("pkg-config")
     cc = shutil.which("cc") or tool("gcc")
     env = dict(os.environ, PKG_CONFIG_PATH=pc_dir)
-    flags = run_with_timeout([pkg_config, "--cflags", "--libs", "libremap"], env=env,
-                             check=True).stdout.split()
+    flags = run_with_timeout(
+        [pkg_config, "--cflags", "--libs", "libremap"], env=env, check=True
+    ).stdout.split()
     exe = tmp / "embed"
     run_with_timeout([cc, str(embed_c), "-o", str(exe), *flags], timeout=120, check=True)
     return exe
@@ -101,12 +106,14 @@ def moved_package(tmp_path) -> Path:
 
 
 def test_cmake_package_is_relocatable(tmp_path, moved_package):
-    exe = build_with_cmake(tmp_path, str(moved_package / "cmake"),
-                           moved_package / "examples" / "embed.c")
+    exe = build_with_cmake(
+        tmp_path, str(moved_package / "cmake"), moved_package / "examples" / "embed.c"
+    )
     run_embed(exe, moved_package / "libremap.so.0")
 
 
 def test_pkg_config_is_relocatable(tmp_path, moved_package):
-    exe = build_with_pkg_config(tmp_path, str(moved_package / "pkgconfig"),
-                                moved_package / "examples" / "embed.c")
+    exe = build_with_pkg_config(
+        tmp_path, str(moved_package / "pkgconfig"), moved_package / "examples" / "embed.c"
+    )
     run_embed(exe, moved_package / "libremap.so.0")

@@ -13,11 +13,12 @@ import sys
 import tempfile
 
 import pytest
-from conftest import python_child, run_with_timeout
 
 import libremap
 from libremap import cli
 from libremap.cabi import ffi, lib
+
+from conftest import python_child, run_with_timeout
 
 CAP_SYS_PTRACE = 19
 
@@ -172,9 +173,19 @@ def probe_child():
         f.write(PROBE_CHILD_C)
     exe = os.path.join(d, "probe_child")
     run_with_timeout(
-        [cc, "-O1", "-I", str(package_file("include")), src, "-o", exe,
-         os.path.join(d, "libremap.so.0"), "-Wl,-rpath,$ORIGIN"],
-        timeout=120, check=True,
+        [
+            cc,
+            "-O1",
+            "-I",
+            str(package_file("include")),
+            src,
+            "-o",
+            exe,
+            os.path.join(d, "libremap.so.0"),
+            "-Wl,-rpath,$ORIGIN",
+        ],
+        timeout=120,
+        check=True,
     )
     yield exe
     shutil.rmtree(d, ignore_errors=True)

@@ -11,4 +11,4 @@ from .probe import ProbeInfo, probe
 
 __version__: str = _core.version_string()
 
-__all__ = ["__version__", "ProbeInfo", "probe"]
+__all__ = ["ProbeInfo", "__version__", "probe"]

@@ -37,4 +37,4 @@ def has_symbol(name: str) -> bool:
     return True
 
 
-__all__ = ["ffi", "lib", "LIBRARY_PATH", "last_error", "status_name", "has_symbol"]
+__all__ = ["LIBRARY_PATH", "ffi", "has_symbol", "last_error", "lib", "status_name"]

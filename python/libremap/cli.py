@@ -54,17 +54,22 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, ModuleType]]:
     )
     parser.add_argument("--version", action="version", version=f"libremap {__version__}")
     where = parser.add_mutually_exclusive_group()
-    where.add_argument("--cmakedir", action="store_true",
-                       help="print the folder for CMAKE_PREFIX_PATH / libremap_DIR")
-    where.add_argument("--pkgconfigdir", action="store_true",
-                       help="print the folder for PKG_CONFIG_PATH")
+    where.add_argument(
+        "--cmakedir",
+        action="store_true",
+        help="print the folder for CMAKE_PREFIX_PATH / libremap_DIR",
+    )
+    where.add_argument(
+        "--pkgconfigdir", action="store_true", help="print the folder for PKG_CONFIG_PATH"
+    )
     where.add_argument("--includedir", action="store_true", help="print the folder of libremap.h")
     where.add_argument("--libdir", action="store_true", help="print the folder of libremap.so.0")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     mods = _command_modules()
     for name, mod in mods.items():
-        p = sub.add_parser(name, help=getattr(mod, "HELP", None),
-                           description=getattr(mod, "HELP", None))
+        p = sub.add_parser(
+            name, help=getattr(mod, "HELP", None), description=getattr(mod, "HELP", None)
+        )
         mod.add_arguments(p)
     return parser, mods
 

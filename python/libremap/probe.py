@@ -122,7 +122,7 @@ def feature_names() -> dict[int, str]:
 
 def probe() -> ProbeInfo:
     """Probe the kernel (``remap_probe``); never fails for lack of userfaultfd."""
-    from .cabi import ffi, lib, last_error, status_name
+    from .cabi import ffi, last_error, lib, status_name
 
     info = ffi.new("remap_probe_info*")
     info.struct_size = ffi.sizeof("remap_probe_info")
@@ -160,4 +160,4 @@ def probe() -> ProbeInfo:
     )
 
 
-__all__ = ["ProbeInfo", "probe", "feature_names", "errno_name"]
+__all__ = ["ProbeInfo", "errno_name", "feature_names", "probe"]

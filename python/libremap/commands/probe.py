@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import argparse
 import json
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ..probe import ProbeInfo
 
 HELP = "show what this kernel and process allow, and which backend auto picks"
 
@@ -12,7 +16,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print one JSON object")
 
 
-def _table(info) -> str:  # type: ignore[no-untyped-def]
+def _table(info: ProbeInfo) -> str:
     from ..probe import errno_name
 
     def errs() -> str:
