@@ -116,9 +116,13 @@ void SyntheticHeap::fill_span(uintptr_t start, uintptr_t end, double ratio) {
   }
 }
 
-void SyntheticHeap::add_large_objects() {
+size_t SyntheticHeap::large_size() const {
   size_t size = params_.large_object_size ? params_.large_object_size : params_.region_size * 3 / 4;
-  size = (size + 7) & ~size_t(7);
+  return (size + 7) & ~size_t(7);
+}
+
+void SyntheticHeap::add_large_objects() {
+  const size_t size = large_size();
   if (size > UINT32_MAX) throw std::invalid_argument("large_object_size must fit the 32-bit size field");
   for (size_t i = 0; i < params_.large_objects; ++i) {
     void* p = nullptr;
@@ -137,7 +141,14 @@ void SyntheticHeap::add_large_objects() {
 
 void SyntheticHeap::build() {
   const size_t nreg = params_.capacity / params_.region_size;
-  const size_t fill = size_t(std::llround(std::clamp(params_.fill_fraction, 0.0, 1.0) * double(nreg)));
+  // Large objects get regions of their own: keep enough free for them.
+  const size_t lsize = large_size();
+  const size_t large_regions =
+      params_.large_objects *
+      ((((lsize + page_size_ - 1) & ~(page_size_ - 1)) + params_.region_size - 1) / params_.region_size);
+  const size_t fill = std::min(
+      size_t(std::llround(std::clamp(params_.fill_fraction, 0.0, 1.0) * double(nreg))),
+      nreg > large_regions ? nreg - large_regions : 0);
   // Exactly round(dense_fraction * fill) dense regions, at random positions.
   std::vector<uint8_t> dense(fill, 0);
   size_t ndense = size_t(std::llround(std::clamp(params_.dense_fraction, 0.0, 1.0) * double(fill)));

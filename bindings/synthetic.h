@@ -144,6 +144,7 @@ class SyntheticHeap {
   // their bytes are close to ratio * used bytes.
   void fill_span(uintptr_t start, uintptr_t end, double ratio);
   uintptr_t write_object(uintptr_t at, size_t size, unsigned nrefs);
+  size_t large_size() const;
   void add_large_objects();
   void build_graph();
   void recount_live();

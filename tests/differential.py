@@ -28,33 +28,43 @@ import pytest
 from libremap.synthetic import KiB, MiB, RemapError, SyntheticHeap
 
 #: Small heaps by default: tests run on 2 shared cores.
-DEFAULT_PARAMS: dict[str, Any] = dict(capacity=8 * MiB, region_size=64 * KiB, seed=1)
+DEFAULT_PARAMS: dict[str, Any] = {"capacity": 8 * MiB, "region_size": 64 * KiB, "seed": 1}
 
 
 @contextlib.contextmanager
-def skip_if_unsupported(what: str) -> Iterator[None]:
-    """Turns REMAP_EUNSUPPORTED into pytest.skip (with the library's message);
-    every other error propagates."""
+def skip_if_unsupported(what: str, calls: tuple[str, ...] | None = None) -> Iterator[None]:
+    """Turns REMAP_EUNSUPPORTED into pytest.skip (with the library's message)
+    if it came from one of `calls` (C function names, e.g. ("remap_flip",);
+    None: from any call). Every other error propagates."""
     try:
         yield
     except RemapError as e:
-        if e.status_name == "REMAP_EUNSUPPORTED":
+        if e.status_name == "REMAP_EUNSUPPORTED" and (
+            calls is None or e.message.startswith(tuple(f"{c}:" for c in calls))
+        ):
             pytest.skip(f"{what}: {e.message}")
         raise
 
 
-def build(params: Mapping[str, Any] | None = None, **overrides: Any) -> SyntheticHeap:
-    """A SyntheticHeap from DEFAULT_PARAMS updated with params and overrides."""
+def build(
+    params: Mapping[str, Any] | None = None, *, skip_unsupported: bool = True, **overrides: Any
+) -> SyntheticHeap:
+    """A SyntheticHeap from DEFAULT_PARAMS updated with params and overrides.
+    skip_unsupported: skip the test if heap creation answers EUNSUPPORTED
+    (a backend this kernel cannot run)."""
     p = dict(DEFAULT_PARAMS)
     p.update(params or {})
     p.update(overrides)
-    with skip_if_unsupported(f"creating a {p.get('backend', 'auto')} heap"):
+    if not skip_unsupported:
+        return SyntheticHeap(**p)
+    with skip_if_unsupported(f"creating a {p.get('backend', 'auto')} heap", ("remap_heap_create",)):
         return SyntheticHeap(**p)
 
 
-def collect(heap: SyntheticHeap) -> dict[str, Any]:
-    """heap.collect(), skipping the test if the backend is not supported."""
-    with skip_if_unsupported(f"a {heap.params['backend']} cycle"):
+def collect(heap: SyntheticHeap, calls: tuple[str, ...] | None = None) -> dict[str, Any]:
+    """heap.collect(), skipping the test if a call of the cycle (one of
+    `calls`, None: any) answers EUNSUPPORTED."""
+    with skip_if_unsupported(f"a {heap.params['backend']} cycle", calls):
         return heap.collect()
 
 
@@ -75,7 +85,9 @@ def assert_same_image(
     p = dict(params or {})
     a = build(p, backend=backend_a)
     b = build({**p, **(params_b or {})}, backend=backend_b)
-    assert a.image() == b.image(), "the two heaps differ before any cycle: the builder is not deterministic"
+    assert a.image() == b.image(), (
+        "the two heaps differ before any cycle: the builder is not deterministic"
+    )
     for cycle in range(1, cycles + 1):
         if cycle > 1:
             a.mutate(**(mutate or {}))
@@ -99,11 +111,11 @@ def assert_images_equal(a: SyntheticHeap, b: SyntheticHeap, what: str = "") -> N
     if ia == ib:
         return
     assert len(ia) == len(ib), f"{what}: images of different sizes"
-    first = next(i for i in range(0, len(ia), 8) if ia[i:i + 8] != ib[i:i + 8])
-    ndiff = sum(1 for i in range(0, len(ia), 8) if ia[i:i + 8] != ib[i:i + 8])
+    first = next(i for i in range(0, len(ia), 8) if ia[i : i + 8] != ib[i : i + 8])
+    ndiff = sum(1 for i in range(0, len(ia), 8) if ia[i : i + 8] != ib[i : i + 8])
     rs = a.region_size
     raise AssertionError(
         f"{what}: heap images differ in {ndiff} words; first at offset {first:#x} "
         f"(region {first // rs}, +{first % rs:#x}): "
-        f"{ia[first:first + 8].hex()} vs {ib[first:first + 8].hex()}"
+        f"{ia[first : first + 8].hex()} vs {ib[first : first + 8].hex()}"
     )

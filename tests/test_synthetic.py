@@ -3,6 +3,7 @@ live set and the reference graph it promises, marking by traversal."""
 
 from __future__ import annotations
 
+import itertools
 import struct
 
 import pytest
@@ -11,7 +12,7 @@ from differential import build
 from libremap import _core
 from libremap.synthetic import KiB, MiB, RemapError, SyntheticHeap
 
-SMALL = dict(capacity=4 * MiB, region_size=64 * KiB)
+SMALL = {"capacity": 4 * MiB, "region_size": 64 * KiB}
 
 
 def parse(heap: SyntheticHeap, image: bytes | None = None) -> dict[int, dict]:
@@ -22,9 +23,21 @@ def parse(heap: SyntheticHeap, image: bytes | None = None) -> dict[int, dict]:
         off = addr - heap.base
         hsize, nrefs, klass, hid = struct.unpack_from("<IHHQ", img, off)
         slots = struct.unpack_from(f"<{nrefs}Q", img, off + 16)
-        payload = struct.unpack_from(f"<{(hsize - 16 - 8 * nrefs) // 8}Q", img, off + 16 + 8 * nrefs)
-        out[off] = dict(size=size, hsize=hsize, nrefs=nrefs, klass=klass, id=oid, hid=hid,
-                        live=live, large=large, slots=slots, payload=payload)
+        payload = struct.unpack_from(
+            f"<{(hsize - 16 - 8 * nrefs) // 8}Q", img, off + 16 + 8 * nrefs
+        )
+        out[off] = {
+            "size": size,
+            "hsize": hsize,
+            "nrefs": nrefs,
+            "klass": klass,
+            "id": oid,
+            "hid": hid,
+            "live": live,
+            "large": large,
+            "slots": slots,
+            "payload": payload,
+        }
     return out
 
 
@@ -120,7 +133,7 @@ def test_layout_roots_and_references_are_sane():
     for r, offs in by_region.items():
         offs.sort()
         assert offs[0] == r * rs
-        for x, y in zip(offs, offs[1:]):
+        for x, y in itertools.pairwise(offs):
             assert x + objs[x]["size"] == y
         assert tops[r] == offs[-1] + objs[offs[-1]]["size"] - r * rs
     larges = [off for off, v in objs.items() if v["large"]]
@@ -128,8 +141,13 @@ def test_layout_roots_and_references_are_sane():
 
 
 def test_live_ratio_dense_fraction_fill_fraction():
-    h = build(dict(capacity=8 * MiB, region_size=64 * KiB), seed=9, live_ratio=0.3,
-              dense_fraction=0.25, fill_fraction=0.5)
+    h = build(
+        {"capacity": 8 * MiB, "region_size": 64 * KiB},
+        seed=9,
+        live_ratio=0.3,
+        dense_fraction=0.25,
+        fill_fraction=0.5,
+    )
     rs = h.region_size
     tops = h.region_tops()
     used = [r for r, t in enumerate(tops) if t]

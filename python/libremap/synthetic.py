@@ -23,7 +23,7 @@ Import it as ``libremap.synthetic``. Library failures raise
 
 from __future__ import annotations
 
-from typing import Any, Literal, Union
+from typing import Any, Literal
 
 from . import _core
 
@@ -38,8 +38,8 @@ MODEL_FAULTS: tuple[str, ...] = tuple(_core.MODEL_FAULTS)
 #: remap_phase values (libremap.h).
 PHASE_IDLE, PHASE_PREPARED, PHASE_COMPACTING, PHASE_BROKEN = 0, 1, 2, 3
 
-Backend = Union[Literal["auto", "move", "copy", "minor", "sigsegv", "stw"], int]
-FaultMode = Union[Literal["auto", "sigbus", "thread"], int]
+Backend = Literal["auto", "move", "copy", "minor", "sigsegv", "stw"] | int
+FaultMode = Literal["auto", "sigbus", "thread"] | int
 
 KiB = 1024
 MiB = 1024 * KiB
@@ -99,16 +99,28 @@ class SyntheticHeap:
         handler_threads: int = 1,
         dense_threshold: float = 0.90,
     ) -> None:
-        self.params: dict[str, Any] = dict(
-            capacity=capacity, region_size=region_size, seed=seed, live_ratio=live_ratio,
-            dense_fraction=dense_fraction, fill_fraction=fill_fraction,
-            min_object_size=min_object_size, max_object_size=max_object_size,
-            max_refs=max_refs, ref_fraction=ref_fraction, root_fraction=root_fraction,
-            foreign_ref_fraction=foreign_ref_fraction, large_objects=large_objects,
-            large_object_size=large_object_size, large_live_fraction=large_live_fraction,
-            backend=backend, fault_mode=fault_mode, gc_threads=gc_threads,
-            handler_threads=handler_threads, dense_threshold=dense_threshold,
-        )
+        self.params: dict[str, Any] = {
+            "capacity": capacity,
+            "region_size": region_size,
+            "seed": seed,
+            "live_ratio": live_ratio,
+            "dense_fraction": dense_fraction,
+            "fill_fraction": fill_fraction,
+            "min_object_size": min_object_size,
+            "max_object_size": max_object_size,
+            "max_refs": max_refs,
+            "ref_fraction": ref_fraction,
+            "root_fraction": root_fraction,
+            "foreign_ref_fraction": foreign_ref_fraction,
+            "large_objects": large_objects,
+            "large_object_size": large_object_size,
+            "large_live_fraction": large_live_fraction,
+            "backend": backend,
+            "fault_mode": fault_mode,
+            "gc_threads": gc_threads,
+            "handler_threads": handler_threads,
+            "dense_threshold": dense_threshold,
+        }
         native = dict(self.params)
         native["backend"] = _enum(backend, BACKENDS, "backend")
         native["fault_mode"] = _enum(fault_mode, FAULT_MODES, "fault mode")
@@ -126,8 +138,12 @@ class SyntheticHeap:
         """Between cycles: kill each live object with probability ``kill_fraction``,
         allocate about ``grow_bytes`` of new objects (in regions or compacted
         regions' free tails), and draw a new graph and roots over the live set."""
-        self._h.mutate(kill_fraction=kill_fraction, grow_bytes=grow_bytes,
-                       live_ratio=live_ratio, dense_fraction=dense_fraction)
+        self._h.mutate(
+            kill_fraction=kill_fraction,
+            grow_bytes=grow_bytes,
+            live_ratio=live_ratio,
+            dense_fraction=dense_fraction,
+        )
 
     # ---- the cycle ------------------------------------------------------
     def collect(self) -> dict[str, Any]:
@@ -240,6 +256,13 @@ class SyntheticHeap:
 
 
 __all__ = [
-    "BACKENDS", "FAULT_MODES", "MODEL_FAULTS", "RemapError", "SyntheticHeap",
-    "PHASE_IDLE", "PHASE_PREPARED", "PHASE_COMPACTING", "PHASE_BROKEN",
+    "BACKENDS",
+    "FAULT_MODES",
+    "MODEL_FAULTS",
+    "PHASE_BROKEN",
+    "PHASE_COMPACTING",
+    "PHASE_IDLE",
+    "PHASE_PREPARED",
+    "RemapError",
+    "SyntheticHeap",
 ]
