@@ -3,13 +3,14 @@
 //
 // Every call that may take long (building, marking, the cycle's phases,
 // hashing and imaging the heap) runs with the GIL released; calls on one
-// SyntheticHeap are serialised by its mutex, taken after the GIL is
-// released so that a waiting thread never holds the GIL.
+// SyntheticHeap are ordered by its shared_mutex (see locked/shared below),
+// taken after the GIL is released so that a waiting thread never holds it.
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
 #include <cstring>
 #include <mutex>
+#include <shared_mutex>
 #include <string>
 
 #include "errors_py.h"
@@ -65,11 +66,19 @@ libremap_layout::ModelFault parse_fault(const py::object& kind) {
   return ModelFault(k);
 }
 
-// Runs fn on the heap with the GIL released and the heap's mutex held.
+// Runs fn on the heap with the GIL released and the heap's mutex held:
+// exclusively by calls that change the object table or the roots, shared by
+// the others (compact() on one thread, checksum() as a mutator on another).
 template <typename Fn>
 auto locked(SyntheticHeap& h, Fn&& fn) {
   py::gil_scoped_release nogil;
-  std::lock_guard<std::mutex> g(h.mutex());
+  std::unique_lock<std::shared_mutex> g(h.mutex());
+  return fn();
+}
+template <typename Fn>
+auto shared(SyntheticHeap& h, Fn&& fn) {
+  py::gil_scoped_release nogil;
+  std::shared_lock<std::shared_mutex> g(h.mutex());
   return fn();
 }
 
@@ -126,13 +135,13 @@ void register_synthetic(py::module_& m) {
            },
            py::kw_only(), py::arg("kill_fraction") = 0.3, py::arg("grow_bytes") = 0,
            py::arg("live_ratio") = 0.5, py::arg("dense_fraction") = 0.25)
-      .def("mark", [](SyntheticHeap& h) { return locked(h, [&] { return h.mark(); }); })
+      .def("mark", [](SyntheticHeap& h) { return shared(h, [&] { return h.mark(); }); })
       .def("clear_marks", [](SyntheticHeap& h) { locked(h, [&] { h.clear_marks(); }); })
       .def("prepare", [](SyntheticHeap& h) { locked(h, [&] { h.prepare(); }); })
       .def("flip", [](SyntheticHeap& h) { locked(h, [&] { h.flip(); }); })
-      .def("compact", [](SyntheticHeap& h) { locked(h, [&] { h.compact(); }); })
-      .def("compact_work", [](SyntheticHeap& h) { locked(h, [&] { h.compact_work(); }); })
-      .def("finish", [](SyntheticHeap& h) { locked(h, [&] { h.finish(); }); })
+      .def("compact", [](SyntheticHeap& h) { shared(h, [&] { h.compact(); }); })
+      .def("compact_work", [](SyntheticHeap& h) { shared(h, [&] { h.compact_work(); }); })
+      .def("finish", [](SyntheticHeap& h) { shared(h, [&] { h.finish(); }); })
       .def("collect",
            [](SyntheticHeap& h) {
              remap_cycle_stats s = locked(h, [&] {
@@ -141,20 +150,20 @@ void register_synthetic(py::module_& m) {
              });
              return stats_dict(s);
            })
-      .def("checksum", [](SyntheticHeap& h) { return locked(h, [&] { return h.checksum(); }); })
-      .def("verify", [](SyntheticHeap& h) { return locked(h, [&] { return h.verify(); }); })
+      .def("checksum", [](SyntheticHeap& h) { return shared(h, [&] { return h.checksum(); }); })
+      .def("verify", [](SyntheticHeap& h) { return shared(h, [&] { return h.verify(); }); })
       .def("image",
            [](SyntheticHeap& h) {
              PyObject* b = PyBytes_FromStringAndSize(nullptr, Py_ssize_t(h.capacity()));
              if (!b) throw py::error_already_set();
              auto out = py::reinterpret_steal<py::bytes>(b);
              char* buf = PyBytes_AS_STRING(b);  // not shared yet: safe to fill without the GIL
-             locked(h, [&] { h.image(buf); });
+             shared(h, [&] { h.image(buf); });
              return out;
            })
-      .def("image_hash", [](SyntheticHeap& h) { return locked(h, [&] { return h.image_hash(); }); })
-      .def("stats", [](SyntheticHeap& h) { return stats_dict(locked(h, [&] { return h.stats(); })); })
-      .def("info", [](SyntheticHeap& h) { return info_dict(locked(h, [&] { return h.info(); })); })
+      .def("image_hash", [](SyntheticHeap& h) { return shared(h, [&] { return h.image_hash(); }); })
+      .def("stats", [](SyntheticHeap& h) { return stats_dict(shared(h, [&] { return h.stats(); })); })
+      .def("info", [](SyntheticHeap& h) { return info_dict(shared(h, [&] { return h.info(); })); })
       .def("forward",
            [](SyntheticHeap& h, uintptr_t old) { return h.forward(old); },  // O(1), lock-free
            py::arg("old"))
@@ -163,14 +172,14 @@ void register_synthetic(py::module_& m) {
            py::arg("kind"), py::arg("object_id") = 0)
       .def("objects",
            [](SyntheticHeap& h) {
-             std::vector<ObjectView> v = locked(h, [&] { return h.objects(); });
+             std::vector<ObjectView> v = shared(h, [&] { return h.objects(); });
              py::list out;
              for (const ObjectView& o : v) out.append(py::make_tuple(o.addr, o.size, o.id, o.live, o.large));
              return out;
            },
            "Present objects as (address, size, id, live, large), in id order.")
-      .def("roots", [](SyntheticHeap& h) { return locked(h, [&] { return h.roots(); }); })
-      .def("region_tops", [](SyntheticHeap& h) { return locked(h, [&] { return h.region_tops(); }); })
+      .def("roots", [](SyntheticHeap& h) { return shared(h, [&] { return h.roots(); }); })
+      .def("region_tops", [](SyntheticHeap& h) { return shared(h, [&] { return h.region_tops(); }); })
       .def_property_readonly("base", &SyntheticHeap::base)
       .def_property_readonly("capacity", &SyntheticHeap::capacity)
       .def_property_readonly("region_size", &SyntheticHeap::region_size)

@@ -23,12 +23,12 @@
 //     allocated and not yet reclaimed by a cycle. A cycle drops dead objects
 //     and moves live ones to their forwarded addresses.
 //
-// Not thread-safe: the Python binding serialises calls.
+// Not thread-safe by itself: the Python binding takes mutex() (see there).
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
-#include <mutex>
+#include <shared_mutex>
 #include <random>
 #include <vector>
 
@@ -126,7 +126,10 @@ class SyntheticHeap {
   size_t capacity() const { return params_.capacity; }
   size_t region_size() const { return params_.region_size; }
   const SyntheticParams& params() const { return params_; }
-  std::mutex& mutex() { return mu_; }
+  // Exclusive for calls that change the object table or roots (build,
+  // mutate, prepare, flip, clear_marks, collect); shared for the rest, so
+  // that a mutator thread can traverse while another runs compact().
+  std::shared_mutex& mutex() { return mu_; }
 
  private:
   static constexpr uint32_t kGone = UINT32_MAX;
@@ -174,7 +177,7 @@ class SyntheticHeap {
   std::vector<uintptr_t> fwd_roots_;
   std::vector<uint64_t> new_top_;
 
-  std::mutex mu_;
+  std::shared_mutex mu_;
 };
 
 }  // namespace libremap_py

@@ -20,12 +20,13 @@ from heap creation or from the cycle) skips the test with the reason.
 from __future__ import annotations
 
 import contextlib
+import threading
 from collections.abc import Iterator, Mapping
 from typing import Any
 
 import pytest
 
-from libremap.synthetic import KiB, MiB, RemapError, SyntheticHeap
+from libremap.synthetic import PHASE_COMPACTING, KiB, MiB, RemapError, SyntheticHeap
 
 #: Small heaps by default: tests run on 2 shared cores.
 DEFAULT_PARAMS: dict[str, Any] = {"capacity": 8 * MiB, "region_size": 64 * KiB, "seed": 1}
@@ -119,3 +120,34 @@ def assert_images_equal(a: SyntheticHeap, b: SyntheticHeap, what: str = "") -> N
         f"(region {first // rs}, +{first % rs:#x}): "
         f"{ia[first : first + 8].hex()} vs {ib[first : first + 8].hex()}"
     )
+
+
+def collect_with_mutator(heap: SyntheticHeap, calls: tuple[str, ...] | None = None) -> int:
+    """A cycle during which this thread acts as a mutator: after the flip,
+    compact() runs on another thread while this one traverses the heap
+    (checksum(), faulting on pages not produced yet), then finish().
+    Returns the checksum read during compaction (for stw: after the cycle)."""
+    with skip_if_unsupported(f"a {heap.params['backend']} cycle", calls):
+        heap.mark()
+        heap.prepare()
+        heap.flip()
+    if heap.phase != PHASE_COMPACTING:
+        return heap.checksum()
+    failure: list[BaseException] = []
+
+    def gc() -> None:
+        try:
+            heap.compact()
+        except BaseException as e:  # noqa: BLE001 - re-raised on the test's thread
+            failure.append(e)
+
+    t = threading.Thread(target=gc, name="libremap-gc")
+    t.start()
+    try:
+        seen = heap.checksum()
+    finally:
+        t.join()
+    if failure:
+        raise failure[0]
+    heap.finish()
+    return seen
