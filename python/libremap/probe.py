@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import errno as _errno
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 UFFD_PATHS = {0: "none", 1: "syscall", 2: "dev", 3: "user_mode_only"}
@@ -60,7 +60,6 @@ class ProbeInfo:
     cap_sys_ptrace: bool
     auto_backend: str
     auto_reason: str
-    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def has_move(self) -> bool:
