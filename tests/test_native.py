@@ -20,7 +20,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-BUILD_DIR = ROOT / "build" / "native-tests"
+# LIBREMAP_NATIVE_BUILD_DIR overrides the build folder (a scratch build).
+BUILD_DIR = Path(os.environ.get("LIBREMAP_NATIVE_BUILD_DIR", ROOT / "build" / "native-tests"))
 EXE = BUILD_DIR / "libremap_native_tests"
 TEST_TIMEOUT_S = 120
 BUILD_TIMEOUT_S = 900
