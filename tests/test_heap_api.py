@@ -1,0 +1,427 @@
+"""The heap's C ABI through cffi: config defaults and validation, argument
+checks, struct_size rules, allocation, marking, phase rules, remap_forward,
+and a whole stw cycle whose result is compared byte for byte with a Python
+model of the compaction (objects driven by a Python object model).
+
+Object layout used here: word 0 = size in bytes | nrefs << 32; nrefs
+reference slots follow.
+"""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from libremap.cabi import ffi, lib
+
+KiB = 1024
+MiB = 1024 * KiB
+GiB = 1024 * MiB
+BACKEND_AUTO, BACKEND_STW = 0, 5
+PHASE_IDLE, PHASE_PREPARED = 0, 1
+
+
+def err() -> str:
+    return ffi.string(lib.remap_last_error()).decode()
+
+
+def u64(addr: int):
+    return ffi.cast("uint64_t *", addr)
+
+
+# The object model, in Python. Callbacks must outlive the heaps: module level.
+@ffi.callback("size_t(void *, const void *)")
+def _object_size(ctx, obj):
+    return int(ffi.cast("uint64_t *", obj)[0]) & 0xFFFFFFFF
+
+
+@ffi.callback("void(void *, const void *, remap_visit_fn, void *)")
+def _visit(ctx, obj, visit, vctx):
+    n = int(ffi.cast("uint64_t *", obj)[0]) >> 32
+    for i in range(n):
+        visit(vctx, 8 + 8 * i)
+
+
+def config(**kw):
+    c = ffi.new("remap_heap_config *")
+    lib.remap_heap_config_init(c)
+    c.capacity = 4 * MiB
+    c.region_size = 64 * KiB
+    c.backend = BACKEND_STW
+    c.model.object_size = _object_size
+    c.model.visit_ref_offsets = _visit
+    for k, v in kw.items():
+        setattr(c, k, v)
+    return c
+
+
+class Heap:
+    def __init__(self, **kw):
+        self.cfg = config(**kw)
+        out = ffi.new("remap_heap **")
+        st = lib.remap_heap_create(self.cfg, out)
+        assert st == 0, err()
+        self.h = out[0]
+        self.info = self.get_info()
+        self.base = int(ffi.cast("uintptr_t", self.info.base))
+
+    def close(self):
+        lib.remap_heap_destroy(self.h)
+        self.h = ffi.NULL
+
+    def get_info(self):
+        info = ffi.new("remap_heap_info *")
+        info.struct_size = ffi.sizeof("remap_heap_info")
+        assert lib.remap_heap_get_info(self.h, info) == 0, err()
+        return info
+
+    def acquire(self):
+        s, e = ffi.new("void **"), ffi.new("void **")
+        assert lib.remap_region_acquire(self.h, s, e) == 0, err()
+        return int(ffi.cast("uintptr_t", s[0])), int(ffi.cast("uintptr_t", e[0]))
+
+    def retire(self, start, cursor):
+        return lib.remap_region_retire(
+            self.h, ffi.cast("void *", start), ffi.cast("void *", cursor)
+        )
+
+    def mark(self, addr):
+        return lib.remap_mark(self.h, ffi.cast("void *", addr))
+
+    def forward(self, addr):
+        out = ffi.new("void **")
+        st = lib.remap_forward(self.h, ffi.cast("void *", addr), out)
+        return st, int(ffi.cast("uintptr_t", out[0]))
+
+    def stats(self, size=None):
+        s = ffi.new("remap_cycle_stats *")
+        s.struct_size = size if size is not None else ffi.sizeof("remap_cycle_stats")
+        return lib.remap_heap_last_stats(self.h, s), s
+
+    def image(self):
+        return bytes(ffi.buffer(ffi.cast("char *", self.base), self.info.capacity))
+
+
+@pytest.fixture
+def heap():
+    h = Heap()
+    yield h
+    h.close()
+
+
+def put(addr, size, nrefs=0):
+    u64(addr)[0] = size | (nrefs << 32)
+
+
+# --- config and create -------------------------------------------------------
+
+
+def test_config_defaults():
+    c = ffi.new("remap_heap_config *")
+    lib.remap_heap_config_init(c)
+    assert c.struct_size == ffi.sizeof("remap_heap_config")
+    assert c.model.struct_size == ffi.sizeof("remap_object_model")
+    assert c.region_size == 256 * KiB
+    assert c.dense_threshold == pytest.approx(0.90)
+    assert (c.backend, c.fault_mode, c.gc_threads, c.handler_threads) == (0, 0, 1, 1)
+    assert c.pool_max_pages == 4096
+    lib.remap_heap_config_init(ffi.NULL)  # harmless
+
+
+@pytest.mark.parametrize(
+    "field,value,words",
+    [
+        ("capacity", 0, "capacity"),
+        ("capacity", 4 * MiB + 4096, "capacity"),
+        ("region_size", 96 * KiB, "region_size"),
+        ("region_size", 32 * KiB, "region_size"),
+        ("dense_threshold", 0.0, "dense_threshold"),
+        ("dense_threshold", 1.01, "dense_threshold"),
+        ("backend", 9, "backend"),
+        ("fault_mode", 7, "fault_mode"),
+        ("gc_threads", 0, "gc_threads"),
+        ("handler_threads", 65, "handler_threads"),
+        ("pool_max_pages", 2**24 + 1, "pool_max_pages"),
+        ("large_object_threshold", 64 * KiB + 8, "large_object_threshold"),
+        ("struct_size", 16, "remap_heap_config"),
+    ],
+)
+def test_create_rejects_bad_config(field, value, words):
+    c = config(**{field: value})
+    out = ffi.new("remap_heap **")
+    assert lib.remap_heap_create(c, out) == lib.REMAP_EINVAL
+    assert words in err()
+    assert out[0] == ffi.NULL
+
+
+def test_create_rejects_null_and_model():
+    out = ffi.new("remap_heap **")
+    assert lib.remap_heap_create(ffi.NULL, out) == lib.REMAP_EINVAL
+    assert lib.remap_heap_create(config(), ffi.NULL) == lib.REMAP_EINVAL
+    c = config()
+    c.model.object_size = ffi.NULL
+    assert lib.remap_heap_create(c, out) == lib.REMAP_EINVAL
+    assert "object_size" in err()
+    c = config()
+    c.model.struct_size = 8
+    assert lib.remap_heap_create(c, out) == lib.REMAP_EINVAL
+    assert "remap_object_model" in err()
+    lib.remap_heap_destroy(ffi.NULL)
+
+
+def test_info_and_reservation(heap):
+    i = heap.info
+    assert heap.base % GiB == 0  # DESIGN §3: GiB aligned
+    assert (i.capacity, i.region_size, i.region_count) == (4 * MiB, 64 * KiB, 64)
+    assert i.page_size == 4096 and i.phase == PHASE_IDLE
+    assert i.backend == BACKEND_STW and i.fault_mode != 0
+    assert (i.cycles, i.regions_free, i.bytes_allocated) == (0, 64, 0)
+
+
+def test_auto_backend_is_resolved():
+    h = Heap(backend=BACKEND_AUTO)
+    try:
+        assert h.info.backend != BACKEND_AUTO and h.info.fault_mode != 0
+    finally:
+        h.close()
+
+
+def test_info_struct_size_rules(heap):
+    info = ffi.new("remap_heap_info *")
+    assert lib.remap_heap_get_info(heap.h, info) == lib.REMAP_EINVAL  # struct_size 0
+    assert "remap_heap_info" in err()
+    info.struct_size = ffi.offsetof("remap_heap_info", "phase")  # the first block only
+    info.phase = 77
+    assert lib.remap_heap_get_info(heap.h, info) == 0
+    assert info.capacity == 4 * MiB and info.phase == 77  # not written past struct_size
+    assert lib.remap_heap_get_info(ffi.NULL, info) == lib.REMAP_EINVAL
+    assert lib.remap_heap_get_info(heap.h, ffi.NULL) == lib.REMAP_EINVAL
+
+
+# --- allocation and marking ------------------------------------------------------
+
+
+def test_acquire_retire_and_large(heap):
+    s, e = heap.acquire()
+    assert (s, e - s) == (heap.base, 64 * KiB)
+    assert heap.retire(s + 8, s + 64) == lib.REMAP_EINVAL
+    assert heap.retire(s, e + 8) == lib.REMAP_EINVAL
+    assert heap.retire(s, s + 4) == lib.REMAP_EINVAL
+    assert heap.retire(s, s + 1024) == 0
+    assert heap.get_info().bytes_allocated == 1024
+    out = ffi.new("void **")
+    assert lib.remap_alloc_large(heap.h, 1000, out) == lib.REMAP_EINVAL  # below the threshold
+    assert lib.remap_alloc_large(heap.h, 100 * KiB, out) == 0
+    big = int(ffi.cast("uintptr_t", out[0]))
+    assert big % (64 * KiB) == 0 and big > s
+    assert lib.remap_alloc_large(heap.h, 100 * KiB, ffi.NULL) == lib.REMAP_EINVAL
+    assert lib.remap_region_acquire(heap.h, ffi.NULL, out) == lib.REMAP_EINVAL
+    assert lib.remap_region_retire(ffi.NULL, out[0], out[0]) == lib.REMAP_EINVAL
+
+
+def test_mark_checks(heap):
+    s, _ = heap.acquire()
+    put(s, 32)
+    put(s + 32, 64)
+    assert heap.retire(s, s + 96) == 0
+    assert heap.mark(s + 4) == lib.REMAP_EINVAL and "aligned" in err()
+    assert heap.mark(s + 96) == lib.REMAP_EINVAL and "top" in err()
+    assert heap.mark(heap.base - 64) == lib.REMAP_EINVAL
+    assert lib.remap_mark(ffi.NULL, ffi.NULL) == lib.REMAP_EINVAL
+    put(s + 32, 65)
+    assert heap.mark(s + 32) == lib.REMAP_EOBJMODEL
+    put(s + 32, 64)
+    assert heap.mark(s + 32) == 0 and heap.mark(s + 32) == 0
+    put(s + 40, 8)
+    assert heap.mark(s + 40) == lib.REMAP_EINVAL and "overlaps" in err()
+    assert heap.mark(s) == 0
+    assert lib.remap_clear_marks(heap.h) == 0
+
+
+# --- phases -----------------------------------------------------------------------
+
+
+def test_phase_rules(heap):
+    s, _ = heap.acquire()
+    put(s, 64)
+    # An acquired region blocks prepare.
+    assert lib.remap_prepare(heap.h) == lib.REMAP_EPHASE and "retire" in err()
+    assert heap.retire(s, s + 64) == 0
+    assert heap.mark(s) == 0
+    st, _ = heap.forward(s)
+    assert st == lib.REMAP_EPHASE and "IDLE" in err()
+    assert lib.remap_flip(heap.h) == lib.REMAP_EPHASE and "IDLE" in err()
+    for fn in (lib.remap_compact, lib.remap_compact_work, lib.remap_finish):
+        assert fn(heap.h) == lib.REMAP_EPHASE and "COMPACTING" in err()
+    assert lib.remap_prepare(heap.h) == 0
+    assert heap.get_info().phase == PHASE_PREPARED
+    assert lib.remap_prepare(heap.h) == lib.REMAP_EPHASE and "PREPARED" in err()
+    assert heap.mark(s) == lib.REMAP_EPHASE and "PREPARED" in err()
+    out = ffi.new("void **")
+    assert lib.remap_region_acquire(heap.h, out, out) == lib.REMAP_EPHASE
+    assert heap.forward(s) == (0, s)
+    # clear_marks cancels the prepared cycle.
+    assert lib.remap_clear_marks(heap.h) == 0
+    assert heap.get_info().phase == PHASE_IDLE
+    assert lib.remap_touch(heap.h, ffi.cast("void *", s), 64) == 0  # a no-op outside COMPACTING
+    for fn in (lib.remap_prepare, lib.remap_flip, lib.remap_compact, lib.remap_finish):
+        assert fn(ffi.NULL) == lib.REMAP_EINVAL
+
+
+def test_last_stats_struct_size(heap):
+    st, s = heap.stats()
+    assert st == 0 and s.cycle == 0
+    st, s = heap.stats(size=8)
+    assert st == lib.REMAP_EINVAL and "remap_cycle_stats" in err()
+    st, s = heap.stats(size=ffi.sizeof("remap_cycle_stats") + 8)
+    assert st == lib.REMAP_EINVAL
+    assert lib.remap_heap_last_stats(heap.h, ffi.NULL) == lib.REMAP_EINVAL
+
+
+# --- a whole stw cycle against a Python model --------------------------------------
+
+
+def build_world(heap, rng, regions):
+    """Fills `regions` regions with objects; returns (objects, live set)."""
+    objs = []
+    for _ in range(regions):
+        s, e = heap.acquire()
+        p = rng.choice([0.0, 0.3, 0.6, 0.97, 1.0])
+        cur = s
+        limit = e - rng.randrange(0, 3) * 4096
+        while True:
+            size = 16 + 8 * rng.randrange(0, 40)
+            if cur + size > limit:
+                break
+            nrefs = min(rng.randrange(0, 4), size // 8 - 1)
+            put(cur, size, nrefs)
+            for w in range(8 + 8 * nrefs, size, 8):
+                u64(cur + w)[0] = rng.getrandbits(64)
+            objs.append([cur, size, nrefs, rng.random() < p])
+            cur += size
+        assert heap.retire(s, cur) == 0
+    live = [o[0] for o in objs if o[3]]
+    foreign = 0xDEAD0000
+    for addr, _, nrefs, is_live in objs:
+        for i in range(nrefs):
+            k = rng.randrange(10)
+            v = 0 if k == 0 else foreign if k == 1 else (rng.choice(live) if is_live else 0)
+            u64(addr + 8 + 8 * i)[0] = v
+    return objs, set(live)
+
+
+def model_forwarding(heap, objs, dense):
+    rs = heap.info.region_size
+    per = {}
+    for addr, size, _, is_live in objs:
+        r = (addr - heap.base) // rs
+        top = per.setdefault(r, [0, 0])
+        top[0] += size if is_live else 0
+        top[1] = addr + size - (heap.base + r * rs)
+    fwd, nxt = {}, {}
+    cls = {}
+    for r, (lb, top) in per.items():
+        cls[r] = "empty" if lb == 0 else "dense" if lb >= dense * top else "frag"
+    for addr, size, _, is_live in objs:
+        if not is_live:
+            continue
+        r = (addr - heap.base) // rs
+        if cls[r] == "frag":
+            n = nxt.setdefault(r, heap.base + r * rs)
+            fwd[addr] = n
+            nxt[r] = n + size
+        else:
+            fwd[addr] = addr
+    return fwd, cls
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_stw_cycle_matches_model(seed):
+    rng = random.Random(seed)
+    h = Heap(capacity=2 * MiB)
+    try:
+        objs, live = build_world(h, rng, regions=12)
+        for a in live:
+            assert h.mark(a) == 0, err()
+        fwd, cls = model_forwarding(h, objs, 0.90)
+        before = h.image()
+        assert lib.remap_prepare(h.h) == 0, err()
+        for a, n in fwd.items():
+            assert h.forward(a) == (0, n)
+        assert h.forward(0xDEAD0000) == (0, 0xDEAD0000)
+        dead = next((o[0] for o in objs if not o[3]), None)
+        if dead is not None:
+            assert h.forward(dead)[0] == lib.REMAP_EINVAL
+        # The expected image, from the snapshot.
+        rs = h.info.region_size
+        want = bytearray(before)
+        for r, c in cls.items():
+            if c != "dense":
+                want[r * rs : (r + 1) * rs] = bytes(rs)
+        for addr, size, nrefs, is_live in objs:
+            if not is_live:
+                continue
+            off, dst = addr - h.base, fwd[addr] - h.base
+            want[dst : dst + size] = before[off : off + size]
+            for i in range(nrefs):
+                so = off + 8 + 8 * i
+                v = int.from_bytes(before[so : so + 8], "little")
+                nv = fwd.get(v, v)
+                want[dst + 8 + 8 * i : dst + 16 + 8 * i] = nv.to_bytes(8, "little")
+        assert lib.remap_flip(h.h) == 0, err()
+        got = h.image()
+        assert got == bytes(want)
+        info = h.get_info()
+        assert (info.phase, info.cycles) == (PHASE_IDLE, 1)
+        st, s = h.stats()
+        assert st == 0 and s.cycle == 1 and s.backend == BACKEND_STW
+        assert s.live_bytes == sum(o[1] for o in objs if o[3])
+        assert s.regions_fragmented == sum(1 for c in cls.values() if c == "frag")
+        assert s.regions_dense == sum(1 for c in cls.values() if c == "dense")
+        assert s.regions_empty == sum(1 for c in cls.values() if c == "empty")
+        assert s.prepare_ns > 0 and s.flip_pause_ns > 0
+        # Marks are gone: forward is out of phase, and a new cycle starts clean.
+        assert h.forward(h.base)[0] == lib.REMAP_EPHASE
+        assert lib.remap_prepare(h.h) == 0
+        assert lib.remap_flip(h.h) == 0
+        assert h.get_info().bytes_allocated == 0  # nothing marked: all regions free
+    finally:
+        h.close()
+
+
+def test_visit_nonsense_is_refused_heap_usable():
+    bad = {"on": False}
+
+    @ffi.callback("void(void *, const void *, remap_visit_fn, void *)")
+    def visit(ctx, obj, v, vctx):
+        n = int(ffi.cast("uint64_t *", obj)[0]) >> 32
+        for i in range(n):
+            v(vctx, 8 + 8 * i)
+        if bad["on"]:
+            v(vctx, 4096)
+
+    c = config()
+    c.model.visit_ref_offsets = visit
+    out = ffi.new("remap_heap **")
+    assert lib.remap_heap_create(c, out) == 0
+    hp = out[0]
+    try:
+        s, e = ffi.new("void **"), ffi.new("void **")
+        assert lib.remap_region_acquire(hp, s, e) == 0
+        a = int(ffi.cast("uintptr_t", s[0]))
+        put(a, 64, 1)
+        put(a + 64, 64, 1)
+        u64(a + 8)[0] = a + 64
+        assert lib.remap_region_retire(hp, s[0], ffi.cast("void *", a + 128)) == 0
+        assert lib.remap_mark(hp, ffi.cast("void *", a + 64)) == 0
+        bad["on"] = True
+        assert lib.remap_mark(hp, ffi.cast("void *", a)) == 0
+        assert lib.remap_prepare(hp) == lib.REMAP_EOBJMODEL
+        assert "offset 4096" in err()
+        bad["on"] = False
+        assert lib.remap_prepare(hp) == 0, err()
+        assert lib.remap_flip(hp) == 0
+        assert u64(a + 8)[0] == a + 64  # dense region: in place, slot unchanged
+    finally:
+        lib.remap_heap_destroy(hp)
