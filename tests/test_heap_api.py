@@ -425,3 +425,16 @@ def test_visit_nonsense_is_refused_heap_usable():
         assert u64(a + 8)[0] == a + 64  # dense region: in place, slot unchanged
     finally:
         lib.remap_heap_destroy(hp)
+
+
+def test_forward_rejects_interior_and_misaligned(heap):
+    s, _ = heap.acquire()
+    put(s, 64)
+    assert heap.retire(s, s + 64) == 0
+    assert heap.mark(s) == 0
+    assert lib.remap_prepare(heap.h) == 0
+    assert heap.forward(s) == (0, s)
+    for bad in (s + 4, s + 8, s + 64):
+        assert heap.forward(bad)[0] == lib.REMAP_EINVAL
+    assert lib.remap_forward(heap.h, ffi.cast("void *", s), ffi.NULL) == lib.REMAP_EINVAL
+    assert lib.remap_forward(ffi.NULL, ffi.cast("void *", s), ffi.new("void **")) == lib.REMAP_EINVAL

@@ -256,7 +256,7 @@ REMAP_API remap_status remap_forward(const remap_heap* heap, const void* old, vo
         *new_out = const_cast<void*>(old);
         return REMAP_OK;
       }
-      if (plan->is_live_start(o)) {
+      if ((o & 7) == 0 && plan->is_live_start(o)) {
         *new_out = reinterpret_cast<void*>(plan->forward(o));
         return REMAP_OK;
       }

@@ -136,7 +136,9 @@ class Plan {
   // Live objects of region r in address order (a LARGE head: its object; a
   // LARGE tail: none).
   LiveCursor objects(size_t r) const;
-  bool is_live_start(uintptr_t old) const { return in_heap(old) && begin_->test(old); }
+  bool is_live_start(uintptr_t old) const {
+    return in_heap(old) && (old & 7) == 0 && begin_->test(old);
+  }
 
   // --- totals -----------------------------------------------------------------------
   uint64_t live_bytes_total() const { return live_total_; }
