@@ -1,0 +1,67 @@
+// concurrent_cycle.cpp — the cycle API's calls into the concurrent engine
+// (compact/compactor.h) for the backends that compact while mutators run.
+// cycle_api.cpp and heap_api.cpp check arguments and phases, then call these.
+#include "api/concurrent_cycle.h"
+
+#include "compact/compactor.h"
+#include "compact/producer.h"
+
+namespace remap::api {
+
+bool is_concurrent(int backend) {
+  return backend == REMAP_BACKEND_MOVE || backend == REMAP_BACKEND_COPY;
+}
+
+Status engine_attach(remap_heap& h) {
+  if (h.backend == REMAP_BACKEND_MINOR || h.backend == REMAP_BACKEND_SIGSEGV)
+    return fail(REMAP_EUNSUPPORTED, "backend %s is not available yet (use move, copy or stw)",
+                remap_backend_name(h.backend));
+  if (!is_concurrent(h.backend)) return Status::ok();
+  return Compactor::create(*h.heap, h.backend, h.fault_mode, &h.compactor);
+}
+
+Status engine_prepare(remap_heap& h) {
+  if (!h.compactor) return Status::ok();
+  return h.compactor->prepare(*h.plan);
+}
+
+Status flip_concurrent(remap_heap& h, uint64_t pause_start_ns) {
+  Status s = h.compactor->flip();
+  if (!s) return s;  // the heap is as it was: still PREPARED
+  h.current.flip_pause_ns = now_ns() - pause_start_ns;
+  h.phase.store(REMAP_PHASE_COMPACTING, std::memory_order_release);
+  return Status::ok();
+}
+
+Status compact_concurrent(remap_heap& h) {
+  return h.compactor->run(h.heap->config().gc_threads);
+}
+
+Status work_concurrent(remap_heap& h) { return h.compactor->work(); }
+
+Status touch_concurrent(remap_heap& h, const void* addr, size_t len) {
+  return h.compactor->touch(reinterpret_cast<uintptr_t>(addr), len);
+}
+
+Status finish_concurrent(remap_heap& h) {
+  const uint64_t t0 = now_ns();
+  remap_cycle_stats& st = h.current;
+  Status s = h.compactor->finish(&st);
+  if (!s) {
+    h.phase.store(REMAP_PHASE_BROKEN, std::memory_order_release);
+    return s;
+  }
+  st.cycle = h.heap->cycles();
+  st.backend = h.backend;
+  st.fault_mode = h.fault_mode;
+  st.finish_ns = now_ns() - t0;
+  {
+    std::lock_guard<std::mutex> g(h.stats_mutex);
+    h.last_stats = st;
+  }
+  h.plan.reset();
+  h.phase.store(REMAP_PHASE_IDLE, std::memory_order_release);
+  return Status::ok();
+}
+
+}  // namespace remap::api

@@ -1,0 +1,73 @@
+// backend.h — how a produced page reaches the heap (DESIGN.md §7).
+//
+// The concurrent engine (compact/) decides what each to-space page holds and
+// builds it; a Backend only installs: a run of pages built in place in
+// from-space (GC workers), one page built in a private buffer (a faulting
+// mutator), or a zero page. Backends differ in the kernel mechanism and in
+// what happens to from-space afterwards, which is exactly what the benchmark
+// compares:
+//   move: UFFDIO_MOVE of the built pages themselves — no allocation, no copy
+//         in the kernel; from-space leftovers are recycled into the pool.
+//   copy: UFFDIO_COPY — the kernel allocates and copies; from-space is
+//         released with MADV_DONTNEED region by region.
+// All methods called during compaction are async-signal-safe (mutators call
+// them from the SIGBUS handler).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+
+#include "api/status.h"
+#include "compact/counters.h"
+#include "heap/pool.h"
+
+namespace remap {
+
+struct InstallOutcome {
+  bool ok = true;
+  int sys_errno = 0;     // of the failing ioctl
+  const char* op = "";   // its name
+};
+
+class Backend {
+ public:
+  virtual ~Backend() = default;
+  virtual int kind() const = 0;  // remap_backend
+
+  // Installs npages pages built in place at src (from-space) onto dst, which
+  // the caller owns (state PROCESSING). Pages the kernel reports already
+  // mapped count as installed.
+  virtual InstallOutcome install_run(uintptr_t dst, uintptr_t src, size_t npages) noexcept = 0;
+
+  // A private buffer page for one mutator-built page; nullptr if none (the
+  // caller then builds on its stack and calls install_copy).
+  virtual void* take_buffer() noexcept = 0;
+  // Installs the buffer page at dst and disposes of the buffer.
+  virtual InstallOutcome install_buffer(uintptr_t dst, void* buffer) noexcept = 0;
+  // Gives an unused buffer back.
+  virtual void return_buffer(void* buffer) noexcept = 0;
+  // Installs a copy of `bytes` (one page) at dst: the fallback when no buffer
+  // page is free.
+  virtual InstallOutcome install_copy(uintptr_t dst, const void* bytes) noexcept = 0;
+  // Installs a zero-filled page at dst.
+  virtual InstallOutcome install_zero(uintptr_t dst) noexcept = 0;
+
+  // A GC worker finished every page of [from, from+len) (from-space) and no
+  // other producer reads it any more.
+  virtual void from_space_done(uintptr_t from, size_t len) noexcept {}
+  // The end of the cycle: dispose of from-space [from, from+len).
+  virtual Status finish_from_space(uintptr_t from, size_t len) = 0;
+};
+
+struct BackendEnv {
+  int uffd = -1;
+  heap::PagePool* pool = nullptr;
+  CycleCounters* counters = nullptr;
+  size_t page = 4096;
+};
+
+std::unique_ptr<Backend> make_move_backend(const BackendEnv& env);
+std::unique_ptr<Backend> make_copy_backend(const BackendEnv& env);
+
+}  // namespace remap

@@ -1,0 +1,90 @@
+// copy.cpp — the copy backend: UFFDIO_COPY, the mechanism the RFC measured.
+//
+// Pages are built exactly as for move (in place in from-space by GC
+// workers, in a pool page by mutators), but installing them makes the kernel
+// allocate a fresh page, clear it and copy the buffer in; from-space is then
+// released with MADV_DONTNEED, region by region as GC workers finish them
+// (as a collector must, to bound its footprint) and once more at the end for
+// whatever is left (empty regions, pages mutators produced).
+#include <string.h>
+
+#include "backends/backend.h"
+#include "os/uffd_ops.h"
+#include "os/vm.h"
+
+namespace remap {
+namespace {
+
+class CopyBackend final : public Backend {
+ public:
+  explicit CopyBackend(const BackendEnv& env) : env_(env), c_(*env.counters) {}
+  int kind() const override { return REMAP_BACKEND_COPY; }
+
+  InstallOutcome install_run(uintptr_t dst, uintptr_t src, size_t npages) noexcept override {
+    return copy(dst, reinterpret_cast<const void*>(src), npages);
+  }
+
+  void* take_buffer() noexcept override { return env_.pool ? env_.pool->acquire() : nullptr; }
+  void return_buffer(void* b) noexcept override { env_.pool->release(b); }
+
+  InstallOutcome install_buffer(uintptr_t dst, void* buf) noexcept override {
+    InstallOutcome o = copy(dst, buf, 1);
+    env_.pool->release(buf);  // the kernel copied it: the buffer is reusable
+    return o;
+  }
+
+  InstallOutcome install_copy(uintptr_t dst, const void* bytes) noexcept override {
+    return copy(dst, bytes, 1);
+  }
+
+  InstallOutcome install_zero(uintptr_t dst) noexcept override {
+    alignas(64) static const char zeros[65536] = {};
+    InstallOutcome o = copy(dst, zeros, 1);  // one allocation now instead of zeropage + COW later
+    if (o.ok) c_.pages_zero.add(1);
+    return o;
+  }
+
+  void from_space_done(uintptr_t from, size_t len) noexcept override { release(from, len); }
+
+  Status finish_from_space(uintptr_t from, size_t len) override { return release(from, len); }
+
+ private:
+  InstallOutcome copy(uintptr_t dst, const void* src, size_t npages) noexcept {
+    const size_t len = npages * env_.page;
+    size_t off = 0;
+    uint64_t t0 = now_ns();
+    while (off < len) {
+      os::UffdResult r = os::uffd_copy(env_.uffd, reinterpret_cast<void*>(dst + off),
+                                       static_cast<const char*>(src) + off, len - off, 0);
+      c_.ioctl_copy.add(1);
+      c_.pages_copied.add(r.done / env_.page);
+      off += r.done;
+      if (r.ok()) break;
+      if (r.err != os::UffdErr::exists) return {false, r.sys_errno, "UFFDIO_COPY"};
+      off += env_.page;  // mapped by someone else: success
+    }
+    c_.install_ns.add(now_ns() - t0);
+    c_.pages_installed.add(npages);
+    c_.buffers_new.add(npages);  // every installed page is one the kernel allocated
+    return {};
+  }
+
+  Status release(uintptr_t from, size_t len) noexcept {
+    uint64_t t0 = now_ns();
+    Status s = os::advise(reinterpret_cast<void*>(from), len, os::Advice::dontneed);
+    c_.madvise_calls.add(1);
+    c_.madvise_ns.add(now_ns() - t0);
+    return s;
+  }
+
+  BackendEnv env_;
+  CycleCounters& c_;
+};
+
+}  // namespace
+
+std::unique_ptr<Backend> make_copy_backend(const BackendEnv& env) {
+  return std::make_unique<CopyBackend>(env);
+}
+
+}  // namespace remap

@@ -1,0 +1,172 @@
+// move.cpp — the move backend: UFFDIO_MOVE of the built pages themselves.
+//
+// GC workers build to-space pages in place in from-space and move whole runs
+// with one ioctl (no allocation, no copy, no clearing in the kernel). A
+// mutator builds its page in a pool page and moves that. Per page, EBUSY
+// (the page is shared after fork, KSM-merged, pinned or under writeback:
+// MOVE needs PageAnonExclusive) falls back to UFFDIO_COPY of the same bytes
+// and is counted; a source hole (a dense from-space page nobody ever
+// touched) reads as zero, so it is installed as a zero page. At the end,
+// from-space pages that still hold memory are moved into the pool, up to its
+// capacity; the rest goes back to the OS with one madvise.
+#include <string.h>
+
+#include "backends/backend.h"
+#include "os/residency.h"
+#include "os/uffd_abi.h"
+#include "os/uffd_ops.h"
+#include "os/vm.h"
+
+namespace remap {
+namespace {
+
+class MoveBackend final : public Backend {
+ public:
+  explicit MoveBackend(const BackendEnv& env) : env_(env), c_(*env.counters) {}
+  int kind() const override { return REMAP_BACKEND_MOVE; }
+
+  InstallOutcome install_run(uintptr_t dst, uintptr_t src, size_t npages) noexcept override {
+    const size_t len = npages * env_.page;
+    size_t off = 0;
+    uint64_t t0 = now_ns();
+    while (off < len) {
+      os::UffdResult r = os::uffd_move(env_.uffd, reinterpret_cast<void*>(dst + off),
+                                       reinterpret_cast<void*>(src + off), len - off, 0);
+      c_.ioctl_move.add(1);
+      c_.pages_moved.add(r.done / env_.page);
+      off += r.done;
+      if (r.ok()) break;
+      InstallOutcome o = fix_page(dst + off, src + off, r);
+      if (!o.ok) return o;
+      off += env_.page;
+    }
+    c_.install_ns.add(now_ns() - t0);
+    c_.pages_installed.add(npages);
+    return {};
+  }
+
+  void* take_buffer() noexcept override { return env_.pool ? env_.pool->acquire() : nullptr; }
+  void return_buffer(void* b) noexcept override { env_.pool->release(b); }
+
+  InstallOutcome install_buffer(uintptr_t dst, void* buf) noexcept override {
+    uint64_t t0 = now_ns();
+    os::UffdResult r = os::uffd_move(env_.uffd, reinterpret_cast<void*>(dst), buf, env_.page, 0);
+    c_.ioctl_move.add(1);
+    InstallOutcome o;
+    if (r.ok()) {
+      env_.pool->vacate(buf);  // its page now lives in the heap
+      c_.pages_moved.add(1);
+      c_.buffers_recycled.add(1);
+    } else {
+      o = fix_page(dst, reinterpret_cast<uintptr_t>(buf), r);
+      env_.pool->release(buf);  // not moved: still populated
+    }
+    c_.install_ns.add(now_ns() - t0);
+    if (o.ok) c_.pages_installed.add(1);
+    return o;
+  }
+
+  InstallOutcome install_copy(uintptr_t dst, const void* bytes) noexcept override {
+    uint64_t t0 = now_ns();
+    os::UffdResult r = os::uffd_copy(env_.uffd, reinterpret_cast<void*>(dst), bytes, env_.page, 0);
+    c_.ioctl_copy.add(1);
+    c_.install_ns.add(now_ns() - t0);
+    if (!r.ok() && r.err != os::UffdErr::exists) return {false, r.sys_errno, "UFFDIO_COPY"};
+    c_.pages_copied.add(1);
+    c_.buffers_new.add(1);  // the kernel allocated the page
+    c_.pages_installed.add(1);
+    return {};
+  }
+
+  InstallOutcome install_zero(uintptr_t dst) noexcept override {
+    if (void* buf = take_buffer()) {
+      memset(buf, 0, env_.page);  // cheaper than the fault + clear of a fresh page later
+      InstallOutcome o = install_buffer(dst, buf);
+      c_.pages_zero.add(1);
+      return o;
+    }
+    uint64_t t0 = now_ns();
+    os::UffdResult r = os::uffd_zeropage(env_.uffd, reinterpret_cast<void*>(dst), env_.page, 0);
+    c_.ioctl_zeropage.add(1);
+    c_.install_ns.add(now_ns() - t0);
+    if (!r.ok() && r.err != os::UffdErr::exists) return {false, r.sys_errno, "UFFDIO_ZEROPAGE"};
+    c_.pages_zero.add(1);
+    c_.buffers_new.add(1);  // the first write will allocate
+    c_.pages_installed.add(1);
+    return {};
+  }
+
+  Status finish_from_space(uintptr_t from, size_t len) override {
+    std::vector<uint8_t> resident;
+    Status s = os::resident_pages(reinterpret_cast<void*>(from), len, &resident);
+    if (!s) return s;
+    size_t left = 0;  // resident pages the pool could not take
+    const size_t n = resident.size();
+    for (size_t i = 0; i < n;) {
+      if (!(resident[i] & 1)) {
+        i++;
+        continue;
+      }
+      size_t j = i;
+      while (j < n && (resident[j] & 1)) j++;
+      // Move the run [i, j) into the pool while it has room; a page it
+      // cannot take (shared after fork: EBUSY) is skipped.
+      while (i < j && env_.pool && env_.pool->empty_pages() > 0) {
+        size_t got = env_.pool->receive(reinterpret_cast<void*>(from + i * env_.page), j - i);
+        if (got) c_.ioctl_move.add(1);
+        i += got ? got : 1;
+        if (!got) left++;
+      }
+      left += j - i;
+      i = j;
+    }
+    if (left) {
+      uint64_t t0 = now_ns();
+      s = os::advise(reinterpret_cast<void*>(from), len, os::Advice::dontneed);
+      c_.madvise_calls.add(1);
+      c_.madvise_ns.add(now_ns() - t0);
+    }
+    return s;
+  }
+
+ private:
+  // The page at dst could not be moved from src (r says why); installs it
+  // another way, or says why it cannot.
+  InstallOutcome fix_page(uintptr_t dst, uintptr_t src, const os::UffdResult& r) noexcept {
+    switch (r.err) {
+      case os::UffdErr::exists:
+        return {};  // mapped by someone else: success
+      case os::UffdErr::busy: {
+        os::UffdResult c = os::uffd_copy(env_.uffd, reinterpret_cast<void*>(dst),
+                                         reinterpret_cast<void*>(src), env_.page, 0);
+        c_.ioctl_copy.add(1);
+        if (!c.ok() && c.err != os::UffdErr::exists) return {false, c.sys_errno, "UFFDIO_COPY"};
+        c_.fallback_ebusy.add(1);
+        c_.pages_copied.add(1);
+        c_.buffers_new.add(1);
+        return {};
+      }
+      case os::UffdErr::hole: {
+        os::UffdResult z = os::uffd_zeropage(env_.uffd, reinterpret_cast<void*>(dst), env_.page, 0);
+        c_.ioctl_zeropage.add(1);
+        if (!z.ok() && z.err != os::UffdErr::exists)
+          return {false, z.sys_errno, "UFFDIO_ZEROPAGE"};
+        c_.fallback_other.add(1);
+        return {};
+      }
+      default:
+        return {false, r.sys_errno, "UFFDIO_MOVE"};
+    }
+  }
+
+  BackendEnv env_;
+  CycleCounters& c_;
+};
+
+}  // namespace
+
+std::unique_ptr<Backend> make_move_backend(const BackendEnv& env) {
+  return std::make_unique<MoveBackend>(env);
+}
+
+}  // namespace remap

@@ -1,0 +1,279 @@
+// compactor.cpp — the cycle of the concurrent engine: create, prepare, flip,
+// work, touch, fault resolution, finish. Page building is in producer.cpp,
+// page installing in backends/.
+#include "compact/compactor.h"
+
+#include <sched.h>
+#include <stdio.h>
+#include <unistd.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <thread>
+#include <vector>
+
+#include "compact/fault_sigbus.h"
+#include "compact/producer.h"
+#include "os/procfs.h"
+#include "os/uffd_abi.h"
+#include "os/uffd_open.h"
+#include "os/uffd_ops.h"
+
+namespace remap {
+namespace {
+
+constexpr size_t kRegionsPerClaim = 4;  // consecutive regions keep a worker's MOVE runs long
+constexpr size_t kPrimedPages = 256;    // buffers ready before the first cycle
+constexpr size_t kStackPage = 4096;
+
+}  // namespace
+
+Status Compactor::create(Heap& heap, int backend, int fault_mode, std::unique_ptr<Compactor>* out) {
+  if (heap.page_size() != kStackPage)
+    return fail(REMAP_EUNSUPPORTED, "the concurrent engine supports 4 KiB pages only (page size %zu)",
+                heap.page_size());
+  std::unique_ptr<Compactor> c(new Compactor(heap));
+  Status s = c->init(backend, fault_mode);
+  if (!s) return s;
+  *out = std::move(c);
+  return Status::ok();
+}
+
+Status Compactor::init(int backend, int fault_mode) {
+  backend_kind_ = backend;
+  fault_mode_ = fault_mode;
+
+  // One userfaultfd per heap: its features are fixed at the handshake, so the
+  // fault mode is fixed per heap. Handler threads read it non-blocking.
+  os::UffdOpenResult opened;
+  Status s = os::uffd_open(/*nonblock=*/fault_mode == REMAP_FAULT_THREAD, false, &opened);
+  if (!s) return s;
+  uint64_t want = 0;
+  if (backend == REMAP_BACKEND_MOVE) want |= UFFD_FEATURE_MOVE;
+  if (fault_mode == REMAP_FAULT_SIGBUS) want |= UFFD_FEATURE_SIGBUS;
+  uint64_t ioctls = 0;
+  s = os::uffd_api(opened.fd.get(), want, /*best_effort=*/false, &features_, &ioctls);
+  if (!s)
+    return fail(s.code == REMAP_EINVAL ? REMAP_EUNSUPPORTED : s.code,
+                "backend %s with %s faults needs userfaultfd features 0x%llx: %s",
+                remap_backend_name(backend), remap_fault_mode_name(fault_mode),
+                (unsigned long long)want, s.message.c_str());
+  if (opened.path == REMAP_UFFD_USER_MODE_ONLY && fault_mode == REMAP_FAULT_THREAD) {
+    // Handler threads exist to serve kernel-originated faults; a
+    // user-mode-only uffd turns those into EFAULT, so the mode would only add
+    // latency. Still allowed: user faults work.
+  }
+  uffd_ = std::move(opened.fd);
+
+  // From-space: same size and 1 GiB alignment as the heap mapping, so that
+  // the flip's mremap moves page tables at PUD level (DESIGN §3).
+  s = os::reserve_aligned(heap_.map_size(), size_t(1) << 30, PROT_READ | PROT_WRITE, &from_);
+  if (!s) return s;
+
+  // The pool receives from-space pages by MOVE, whose destination must be
+  // registered with this uffd; the copy backend only borrows buffers.
+  const bool registered = backend == REMAP_BACKEND_MOVE;
+  s = heap::PagePool::create(heap_.config().pool_max_pages, registered ? uffd_.get() : -1, &pool_);
+  if (!s) return s;
+  pool_->prime(std::min<size_t>(kPrimedPages, heap_.config().pool_max_pages));
+
+  BackendEnv env{uffd_.get(), pool_.get(), &counters_, heap_.page_size()};
+  backend_ = backend == REMAP_BACKEND_MOVE ? make_move_backend(env) : make_copy_backend(env);
+
+  // Fault delivery stays installed for the heap's life: a SIGBUS raised just
+  // before finish unregistered the range must still find us (and is then
+  // simply retried).
+  if (fault_mode == REMAP_FAULT_SIGBUS) return sigbus_register(this);
+  return threads_.start(uffd_.get(), heap_.config().handler_threads, this);
+}
+
+Compactor::~Compactor() {
+  threads_.stop();
+  if (fault_mode_ == REMAP_FAULT_SIGBUS) sigbus_unregister(this);
+}
+
+Status Compactor::prepare(const Plan& plan) {
+  if (active_.load()) return fail(REMAP_EPHASE, "a cycle is still compacting");
+  plan_ = &plan;
+  // Page states are set here, outside the pause: O(pages), not O(1).
+  const size_t pages = heap_.page_count();
+  states_.reset(pages);
+  for (size_t p = 0; p < pages; p++)
+    states_.init(p, plan.page_kind(p) == PageKind::EMPTY ? kPageEmpty : kPageUnprocessed);
+  counters_.reset();
+  next_region_.store(0);
+  producer_ = std::make_unique<Producer>(heap_, plan, states_, *backend_, counters_,
+                                         intptr_t(from_base()) - intptr_t(heap_.base()),
+                                         backend_kind_ == REMAP_BACKEND_COPY);
+  int64_t v = os::count_vmas();
+  vmas_before_ = v < 0 ? 0 : uint64_t(v);
+  return Status::ok();
+}
+
+Status Compactor::flip() {
+  if (!plan_) return fail(REMAP_EPHASE, "flip before prepare");
+  void* heap_map = reinterpret_cast<void*>(heap_.map_base());
+  // The pages move to from-space; the heap range stays mapped, empty.
+  Status s = os::remap_dontunmap(heap_map, heap_.map_size(), from_.addr());
+  if (!s) return s;
+  // The whole mapping, not just `capacity`: registering part of a VMA splits it.
+  os::UffdResult r = os::uffd_register(uffd_.get(), heap_map, heap_.map_size(),
+                                       UFFDIO_REGISTER_MODE_MISSING, nullptr);
+  if (!r.ok()) {
+    Status why = os::uffd_status("UFFDIO_REGISTER", r, heap_map, heap_.map_size());
+    // Put the pages back: the heap is as it was.
+    Status back = os::remap_dontunmap(from_.addr(), heap_.map_size(), heap_map);
+    if (!back) {
+      fprintf(stderr, "libremap: cannot undo a failed flip (%s); the heap is lost\n",
+              back.message.c_str());
+      abort();
+    }
+    return why;
+  }
+  // Allocation from now on sees the new layout (free tails, empty regions).
+  heap_.adopt_layout(*plan_);
+  active_.store(true, std::memory_order_release);
+  flip_end_ns_ = now_ns();
+  return Status::ok();
+}
+
+Status Compactor::work() {
+  if (!active_.load()) return fail(REMAP_EPHASE, "no cycle is compacting");
+  const size_t n = heap_.region_count();
+  workers_.fetch_add(1);
+  for (;;) {
+    size_t r0 = next_region_.fetch_add(kRegionsPerClaim);
+    if (r0 >= n) break;
+    InstallOutcome bad;
+    if (!producer_->gc_regions(r0, std::min(n, r0 + kRegionsPerClaim), &bad)) fatal("install", bad);
+  }
+  workers_.fetch_sub(1);
+  return Status::ok();
+}
+
+Status Compactor::run(unsigned threads) {
+  std::vector<std::thread> extra;
+  for (unsigned i = 1; i < threads; i++) extra.emplace_back([this] { work(); });
+  Status s = work();
+  for (auto& t : extra) t.join();
+  work_end_ns_ = now_ns();
+  return s;
+}
+
+Status Compactor::touch(uintptr_t addr, size_t len) {
+  if (!active_.load()) return Status::ok();
+  if (len == 0) return Status::ok();
+  uintptr_t end = addr + len;
+  if (end < addr || addr < heap_.base() || end > heap_.end())
+    return fail(REMAP_EINVAL, "range [%#lx, +%zu) is not inside the heap", (unsigned long)addr, len);
+  for (size_t p = heap_.page_index(addr); p <= heap_.page_index(end - 1); p++)
+    if (!ensure_page(p, false)) return fail(REMAP_EKERNEL, "could not produce page %zu", p);
+  return Status::ok();
+}
+
+bool Compactor::covers(uintptr_t addr) const noexcept {
+  return addr >= heap_.map_base() && addr < heap_.map_base() + heap_.map_size();
+}
+
+bool Compactor::resolve_fault(uintptr_t addr) noexcept {
+  // Not compacting (finish has unregistered the range): the retried access
+  // faults normally.
+  // in_flight_ is raised before active_ is read (both seq_cst) and finish
+  // lowers active_ before waiting for in_flight_ == 0: no handler can still
+  // be inside ensure_page when the next prepare resets the page states.
+  in_flight_.fetch_add(1);
+  bool ok = true;
+  if (active_.load()) {
+    if (heap_.contains(addr)) ok = ensure_page(heap_.page_index(addr), true);
+    else ok = false;  // past capacity: a runtime bug
+  }
+  in_flight_.fetch_sub(1);
+  return ok;
+}
+
+bool Compactor::ensure_page(size_t page, bool by_fault) noexcept {
+  const uint64_t t0 = now_ns();
+  uint8_t was;
+  if (states_.claim_for_mutator(page, &was)) {
+    const uintptr_t addr = heap_.page_addr(page);
+    InstallOutcome o;
+    if (was == kPageEmpty) {
+      o = backend_->install_zero(addr);
+    } else if (void* buf = backend_->take_buffer()) {
+      producer_->build_page(page, static_cast<char*>(buf));
+      o = backend_->install_buffer(addr, buf);
+    } else {
+      alignas(kStackPage) char tmp[kStackPage];
+      producer_->build_page(page, tmp);
+      o = backend_->install_copy(addr, tmp);
+    }
+    // During finish the range may already be unregistered: an EMPTY page then
+    // simply faults in normally on retry.
+    if (!o.ok && !finishing_.load()) fatal("install a faulted page", o);
+    states_.set(page, kPageMapped);
+    counters_.pages_by_mutator.add(1);
+  } else if (was != kPageMapped) {
+    uint64_t w0 = now_ns();
+    states_.wait_mapped(page);
+    counters_.wait_ns.add(now_ns() - w0);
+  }
+  if (by_fault) counters_.latency.record(now_ns() - t0);
+  return true;
+}
+
+Status Compactor::finish(remap_cycle_stats* stats) {
+  if (!active_.load()) return fail(REMAP_EPHASE, "no cycle is compacting");
+  Status s = work();  // regions no worker took yet
+  if (!s) return s;
+  // Workers of a concurrent remap_compact may still be returning from their
+  // last region: the producer must outlive them.
+  while (workers_.load() != 0) sched_yield();
+  if (!work_end_ns_ || work_end_ns_ < flip_end_ns_) work_end_ns_ = now_ns();
+  // Pages mutators still build; an UNPROCESSED page here would be a bug in
+  // work(), but producing it is the safe answer.
+  for (size_t p = 0; p < states_.count(); p++) {
+    uint8_t st = states_.load(p);
+    if (st != kPageMapped && st != kPageEmpty) ensure_page(p, false);
+  }
+  uint64_t done_ns = now_ns();
+
+  finishing_.store(true);
+  void* heap_map = reinterpret_cast<void*>(heap_.map_base());
+  // Unregistering wakes every thread parked on the range; their retry then
+  // faults normally.
+  os::UffdResult r = os::uffd_unregister(uffd_.get(), heap_map, heap_.map_size());
+  active_.store(false);
+  while (in_flight_.load() != 0) sched_yield();
+  finishing_.store(false);
+  if (!r.ok()) return os::uffd_status("UFFDIO_UNREGISTER", r, heap_map, heap_.map_size());
+
+  s = backend_->finish_from_space(from_base(), heap_.capacity());
+  heap_.complete_cycle(*plan_);
+
+  if (stats) {
+    counters_.fill(stats);
+    stats->compaction_ns = done_ns - flip_end_ns_;
+    stats->vmas_before = vmas_before_;
+    int64_t v = os::count_vmas();
+    stats->vmas_after = v < 0 ? 0 : uint64_t(v);
+  }
+  plan_ = nullptr;
+  producer_.reset();
+  work_end_ns_ = 0;
+  return s;
+}
+
+void Compactor::fatal(const char* what, const InstallOutcome& o) noexcept {
+  // A page that cannot be installed leaves a mutator parked forever and the
+  // heap half-moved: there is no safe way on.
+  char msg[256];
+  int n = snprintf(msg, sizeof msg, "libremap: fatal: cannot %s: %s failed with errno %d\n", what,
+                   o.op, o.sys_errno);
+  if (n > 0) {
+    ssize_t w = write(2, msg, size_t(n) < sizeof msg ? size_t(n) : sizeof msg - 1);
+    (void)w;
+  }
+  abort();
+}
+
+}  // namespace remap

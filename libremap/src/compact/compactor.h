@@ -1,0 +1,100 @@
+// compactor.h — the concurrent compaction engine (DESIGN.md §5–§6).
+//
+// One per heap whose backend is concurrent. Owns the heap's userfaultfd, the
+// from-space reservation, the page pool, the per-page states, fault delivery
+// and the cycle's counters. The cycle:
+//
+//   prepare(plan)  outside the pause: page states from the plan, VMA count.
+//   flip()         in the runtime's pause: mremap(MREMAP_DONTUNMAP) the heap
+//                  mapping onto from-space (page tables move at PUD level:
+//                  both are 1 GiB aligned and whole GiB), register the heap
+//                  range MISSING, publish the fault target. O(1) in heap size.
+//   work()         GC workers produce pages region by region (see producer.h).
+//                  Mutators that touch an unproduced page produce it first.
+//   finish()       every page with data is mapped; unregister; from-space
+//                  leftovers recycled or released; counters published.
+//
+// Invariants: mutators only ever see to-space addresses and final page
+// contents; a page is installed exactly once (the state CAS decides who);
+// from-space bytes are read only while some unproduced page needs them
+// (producer.h states the exact rule).
+#pragma once
+
+#include <atomic>
+#include <memory>
+
+#include "api/status.h"
+#include "backends/backend.h"
+#include "compact/counters.h"
+#include "compact/fault_target.h"
+#include "compact/fault_threads.h"
+#include "compact/page_state.h"
+#include "heap/heap.h"
+#include "heap/pool.h"
+#include "libremap.h"
+#include "os/fd.h"
+#include "os/vm.h"
+#include "plan/plan.h"
+
+namespace remap {
+
+class Producer;
+
+class Compactor final : public FaultTarget {
+ public:
+  // backend: MOVE or COPY; fault_mode: SIGBUS or THREAD (resolved).
+  static Status create(Heap& heap, int backend, int fault_mode, std::unique_ptr<Compactor>* out);
+  ~Compactor() override;
+
+  Status prepare(const Plan& plan);
+  // The pause. On failure the heap is unchanged (mapping back in place).
+  Status flip();
+  // Joins as a GC worker until no region is left.
+  Status work();
+  // Runs `threads` GC workers and returns when every region is done.
+  Status run(unsigned threads);
+  // Produces and installs [addr, addr+len) now.
+  Status touch(uintptr_t addr, size_t len);
+  Status finish(remap_cycle_stats* stats);
+  bool compacting() const { return active_.load(std::memory_order_acquire); }
+
+  // FaultTarget
+  bool covers(uintptr_t addr) const noexcept override;
+  bool resolve_fault(uintptr_t addr) noexcept override;
+
+  const CycleCounters& counters() const { return counters_; }
+  heap::PagePool* pool() const { return pool_.get(); }
+  int uffd() const { return uffd_.get(); }
+  uintptr_t from_base() const { return uintptr_t(from_.addr()); }
+
+ private:
+  explicit Compactor(Heap& heap) : heap_(heap) {}
+  Status init(int backend, int fault_mode);
+  // Makes page `page` mapped; by_fault: count and time it as a mutator fault.
+  bool ensure_page(size_t page, bool by_fault) noexcept;
+  [[noreturn]] void fatal(const char* what, const InstallOutcome& o) noexcept;
+
+  Heap& heap_;
+  int backend_kind_ = REMAP_BACKEND_MOVE;
+  int fault_mode_ = REMAP_FAULT_SIGBUS;
+  os::UniqueFd uffd_;
+  uint64_t features_ = 0;
+  os::Mapping from_;                 // from-space reservation (same size/alignment as the heap's)
+  std::unique_ptr<heap::PagePool> pool_;
+  std::unique_ptr<Backend> backend_;
+  FaultThreads threads_;
+  PageStates states_;
+  CycleCounters counters_;
+  std::unique_ptr<Producer> producer_;
+  const Plan* plan_ = nullptr;
+  std::atomic<bool> active_{false};     // between flip and finish: faults are ours
+  std::atomic<bool> finishing_{false};  // the heap range is being unregistered
+  std::atomic<int> in_flight_{0};       // fault handlers inside resolve_fault
+  std::atomic<size_t> next_region_{0};
+  std::atomic<int> workers_{0};         // threads inside work()
+  uint64_t flip_end_ns_ = 0;
+  uint64_t work_end_ns_ = 0;
+  uint64_t vmas_before_ = 0;
+};
+
+}  // namespace remap

@@ -1,0 +1,71 @@
+// producer.h — building to-space pages (DESIGN.md §6).
+//
+// A page's bytes come from from-space (the old heap, at old + delta). Two
+// ways to build, one rule that makes them safe together:
+//
+//   GC worker, in place: walks a region's live objects in address order; for
+//   each object X it first owns every to-space page X's new range touches
+//   (CAS-claims them, or waits until a mutator that owns one has MAPPED it),
+//   then forwards X's reference slots and memmoves X to its new address at
+//   the same from-space offset. A to-space page whose objects are all done
+//   is complete: complete pages form contiguous runs that are installed with
+//   one ioctl straight from from-space (dense pages move back to where they
+//   were, updated in place: no copy at all).
+//
+//   Faulting mutator, in a buffer: copies the parts of the objects that
+//   overlap its page from from-space into a private buffer page, forwards
+//   the slots that fall in the page, installs the buffer. It never writes
+//   from-space.
+//
+// Why that is safe: sliding only moves data down (new <= old), so a write of
+// object Y to its new range lands below the next object's new start, hence
+// below every later object's old bytes; a mutator building page q reads only
+// the old bytes of the objects that overlap q, and the worker touches those
+// objects only after q is MAPPED; a from-space page is moved away only when
+// every object overlapping its to-space page has been processed, which
+// includes every object whose old bytes lie in it (old >= new).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+#include "backends/backend.h"
+#include "compact/counters.h"
+#include "compact/page_state.h"
+#include "heap/heap.h"
+#include "plan/plan.h"
+
+namespace remap {
+
+class Producer {
+ public:
+  Producer(const Heap& heap, const Plan& plan, PageStates& states, Backend& backend,
+           CycleCounters& counters, intptr_t from_delta, bool release_regions);
+
+  // GC worker: produces every page with data of regions [r0, r1), in place.
+  // Returns false (and *bad) if the kernel refused to install a page.
+  bool gc_regions(size_t r0, size_t r1, InstallOutcome* bad);
+
+  // Mutator: builds page `page` (owned: MUTATOR_PROCESSING, state before the
+  // claim was UNPROCESSED) into `buf` (one page). Async-signal-safe.
+  void build_page(size_t page, char* buf) const noexcept;
+
+ private:
+  struct Pass;  // one worker's state over a chunk of regions
+  void gc_region(Pass& pass, size_t r);
+  // Installs the pass's pending run of complete pages and marks them MAPPED.
+  void flush(Pass& pass);
+
+  const Heap& heap_;
+  const Plan& plan_;
+  PageStates& states_;
+  Backend& backend_;
+  CycleCounters& c_;
+  const intptr_t delta_;  // from-space address - to-space address
+  const size_t page_;
+  const unsigned page_shift_;
+  const bool release_regions_;  // backend wants from_space_done per region
+};
+
+}  // namespace remap
