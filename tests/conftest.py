@@ -5,7 +5,10 @@
   userfaultfd fault fails instead of hanging. Also as the fixture
   ``subprocess_with_timeout``.
 - ``run_as_nobody`` fixture: the same, as uid/gid 65534 with no groups
-  (``setpriv``); skips when not root or when setpriv is missing.
+  (``setpriv``); skips when not root or when setpriv is missing. The test
+  interpreter may be unreadable for that user (pyenv under /root, mode 0700):
+  run a compiled C program from a world-readable folder instead, as
+  test_probe.py's ``probe_child`` fixture does.
 - ``python_child(code)``: argv that runs ``code`` in a fresh interpreter of
   the one running the tests.
 """

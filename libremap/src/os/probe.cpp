@@ -67,8 +67,7 @@ uint64_t register_ioctls(int fd, size_t page) {
   uint64_t bits = 0;
   if (::ioctl(fd, UFFDIO_REGISTER, &reg) == 0) {
     bits = reg.ioctls;
-    // Unregister before munmap: with EVENT_UNMAP granted, unmapping a
-    // registered range queues an event and waits for it to be read.
+    // Unregister before munmap, so that the range never outlives its use.
     ::ioctl(fd, UFFDIO_UNREGISTER, &reg.range);
   }
   ::munmap(p, page);
@@ -155,7 +154,14 @@ void probe_kernel(remap_probe_info* out) {
     if (uffd_api(r.fd.get(), want, true, &granted, &api_ioctls)) {
       info.uffd_available = 1;
       info.uffd_features = granted;
-      info.uffd_ioctls = register_ioctls(r.fd.get(), info.page_size);
+      // Register on a second uffd with no features: with the EVENT_* bits
+      // granted above, a fork or munmap in another thread touching the
+      // registered range would wait for this probe to read the event. The
+      // range ioctls do not depend on the features asked for.
+      UffdOpenResult plain;
+      if (uffd_open(false, r.path == REMAP_UFFD_USER_MODE_ONLY, &plain) &&
+          uffd_api(plain.fd.get(), 0, false, nullptr, nullptr))
+        info.uffd_ioctls = register_ioctls(plain.fd.get(), info.page_size);
     }
   }
   info.auto_backend = resolve_auto_backend(info, info.auto_reason, sizeof info.auto_reason);
