@@ -374,6 +374,77 @@ typedef struct remap_cycle_stats {
 
 REMAP_API remap_status remap_heap_last_stats(const remap_heap* heap, remap_cycle_stats* out);
 
+/* ========================================================================
+ * Arena pools (added in 0.1, ABI version 1; additive)
+ *
+ * Fixed-size blocks ("arenas") for a runtime's own allocator, e.g. the
+ * 1 MiB arenas of CPython's pymalloc. The pool reserves one range of
+ * max_arenas * arena_size bytes (virtual only) and carves it into
+ * arena-sized slots. A freed arena keeps its pages, up to cap_bytes of
+ * freed arenas in all, and the next allocation reuses it without page
+ * faults and without clearing it (its bytes are whatever the last user
+ * left). Above the cap, freed arenas go back to the OS in batches (one
+ * MADV_DONTNEED per contiguous run), down to three quarters of the cap.
+ * Requests of another size, or when the range is full, are served by a
+ * private mmap of their own, tracked so that free knows which is which.
+ * Memory from a pool is not MADV_DONTFORK: a fork()ed child keeps it.
+ * All calls are thread-safe; alloc and free of arenas are lock-free.
+ * ====================================================================== */
+
+typedef struct remap_arena_pool remap_arena_pool;
+
+typedef struct remap_arena_config {
+  size_t struct_size;
+  size_t arena_size;  /* bytes, a multiple of the page size; default 1 MiB */
+  size_t max_arenas;  /* slots in the reserved range; default 16384 (16 GiB of address space) */
+  size_t cap_bytes;   /* freed arenas kept populated, in bytes; default 64 MiB; 0 keeps none */
+  int hugepages;      /* 1: MADV_HUGEPAGE on the range (THP "madvise" mode); default 0 */
+} remap_arena_config;
+
+typedef struct remap_arena_stats {
+  size_t struct_size;
+  size_t arena_size;
+  size_t reserved_bytes;      /* address space of the slot range */
+  uint64_t arenas_live;       /* arenas handed out and not freed */
+  uint64_t arenas_peak;       /* highest arenas_live */
+  uint64_t arenas_allocated;  /* arena allocations served from the range */
+  uint64_t arenas_freed;
+  uint64_t arenas_recycled;   /* allocations served by a freed, still populated arena */
+  uint64_t arenas_cached;     /* freed arenas holding their pages now */
+  uint64_t pages_reused;      /* pages of recycled arenas (those the last user touched fault no more) */
+  uint64_t arenas_returned;   /* freed arenas whose pages went back to the OS */
+  uint64_t bytes_returned;    /* bytes given back with MADV_DONTNEED */
+  uint64_t madvise_calls;
+  uint64_t other_live;        /* blocks of other sizes (or overflow) mapped on their own */
+  uint64_t other_bytes_live;
+  uint64_t other_allocated;
+  uint64_t other_freed;
+} remap_arena_stats;
+
+/* Sets struct_size and every default. */
+REMAP_API void remap_arena_config_init(remap_arena_config* config);
+/* config may be NULL (defaults). */
+REMAP_API remap_status remap_arena_pool_create(const remap_arena_config* config,
+                                               remap_arena_pool** out);
+/* Unmaps everything, including blocks still handed out. NULL is fine. */
+REMAP_API void remap_arena_pool_destroy(remap_arena_pool* pool);
+/* A block of `size` bytes (> 0), page aligned; arena_size blocks are aligned
+ * to arena_size when it is a power of two. Never cleared if recycled. */
+REMAP_API remap_status remap_arena_alloc(remap_arena_pool* pool, size_t size, void** out);
+/* Gives back a block from remap_arena_alloc with the size it was allocated
+ * with. REMAP_ENOENT: the pool did not hand out ptr (nothing is done);
+ * REMAP_EINVAL: ptr is the pool's but size does not match. */
+REMAP_API remap_status remap_arena_free(remap_arena_pool* pool, void* ptr, size_t size);
+/* *owned = 1 if ptr lies in a block the pool handed out and has not taken
+ * back (arena slots: anywhere in the slot range). Lock-free for the range. */
+REMAP_API remap_status remap_arena_owns(const remap_arena_pool* pool, const void* ptr, int* owned);
+/* Returns freed arenas above keep_bytes to the OS now (batched). */
+REMAP_API remap_status remap_arena_pool_trim(remap_arena_pool* pool, size_t keep_bytes);
+REMAP_API remap_status remap_arena_pool_get_stats(const remap_arena_pool* pool,
+                                                  remap_arena_stats* out);
+
+/* ======================================================================== */
+
 #ifdef __cplusplus
 } /* extern "C" */
 #endif
