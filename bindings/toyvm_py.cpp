@@ -1,0 +1,129 @@
+// toyvm_py.cpp — libremap._core.toyvm_run: one toy-VM workload run (see
+// libremap/toyvm/), its per-GC records and result as plain Python data.
+//
+// The VM and its mutator threads run with the GIL released; the C++ side
+// never calls back into Python. Options come as a dict of known keys (the
+// typed signature lives in python/libremap/toyvm.py); an unknown key is a
+// ValueError, so a typo never silently runs the default.
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <functional>
+#include <map>
+#include <string>
+
+#include "../libremap/toyvm/toyvm.h"
+#include "module_parts.h"
+
+namespace py = pybind11;
+
+namespace libremap_py {
+
+namespace {
+
+py::dict lib_stats_dict(const remap_cycle_stats& s) {
+  py::dict d;
+#define F(name) d[#name] = s.name;
+  F(cycle) F(backend) F(fault_mode) F(prepare_ns) F(flip_pause_ns) F(compaction_ns) F(finish_ns)
+  F(produce_ns) F(install_ns) F(wait_ns) F(fault_alloc_ns) F(madvise_ns)
+  F(live_bytes) F(regions_dense) F(regions_fragmented) F(regions_empty) F(regions_large)
+  F(pages_installed) F(pages_by_gc) F(pages_by_mutator) F(pages_zero) F(pages_in_place)
+  F(ioctl_move) F(ioctl_copy) F(ioctl_zeropage) F(ioctl_continue) F(ioctl_wake)
+  F(pages_moved) F(pages_copied) F(mprotect_calls) F(madvise_calls) F(bytes_copied)
+  F(buffers_recycled) F(buffers_new) F(fallback_ebusy) F(fallback_other)
+  F(faults) F(fault_p50_ns) F(fault_p99_ns) F(fault_max_ns) F(vmas_before) F(vmas_after)
+#undef F
+  py::list hist;
+  for (uint64_t v : s.fault_hist) hist.append(v);
+  d["fault_hist"] = hist;
+  return d;
+}
+
+py::dict gc_dict(const toyvm::GcRecord& r) {
+  py::dict d;
+#define F(name) d[#name] = r.name;
+  F(index) F(pause_ns) F(ttsp_ns) F(mark_ns) F(prepare_ns) F(flip_ns) F(concurrent_ns) F(verify_ns)
+  F(roots) F(objects_marked) F(bytes_marked) F(heap_before) F(heap_after) F(capacity)
+#undef F
+  d["cause"] = r.cause;
+  d["lib"] = lib_stats_dict(r.lib);
+  return d;
+}
+
+// Option name -> how to store it.
+using Setter = std::function<void(toyvm::RunOptions&, const py::handle&)>;
+
+const std::map<std::string, Setter>& setters() {
+  static const std::map<std::string, Setter> s = [] {
+    std::map<std::string, Setter> m;
+#define VM(name) m[#name] = [](toyvm::RunOptions& o, const py::handle& v) { o.vm.name = v.cast<decltype(o.vm.name)>(); };
+#define WL(name) m[#name] = [](toyvm::RunOptions& o, const py::handle& v) { o.params.name = v.cast<decltype(o.params.name)>(); };
+    VM(heap_bytes) VM(region_size) VM(backend) VM(fault_mode) VM(gc_threads) VM(handler_threads)
+    VM(dense_threshold) VM(trigger_fraction) VM(trigger_min_bytes) VM(exhausted_retries)
+    WL(threads) WL(rounds) WL(seed) WL(depth) WL(min_depth) WL(iteration_scale) WL(array_size)
+    WL(size) WL(ops) WL(max_value_bytes) WL(large_fraction)
+#undef VM
+#undef WL
+    return m;
+  }();
+  return s;
+}
+
+py::dict run(const std::string& workload, const py::dict& options) {
+  toyvm::RunOptions o;
+  o.workload = workload;
+  for (auto item : options) {
+    std::string key = py::str(item.first);
+    auto it = setters().find(key);
+    if (it == setters().end()) throw py::value_error("toyvm: unknown option '" + key + "'");
+    it->second(o, item.second);
+  }
+  toyvm::RunResult r;
+  {
+    py::gil_scoped_release nogil;
+    r = toyvm::run_workload(o);
+  }
+  py::dict d;
+  d["workload"] = r.workload;
+  d["backend"] = remap_backend_name(r.backend);
+  d["fault_mode"] = remap_fault_mode_name(r.fault_mode);
+  d["capacity"] = r.capacity;
+  d["region_size"] = r.region_size;
+  d["wall_ns"] = r.wall_ns;
+  d["bytes_allocated"] = r.bytes_allocated;
+  py::dict res;
+  res["verified"] = r.result.verified;
+  res["checksum"] = r.result.checksum;
+  res["expected"] = r.result.expected;
+  res["operations"] = r.result.operations;
+  res["detail"] = r.result.detail;
+  d["result"] = res;
+  py::list gcs;
+  for (const auto& g : r.gcs) gcs.append(gc_dict(g));
+  d["gcs"] = gcs;
+  if (r.error_kind == toyvm::VmErrorKind::none) {
+    d["error"] = py::none();
+  } else {
+    py::dict e;
+    e["kind"] = toyvm::error_kind_name(r.error_kind);
+    e["status"] = r.error_status;
+    e["status_name"] = remap_status_name(r.error_status);
+    e["message"] = r.error;
+    d["error"] = e;
+  }
+  return d;
+}
+
+}  // namespace
+
+void register_toyvm(py::module_& m) {
+  m.def("toyvm_run", &run, py::arg("workload"), py::arg("options") = py::dict(),
+        "Run one toy-VM workload on a fresh heap (GIL released); returns a dict "
+        "(workload, backend, fault_mode, result, gcs, error, ...).");
+  m.attr("TOYVM_WORKLOADS") = py::cast(toyvm::workload_names());
+  py::list opts;
+  for (const auto& kv : setters()) opts.append(kv.first);
+  m.attr("TOYVM_OPTIONS") = opts;
+}
+
+}  // namespace libremap_py

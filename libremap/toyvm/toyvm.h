@@ -1,0 +1,10 @@
+// toyvm.h — the toy VM's public face for an embedding program: the VM
+// (vm.h), its object layout (object.h), the per-GC records (stats.h) and the
+// workloads with their runner (workloads.h). Everything below it uses only
+// libremap.h, as any runtime embedding libremap would.
+#pragma once
+
+#include "object.h"
+#include "stats.h"
+#include "vm.h"
+#include "workloads.h"

@@ -1,0 +1,264 @@
+// vm.h — the toy VM: a heap from libremap, a class table, mutator threads
+// with thread-local bump allocation and handle (root) tables, a safepoint
+// protocol, and a collector thread that drives libremap's cycle.
+//
+// Rules a mutator lives by (as in a JVM's native interface):
+//   - A Ref is valid until the thread's next safepoint: an allocation, a
+//     poll(), or leaving a blocking() section. Anything that must survive one
+//     is kept in a handle (Mutator::push / HandleScope), which the collector
+//     treats as a root and rewrites when the object moves.
+//   - A thread polls often (allocation polls for it): a stop-the-world pause
+//     waits for every RUNNING mutator to reach a poll. Code that blocks
+//     (joins, waits) does it inside blocking(), where the thread counts as
+//     stopped and must not touch the heap or its handles.
+//   - When the VM fails (heap exhausted, a library error, a corrupt object)
+//     every mutator's next safepoint throws VmAbort; the run's error says why.
+//
+// Mutators keep running during concurrent compaction: a page they touch that
+// libremap has not produced yet is produced on the spot (SIGBUS handler or
+// handler threads, the heap's fault mode) — the VM does nothing for that.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "libremap.h"
+#include "object.h"
+#include "stats.h"
+
+namespace toyvm {
+
+struct VmConfig {
+  size_t heap_bytes = size_t(64) << 20;
+  size_t region_size = size_t(256) << 10;
+  int backend = REMAP_BACKEND_AUTO;
+  int fault_mode = REMAP_FAULT_AUTO;
+  unsigned gc_threads = 1;
+  unsigned handler_threads = 1;
+  double dense_threshold = 0.90;
+  // A collection starts once the bytes handed to mutators since the last one
+  // exceed trigger_fraction of the heap left free by it (at least
+  // trigger_min_bytes).
+  double trigger_fraction = 0.5;
+  size_t trigger_min_bytes = size_t(1) << 20;
+  // Collections a thread that found the heap full waits for before it gives
+  // up with an out-of-memory error.
+  unsigned exhausted_retries = 2;
+};
+
+// Why a VM stopped working.
+enum class VmErrorKind { none, out_of_memory, library, corrupt_heap, workload };
+const char* error_kind_name(VmErrorKind k);
+
+// Thrown at a mutator's safepoint once the VM has failed: unwinds the
+// workload; the failure itself is in Vm::error().
+struct VmAbort {};
+
+class Vm;
+
+class Mutator {
+ public:
+  Mutator(const Mutator&) = delete;
+  Mutator& operator=(const Mutator&) = delete;
+  ~Mutator();
+
+  Vm& vm() { return vm_; }
+  unsigned id() const { return id_; }
+
+  // ---- handles (this thread's roots) ----
+  size_t push(Ref r) {
+    handles_.push_back(r);
+    return handles_.size() - 1;
+  }
+  Ref get(size_t h) const { return handles_[h]; }
+  void set(size_t h, Ref r) { handles_[h] = r; }
+  size_t handle_count() const { return handles_.size(); }
+  void truncate(size_t n) { handles_.resize(n); }
+
+  // ---- allocation: each is a safepoint; memory is zeroed ----
+  Ref alloc_instance(ClassId klass);
+  Ref alloc_ref_array(ClassId klass, uint32_t length);
+  Ref alloc_prim_array(ClassId klass, uint32_t length);
+
+  // ---- safepoints ----
+  void poll() {
+    if (safepoint_flag_->load(std::memory_order_acquire)) slow_poll();
+  }
+  // Runs f() as a stopped thread (it must not touch the heap or handles).
+  template <typename F>
+  auto blocking(F&& f) -> decltype(f());
+
+ private:
+  friend class Vm;
+  friend class Collector;
+  Mutator(Vm& vm, unsigned id);
+  void slow_poll();
+  void enter_native();
+  void leave_native();
+  Ref alloc(size_t size, uint32_t nrefs, ClassId klass, uint32_t aux);
+  Ref alloc_large(size_t size);
+  bool refill(size_t size);
+  // Hands the TLAB back to the heap (this thread, or the collector in a pause).
+  void retire_tlab();
+
+  Vm& vm_;
+  const unsigned id_;
+  const std::atomic<bool>* safepoint_flag_;
+  std::vector<Ref> handles_;
+  uintptr_t tlab_start_ = 0, tlab_cursor_ = 0, tlab_end_ = 0;
+  bool running_ = true;  // under Vm::mu_
+};
+
+// A stack discipline for handles: everything pushed inside a scope is
+// dropped when it ends.
+class HandleScope {
+ public:
+  explicit HandleScope(Mutator& m) : m_(m), mark_(m.handle_count()) {}
+  ~HandleScope() { m_.truncate(mark_); }
+  HandleScope(const HandleScope&) = delete;
+  HandleScope& operator=(const HandleScope&) = delete;
+  size_t make(Ref r) { return m_.push(r); }
+
+ private:
+  Mutator& m_;
+  size_t mark_;
+};
+
+class Collector;
+
+class Vm {
+ public:
+  // Creates the heap (throws VmStartError if libremap refuses) and starts
+  // the collector thread. Classes must be defined before mutators attach.
+  explicit Vm(const VmConfig& config);
+  ~Vm();
+  Vm(const Vm&) = delete;
+  Vm& operator=(const Vm&) = delete;
+
+  ClassId define_instance(const std::string& name, uint32_t nrefs, uint32_t payload_bytes);
+  ClassId define_ref_array(const std::string& name);
+  ClassId define_prim_array(const std::string& name, uint32_t elem_size);
+  const ClassInfo& klass(ClassId id) const { return classes_[id]; }
+  size_t class_count() const { return class_count_.load(std::memory_order_acquire); }
+
+  // The calling thread becomes a mutator until the Mutator is destroyed.
+  std::unique_ptr<Mutator> attach();
+
+  // Global roots (rewritten by the collector): set only in a pause or by the
+  // only thread using the slot; read by any mutator between safepoints.
+  size_t add_global(Ref r);
+  Ref global(size_t i) const { return globals_[i]; }
+  void set_global(size_t i, Ref r) { globals_[i] = r; }
+
+  // Runs after every collection, in a pause of its own, on the collector
+  // thread (mutators stopped, heap IDLE): the workloads' shadow-model checks.
+  // Returns "" when fine, else what is wrong (the VM then fails).
+  void set_after_gc(std::function<std::string()> check) { after_gc_ = std::move(check); }
+
+  // From a thread that is not a mutator: one full collection, waited for.
+  void collect_now();
+  // Stops accepting collections and waits for the one running to end.
+  void quiesce();
+
+  // Failure.
+  void fail(VmErrorKind kind, remap_status status, const std::string& message);
+  bool failed() const { return failed_.load(std::memory_order_acquire); }
+  VmErrorKind error_kind() const;
+  remap_status error_status() const;
+  std::string error_message() const;
+
+  std::vector<GcRecord> records() const;
+  remap_heap* heap() const { return heap_; }
+  const remap_heap_info& info() const { return info_; }
+  const VmConfig& config() const { return config_; }
+  size_t large_threshold() const { return large_threshold_; }
+  uint64_t bytes_allocated_total() const { return allocated_total_.load(std::memory_order_relaxed); }
+
+ private:
+  friend class Mutator;
+  friend class Collector;
+
+  // Safepoint protocol (Vm::mu_).
+  void stop_world();
+  void resume_world();
+  // Bytes handed to a mutator: may ask the collector for a cycle.
+  void note_allocated(size_t bytes);
+  void request_gc(const char* cause);
+  // A mutator found the heap full: wait (stopped) for a collection that
+  // starts after now to end. False if the VM failed or is shutting down.
+  bool wait_for_gc(Mutator& m);
+  void collector_loop();
+
+  VmConfig config_;
+  remap_heap* heap_ = nullptr;
+  remap_heap_info info_{};
+  size_t large_threshold_ = 0;
+
+  static constexpr size_t kMaxClasses = 256;
+  ClassInfo classes_[kMaxClasses];
+  std::atomic<size_t> class_count_{0};
+  static constexpr size_t kMaxGlobals = 256;
+  Ref globals_[kMaxGlobals] = {};
+  size_t global_count_ = 0;
+
+  mutable std::mutex mu_;
+  std::condition_variable world_cv_;   // the collector waits for mutators to stop
+  std::condition_variable resume_cv_;  // stopped mutators wait for the pause to end
+  std::condition_variable gc_cv_;      // requests to the collector, and its completions
+  std::atomic<bool> safepoint_{false}; // stop requested or VM failed: mutators take the slow path
+  bool stop_requested_ = false;
+  size_t running_ = 0;                 // attached mutators not stopped
+  std::vector<Mutator*> mutators_;
+  unsigned next_mutator_id_ = 0;
+  bool gc_pending_ = false;
+  const char* gc_cause_ = "allocation";
+  uint64_t gc_started_ = 0, gc_completed_ = 0;
+  bool accepting_ = true, shutdown_ = false;
+  std::atomic<bool> gc_pending_hint_{false};
+  std::atomic<uint64_t> allocated_since_gc_{0};
+  std::atomic<uint64_t> trigger_bytes_{0};
+  std::atomic<uint64_t> allocated_total_{0};
+
+  std::atomic<bool> failed_{false};
+  VmErrorKind error_kind_ = VmErrorKind::none;
+  remap_status error_status_ = REMAP_OK;
+  std::string error_message_;
+
+  std::function<std::string()> after_gc_;
+  mutable std::mutex records_mu_;
+  std::vector<GcRecord> records_;
+  std::unique_ptr<Collector> collector_;
+  std::thread collector_thread_;
+};
+
+// libremap refused to create the heap.
+class VmStartError : public std::runtime_error {
+ public:
+  VmStartError(remap_status s, const std::string& m) : std::runtime_error(m), status(s) {}
+  remap_status status;
+};
+
+template <typename F>
+auto Mutator::blocking(F&& f) -> decltype(f()) {
+  enter_native();
+  struct Leave {
+    Mutator* m;
+    ~Leave() { m->leave_native(); }
+  } leave{this};
+  return f();
+}
+
+// "<call>: <status name>: <remap_last_error()>" for the calling thread.
+std::string status_message(const char* call, remap_status s);
+uint64_t now_ns();
+
+}  // namespace toyvm
