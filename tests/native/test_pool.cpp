@@ -112,8 +112,11 @@ TEST(pool_trim_uses_one_madvise) {
   // Nothing to do below the cap: no call at all.
   CHECK_EQ(pool->trim(keep), size_t(0));
   CHECK_EQ(pool->counters().madvise_calls, uint64_t(1));
-  // Prime refills the holes.
+  // Prime refills the holes, and then has nothing left to do.
   CHECK_EQ(pool->prime(n), n - keep);
+  Status why2;
+  CHECK_EQ(pool->prime(1, &why2), size_t(0));
+  CHECK(why2.is_ok());
 }
 
 TEST(pool_trim_never_drops_a_held_page) {
@@ -182,6 +185,10 @@ TEST(pool_prime_registered_without_touching) {
     p[0] = 1;  // populated: a write does not fault into the uffd
   }
   CHECK(pool->acquire() == nullptr);
+  CHECK_EQ(pool->prime(100, &why), size_t(12));  // only 12 holes left
+  CHECK(why.is_ok());
+  CHECK_EQ(pool->prime(1, &why), size_t(0));
+  CHECK(why.is_ok());
 }
 
 // From-space pages MOVE into the registered pool; a source hole stops the

@@ -184,6 +184,10 @@ size_t PagePool::prime(size_t n, Status* why) {
   drain(empty_, holes, &nholes);
   std::sort(holes.get(), holes.get() + nholes);
   const size_t want = std::min(n, nholes);
+  if (want == 0) {  // every slot is populated or held
+    push_sorted(empty_, holes.get(), nholes);
+    return 0;
+  }
   size_t done = 0;  // holes[0, done) are populated now
   size_t extra = 0;  // of those, pages found already populated (EEXIST)
   if (!registered()) {
