@@ -317,6 +317,22 @@ TEST(uffd_move_early_einval_reports_no_progress) {
   CHECK_EQ(r.done, size_t(0));
 }
 
+// UFFD_FEATURE_MOVE only advertises the ioctl (measured on 6.18): a uffd
+// whose handshake asked for no feature still moves, and registration lists
+// _UFFDIO_MOVE among the range's ioctls. Probing must therefore look at the
+// handshake's answer, not rely on a request failing.
+TEST(uffd_move_needs_no_feature_request) {
+  auto uffd = tu::open_uffd(0);
+  CHECK_EQ(uffd.features, uint64_t(0));
+  os::Mapping src = small_pages(1), dst = small_pages(1);
+  tu::fill_pages(src.data(), 1, 140);
+  tu::Registration reg(uffd.get(), dst.data(), dst.size());
+  REQUIRE(reg.ok());
+  CHECK(reg.ioctls() & (uint64_t(1) << _UFFDIO_MOVE));
+  CHECK(os::uffd_move(uffd.get(), dst.data(), src.data(), tu::ps(), 0).ok());
+  CHECK(tu::page_matches(dst.data(), 0, 140));
+}
+
 // errno is preserved across the ops (they run inside a signal handler).
 TEST(uffd_ops_preserve_errno) {
   auto uffd = tu::open_uffd();

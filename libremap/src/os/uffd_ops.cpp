@@ -277,7 +277,8 @@ Status uffd_status(const char* op, const UffdResult& r, const void* dst, size_t 
                        ? "the kernel rejected the move (EINVAL): each range must lie in one "
                          "VMA, both private anonymous with the same protection, the "
                          "destination registered with this userfaultfd, ranges not "
-                         "overlapping; UFFDIO_MOVE needs Linux 6.8+ with UFFD_FEATURE_MOVE"
+                         "overlapping; UFFDIO_MOVE needs Linux 6.8+ (the handshake then "
+                         "reports UFFD_FEATURE_MOVE)"
                        : "the kernel rejected the range (EINVAL): it must be page aligned, "
                          "inside one VMA, and registered with this userfaultfd in the mode "
                          "this ioctl needs (MISSING for COPY/ZEROPAGE, MINOR for CONTINUE)";
