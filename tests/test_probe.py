@@ -334,3 +334,14 @@ def test_cli_skips_missing_optional_commands(monkeypatch):
     monkeypatch.setattr(cli, "KNOWN_COMMANDS", ("probe", "no_such_command_xyz"))
     mods = cli._command_modules()
     assert "probe" in mods and "no_such_command_xyz" not in mods
+
+
+def test_pybind_and_cffi_probes_agree(info):
+    from libremap import _core
+
+    raw = _core.probe()
+    assert raw["kernel_release"] == info.kernel
+    assert raw["uffd_features"] == info.features_raw
+    assert raw["uffd_ioctls"] == info.ioctls_raw
+    assert raw["auto_reason"] == info.auto_reason
+    assert raw["max_map_count"] == info.max_map_count
