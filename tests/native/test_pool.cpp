@@ -272,3 +272,61 @@ TEST(pool_concurrent_acquire_release) {
   while (pool->acquire()) ++count;
   CHECK_EQ(count, n);
 }
+
+// trim/prime run while mutators acquire and release: a held page is never
+// dropped (its stamp survives) and no slot is lost or duplicated.
+TEST(pool_maintenance_concurrent_with_mutators) {
+  const size_t n = 64;
+  auto pool = make_pool(n);
+  REQUIRE(pool->prime(n) == n);
+  std::atomic<bool> stop{false};
+  std::atomic<int> errors{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 2; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; !stop.load(std::memory_order_relaxed); ++i) {
+        auto* p = static_cast<volatile int*>(pool->acquire());
+        if (!p) continue;
+        const int stamp = (t + 1) * 10000000 + i;
+        p[0] = stamp;
+        p[1000] = stamp;
+        for (int k = 0; k < 50; ++k) (void)p[k];
+        if (p[0] != stamp || p[1000] != stamp) errors.fetch_add(1);
+        pool->release(const_cast<int*>(p));
+      }
+    });
+  }
+  for (int round = 0; round < 300; ++round) {
+    pool->trim(static_cast<size_t>(round % 16));
+    pool->prime(n);
+  }
+  stop = true;
+  for (auto& th : threads) th.join();
+  CHECK_EQ(errors.load(), 0);
+  CHECK_EQ(pool->populated_pages() + pool->empty_pages(), n);
+  std::vector<int> seen(n, 0);
+  for (void* p; (p = pool->acquire());) seen[slot_index(*pool, p)]++;
+  for (size_t i = 0; i < n; ++i) CHECK(seen[i] <= 1);
+  CHECK(pool->counters().madvise_calls > 0);
+}
+
+// KERNEL.md: a page MOVEd out of the DONTFORK pool into a normal mapping is a
+// normal page: a forked child sees it like any other.
+TEST(pool_page_moved_out_survives_fork) {
+  auto uffd = tu::open_uffd();
+  auto pool = make_pool(4, uffd.get());
+  REQUIRE(pool->prime(4) == 4);
+  char* buf = static_cast<char*>(pool->acquire());
+  tu::fill_pages(buf, 1, 77);
+  os::Mapping heap_range = tu::anon(tu::ps());
+  tu::Registration reg(uffd.get(), heap_range.data(), heap_range.size());
+  REQUIRE(reg.ok());
+  REQUIRE(os::uffd_move(uffd.get(), heap_range.data(), buf, tu::ps(), 0).ok());
+  pool->vacate(buf);
+  pid_t child = ::fork();
+  REQUIRE(child >= 0);
+  if (child == 0) ::_exit(tu::page_matches(heap_range.data(), 0, 77) ? 0 : 1);
+  int status = 0;
+  ::waitpid(child, &status, 0);
+  CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+}
