@@ -1,15 +1,20 @@
 // cycle_api.cpp — the cycle entry points after prepare: flip, compact, work,
 // finish, touch.
 //
-// Today only the stw backend runs a cycle: its flip does the whole compaction
-// in the pause (flip_stw, callable by the concurrent engine's code too) and
-// the heap goes back to IDLE. The concurrent backends answer
-// REMAP_EUNSUPPORTED until the engine (compact/) is wired in here.
+// The stw backend's flip does the whole compaction in the pause (flip_stw)
+// and the heap goes back to IDLE. The concurrent backends (move, copy) go
+// through api/concurrent_cycle.h when the engine is in the tree; otherwise
+// they answer REMAP_EUNSUPPORTED.
 #include <cstring>
 
 #include "api/handle.h"
 #include "api/status.h"
 #include "backends/stw.h"
+
+#if __has_include("api/concurrent_cycle.h") && __has_include("compact/compactor.cpp")
+#define REMAP_HAVE_ENGINE 1
+#include "api/concurrent_cycle.h"
+#endif
 
 namespace remap::api {
 
@@ -58,13 +63,16 @@ Status not_built(const remap_heap* h) {
 }
 
 // compact / work / finish: only in COMPACTING, which only a concurrent
-// backend reaches.
-Status compacting_only(remap_heap* h, const char* what) {
+// backend reaches; *engine tells whether the engine can take the call.
+Status compacting_only(remap_heap* h, const char* what, bool* engine) {
+  *engine = false;
   Status s = need_heap(h);
   if (!s) return s;
   int ph = h->phase.load(std::memory_order_acquire);
   if (ph != REMAP_PHASE_COMPACTING) return wrong_phase(what, ph, "COMPACTING");
-  return not_built(h);
+  if (!h->compactor) return not_built(h);
+  *engine = true;
+  return Status::ok();
 }
 
 }  // namespace
@@ -80,21 +88,49 @@ REMAP_API remap_status remap_flip(remap_heap* heap) {
     int ph = heap->phase.load(std::memory_order_acquire);
     if (ph != REMAP_PHASE_PREPARED || !heap->plan) return wrong_phase("remap_flip", ph, "PREPARED");
     if (heap->backend == REMAP_BACKEND_STW) return remap::api::flip_stw(*heap, t0);
+#ifdef REMAP_HAVE_ENGINE
+    if (heap->compactor) return remap::api::flip_concurrent(*heap, t0);
+#endif
     return not_built(heap);
   });
 }
 
 REMAP_API remap_status remap_compact(remap_heap* heap) {
-  return remap::api_call("remap_compact", [&] { return compacting_only(heap, "remap_compact"); });
+  return remap::api_call("remap_compact", [&]() -> Status {
+    bool engine = false;
+    Status s = compacting_only(heap, "remap_compact", &engine);
+#ifdef REMAP_HAVE_ENGINE
+    if (engine) return remap::api::compact_concurrent(*heap);
+#endif
+    return s;
+  });
 }
 
 REMAP_API remap_status remap_compact_work(remap_heap* heap) {
-  return remap::api_call("remap_compact_work",
-                         [&] { return compacting_only(heap, "remap_compact_work"); });
+  return remap::api_call("remap_compact_work", [&]() -> Status {
+    bool engine = false;
+    Status s = compacting_only(heap, "remap_compact_work", &engine);
+#ifdef REMAP_HAVE_ENGINE
+    if (engine) return remap::api::work_concurrent(*heap);
+#endif
+    return s;
+  });
 }
 
 REMAP_API remap_status remap_finish(remap_heap* heap) {
-  return remap::api_call("remap_finish", [&] { return compacting_only(heap, "remap_finish"); });
+  return remap::api_call("remap_finish", [&]() -> Status {
+    bool engine = false;
+    Status s = compacting_only(heap, "remap_finish", &engine);
+    if (!engine) return s;
+#ifdef REMAP_HAVE_ENGINE
+    std::lock_guard<std::mutex> g(heap->cycle_mutex);
+    if (heap->phase.load(std::memory_order_acquire) != REMAP_PHASE_COMPACTING)
+      return wrong_phase("remap_finish", heap->phase.load(), "COMPACTING");
+    return remap::api::finish_concurrent(*heap);
+#else
+    return s;
+#endif
+  });
 }
 
 REMAP_API remap_status remap_touch(remap_heap* heap, const void* addr, size_t len) {
@@ -105,6 +141,9 @@ REMAP_API remap_status remap_touch(remap_heap* heap, const void* addr, size_t le
     // Outside COMPACTING every page is in place: nothing to do.
     if (heap->phase.load(std::memory_order_acquire) != REMAP_PHASE_COMPACTING)
       return Status::ok();
+#ifdef REMAP_HAVE_ENGINE
+    if (heap->compactor) return remap::api::touch_concurrent(*heap, addr, len);
+#endif
     return not_built(heap);
   });
 }

@@ -24,6 +24,10 @@
 #if __has_include("compact/producer.h")
 #include "compact/producer.h"  // Compactor's inline constructor needs ~Producer
 #endif
+#if __has_include("api/concurrent_cycle.h")
+#define REMAP_HAVE_ENGINE 1
+#include "api/concurrent_cycle.h"  // engine_attach, engine_prepare
+#endif
 #else
 namespace remap {
 class Compactor {};  // the engine is not in this tree yet
@@ -117,6 +121,9 @@ REMAP_API remap_status remap_heap_create(const remap_heap_config* config, remap_
     resolve_auto(&h->backend, &h->fault_mode);
     h->last_stats.backend = h->backend;
     h->last_stats.fault_mode = h->fault_mode;
+#ifdef REMAP_HAVE_ENGINE
+    if (!(s = remap::api::engine_attach(*h))) return s;  // the compactor of move/copy heaps
+#endif
     *out = h.release();
     return Status::ok();
   });
@@ -238,6 +245,12 @@ REMAP_API remap_status remap_prepare(remap_heap* heap) {
     st.regions_empty = plan->regions_empty();
     st.regions_large = plan->regions_large();
     heap->plan = std::move(plan);
+#ifdef REMAP_HAVE_ENGINE
+    if (!(s = remap::api::engine_prepare(*heap))) {  // page states, outside the pause
+      heap->plan.reset();
+      return s;
+    }
+#endif
     st.prepare_ns = remap::api::now_ns() - t0;
     heap->phase.store(REMAP_PHASE_PREPARED, std::memory_order_release);
     return Status::ok();
