@@ -151,6 +151,7 @@ const char* advice_name(Advice a) {
     case Advice::pageout: return "MADV_PAGEOUT";
     case Advice::cold: return "MADV_COLD";
     case Advice::remove: return "MADV_REMOVE";
+    case Advice::populate_write: return "MADV_POPULATE_WRITE";
   }
   return "MADV_?";
 }
@@ -166,6 +167,7 @@ Status advise(void* addr, size_t len, Advice a) {
     case Advice::pageout: advice = MADV_PAGEOUT; break;
     case Advice::cold: advice = MADV_COLD; break;
     case Advice::remove: advice = MADV_REMOVE; break;
+    case Advice::populate_write: advice = MADV_POPULATE_WRITE; break;
   }
   if (::madvise(addr, len, advice) == 0) return Status::ok();
   int e = errno;
@@ -176,6 +178,8 @@ Status advise(void* addr, size_t len, Advice a) {
              "range is not page aligned";
     else if (a == Advice::pageout || a == Advice::cold)
       hint = "needs Linux 5.4+, and the range must be page aligned";
+    else if (a == Advice::populate_write)
+      hint = "needs Linux 5.14+, and the range must be page aligned";
     else if (a == Advice::dontneed)
       hint = "the range is locked (mlock), or not page aligned";
   } else if (e == ENOMEM) {

@@ -26,6 +26,9 @@
 #ifndef MADV_PAGEOUT
 #define MADV_PAGEOUT 21  // Linux 5.4
 #endif
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23  // Linux 5.14
+#endif
 
 namespace remap::os {
 
@@ -94,6 +97,8 @@ enum class Advice {
   pageout,     // MADV_PAGEOUT (5.4): reclaim now (to swap, if any)
   cold,        // MADV_COLD (5.4): deactivate
   remove,      // MADV_REMOVE: free shmem backing store
+  populate_write,  // MADV_POPULATE_WRITE (5.14): fault pages in writable, content kept;
+                   // never on a uffd-registered range (it would raise uffd faults)
 };
 const char* advice_name(Advice a);
 Status advise(void* addr, size_t len, Advice a);
