@@ -130,11 +130,11 @@ size_t LiveBitmap::count(uintptr_t from, uintptr_t to) const {
   if (b0 >= b1) return 0;
   size_t w0 = b0 >> 6, wl = (b1 - 1) >> 6;
   if (w0 == wl)
-    return size_t(std::popcount(load(words_ + w0) &
+    return size_t(popcount64(load(words_ + w0) &
                                 mask_bits(unsigned(b0 & 63), unsigned(((b1 - 1) & 63) + 1))));
-  size_t n = size_t(std::popcount(load(words_ + w0) & mask_bits(unsigned(b0 & 63), 64)));
-  for (size_t w = w0 + 1; w < wl; ++w) n += size_t(std::popcount(load(words_ + w)));
-  n += size_t(std::popcount(load(words_ + wl) & mask_bits(0, unsigned(((b1 - 1) & 63) + 1))));
+  size_t n = size_t(popcount64(load(words_ + w0) & mask_bits(unsigned(b0 & 63), 64)));
+  for (size_t w = w0 + 1; w < wl; ++w) n += size_t(popcount64(load(words_ + w)));
+  n += size_t(popcount64(load(words_ + wl) & mask_bits(0, unsigned(((b1 - 1) & 63) + 1))));
   return n;
 }
 

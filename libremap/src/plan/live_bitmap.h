@@ -25,6 +25,20 @@
 
 namespace remap {
 
+// Bits set in x. std::popcount compiles to a libgcc call (__popcountdi2)
+// unless the build targets POPCNT (x86-64-v2); forward() runs it on every
+// reference, so without POPCNT use the inline SWAR form instead of a call.
+inline unsigned popcount64(uint64_t x) {
+#if defined(__POPCNT__) || !defined(__x86_64__)
+  return unsigned(std::popcount(x));
+#else
+  x = x - ((x >> 1) & 0x5555555555555555ull);
+  x = (x & 0x3333333333333333ull) + ((x >> 2) & 0x3333333333333333ull);
+  x = (x + (x >> 4)) & 0x0f0f0f0f0f0f0f0full;
+  return unsigned((x * 0x0101010101010101ull) >> 56);
+#endif
+}
+
 class LiveBitmap {
  public:
   static constexpr unsigned kWordShift = 3;   // 8-byte heap words
@@ -91,7 +105,7 @@ class LiveBitmap {
   // (0..63): the live words before an address inside its chunk.
   size_t rank_in_chunk(size_t chunk, unsigned bit_in_chunk) const {
     uint64_t w = words_[chunk] & ((uint64_t(1) << bit_in_chunk) - 1);
-    return size_t(std::popcount(w));
+    return size_t(popcount64(w));
   }
 
  private:

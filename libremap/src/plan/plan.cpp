@@ -39,14 +39,28 @@ LiveCursor::LiveCursor(const Plan& plan, uintptr_t from, uintptr_t limit)
 
 bool LiveCursor::next(LiveObject* out) {
   if (pos_ >= limit_) return false;
-  uintptr_t p = plan_->begin_->find_next_set(pos_, limit_);
+  const Plan& pl = *plan_;
+  uintptr_t p = pos_is_start_ ? pos_ : pl.begin_->find_next_set(pos_, limit_);
   if (p >= limit_) {
     pos_ = limit_;
     return false;
   }
+  size_t r = (p - pl.base_) >> pl.region_shift_;
   out->old_addr = p;
-  out->size = plan_->size_of_live(p);
-  pos_ = p + out->size;
+  if (pl.region_class_[r] == RegionClass::LARGE) {
+    out->size = pl.live_bytes_[r];
+    pos_ = p + out->size;
+    pos_is_start_ = false;
+    return true;
+  }
+  // The next begin bit in the region is the next object's start whether or
+  // not the live run continues up to it: remember it instead of rescanning.
+  uintptr_t rlimit = pl.base_ + (r << pl.region_shift_) + pl.old_top_[r];
+  uintptr_t nb = pl.begin_->find_next_set(p + 8, rlimit);
+  uintptr_t end = pl.live_->find_next_clear(p + 8, nb);
+  out->size = end - p;
+  pos_is_start_ = nb < rlimit;
+  pos_ = pos_is_start_ ? nb : end;
   return true;
 }
 
@@ -197,7 +211,7 @@ void Plan::build_forwarding() {
     uint32_t sum = 0;
     for (size_t c = c0; c < c0 + per_region; ++c) {
       chunk_prefix_[c] = sum;
-      sum += uint32_t(std::popcount(live_->word(c))) << LiveBitmap::kWordShift;
+      sum += uint32_t(popcount64(live_->word(c))) << LiveBitmap::kWordShift;
     }
   }
 }

@@ -65,6 +65,7 @@ class LiveCursor {
   const Plan* plan_;
   uintptr_t pos_;
   uintptr_t limit_;
+  bool pos_is_start_ = false;  // pos_ is known to be the next object's begin bit
 };
 
 class Plan {
