@@ -437,4 +437,51 @@ def test_forward_rejects_interior_and_misaligned(heap):
     for bad in (s + 4, s + 8, s + 64):
         assert heap.forward(bad)[0] == lib.REMAP_EINVAL
     assert lib.remap_forward(heap.h, ffi.cast("void *", s), ffi.NULL) == lib.REMAP_EINVAL
-    assert lib.remap_forward(ffi.NULL, ffi.cast("void *", s), ffi.new("void **")) == lib.REMAP_EINVAL
+    assert (
+        lib.remap_forward(ffi.NULL, ffi.cast("void *", s), ffi.new("void **")) == lib.REMAP_EINVAL
+    )
+
+
+def test_large_objects_and_tails_across_a_cycle():
+    h = Heap(capacity=2 * MiB)  # 32 regions of 64 KiB
+    try:
+        out = ffi.new("void **")
+        assert lib.remap_alloc_large(h.h, 100 * KiB, out) == 0
+        live_big = int(ffi.cast("uintptr_t", out[0]))
+        assert lib.remap_alloc_large(h.h, 40 * KiB, out) == 0
+        dead_big = int(ffi.cast("uintptr_t", out[0]))
+        put(live_big, 100 * KiB, 1)
+        put(dead_big, 40 * KiB)
+        u64(dead_big + 4096)[0] = 0x1234  # must read zero once the region is free
+        # A fragmented region: 8 objects of 1 KiB, every other one live.
+        s, _ = h.acquire()
+        for i in range(8):
+            put(s + i * KiB, KiB, 1)
+            u64(s + i * KiB + 8)[0] = live_big
+        assert h.retire(s, s + 8 * KiB) == 0
+        u64(live_big + 8)[0] = s + 3 * KiB  # the large object refers to a moving one
+        for i in (1, 3, 5, 7):
+            assert h.mark(s + i * KiB) == 0
+        assert h.mark(live_big) == 0
+        assert h.mark(live_big + 4096) == lib.REMAP_EINVAL
+        assert lib.remap_prepare(h.h) == 0, err()
+        assert h.forward(s + 3 * KiB) == (0, s + KiB)
+        assert h.forward(live_big) == (0, live_big)
+        assert h.forward(dead_big)[0] == lib.REMAP_EINVAL
+        assert lib.remap_flip(h.h) == 0, err()
+        assert u64(live_big + 8)[0] == s + KiB
+        assert u64(s + 8)[0] == live_big  # moved object, slot into the large object
+        assert u64(dead_big + 4096)[0] == 0
+        _, st = h.stats()
+        assert (st.regions_large, st.regions_fragmented) == (1, 1)
+        assert st.regions_empty == 1  # the dead large object's region
+        # The compacted region's free tail is handed out first, and reads zero.
+        t, e = h.acquire()
+        assert (t, e) == (s + 4 * KiB, s + 64 * KiB)
+        assert bytes(ffi.buffer(ffi.cast("char *", t), e - t)) == bytes(e - t)
+        assert h.retire(t, t + 64) == 0
+        # The dead large object's region is free again.
+        assert lib.remap_alloc_large(h.h, 40 * KiB, out) == 0
+        assert int(ffi.cast("uintptr_t", out[0])) == dead_big
+    finally:
+        h.close()
