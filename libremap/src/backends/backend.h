@@ -40,9 +40,11 @@ class Backend {
   // mapped count as installed.
   virtual InstallOutcome install_run(uintptr_t dst, uintptr_t src, size_t npages) noexcept = 0;
 
-  // A private buffer page for one mutator-built page; nullptr if none (the
-  // caller then builds on its stack and calls install_copy).
-  virtual void* take_buffer() noexcept = 0;
+  // Where a mutator builds the page for dst: a private buffer page (move,
+  // copy: dst and write_delta unused) or, for a shared layout, the page's own
+  // build address dst + write_delta. nullptr if none (the caller then builds
+  // on its stack and calls install_copy).
+  virtual void* take_buffer(uintptr_t dst, intptr_t write_delta) noexcept = 0;
   // Installs the buffer page at dst and disposes of the buffer.
   virtual InstallOutcome install_buffer(uintptr_t dst, void* buffer) noexcept = 0;
   // Gives an unused buffer back.

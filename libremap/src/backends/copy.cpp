@@ -24,7 +24,9 @@ class CopyBackend final : public Backend {
     return copy(dst, reinterpret_cast<const void*>(src), npages);
   }
 
-  void* take_buffer() noexcept override { return env_.pool ? env_.pool->acquire() : nullptr; }
+  void* take_buffer(uintptr_t, intptr_t) noexcept override {
+    return env_.pool ? env_.pool->acquire() : nullptr;
+  }
   void return_buffer(void* b) noexcept override { env_.pool->release(b); }
 
   InstallOutcome install_buffer(uintptr_t dst, void* buf) noexcept override {

@@ -45,7 +45,9 @@ class MoveBackend final : public Backend {
     return {};
   }
 
-  void* take_buffer() noexcept override { return env_.pool ? env_.pool->acquire() : nullptr; }
+  void* take_buffer(uintptr_t, intptr_t) noexcept override {
+    return env_.pool ? env_.pool->acquire() : nullptr;
+  }
   void return_buffer(void* b) noexcept override { env_.pool->release(b); }
 
   InstallOutcome install_buffer(uintptr_t dst, void* buf) noexcept override {
@@ -79,7 +81,7 @@ class MoveBackend final : public Backend {
   }
 
   InstallOutcome install_zero(uintptr_t dst) noexcept override {
-    if (void* buf = take_buffer()) {
+    if (void* buf = take_buffer(dst, 0)) {
       memset(buf, 0, env_.page);  // cheaper than the fault + clear of a fresh page later
       InstallOutcome o = install_buffer(dst, buf);
       c_.pages_zero.add(1);

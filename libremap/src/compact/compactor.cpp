@@ -12,6 +12,7 @@
 #include <thread>
 #include <vector>
 
+#include "compact/anon_layout.h"
 #include "compact/fault_sigbus.h"
 #include "compact/producer.h"
 #include "os/procfs.h"
@@ -65,11 +66,6 @@ Status Compactor::init(int backend, int fault_mode) {
   }
   uffd_ = std::move(opened.fd);
 
-  // From-space: same size and 1 GiB alignment as the heap mapping, so that
-  // the flip's mremap moves page tables at PUD level (DESIGN §3).
-  s = os::reserve_aligned(heap_.map_size(), size_t(1) << 30, PROT_READ | PROT_WRITE, &from_);
-  if (!s) return s;
-
   // The pool receives from-space pages by MOVE, whose destination must be
   // registered with this uffd; the copy backend only borrows buffers.
   const bool registered = backend == REMAP_BACKEND_MOVE;
@@ -79,6 +75,8 @@ Status Compactor::init(int backend, int fault_mode) {
 
   BackendEnv env{uffd_.get(), pool_.get(), &counters_, heap_.page_size()};
   backend_ = backend == REMAP_BACKEND_MOVE ? make_move_backend(env) : make_copy_backend(env);
+  s = make_anon_layout(heap_, uffd_.get(), *backend_, &layout_);
+  if (!s) return s;
 
   // Fault delivery stays installed for the heap's life: a SIGBUS raised just
   // before finish unregistered the range must still find us (and is then
@@ -102,9 +100,10 @@ Status Compactor::prepare(const Plan& plan) {
     states_.init(p, plan.page_kind(p) == PageKind::EMPTY ? kPageEmpty : kPageUnprocessed);
   counters_.reset();
   next_region_.store(0);
-  producer_ = std::make_unique<Producer>(heap_, plan, states_, *backend_, counters_,
-                                         intptr_t(from_base()) - intptr_t(heap_.base()),
-                                         backend_kind_ == REMAP_BACKEND_COPY);
+  Status s = layout_->prepare(plan, &spaces_);
+  if (!s) return s;
+  producer_ = std::make_unique<Producer>(heap_, plan, states_, *backend_, counters_, spaces_,
+                                         layout_->clip(), backend_kind_ == REMAP_BACKEND_COPY);
   int64_t v = os::count_vmas();
   vmas_before_ = v < 0 ? 0 : uint64_t(v);
   return Status::ok();
@@ -112,24 +111,8 @@ Status Compactor::prepare(const Plan& plan) {
 
 Status Compactor::flip() {
   if (!plan_) return fail(REMAP_EPHASE, "flip before prepare");
-  void* heap_map = reinterpret_cast<void*>(heap_.map_base());
-  // The pages move to from-space; the heap range stays mapped, empty.
-  Status s = os::remap_dontunmap(heap_map, heap_.map_size(), from_.addr());
+  Status s = layout_->flip(*plan_);
   if (!s) return s;
-  // The whole mapping, not just `capacity`: registering part of a VMA splits it.
-  os::UffdResult r = os::uffd_register(uffd_.get(), heap_map, heap_.map_size(),
-                                       UFFDIO_REGISTER_MODE_MISSING, nullptr);
-  if (!r.ok()) {
-    Status why = os::uffd_status("UFFDIO_REGISTER", r, heap_map, heap_.map_size());
-    // Put the pages back: the heap is as it was.
-    Status back = os::remap_dontunmap(from_.addr(), heap_.map_size(), heap_map);
-    if (!back) {
-      fprintf(stderr, "libremap: cannot undo a failed flip (%s); the heap is lost\n",
-              back.message.c_str());
-      abort();
-    }
-    return why;
-  }
   // Allocation from now on sees the new layout (free tails, empty regions).
   heap_.adopt_layout(*plan_);
   active_.store(true, std::memory_order_release);
@@ -199,7 +182,7 @@ bool Compactor::ensure_page(size_t page, bool by_fault) noexcept {
     InstallOutcome o;
     if (was == kPageEmpty) {
       o = backend_->install_zero(addr);
-    } else if (void* buf = backend_->take_buffer()) {
+    } else if (void* buf = backend_->take_buffer(addr, spaces_.write[heap_.region_index(addr)])) {
       producer_->build_page(page, static_cast<char*>(buf));
       o = backend_->install_buffer(addr, buf);
     } else {
@@ -238,16 +221,13 @@ Status Compactor::finish(remap_cycle_stats* stats) {
   uint64_t done_ns = now_ns();
 
   finishing_.store(true);
-  void* heap_map = reinterpret_cast<void*>(heap_.map_base());
-  // Unregistering wakes every thread parked on the range; their retry then
-  // faults normally.
-  os::UffdResult r = os::uffd_unregister(uffd_.get(), heap_map, heap_.map_size());
+  Status stopped = layout_->stop_faults();
   active_.store(false);
   while (in_flight_.load() != 0) sched_yield();
   finishing_.store(false);
-  if (!r.ok()) return os::uffd_status("UFFDIO_UNREGISTER", r, heap_map, heap_.map_size());
+  if (!stopped) return stopped;
 
-  s = backend_->finish_from_space(from_base(), heap_.capacity());
+  s = layout_->release_old(*plan_);
   heap_.complete_cycle(*plan_);
 
   if (stats) {

@@ -5,10 +5,9 @@
 // and the cycle's counters. The cycle:
 //
 //   prepare(plan)  outside the pause: page states from the plan, VMA count.
-//   flip()         in the runtime's pause: mremap(MREMAP_DONTUNMAP) the heap
-//                  mapping onto from-space (page tables move at PUD level:
-//                  both are 1 GiB aligned and whole GiB), register the heap
-//                  range MISSING, publish the fault target. O(1) in heap size.
+//   flip()         in the runtime's pause: the layout makes the heap range
+//                  fault (anon: mremap(MREMAP_DONTUNMAP) onto from-space and
+//                  register MISSING, O(1) in heap size; see layout.h).
 //   work()         GC workers produce pages region by region (see producer.h).
 //                  Mutators that touch an unproduced page produce it first.
 //   finish()       every page with data is mapped; unregister; from-space
@@ -28,6 +27,7 @@
 #include "compact/counters.h"
 #include "compact/fault_target.h"
 #include "compact/fault_threads.h"
+#include "compact/layout.h"
 #include "compact/page_state.h"
 #include "heap/heap.h"
 #include "heap/pool.h"
@@ -65,7 +65,6 @@ class Compactor final : public FaultTarget {
   const CycleCounters& counters() const { return counters_; }
   heap::PagePool* pool() const { return pool_.get(); }
   int uffd() const { return uffd_.get(); }
-  uintptr_t from_base() const { return uintptr_t(from_.addr()); }
 
  private:
   explicit Compactor(Heap& heap) : heap_(heap) {}
@@ -79,9 +78,10 @@ class Compactor final : public FaultTarget {
   int fault_mode_ = REMAP_FAULT_SIGBUS;
   os::UniqueFd uffd_;
   uint64_t features_ = 0;
-  os::Mapping from_;                 // from-space reservation (same size/alignment as the heap's)
   std::unique_ptr<heap::PagePool> pool_;
   std::unique_ptr<Backend> backend_;
+  std::unique_ptr<Layout> layout_;   // after backend_: it may use it
+  RegionSpaces spaces_;
   FaultThreads threads_;
   PageStates states_;
   CycleCounters counters_;

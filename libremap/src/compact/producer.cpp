@@ -30,6 +30,27 @@ struct FixAll {
   }
 };
 
+// Clipped building: forwards the slots that fall in pages the worker owns,
+// reading each value from the object's intact old copy.
+struct FixOwned {
+  const char* old_obj;
+  char* new_obj;               // where the object is being built
+  uintptr_t new_addr;          // its to-space address
+  const uint8_t* mine;         // per page from `first`: owned by this worker
+  size_t first;
+  unsigned page_shift;
+  const Plan* plan;
+  static void visit(void* vctx, size_t off) {
+    auto* c = static_cast<FixOwned*>(vctx);
+    size_t page = ((c->new_addr + off - c->plan->base()) >> c->page_shift);
+    if (!c->mine[page - c->first]) return;
+    uint64_t v;
+    memcpy(&v, c->old_obj + off, sizeof v);
+    if (c->plan->in_heap(v)) v = c->plan->forward(v);
+    memcpy(c->new_obj + off, &v, sizeof v);
+  }
+};
+
 // Writes the forwarded value of each slot that falls inside one page buffer;
 // the value is read from the object's intact from-space copy.
 struct FixInPage {
@@ -52,6 +73,7 @@ struct FixInPage {
 }  // namespace
 
 struct Producer::Pass {
+  intptr_t run_delta = 0;     // write delta of the pages in the run (one per run)
   size_t run_start = 0;
   size_t run_len = 0;
   std::vector<uint8_t> mine;  // per page of the current region: 1 = claimed by this worker
@@ -66,22 +88,24 @@ struct Producer::Pass {
 };
 
 Producer::Producer(const Heap& heap, const Plan& plan, PageStates& states, Backend& backend,
-                   CycleCounters& counters, intptr_t from_delta, bool release_regions)
+                   CycleCounters& counters, const RegionSpaces& spaces, bool clip,
+                   bool release_regions)
     : heap_(heap),
       plan_(plan),
       states_(states),
       backend_(backend),
       c_(counters),
-      delta_(from_delta),
+      spaces_(spaces),
       page_(heap.page_size()),
       page_shift_(heap.page_shift()),
+      clip_(clip),
       release_regions_(release_regions) {}
 
 void Producer::flush(Pass& pass) {
   if (!pass.run_len) return;
   uint64_t t0 = now_ns();
   uintptr_t dst = heap_.page_addr(pass.run_start);
-  InstallOutcome o = backend_.install_run(dst, dst + delta_, pass.run_len);
+  InstallOutcome o = backend_.install_run(dst, dst + pass.run_delta, pass.run_len);
   pass.install_ns += now_ns() - t0;
   if (!o.ok && !pass.failed) {
     pass.failed = true;
@@ -114,6 +138,8 @@ void Producer::gc_region(Pass& pass, size_t r) {
   const uint64_t install_before = pass.install_ns;
   const uint64_t wait_before = pass.wait_ns;
   const uintptr_t rb = heap_.region_base(r);
+  const intptr_t rd = spaces_.read[r];
+  const intptr_t wd = spaces_.write[r];
   const uintptr_t top = plan_.new_top(r);
   const uintptr_t content_end = (top + page_ - 1) & ~uintptr_t(page_ - 1);
   const size_t first = heap_.page_index(rb);
@@ -135,8 +161,12 @@ void Producer::gc_region(Pass& pass, size_t r) {
     for (; pass.completed_end < pe; pass.completed_end++) {
       size_t p = pass.completed_end;
       if (!pass.mine[p - first]) continue;
-      if (pass.run_len && pass.run_start + pass.run_len != p) flush(pass);
-      if (!pass.run_len) pass.run_start = p;
+      if (pass.run_len && (pass.run_start + pass.run_len != p || pass.run_delta != wd))
+        flush(pass);
+      if (!pass.run_len) {
+        pass.run_start = p;
+        pass.run_delta = wd;
+      }
       states_.set(p, kPageProcessed);
       if (cls != RegionClass::FRAGMENTED) in_place++;
       if (++pass.run_len == kMaxRunPages) flush(pass);
@@ -162,14 +192,35 @@ void Producer::gc_region(Pass& pass, size_t r) {
     complete_to(pa);
     claim_to(pb);
     wait_foreign(pa, pb);  // a mutator building one of them reads this object's old bytes
-    char* dst = reinterpret_cast<char*>(nw + delta_);
-    if (nw != o.old_addr) {
-      memmove(dst, reinterpret_cast<const char*>(o.old_addr + delta_), o.size);
-      copied += o.size;
-    }
-    if (model.visit_ref_offsets) {
-      FixAll fix{dst, &plan_};
-      model.visit_ref_offsets(model.ctx, dst, &FixAll::visit, &fix);
+    const char* src = reinterpret_cast<const char*>(o.old_addr + rd);
+    char* dst = reinterpret_cast<char*>(nw + wd);
+    if (!clip_) {
+      // In place: dst and src may overlap (memmove); slots are forwarded in
+      // the moved copy.
+      if (dst != src) {
+        memmove(dst, src, o.size);
+        copied += o.size;
+      }
+      if (model.visit_ref_offsets) {
+        FixAll fix{dst, &plan_};
+        model.visit_ref_offsets(model.ctx, dst, &FixAll::visit, &fix);
+      }
+    } else {
+      // Clipped: only the parts in pages this worker owns; the object's
+      // intact old copy (src) is what the model reads.
+      if (dst != src) {
+        for (size_t p = pa; p < pb; p++) {
+          if (!pass.mine[p - first]) continue;
+          const uintptr_t lo = std::max(nw, heap_.page_addr(p));
+          const uintptr_t hi = std::min(nw + o.size, heap_.page_addr(p) + page_);
+          memmove(dst + (lo - nw), src + (lo - nw), hi - lo);
+          copied += hi - lo;
+        }
+      }
+      if (model.visit_ref_offsets) {
+        FixOwned fix{src, dst, nw, pass.mine.data(), first, page_shift_, &plan_};
+        model.visit_ref_offsets(model.ctx, src, &FixOwned::visit, &fix);
+      }
     }
     next_new = nw + o.size;
   }
@@ -178,7 +229,7 @@ void Producer::gc_region(Pass& pass, size_t r) {
   if (cls == RegionClass::FRAGMENTED && top < content_end) {
     claim_to(end);
     if (pass.mine[end - 1 - first])
-      memset(reinterpret_cast<char*>(top + delta_), 0, content_end - top);
+      memset(reinterpret_cast<char*>(top + wd), 0, content_end - top);
   }
   complete_to(end);
 
@@ -186,7 +237,7 @@ void Producer::gc_region(Pass& pass, size_t r) {
     flush(pass);
     wait_foreign(first, end);
     size_t len = std::max(heap_.region_size(), content_end - rb);
-    backend_.from_space_done(rb + delta_, len);
+    backend_.from_space_done(rb + rd, len);
   }
 
   c_.bytes_copied.add(copied);
@@ -201,16 +252,22 @@ void Producer::build_page(size_t page, char* buf) const noexcept {
   const PageKind kind = plan_.page_kind(page);
   const uintptr_t first = plan_.first_object(page);
   const remap_object_model& model = heap_.model();
+  const size_t r = heap_.region_index(ps);
+  const intptr_t rd = spaces_.read[r];
   uint64_t t0 = now_ns();
   LiveObject o;
 
   if (kind != PageKind::FRAGMENTED) {
-    // DENSE / LARGE: the page keeps its bytes; only slots are forwarded.
-    memcpy(buf, reinterpret_cast<const char*>(ps + delta_), page_);
-    c_.bytes_copied.add(page_);
+    // DENSE / LARGE: the page keeps its bytes; only slots are forwarded. With
+    // a shared layout buf may be the page itself (updated in place).
+    const char* src = reinterpret_cast<const char*>(ps + rd);
+    if (buf != src) {
+      memcpy(buf, src, page_);
+      c_.bytes_copied.add(page_);
+    }
     if (first && model.visit_ref_offsets) {
       for (LiveCursor cur(plan_, first, pe); cur.next(&o);) {
-        FixInPage fix{reinterpret_cast<const char*>(o.old_addr + delta_), buf,
+        FixInPage fix{reinterpret_cast<const char*>(o.old_addr + rd), buf,
                       intptr_t(o.old_addr) - intptr_t(ps), intptr_t(page_), &plan_};
         model.visit_ref_offsets(model.ctx, fix.old_obj, &FixInPage::visit, &fix);
       }
@@ -219,7 +276,6 @@ void Producer::build_page(size_t page, char* buf) const noexcept {
     return;
   }
 
-  const size_t r = heap_.region_index(ps);
   const uintptr_t data_end = std::min(plan_.new_top(r), pe);
   uintptr_t nw = plan_.forward(first);
   uint64_t copied = 0;
@@ -227,7 +283,7 @@ void Producer::build_page(size_t page, char* buf) const noexcept {
     if (nw >= pe) break;
     const uintptr_t lo = std::max(nw, ps);
     const uintptr_t hi = std::min(nw + o.size, pe);
-    const char* old_obj = reinterpret_cast<const char*>(o.old_addr + delta_);
+    const char* old_obj = reinterpret_cast<const char*>(o.old_addr + rd);
     memcpy(buf + (lo - ps), old_obj + (lo - nw), hi - lo);
     copied += hi - lo;
     if (model.visit_ref_offsets) {

@@ -17,6 +17,10 @@
 //   the slots that fall in the page, installs the buffer. It never writes
 //   from-space.
 //
+// With a shared layout (layout.h: minor, sigsegv) the build address of a page
+// is the page the heap will map, so the worker builds "clipped": it copies
+// and forwards only the parts of an object that fall in pages it owns.
+//
 // Why that is safe: sliding only moves data down (new <= old), so a write of
 // object Y to its new range lands below the next object's new start, hence
 // below every later object's old bytes; a mutator building page q reads only
@@ -32,6 +36,7 @@
 
 #include "backends/backend.h"
 #include "compact/counters.h"
+#include "compact/layout.h"
 #include "compact/page_state.h"
 #include "heap/heap.h"
 #include "plan/plan.h"
@@ -40,8 +45,10 @@ namespace remap {
 
 class Producer {
  public:
+  // `spaces` must outlive the producer. clip: see above. release_regions:
+  // the backend wants from_space_done per region.
   Producer(const Heap& heap, const Plan& plan, PageStates& states, Backend& backend,
-           CycleCounters& counters, intptr_t from_delta, bool release_regions);
+           CycleCounters& counters, const RegionSpaces& spaces, bool clip, bool release_regions);
 
   // GC worker: produces every page with data of regions [r0, r1), in place.
   // Returns false (and *bad) if the kernel refused to install a page.
@@ -62,10 +69,11 @@ class Producer {
   PageStates& states_;
   Backend& backend_;
   CycleCounters& c_;
-  const intptr_t delta_;  // from-space address - to-space address
+  const RegionSpaces& spaces_;
   const size_t page_;
   const unsigned page_shift_;
-  const bool release_regions_;  // backend wants from_space_done per region
+  const bool clip_;
+  const bool release_regions_;
 };
 
 }  // namespace remap

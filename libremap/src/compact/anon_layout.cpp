@@ -1,0 +1,86 @@
+// anon_layout.cpp — private anonymous heap, from-space by mremap(DONTUNMAP).
+//
+// From-space has the heap mapping's size and 1 GiB alignment, so the flip's
+// mremap moves page tables at PUD level and costs the same at any heap size
+// (DESIGN §3). The whole mapping, not just `capacity`, is registered:
+// registering part of a VMA would split it, and the VMA count must stay flat
+// cycle after cycle.
+#include "compact/anon_layout.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "os/uffd_abi.h"
+#include "os/uffd_ops.h"
+
+namespace remap {
+namespace {
+
+class AnonLayout final : public Layout {
+ public:
+  AnonLayout(Heap& heap, int uffd, Backend& backend)
+      : heap_(heap), uffd_(uffd), backend_(backend) {}
+
+  Status init() {
+    return os::reserve_aligned(heap_.map_size(), size_t(1) << 30, PROT_READ | PROT_WRITE, &from_);
+  }
+
+  Status prepare(const Plan& plan, RegionSpaces* spaces) override {
+    intptr_t delta = intptr_t(uintptr_t(from_.addr())) - intptr_t(heap_.base());
+    spaces->read.assign(heap_.region_count(), delta);
+    spaces->write.assign(heap_.region_count(), delta);
+    return Status::ok();
+  }
+
+  Status flip(const Plan&) override {
+    void* heap_map = reinterpret_cast<void*>(heap_.map_base());
+    // The pages move to from-space; the heap range stays mapped, empty.
+    Status s = os::remap_dontunmap(heap_map, heap_.map_size(), from_.addr());
+    if (!s) return s;
+    os::UffdResult r = os::uffd_register(uffd_, heap_map, heap_.map_size(),
+                                         UFFDIO_REGISTER_MODE_MISSING, nullptr);
+    if (r.ok()) return Status::ok();
+    Status why = os::uffd_status("UFFDIO_REGISTER", r, heap_map, heap_.map_size());
+    // Put the pages back: the heap is as it was.
+    Status back = os::remap_dontunmap(from_.addr(), heap_.map_size(), heap_map);
+    if (!back) {
+      fprintf(stderr, "libremap: cannot undo a failed flip (%s); the heap is lost\n",
+              back.message.c_str());
+      abort();
+    }
+    return why;
+  }
+
+  Status stop_faults() override {
+    void* heap_map = reinterpret_cast<void*>(heap_.map_base());
+    // Unregistering wakes every thread parked on the range; its retry then
+    // faults normally.
+    os::UffdResult r = os::uffd_unregister(uffd_, heap_map, heap_.map_size());
+    if (!r.ok()) return os::uffd_status("UFFDIO_UNREGISTER", r, heap_map, heap_.map_size());
+    return Status::ok();
+  }
+
+  Status release_old(const Plan&) override {
+    return backend_.finish_from_space(uintptr_t(from_.addr()), heap_.capacity());
+  }
+
+  bool clip() const override { return false; }
+
+ private:
+  Heap& heap_;
+  int uffd_;
+  Backend& backend_;
+  os::Mapping from_;
+};
+
+}  // namespace
+
+Status make_anon_layout(Heap& heap, int uffd, Backend& backend, std::unique_ptr<Layout>* out) {
+  auto l = std::make_unique<AnonLayout>(heap, uffd, backend);
+  Status s = l->init();
+  if (!s) return s;
+  *out = std::move(l);
+  return Status::ok();
+}
+
+}  // namespace remap

@@ -1,0 +1,50 @@
+// layout.h — where a cycle's old and new bytes live, and how the heap range
+// is made to fault while pages are produced.
+//
+// AnonLayout (move, copy): the heap is private anonymous memory. The flip
+// mremaps it (MREMAP_DONTUNMAP) onto a from-space of the same size and
+// alignment and registers the empty heap range for MISSING faults; pages are
+// built in from-space at the same offset, so old and new bytes of a region
+// share one delta.
+//
+// A shared layout (minor, sigsegv: heap on a memfd, DESIGN §7) keeps each
+// region's pages in one of two file slots and builds pages through a second
+// mapping of the whole file: a fragmented region reads its old slot and
+// writes its new one, a dense region updates its one slot in place. There
+// the page being built is already the page the heap will map, so a producer
+// must only ever write the to-space pages it owns (clip()).
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "api/status.h"
+#include "plan/plan.h"
+
+namespace remap {
+
+struct RegionSpaces {
+  // Per region: old bytes of address a are at a + read[r]; its new bytes are
+  // built at a + write[r].
+  std::vector<intptr_t> read;
+  std::vector<intptr_t> write;
+};
+
+class Layout {
+ public:
+  virtual ~Layout() = default;
+  // Outside the pause: the cycle's spaces.
+  virtual Status prepare(const Plan& plan, RegionSpaces* spaces) = 0;
+  // The pause: from now on a touch of an unproduced page faults. On failure
+  // the heap must be as it was.
+  virtual Status flip(const Plan& plan) = 0;
+  // Every page with data is installed: stop faulting (a thread parked on an
+  // EMPTY page is woken and faults normally).
+  virtual Status stop_faults() = 0;
+  // After stop_faults: release or recycle what the old layout left.
+  virtual Status release_old(const Plan& plan) = 0;
+  // True if building a page writes memory the heap will map (see above).
+  virtual bool clip() const = 0;
+};
+
+}  // namespace remap
