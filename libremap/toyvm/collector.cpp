@@ -214,6 +214,7 @@ void Collector::collect(const char* cause) {
   vm_.trigger_bytes_.store(std::max<uint64_t>(vm_.config().trigger_min_bytes,
                                               uint64_t(double(free_bytes) * vm_.config().trigger_fraction)));
   vm_.allocated_since_gc_.store(0, std::memory_order_relaxed);
+  vm_.free_after_gc_.store(free_bytes, std::memory_order_relaxed);
   world.end();
 
   if (hi.phase == REMAP_PHASE_COMPACTING) {

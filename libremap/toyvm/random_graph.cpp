@@ -7,7 +7,7 @@
 //     from the table, which other threads update concurrently), or null,
 //   - replaces it by a fresh object (new blob of a random size, edges
 //     copied, version + 1) and publishes that in the table; the old object
-//     lives on while some edge still points at it.
+//     (its edges cleared) lives on while some edge still points at it.
 // A shadow model outside the heap (per node: version, edges as node ids,
 // blob length) is written by the owner together with the heap, and checked
 // against the heap after every collection (in a pause of its own) and at the
@@ -125,7 +125,7 @@ class RandomGraph final : public Workload {
   // A fresh object for node i: new blob, edges of the old one, version + 1.
   void replace(Mutator& m, size_t i, Rng& rng) {
     Shadow& s = shadow_[i];
-    const uint64_t blob_words = 2 + rng.below(255);
+    const uint64_t blob_words = 2 + rng.below(127);
     const uint64_t v = s.version + 1;
     HandleScope scope(m);
     size_t blob = scope.make(m.alloc_prim_array(longs_, uint32_t(blob_words)));
@@ -134,6 +134,10 @@ class RandomGraph final : public Workload {
     Ref node = m.alloc_instance(node_);
     Ref old = get_ref(table(m), uint32_t(i));  // after the last safepoint
     for (uint32_t k = 0; k < kEdges; ++k) set_ref(node, k, old ? get_ref(old, k) : nullptr);
+    // The old object lives on while edges point at it; its own edges are
+    // dropped so that old versions do not retain chains of older ones.
+    if (old)
+      for (uint32_t k = 0; k < kEdges; ++k) set_ref(old, k, nullptr);
     set_ref(node, kBlobSlot, m.get(blob));
     auto* f = reinterpret_cast<NodeFields*>(payload(node));
     f->id = i;

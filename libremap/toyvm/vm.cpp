@@ -339,16 +339,8 @@ Ref Mutator::alloc(size_t size, uint32_t nrefs, ClassId klass, uint32_t aux) {
     p = alloc_large(size);
   } else {
     if (tlab_end_ - tlab_cursor_ < size || tlab_start_ == 0) {
-      unsigned waits = 0;
-      while (!refill(size)) {
-        if (waits++ >= vm_.config_.exhausted_retries || !vm_.wait_for_gc(*this)) {
-          vm_.fail(VmErrorKind::out_of_memory, REMAP_ENOMEM,
-                   "toyvm: heap exhausted: no region for a " + std::to_string(size) +
-                       "-byte object after " + std::to_string(waits) + " collection(s) (" +
-                       std::to_string(vm_.info_.capacity >> 20) + " MiB heap)");
-          throw VmAbort{};
-        }
-      }
+      unsigned futile = 0, total = 0;
+      while (!refill(size)) wait_after_exhaustion(futile, total, size, "no region for a");
     }
     p = reinterpret_cast<Ref>(tlab_cursor_);
     tlab_cursor_ += size;
@@ -365,7 +357,7 @@ Ref Mutator::alloc(size_t size, uint32_t nrefs, ClassId klass, uint32_t aux) {
 }
 
 Ref Mutator::alloc_large(size_t size) {
-  unsigned waits = 0;
+  unsigned futile = 0, total = 0;
   for (;;) {
     void* p = nullptr;
     remap_status s = remap_alloc_large(vm_.heap_, size, &p);
@@ -377,14 +369,24 @@ Ref Mutator::alloc_large(size_t size) {
       vm_.fail(VmErrorKind::library, s, status_message("remap_alloc_large", s));
       throw VmAbort{};
     }
-    if (waits++ >= vm_.config_.exhausted_retries || !vm_.wait_for_gc(*this)) {
-      vm_.fail(VmErrorKind::out_of_memory, REMAP_ENOMEM,
-               "toyvm: heap exhausted: no room for a large object of " + std::to_string(size) +
-                   " bytes after " + std::to_string(waits) + " collection(s) (" +
-                   std::to_string(vm_.info_.capacity >> 20) + " MiB heap)");
-      throw VmAbort{};
-    }
+    wait_after_exhaustion(futile, total, size, "no contiguous free regions for a large");
   }
+}
+
+void Mutator::wait_after_exhaustion(unsigned& futile, unsigned& total, size_t size, const char* what) {
+  constexpr unsigned kMaxWaits = 16;
+  bool ok = futile < vm_.config_.exhausted_retries && total < kMaxWaits && vm_.wait_for_gc(*this);
+  ++total;
+  if (ok) {
+    if (vm_.free_after_gc_.load(std::memory_order_relaxed) < 2 * vm_.info_.region_size) ++futile;
+    return;
+  }
+  vm_.fail(VmErrorKind::out_of_memory, REMAP_ENOMEM,
+           std::string("toyvm: heap exhausted: ") + what + " " + std::to_string(size) +
+               "-byte object after " + std::to_string(total - 1) + " collection(s) (" +
+               std::to_string(vm_.info_.capacity >> 20) + " MiB heap, " +
+               std::to_string(vm_.free_after_gc_.load() >> 10) + " KiB free after the last)");
+  throw VmAbort{};
 }
 
 // Gets a TLAB with room for `size`; false when the heap has no region left.

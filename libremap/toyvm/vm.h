@@ -51,7 +51,9 @@ struct VmConfig {
   double trigger_fraction = 0.5;
   size_t trigger_min_bytes = size_t(1) << 20;
   // Collections a thread that found the heap full waits for before it gives
-  // up with an out-of-memory error.
+  // up with an out-of-memory error, counting only those that left less than
+  // two regions free (a collection that freed room which other threads
+  // took first is not the heap being too small), and at most 16 in all.
   unsigned exhausted_retries = 2;
 };
 
@@ -107,6 +109,9 @@ class Mutator {
   Ref alloc(size_t size, uint32_t nrefs, ClassId klass, uint32_t aux);
   Ref alloc_large(size_t size);
   bool refill(size_t size);
+  // Waits for a collection after the heap was found full; throws VmAbort
+  // (out of memory) when collections stop making room.
+  void wait_after_exhaustion(unsigned& futile, unsigned& total, size_t size, const char* what);
   // Hands the TLAB back to the heap (this thread, or the collector in a pause).
   void retire_tlab();
 
@@ -227,6 +232,7 @@ class Vm {
   std::atomic<uint64_t> allocated_since_gc_{0};
   std::atomic<uint64_t> trigger_bytes_{0};
   std::atomic<uint64_t> allocated_total_{0};
+  std::atomic<uint64_t> free_after_gc_{~uint64_t(0)};  // capacity - occupancy after the last flip
 
   std::atomic<bool> failed_{false};
   VmErrorKind error_kind_ = VmErrorKind::none;

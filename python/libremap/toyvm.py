@@ -1,0 +1,289 @@
+"""The toy VM: a small JVM/ART-like runtime built on libremap's C ABI.
+
+``run(workload, ...)`` starts a fresh VM (its own libremap heap, a collector
+thread, ``threads`` mutator threads with thread-local allocation and handle
+tables), plays one workload to the end, collects once more, runs the
+workload's own checks, and returns what happened::
+
+    >>> from libremap import toyvm
+    >>> r = toyvm.run("gcbench", heap_mib=32, threads=2, backend="stw")
+    >>> r["verified"], r["totals"]["gc_count"]
+
+Workloads (each checks its own results):
+
+- ``gcbench``: GCBench's shape: a long-lived tree of ``depth`` and a large
+  double[] stay live while trees of 4..depth are built top-down and
+  bottom-up and dropped (``iteration_scale`` scales the classic counts).
+- ``binary_trees``: the benchmarks game's binary-trees; checksum of node counts.
+- ``lru_cache``: a cache per thread with sampled-LRU eviction and values of
+  mixed sizes (some large objects); every hit is checked.
+- ``random_graph``: ``size`` nodes shared by all threads, mutated (payload
+  rewrites, edge writes, replacements) while libremap compacts; a shadow
+  model outside the heap is checked after every collection.
+
+The C++ VM runs without the GIL. A failed run raises :class:`ToyVmError`
+(:class:`HeapExhausted` when the heap is too small, :class:`BackendUnsupported`
+when libremap answers REMAP_EUNSUPPORTED), unless ``check=False``: then the
+dict carries ``error`` and ``verified`` is False.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from typing import Any
+
+from . import _core
+
+WORKLOADS: tuple[str, ...] = tuple(_core.TOYVM_WORKLOADS)
+BACKENDS: dict[str, int] = {"auto": 0, "move": 1, "copy": 2, "minor": 3, "sigsegv": 4, "stw": 5}
+FAULT_MODES: dict[str, int] = {"auto": 0, "sigbus": 1, "thread": 2}
+
+MiB = 1 << 20
+
+# Per-workload defaults: a run of about a second on a small shared machine
+# with a collection every few MiB allocated.
+DEFAULTS: dict[str, dict[str, Any]] = {
+    "gcbench": {"depth": 16, "iteration_scale": 0.25, "array_size": 500_000},
+    "binary_trees": {"depth": 16},
+    "lru_cache": {"size": 4096, "ops": 100_000, "max_value_bytes": 8192},
+    "random_graph": {"size": 2048, "ops": 100_000},
+}
+
+
+class ToyVmError(RuntimeError):
+    """A toy-VM run failed. ``kind`` is out_of_memory, library, corrupt_heap or
+    workload; ``status``/``status_name`` the libremap status (0 if none);
+    ``stats`` the run's dict as far as it got."""
+
+    def __init__(self, stats: dict[str, Any]) -> None:
+        err = stats["error"]
+        super().__init__(err["message"])
+        self.kind: str = err["kind"]
+        self.status: int = err["status"]
+        self.status_name: str = err["status_name"]
+        self.message: str = err["message"]
+        self.stats = stats
+
+
+class HeapExhausted(ToyVmError, MemoryError):
+    """The live data did not fit the heap, even after collecting."""
+
+
+class BackendUnsupported(ToyVmError):
+    """libremap answered REMAP_EUNSUPPORTED for this backend / fault mode."""
+
+
+def _enum(value: str | int, table: dict[str, int], what: str) -> int:
+    if isinstance(value, int):
+        return value
+    try:
+        return table[value]
+    except KeyError:
+        raise ValueError(f"unknown {what} {value!r}; expected one of {sorted(table)}") from None
+
+
+def _percentile_from_hist(hist: list[int], q: float) -> float:
+    """Estimate of the q-quantile from log2 buckets ([2^i, 2^(i+1)) ns),
+    interpolated geometrically inside the bucket."""
+    total = sum(hist)
+    if total == 0:
+        return 0.0
+    rank = q * total
+    seen = 0
+    for i, n in enumerate(hist):
+        if n and seen + n >= rank:
+            frac = (rank - seen) / n
+            return float(2.0 ** (i + frac))
+        seen += n
+    return float(2.0 ** len(hist))
+
+
+def _gc_row(g: dict[str, Any]) -> dict[str, Any]:
+    lib = g["lib"]
+    cap = g["capacity"] or 1
+    row = {k: v for k, v in g.items() if k != "lib"}
+    row.update(
+        {
+            "flip_lib_ns": lib["flip_pause_ns"],
+            "compaction_ns": lib["compaction_ns"],
+            "live_bytes": lib["live_bytes"],
+            "pages_installed": lib["pages_installed"],
+            "pages_by_gc": lib["pages_by_gc"],
+            "pages_by_mutator": lib["pages_by_mutator"],
+            "pages_zero": lib["pages_zero"],
+            "pages_in_place": lib["pages_in_place"],
+            "pages_moved": lib["pages_moved"],
+            "pages_copied": lib["pages_copied"],
+            "pages_recycled": lib["buffers_recycled"],
+            # Pages that needed fresh memory: buffer pages populated for the
+            # first time and the pages the kernel allocated (one per page
+            # UFFDIO_COPY installs); the library counts both in buffers_new.
+            "pages_allocated": lib["buffers_new"],
+            "faults": lib["faults"],
+            "fault_p50_ns": lib["fault_p50_ns"],
+            "fault_p99_ns": lib["fault_p99_ns"],
+            "fault_max_ns": lib["fault_max_ns"],
+            "occupancy_before": g["heap_before"] / cap,
+            "occupancy_after": g["heap_after"] / cap,
+            "lib": lib,
+        }
+    )
+    return row
+
+
+def _totals(gcs: list[dict[str, Any]]) -> dict[str, Any]:
+    def col(k: str) -> list[int]:
+        return [g[k] for g in gcs]
+
+    hist = [0] * 64
+    for g in gcs:
+        for i, n in enumerate(g["lib"]["fault_hist"]):
+            hist[i] += n
+    pauses = col("pause_ns")
+    faults = sum(col("faults"))
+    return {
+        "gc_count": len(gcs),
+        "pause_total_ns": sum(pauses),
+        "pause_max_ns": max(pauses, default=0),
+        "pause_median_ns": int(statistics.median(pauses)) if pauses else 0,
+        "mark_pause_total_ns": sum(col("mark_ns")),
+        "mark_pause_max_ns": max(col("mark_ns"), default=0),
+        "flip_pause_total_ns": sum(col("flip_ns")),
+        "flip_pause_max_ns": max(col("flip_ns"), default=0),
+        "concurrent_total_ns": sum(col("concurrent_ns")),
+        "concurrent_max_ns": max(col("concurrent_ns"), default=0),
+        "pages_installed": sum(col("pages_installed")),
+        "pages_by_gc": sum(col("pages_by_gc")),
+        "pages_by_mutator": sum(col("pages_by_mutator")),
+        "pages_recycled": sum(col("pages_recycled")),
+        "pages_allocated": sum(col("pages_allocated")),
+        "faults": faults,
+        # Over all collections, from the merged log2 histograms (approximate).
+        "fault_p50_ns": int(_percentile_from_hist(hist, 0.50)) if faults else 0,
+        "fault_p99_ns": int(_percentile_from_hist(hist, 0.99)) if faults else 0,
+        "fault_max_ns": max(col("fault_max_ns"), default=0),
+        "occupancy_before_max": max(col("occupancy_before"), default=0.0),
+        "occupancy_after_max": max(col("occupancy_after"), default=0.0),
+    }
+
+
+def run(
+    workload: str = "gcbench",
+    *,
+    heap_mib: float = 64,
+    threads: int = 2,
+    backend: str | int = "auto",
+    fault_mode: str | int = "auto",
+    rounds: int = 1,
+    seed: int = 1,
+    region_kib: int = 256,
+    gc_threads: int = 1,
+    handler_threads: int = 1,
+    dense_threshold: float = 0.90,
+    trigger_fraction: float = 0.5,
+    depth: int | None = None,
+    min_depth: int = 4,
+    iteration_scale: float | None = None,
+    array_size: int | None = None,
+    size: int | None = None,
+    ops: int | None = None,
+    max_value_bytes: int | None = None,
+    large_fraction: float = 0.002,
+    check: bool = True,
+) -> dict[str, Any]:
+    """Run one workload on a fresh toy VM; returns its stats.
+
+    The dict: ``workload``, ``backend``/``fault_mode`` (as the library
+    resolved them), ``params``, ``gcs`` (one dict per collection: pause and
+    its parts in ns, concurrent compaction, pages by GC vs mutators, fault
+    latency, pages recycled/allocated, occupancy before/after, and ``lib``:
+    the library's remap_cycle_stats), ``totals``, ``result`` (the workload's
+    check), ``verified``, ``wall_s``, ``error`` (None or a dict).
+    """
+    if workload not in WORKLOADS:
+        raise ValueError(f"unknown workload {workload!r}; expected one of {list(WORKLOADS)}")
+    if threads < 1 or rounds < 1:
+        raise ValueError("threads and rounds must be >= 1")
+    region = region_kib * 1024
+    heap = int(heap_mib * MiB) // region * region
+    d = DEFAULTS[workload]
+    params = {
+        "threads": threads,
+        "rounds": rounds,
+        "seed": seed,
+        "depth": depth if depth is not None else d.get("depth", 16),
+        "min_depth": min_depth,
+        "iteration_scale": iteration_scale
+        if iteration_scale is not None
+        else d.get("iteration_scale", 1.0),
+        "array_size": array_size if array_size is not None else d.get("array_size", 500_000),
+        "size": size if size is not None else d.get("size", 4096),
+        "ops": ops if ops is not None else d.get("ops", 100_000),
+        "max_value_bytes": max_value_bytes
+        if max_value_bytes is not None
+        else d.get("max_value_bytes", 8192),
+        "large_fraction": large_fraction,
+    }
+    options = dict(
+        params,
+        heap_bytes=heap,
+        region_size=region,
+        backend=_enum(backend, BACKENDS, "backend"),
+        fault_mode=_enum(fault_mode, FAULT_MODES, "fault mode"),
+        gc_threads=gc_threads,
+        handler_threads=handler_threads,
+        dense_threshold=dense_threshold,
+        trigger_fraction=trigger_fraction,
+    )
+    raw = _core.toyvm_run(workload, options)
+    gcs = [_gc_row(g) for g in raw["gcs"]]
+    out: dict[str, Any] = {
+        "workload": workload,
+        "backend": raw["backend"],
+        "fault_mode": raw["fault_mode"],
+        "heap_mib": raw["capacity"] / MiB,
+        "region_kib": raw["region_size"] // 1024,
+        "params": params,
+        "gcs": gcs,
+        "totals": _totals(gcs),
+        "result": raw["result"],
+        "verified": bool(raw["result"]["verified"]) and raw["error"] is None,
+        "wall_s": raw["wall_ns"] / 1e9,
+        "bytes_allocated": raw["bytes_allocated"],
+        "error": raw["error"],
+    }
+    if check and out["error"] is not None:
+        err = out["error"]
+        if err["kind"] == "out_of_memory":
+            raise HeapExhausted(out)
+        if err["status_name"] == "REMAP_EUNSUPPORTED":
+            raise BackendUnsupported(out)
+        raise ToyVmError(out)
+    return out
+
+
+def fmt_ns(ns: float) -> str:
+    """``1.2 ms``, ``35 us``, ``640 ns``."""
+    if ns >= 1e9:
+        return f"{ns / 1e9:.2f} s"
+    if ns >= 1e6:
+        return f"{ns / 1e6:.2f} ms" if ns < 1e8 else f"{ns / 1e6:.0f} ms"
+    if ns >= 1e3:
+        return f"{ns / 1e3:.1f} us" if ns < 1e5 else f"{ns / 1e3:.0f} us"
+    if ns <= 0 or math.isnan(ns):
+        return "-"
+    return f"{ns:.0f} ns"
+
+
+__all__ = [
+    "BACKENDS",
+    "DEFAULTS",
+    "FAULT_MODES",
+    "WORKLOADS",
+    "BackendUnsupported",
+    "HeapExhausted",
+    "ToyVmError",
+    "fmt_ns",
+    "run",
+]
