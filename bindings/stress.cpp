@@ -1,0 +1,785 @@
+// stress.cpp — C++ mutator threads against concurrent compaction (stress.h
+// says what is checked and why that proves it), and its binding
+// libremap._core.run_stress.
+//
+// Threads: one driver (the calling thread, GIL released) that builds the
+// heap and runs the cycles; `mutators` threads that walk, check and write.
+// The driver never touches the heap while mutators run except through the
+// library (remap_compact / remap_finish); mutators never hold a heap
+// address across a safepoint, so the flip may move everything.
+#include "stress.h"
+
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+#include <sched.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstring>
+#include <memory>
+#include <mutex>
+#include <random>
+#include <thread>
+
+#include "errors_py.h"
+#include "object_layout.h"
+
+namespace py = pybind11;
+
+namespace libremap_py {
+
+namespace {
+
+using namespace libremap_layout;
+
+constexpr unsigned kMaxRefs = 4;
+constexpr size_t kMaxObject = 256;
+constexpr size_t kSeen = 64;
+constexpr int kSlotPayload = -1;  // log: a payload-only write
+constexpr int kSlotAlloc = -2;    // log: the object was allocated (version 1, slots null)
+
+uint64_t mix(uint64_t x) {
+  x += 0x9e3779b97f4a7c15ull;
+  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+  x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+  return x ^ (x >> 31);
+}
+
+// Payload word i of object id at version v. Bit 63 set: never a heap address.
+uint64_t payload_word(uint32_t id, uint32_t v, size_t i) {
+  return (mix(uint64_t(id) << 32 | v) + i * 0x9e3779b97f4a7c15ull) | (uint64_t(1) << 63);
+}
+
+uint64_t load_word(uintptr_t a) { return __atomic_load_n(reinterpret_cast<uint64_t*>(a), __ATOMIC_RELAXED); }
+void store_word(uintptr_t a, uint64_t v) {
+  __atomic_store_n(reinterpret_cast<uint64_t*>(a), v, __ATOMIC_RELAXED);
+}
+
+// One object's entry in the table outside the heap (index: id).
+struct Obj {
+  std::atomic<uintptr_t> addr{0};  // current address; 0: never allocated or dead
+  std::atomic<uint32_t> seq{0};    // seqlock, odd while a writer holds it
+  std::atomic<uint32_t> version{0};
+  std::atomic<uint32_t> target[kMaxRefs];  // committed slot targets (ids, 0 = null)
+  uint32_t size = 0;               // immutable once the object is published
+  uint16_t nrefs = 0;
+  uint16_t klass = 0;
+  Obj() {
+    for (auto& t : target) t.store(0, std::memory_order_relaxed);
+  }
+};
+
+struct LogEntry {
+  uint32_t id;
+  uint32_t version;
+  int32_t slot;    // 0..3, kSlotPayload or kSlotAlloc
+  uint32_t target; // slot writes: the target id (0 = null)
+};
+
+// What the logs say each object holds.
+struct ModelObj {
+  uint32_t version = 0;
+  uint32_t target[kMaxRefs] = {0, 0, 0, 0};
+};
+
+struct Hasher {
+  uint64_t h = 0x6a09e667f3bcc908ull;
+  void add(uint64_t w) { h = mix(h ^ w); }
+};
+
+struct Snapshot {
+  uint64_t words[kMaxObject / 8];
+  uint32_t version;
+  uint32_t target[kMaxRefs];
+};
+
+class Stress {
+ public:
+  explicit Stress(const StressParams& p) : p_(p) {}
+  ~Stress() {
+    stop_threads();
+    remap_heap_destroy(heap_);
+  }
+  StressResult run();
+
+ private:
+  struct Mutator {
+    std::thread thread;
+    std::mt19937_64 rng;
+    std::vector<LogEntry> log;
+    uintptr_t tlab_start = 0, tlab_cur = 0, tlab_end = 0;
+    std::atomic<uint64_t> ops{0};
+    uint32_t seen[64];  // ids reached this epoch (valid until the next safepoint)
+    size_t seen_n = 0;
+    uint64_t reads = 0, writes = 0, allocs = 0, retries = 0;
+  };
+
+  // ---- setup and allocation ----
+  void create_heap();
+  void build();
+  // Bump-allocates in m's TLAB (refilled from remap_region_acquire); 0 if
+  // the heap is full or the id space is used up.
+  uintptr_t alloc(Mutator& m, size_t size, uint32_t* id_out);
+  void retire(Mutator& m);
+  // Writes a fresh object (version 1, slots null) and publishes it in the table.
+  void init_object(uintptr_t at, uint32_t id, size_t size, unsigned nrefs);
+  void random_shape(std::mt19937_64& rng, size_t* size, unsigned* nrefs);
+
+  // ---- mutators ----
+  void mutator_loop(Mutator& m);
+  bool snapshot(Mutator& m, uint32_t id, uintptr_t a, Snapshot* s);
+  bool check_snapshot(uint32_t id, uintptr_t a, const Snapshot& s);
+  void write(Mutator& m, uint32_t id, uintptr_t a, int slot, uint32_t target);
+  void fail(const std::string& why);
+  bool failed() const { return failed_.load(std::memory_order_acquire); }
+
+  // ---- the driver ----
+  bool safepoint_begin();
+  void safepoint_end();
+  void park(Mutator& m);
+  void stop_threads();
+  // Replays the logs, compares the heap with the model; marks (if mark).
+  bool verify_and_mark(bool mark);
+  bool cycle();
+
+  const StressParams p_;
+  ModelCtx model_ctx_;
+  remap_heap* heap_ = nullptr;
+  uintptr_t base_ = 0;
+  size_t capacity_ = 0;
+  std::unique_ptr<Obj[]> table_;
+  uint32_t max_ids_ = 0;
+  std::atomic<uint32_t> next_id_{1};
+  std::vector<ModelObj> model_;
+  std::vector<uint32_t> root_id_;
+  std::unique_ptr<std::atomic<uintptr_t>[]> root_addr_;
+  std::vector<uint8_t> marked_;
+  std::vector<std::unique_ptr<Mutator>> muts_;
+  Mutator driver_;  // the builder's TLAB and log
+
+  // Safepoint: request_ is polled by mutators between object visits.
+  std::mutex sp_mu_;
+  std::condition_variable sp_cv_;
+  std::atomic<bool> request_{false};
+  std::atomic<bool> stop_{false};
+  unsigned parked_ = 0;
+  uint64_t epoch_ = 0;
+
+  std::atomic<bool> failed_{false};
+  std::mutex err_mu_;
+  std::string error_;
+  StressResult res_;
+};
+
+void Stress::fail(const std::string& why) {
+  std::lock_guard<std::mutex> g(err_mu_);
+  if (error_.empty()) error_ = why;
+  failed_.store(true, std::memory_order_release);
+}
+
+void Stress::create_heap() {
+  remap_heap_config cfg;
+  std::memset(&cfg, 0, sizeof cfg);
+  remap_heap_config_init(&cfg);
+  cfg.capacity = p_.heap_mib << 20;
+  cfg.region_size = p_.region_kib << 10;
+  cfg.backend = p_.backend;
+  cfg.fault_mode = p_.fault_mode;
+  cfg.gc_threads = p_.gc_threads;
+  model_ctx_.region_size = cfg.region_size;
+  install_model(cfg.model, &model_ctx_);
+  check(remap_heap_create(&cfg, &heap_), "remap_heap_create");
+  remap_heap_info hi;
+  std::memset(&hi, 0, sizeof hi);
+  hi.struct_size = sizeof hi;
+  check(remap_heap_get_info(heap_, &hi), "remap_heap_get_info");
+  base_ = reinterpret_cast<uintptr_t>(hi.base);
+  capacity_ = hi.capacity;
+  // Ids are never reused: room for the heap full of the smallest objects
+  // several times over; allocation stops when they run out.
+  max_ids_ = uint32_t(std::min<size_t>(capacity_ / 8, size_t(1) << 24));
+  table_.reset(new Obj[max_ids_]);
+  model_.assign(max_ids_, ModelObj{});
+  marked_.assign(max_ids_, 0);
+}
+
+void Stress::random_shape(std::mt19937_64& rng, size_t* size, unsigned* nrefs) {
+  *nrefs = unsigned(rng() % (kMaxRefs + 1));
+  size_t min = min_object_size(*nrefs) + 8;  // at least one payload word
+  *size = std::min(kMaxObject, min + 8 * size_t(rng() % 20));
+}
+
+void Stress::retire(Mutator& m) {
+  if (!m.tlab_start) return;
+  remap_status s = remap_region_retire(heap_, reinterpret_cast<void*>(m.tlab_start),
+                                       reinterpret_cast<void*>(m.tlab_cur));
+  if (s != REMAP_OK) fail(std::string("remap_region_retire: ") + remap_last_error());
+  m.tlab_start = m.tlab_cur = m.tlab_end = 0;
+}
+
+uintptr_t Stress::alloc(Mutator& m, size_t size, uint32_t* id_out) {
+  if (m.tlab_end - m.tlab_cur < size) {
+    retire(m);
+    void *s = nullptr, *e = nullptr;
+    if (remap_region_acquire(heap_, &s, &e) != REMAP_OK) return 0;  // full until the next cycle
+    m.tlab_start = m.tlab_cur = reinterpret_cast<uintptr_t>(s);
+    m.tlab_end = reinterpret_cast<uintptr_t>(e);
+    if (m.tlab_end - m.tlab_cur < size) return 0;
+  }
+  uint32_t id = next_id_.fetch_add(1);
+  if (id >= max_ids_) {
+    next_id_.store(max_ids_);
+    return 0;
+  }
+  uintptr_t at = m.tlab_cur;
+  m.tlab_cur += size;
+  *id_out = id;
+  return at;
+}
+
+void Stress::init_object(uintptr_t at, uint32_t id, size_t size, unsigned nrefs) {
+  Obj& o = table_[id];
+  o.size = uint32_t(size);
+  o.nrefs = uint16_t(nrefs);
+  o.klass = uint16_t(1 + id % 1000);
+  ObjectHeader h{uint32_t(size), uint16_t(nrefs), o.klass, id};
+  uint64_t hw[2];
+  std::memcpy(hw, &h, sizeof h);
+  store_word(at, hw[0]);
+  store_word(at + 8, hw[1]);
+  for (unsigned i = 0; i < nrefs; i++) store_word(at + slot_offset(i), 0);
+  const size_t first = min_object_size(nrefs);
+  for (size_t off = first; off < size; off += 8) store_word(at + off, payload_word(id, 1, (off - first) / 8));
+  o.version.store(1, std::memory_order_relaxed);
+  for (auto& t : o.target) t.store(0, std::memory_order_relaxed);
+  o.addr.store(at, std::memory_order_release);
+}
+
+void Stress::build() {
+  std::mt19937_64 rng(p_.seed);
+  std::vector<uint32_t> ids;
+  const size_t want = size_t(double(capacity_) * p_.fill_fraction);
+  for (size_t used = 0; used < want;) {
+    size_t size;
+    unsigned nrefs;
+    random_shape(rng, &size, &nrefs);
+    used += size;
+    uint32_t id;
+    uintptr_t at = alloc(driver_, size, &id);
+    if (!at) break;
+    init_object(at, id, size, nrefs);
+    model_[id].version = 1;
+    // Slots point to earlier objects (or null): some of the heap is garbage.
+    for (unsigned k = 0; k < nrefs && !ids.empty(); k++) {
+      if (rng() % 10 < 1) continue;
+      uint32_t t = ids[rng() % ids.size()];
+      store_word(at + slot_offset(k), table_[t].addr.load());
+      table_[id].target[k].store(t);
+      model_[id].target[k] = t;
+    }
+    ids.push_back(id);
+  }
+  retire(driver_);
+  if (ids.empty()) throw std::invalid_argument("run_stress: the heap is too small for any object");
+  root_addr_.reset(new std::atomic<uintptr_t>[p_.roots]);
+  for (unsigned r = 0; r < p_.roots; r++) {
+    // Roots among the newer half: their descendants are most of the heap.
+    uint32_t id = ids[ids.size() / 2 + rng() % (ids.size() - ids.size() / 2)];
+    root_id_.push_back(id);
+    root_addr_[r].store(table_[id].addr.load());
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Mutators
+
+bool Stress::snapshot(Mutator& m, uint32_t id, uintptr_t a, Snapshot* s) {
+  Obj& o = table_[id];
+  const size_t n = o.size / 8;
+  if (n == 0 || n > kMaxObject / 8) {
+    fail("object " + std::to_string(id) + " has no valid size in the table");
+    return false;
+  }
+  for (;;) {
+    uint32_t s1 = o.seq.load(std::memory_order_acquire);
+    if (s1 & 1) {
+      m.retries++;
+      sched_yield();
+      continue;
+    }
+    for (size_t i = 0; i < n; i++) s->words[i] = load_word(a + 8 * i);  // may fault: produced first
+    s->version = o.version.load(std::memory_order_relaxed);
+    for (unsigned k = 0; k < kMaxRefs; k++) s->target[k] = o.target[k].load(std::memory_order_relaxed);
+    std::atomic_thread_fence(std::memory_order_acquire);
+    if (o.seq.load(std::memory_order_relaxed) == s1) return true;
+    m.retries++;
+  }
+}
+
+bool Stress::check_snapshot(uint32_t id, uintptr_t a, const Snapshot& s) {
+  const Obj& o = table_[id];
+  auto bad = [&](const std::string& what) {
+    fail("mutator saw object " + std::to_string(id) + " at heap+" + std::to_string(a - base_) +
+         " (version " + std::to_string(s.version) + "): " + what);
+    return false;
+  };
+  if (o.addr.load(std::memory_order_acquire) != a) return bad("it is not at the address the table says");
+  ObjectHeader h;
+  std::memcpy(&h, s.words, sizeof h);
+  if (h.id != id) return bad("header id " + std::to_string(h.id));
+  if (h.size != o.size || h.nrefs != o.nrefs || h.klass != o.klass)
+    return bad("header size/nrefs/klass " + std::to_string(h.size) + "/" + std::to_string(h.nrefs) +
+               "/" + std::to_string(h.klass));
+  const size_t first = min_object_size(h.nrefs) / 8;
+  for (size_t i = first; i < h.size / 8; i++)
+    if (s.words[i] != payload_word(id, s.version, i - first)) {
+      // Which version does the word encode? Helps tell stale from torn.
+      for (uint32_t v = 1; v <= s.version + 1; v++)
+        if (s.words[i] == payload_word(id, v, i - first))
+          return bad("payload word " + std::to_string(i - first) + " is of version " +
+                     std::to_string(v) + " (stale)");
+      return bad("payload word " + std::to_string(i - first) + " matches no version (torn or foreign)");
+    }
+  for (unsigned k = 0; k < h.nrefs; k++) {
+    uint64_t want = s.target[k] ? table_[s.target[k]].addr.load(std::memory_order_acquire) : 0;
+    if (s.words[2 + k] != want)
+      return bad("slot " + std::to_string(k) + " holds heap+" + std::to_string(s.words[2 + k] - base_) +
+                 ", its target " + std::to_string(s.target[k]) + " is at heap+" +
+                 std::to_string(want - base_));
+  }
+  return true;
+}
+
+void Stress::write(Mutator& m, uint32_t id, uintptr_t a, int slot, uint32_t target) {
+  Obj& o = table_[id];
+  uint32_t s;
+  for (;;) {
+    s = o.seq.load(std::memory_order_relaxed);
+    if (!(s & 1) && o.seq.compare_exchange_weak(s, s + 1, std::memory_order_acquire)) break;
+    sched_yield();
+  }
+  std::atomic_thread_fence(std::memory_order_release);
+  const uint32_t v = o.version.load(std::memory_order_relaxed) + 1;
+  const size_t first = min_object_size(o.nrefs);
+  if (slot >= 0) {
+    store_word(a + slot_offset(unsigned(slot)), target ? table_[target].addr.load() : 0);
+    o.target[slot].store(target, std::memory_order_relaxed);
+  }
+  for (size_t off = first; off < o.size; off += 8) store_word(a + off, payload_word(id, v, (off - first) / 8));
+  o.version.store(v, std::memory_order_relaxed);
+  o.seq.store(s + 2, std::memory_order_release);
+  m.log.push_back({id, v, slot, target});
+  m.writes++;
+}
+
+void Stress::park(Mutator& m) {
+  retire(m);
+  m.seen_n = 0;
+  std::unique_lock<std::mutex> g(sp_mu_);
+  const uint64_t e = epoch_;
+  parked_++;
+  sp_cv_.notify_all();
+  sp_cv_.wait(g, [&] { return epoch_ != e || stop_.load(); });
+  parked_--;
+  sp_cv_.notify_all();
+}
+
+void Stress::mutator_loop(Mutator& m) {
+  std::mt19937_64& rng = m.rng;
+  Snapshot snap;
+  while (!stop_.load(std::memory_order_acquire)) {
+    if (request_.load(std::memory_order_acquire)) {
+      park(m);
+      continue;
+    }
+    const unsigned r = unsigned(rng() % p_.roots);
+    uint32_t id = root_id_[r];
+    uintptr_t a = root_addr_[r].load(std::memory_order_acquire);
+    uint32_t prev = 0;  // an object reached before on this walk: a target for new edges
+    for (int step = 0; step < 64; step++) {
+      if (!snapshot(m, id, a, &snap) || !check_snapshot(id, a, snap)) return;
+      m.reads++;
+      m.ops.fetch_add(1, std::memory_order_relaxed);
+      if (rng() % 8 == 0) m.seen[m.seen_n++ % kSeen] = id;
+      const Obj& o = table_[id];
+      if (double(rng() % 1000) < p_.write_fraction * 1000) {
+        if (o.nrefs == 0 || step < 4 || rng() % 2 == 0) {  // edges near the roots carry most of the graph
+          write(m, id, a, kSlotPayload, 0);
+        } else {
+          int k = int(rng() % o.nrefs);
+          uint32_t t = 0;
+          size_t size;
+          unsigned nrefs;
+          random_shape(rng, &size, &nrefs);
+          uint32_t nid;
+          uintptr_t at;
+          if (double(rng() % 1000) < p_.alloc_fraction * 1000 && (at = alloc(m, size, &nid))) {
+            // Inserted on the edge it replaces (the old target stays
+            // reachable through it), with a back edge: cycles in the graph.
+            init_object(at, nid, size, nrefs);
+            m.log.push_back({nid, 1, kSlotAlloc, 0});
+            m.allocs++;
+            if (nrefs > 0 && snap.target[k]) write(m, nid, at, 0, snap.target[k]);
+            if (nrefs > 1) write(m, nid, at, 1, id);
+            t = nid;
+          } else if (rng() % 8) {
+            // Redirected to an object seen on an earlier walk of this epoch:
+            // sharing across the graph; the old target may become garbage.
+            t = m.seen_n ? m.seen[rng() % std::min<size_t>(m.seen_n, kSeen)] : (prev ? prev : id);
+          }
+          write(m, id, a, k, t);
+          // Re-read after writing: the snapshot must show our own write.
+          if (!snapshot(m, id, a, &snap) || !check_snapshot(id, a, snap)) return;
+        }
+      }
+      // Next: a random non-null slot of this object.
+      unsigned live[kMaxRefs], nl = 0;
+      for (unsigned k = 0; k < o.nrefs; k++)
+        if (snap.target[k]) live[nl++] = k;
+      if (!nl || request_.load(std::memory_order_acquire) || failed()) break;
+      unsigned k = live[rng() % nl];
+      prev = id;
+      id = snap.target[k];
+      a = snap.words[2 + k];
+    }
+    if (failed()) return;
+  }
+}
+
+// ---------------------------------------------------------------------------
+// The driver
+
+bool Stress::safepoint_begin() {
+  std::unique_lock<std::mutex> g(sp_mu_);
+  request_.store(true, std::memory_order_release);
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(p_.timeout_s);
+  // A mutator that failed has returned from its loop and never parks.
+  bool ok = sp_cv_.wait_until(g, deadline, [&] { return parked_ == muts_.size() || failed(); });
+  if (!ok) fail("mutators did not reach the safepoint in time");
+  return ok && !failed();
+}
+
+void Stress::safepoint_end() {
+  {
+    std::lock_guard<std::mutex> g(sp_mu_);
+    request_.store(false, std::memory_order_release);
+    epoch_++;
+  }
+  sp_cv_.notify_all();
+  // Let the mutators leave the barrier before compaction starts, so that
+  // they really run (and fault) while it does. Bounded: never a hang.
+  std::unique_lock<std::mutex> g(sp_mu_);
+  sp_cv_.wait_for(g, std::chrono::milliseconds(200), [&] { return parked_ == 0; });
+}
+
+void Stress::stop_threads() {
+  {
+    std::lock_guard<std::mutex> g(sp_mu_);
+    stop_.store(true);
+    request_.store(false);
+    epoch_++;
+  }
+  sp_cv_.notify_all();
+  for (auto& m : muts_)
+    if (m->thread.joinable()) m->thread.join();
+}
+
+bool Stress::verify_and_mark(bool mark) {
+  // Replay this epoch's writes: per object, the entries are totally ordered
+  // by version (writes to one object hold its seqlock).
+  std::vector<LogEntry> all;
+  for (auto& m : muts_) {
+    all.insert(all.end(), m->log.begin(), m->log.end());
+    m->log.clear();
+  }
+  std::sort(all.begin(), all.end(), [](const LogEntry& x, const LogEntry& y) {
+    return x.id != y.id ? x.id < y.id : x.version != y.version ? x.version < y.version : x.slot < y.slot;
+  });
+  for (const LogEntry& e : all) {
+    ModelObj& mo = model_[e.id];
+    if (e.slot == kSlotAlloc) {
+      mo = ModelObj{};
+      mo.version = 1;
+      continue;
+    }
+    if (e.version != mo.version + 1) {
+      fail("write log: object " + std::to_string(e.id) + " goes from version " +
+           std::to_string(mo.version) + " to " + std::to_string(e.version));
+      return false;
+    }
+    mo.version = e.version;
+    if (e.slot >= 0) mo.target[e.slot] = e.target;
+  }
+  res_.log_entries += all.size();
+
+  // The heap graph from the roots against the model; checksums of both.
+  std::fill(marked_.begin(), marked_.end(), 0);
+  std::vector<uint32_t> queue;
+  Hasher heap_hash, model_hash;
+  auto bad = [&](uint32_t id, const std::string& what) {
+    fail("safepoint check: object " + std::to_string(id) + ": " + what);
+    return false;
+  };
+  for (unsigned r = 0; r < p_.roots; r++) {
+    uint32_t id = root_id_[r];
+    uintptr_t a = root_addr_[r].load();
+    if (a < base_ || a >= base_ + capacity_) return bad(id, "root outside the heap");
+    ObjectHeader h;
+    std::memcpy(&h, reinterpret_cast<const void*>(a), sizeof h);
+    if (h.id != id) return bad(id, "root points to object " + std::to_string(h.id));
+    heap_hash.add(h.id);
+    model_hash.add(id);
+    if (!marked_[id]) {
+      marked_[id] = 1;
+      queue.push_back(id);
+    }
+  }
+  for (size_t qi = 0; qi < queue.size(); qi++) {
+    const uint32_t id = queue[qi];
+    const Obj& o = table_[id];
+    const ModelObj& mo = model_[id];
+    const uintptr_t a = o.addr.load();
+    ObjectHeader h;
+    std::memcpy(&h, reinterpret_cast<const void*>(a), sizeof h);
+    if (h.id != id || h.size != o.size || h.nrefs != o.nrefs || h.klass != o.klass)
+      return bad(id, "header differs from the table");
+    if (o.version.load() != mo.version)
+      return bad(id, "committed version " + std::to_string(o.version.load()) + ", the log says " +
+                         std::to_string(mo.version));
+    const size_t first = min_object_size(h.nrefs);
+    for (size_t off = first; off < h.size; off += 8)
+      if (load_word(a + off) != payload_word(id, mo.version, (off - first) / 8))
+        return bad(id, "payload is not version " + std::to_string(mo.version) + " (a lost write)");
+    heap_hash.add(uint64_t(h.id) << 32 | load_word(a + first) >> 32);
+    model_hash.add(uint64_t(id) << 32 | payload_word(id, mo.version, 0) >> 32);
+    for (unsigned k = 0; k < h.nrefs; k++) {
+      const uint64_t v = load_word(a + slot_offset(k));
+      const uint32_t t = mo.target[k];
+      uint32_t got = 0;
+      if (v) {
+        if (v < base_ || v >= base_ + capacity_ || (v & 7)) return bad(id, "slot outside the heap");
+        got = reinterpret_cast<const ObjectHeader*>(v)->id;
+        if (got == 0 || got >= max_ids_ || table_[got].addr.load() != v)
+          return bad(id, "slot " + std::to_string(k) + " does not point to an object start");
+      }
+      if (got != t)
+        return bad(id, "slot " + std::to_string(k) + " names object " + std::to_string(got) +
+                           ", the log says " + std::to_string(t) + " (a lost reference write)");
+      heap_hash.add(got);
+      model_hash.add(t);
+      if (got && !marked_[got]) {
+        marked_[got] = 1;
+        queue.push_back(got);
+      }
+    }
+  }
+  heap_hash.add(queue.size());
+  model_hash.add(queue.size());
+  if (heap_hash.h != model_hash.h) {
+    fail("graph checksum of the heap differs from the model's");
+    return false;
+  }
+  res_.objects_verified += queue.size();
+  res_.live_objects = queue.size();
+  if (!mark) return true;
+  for (uint32_t id : queue) {
+    remap_status s = remap_mark(heap_, reinterpret_cast<const void*>(table_[id].addr.load()));
+    if (s != REMAP_OK) {
+      fail(std::string("remap_mark: ") + remap_last_error());
+      return false;
+    }
+  }
+  return true;
+}
+
+bool Stress::cycle() {
+  if (!safepoint_begin()) return false;
+  if (!verify_and_mark(true)) return false;
+  auto lib = [&](remap_status s, const char* what) {
+    if (s != REMAP_OK) fail(std::string(what) + ": " + remap_status_name(s) + ": " + remap_last_error());
+    return s == REMAP_OK;
+  };
+  if (!lib(remap_prepare(heap_), "remap_prepare")) return false;
+  // Forwarding is valid from prepare: take it now, apply it after the flip.
+  const uint32_t ids = std::min(next_id_.load(), max_ids_);
+  std::vector<uintptr_t> fwd(ids, 0);
+  for (uint32_t id = 1; id < ids; id++) {
+    if (!marked_[id]) continue;
+    void* nw = nullptr;
+    if (!lib(remap_forward(heap_, reinterpret_cast<const void*>(table_[id].addr.load()), &nw), "remap_forward"))
+      return false;
+    fwd[id] = reinterpret_cast<uintptr_t>(nw);
+  }
+  if (!lib(remap_flip(heap_), "remap_flip")) return false;
+  // The runtime's part of the pause: roots through remap_forward (while
+  // COMPACTING; with stw the cycle is over and the recorded values hold).
+  remap_heap_info hi;
+  std::memset(&hi, 0, sizeof hi);
+  hi.struct_size = sizeof hi;
+  if (!lib(remap_heap_get_info(heap_, &hi), "remap_heap_get_info")) return false;
+  const bool concurrent = hi.phase == REMAP_PHASE_COMPACTING;
+  for (unsigned r = 0; r < p_.roots; r++) {
+    uintptr_t nw = fwd[root_id_[r]];
+    if (concurrent) {
+      void* f = nullptr;
+      if (!lib(remap_forward(heap_, reinterpret_cast<const void*>(root_addr_[r].load()), &f), "remap_forward"))
+        return false;
+      if (reinterpret_cast<uintptr_t>(f) != nw) {
+        fail("remap_forward of a root changed between prepare and flip");
+        return false;
+      }
+    }
+    root_addr_[r].store(nw);
+  }
+  for (uint32_t id = 1; id < ids; id++) table_[id].addr.store(marked_[id] ? fwd[id] : 0);
+  safepoint_end();
+  if (concurrent) {
+    if (!lib(remap_compact(heap_), "remap_compact")) return false;
+    if (!lib(remap_finish(heap_), "remap_finish")) return false;
+  }
+  remap_cycle_stats st;
+  std::memset(&st, 0, sizeof st);
+  st.struct_size = sizeof st;
+  if (!lib(remap_heap_last_stats(heap_, &st), "remap_heap_last_stats")) return false;
+  res_.cycles++;
+  res_.pages_by_mutator += st.pages_by_mutator;
+  res_.pages_by_gc += st.pages_by_gc;
+  res_.faults += st.faults;
+  res_.fallback_ebusy += st.fallback_ebusy;
+  if (p_.keep_stats) res_.stats.push_back(st);
+  // Mutators run in IDLE for a while before the next cycle.
+  uint64_t start = 0;
+  for (auto& m : muts_) start += m->ops.load();
+  const uint64_t want = start + p_.idle_ops * muts_.size();
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(p_.timeout_s);
+  for (;;) {
+    uint64_t now = 0;
+    for (auto& m : muts_) now += m->ops.load();
+    if (now >= want || failed() || std::chrono::steady_clock::now() > deadline) break;
+    std::this_thread::sleep_for(std::chrono::microseconds(200));
+  }
+  return !failed();
+}
+
+StressResult Stress::run() {
+  create_heap();
+  build();
+  for (unsigned i = 0; i < p_.mutators; i++) {
+    auto m = std::make_unique<Mutator>();
+    m->rng.seed(mix(p_.seed * 1000 + i + 1));
+    muts_.push_back(std::move(m));
+  }
+  for (auto& m : muts_) {
+    Mutator* mp = m.get();
+    mp->thread = std::thread([this, mp] { mutator_loop(*mp); });
+  }
+  for (unsigned c = 0; c < p_.cycles && !failed(); c++)
+    if (!cycle()) break;
+  // The last word: every write of the last epoch against the heap.
+  if (!failed() && safepoint_begin()) verify_and_mark(false);
+  // A failure may leave a cycle open: finish it so the heap can go.
+  remap_heap_info hi;
+  std::memset(&hi, 0, sizeof hi);
+  hi.struct_size = sizeof hi;
+  if (remap_heap_get_info(heap_, &hi) == REMAP_OK && hi.phase == REMAP_PHASE_COMPACTING) remap_finish(heap_);
+  stop_threads();
+  for (auto& m : muts_) {
+    res_.reads += m->reads;
+    res_.writes += m->writes;
+    res_.allocs += m->allocs;
+    res_.retries += m->retries;
+  }
+  res_.error = error_;
+  res_.verified = error_.empty() && res_.cycles == p_.cycles;
+  if (error_.empty() && res_.cycles != p_.cycles)
+    res_.error = "only " + std::to_string(res_.cycles) + " cycles ran";
+  return res_;
+}
+
+py::dict stats_dict(const remap_cycle_stats& s) {
+  py::dict d;
+#define F(name) d[#name] = s.name;
+  F(cycle) F(backend) F(fault_mode) F(prepare_ns) F(flip_pause_ns) F(compaction_ns) F(finish_ns)
+  F(produce_ns) F(install_ns) F(wait_ns) F(fault_alloc_ns) F(madvise_ns)
+  F(live_bytes) F(regions_dense) F(regions_fragmented) F(regions_empty) F(regions_large)
+  F(pages_installed) F(pages_by_gc) F(pages_by_mutator) F(pages_zero) F(pages_in_place)
+  F(ioctl_move) F(ioctl_copy) F(ioctl_zeropage) F(ioctl_continue) F(ioctl_wake)
+  F(pages_moved) F(pages_copied) F(mprotect_calls) F(madvise_calls) F(bytes_copied)
+  F(buffers_recycled) F(buffers_new) F(fallback_ebusy) F(fallback_other)
+  F(faults) F(fault_p50_ns) F(fault_p99_ns) F(fault_max_ns) F(vmas_before) F(vmas_after)
+#undef F
+  py::list hist;
+  for (uint64_t v : s.fault_hist) hist.append(v);
+  d["fault_hist"] = hist;
+  return d;
+}
+
+int parse_enum(const py::object& v, const char* const* names, int n, const char* what) {
+  if (py::isinstance<py::str>(v)) {
+    std::string s = v.cast<std::string>();
+    for (int i = 0; i < n; i++)
+      if (names[i] && s == names[i]) return i;
+    throw py::value_error(std::string("unknown ") + what + " '" + s + "'");
+  }
+  return v.cast<int>();
+}
+
+}  // namespace
+
+StressResult run_stress(const StressParams& params) {
+  if (params.mutators == 0 || params.roots == 0 || params.heap_mib == 0)
+    throw std::invalid_argument("run_stress: mutators, roots and heap_mib must be positive");
+  Stress s(params);
+  return s.run();
+}
+
+void register_stress(py::module_& m) {
+  m.def(
+      "run_stress",
+      [](const py::object& backend, const py::object& fault_mode, unsigned gc_threads,
+         unsigned mutators, unsigned cycles, size_t heap_mib, uint64_t seed, size_t idle_ops,
+         double write_fraction, double alloc_fraction, size_t region_kib, double timeout_s,
+         bool keep_stats) {
+        static const char* const backends[] = {"auto", "move", "copy", "minor", "sigsegv", "stw"};
+        static const char* const modes[] = {"auto", "sigbus", "thread"};
+        StressParams p;
+        p.backend = parse_enum(backend, backends, 6, "backend");
+        p.fault_mode = parse_enum(fault_mode, modes, 3, "fault mode");
+        p.gc_threads = gc_threads;
+        p.mutators = mutators;
+        p.cycles = cycles;
+        p.heap_mib = heap_mib;
+        p.seed = seed;
+        p.idle_ops = idle_ops;
+        p.write_fraction = write_fraction;
+        p.alloc_fraction = alloc_fraction;
+        p.region_kib = region_kib;
+        p.timeout_s = timeout_s;
+        p.keep_stats = keep_stats;
+        StressResult r;
+        {
+          py::gil_scoped_release nogil;
+          r = run_stress(p);
+        }
+        py::dict d;
+#define F(name) d[#name] = r.name;
+        F(cycles) F(reads) F(writes) F(allocs) F(retries) F(objects_verified) F(live_objects)
+        F(pages_by_mutator) F(pages_by_gc) F(faults) F(fallback_ebusy) F(log_entries) F(verified)
+        F(error)
+#undef F
+        py::list stats;
+        for (const remap_cycle_stats& s : r.stats) stats.append(stats_dict(s));
+        d["stats"] = stats;
+        return d;
+      },
+      py::arg("backend"), py::arg("fault_mode"), py::arg("gc_threads") = 1, py::arg("mutators") = 2,
+      py::arg("cycles") = 10, py::arg("heap_mib") = 4, py::arg("seed") = 0, py::kw_only(),
+      py::arg("idle_ops") = 500, py::arg("write_fraction") = 0.1, py::arg("alloc_fraction") = 0.6,
+      py::arg("region_kib") = 64, py::arg("timeout_s") = 60.0, py::arg("keep_stats") = false,
+      "C++ mutator threads reading, writing and allocating while compaction cycles run "
+      "(bindings/stress.h). Returns counts, `verified` and the first `error`.");
+}
+
+}  // namespace libremap_py
