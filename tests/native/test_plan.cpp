@@ -198,6 +198,21 @@ void check_plan(World& w, const Plan& p) {
       CHECK_EQ(p.new_top(r), h.region_base(r) + h.region(r).live_bytes.load());
     if (p.region_class(r) == RegionClass::DENSE)
       CHECK_EQ(p.new_top(r), h.region_base(r) + h.region(r).top.load());
+    if (p.region_class(r) == RegionClass::LARGE) {
+      // The head's new top / live end cover the whole object; a tail's, its part.
+      size_t head = h.region(r).get_state() == RegionState::LARGE_HEAD ? r : h.region(r).large_head;
+      uintptr_t hb = h.region_base(head), rb = h.region_base(r), re = rb + h.region_size();
+      uintptr_t alloc_end = hb + h.region(head).top.load();
+      uintptr_t obj_end = hb + h.region(head).live_bytes.load();
+      CHECK_EQ(p.new_top(r), r == head ? alloc_end : std::clamp(alloc_end, rb, re));
+      CHECK_EQ(p.live_end(r), r == head ? obj_end : std::clamp(obj_end, rb, re));
+    }
+    if (p.region_class(r) == RegionClass::FRAGMENTED || p.region_class(r) == RegionClass::DENSE) {
+      uintptr_t last = h.region_base(r);
+      for (const Obj& o : w.objs)
+        if (o.live && h.region_index(o.addr) == r) last = o.addr + o.size;
+      CHECK_EQ(p.live_end(r), last);
+    }
   }
   // Forwarding: every live object, checked and unchecked.
   for (uintptr_t a : w.live) {

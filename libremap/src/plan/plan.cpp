@@ -167,8 +167,11 @@ Status Plan::classify() {
           uintptr_t tb = h.region_base(t), te = tb + rs;
           region_class_[t] = RegionClass::LARGE;
           old_top_[t] = t == r ? top : 0;
-          new_top_[t] = std::clamp(alloc_end, tb, te);
-          live_end_[t] = std::clamp(obj_end, tb, te);
+          // The head's new top and live end are the whole object's (they may
+          // lie past the head region: producers handle a large object from
+          // its head); a tail's are the part of the object it holds.
+          new_top_[t] = t == r ? alloc_end : std::clamp(alloc_end, tb, te);
+          live_end_[t] = t == r ? obj_end : std::clamp(obj_end, tb, te);
         }
         r += nreg - 1;
         break;

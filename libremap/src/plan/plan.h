@@ -106,11 +106,13 @@ class Plan {
   RegionClass region_class(size_t r) const { return region_class_[r]; }
   // End of the region's data in the new layout (absolute address): base +
   // live bytes for FRAGMENTED, base + top for DENSE, base for EMPTY; for a
-  // LARGE region (head or tail) the end of the large object's page-rounded
-  // allocation or the region end, whichever comes first.
+  // LARGE head base + the object's page-rounded size (past the head region
+  // when the object spans several), for a LARGE tail the end of the part of
+  // the object in that region.
   uintptr_t new_top(size_t r) const { return new_top_[r]; }
   // One past the last live word of region r in the OLD layout (region base if
-  // none): from-space bytes at or after it are never needed.
+  // none): from-space bytes at or after it are never needed. For a LARGE head
+  // the whole object's end (like new_top), for a tail the part in it.
   uintptr_t live_end(size_t r) const { return live_end_[r]; }
   // Live bytes marked in region r (for LARGE: in the head; 0 in tails).
   size_t live_bytes(size_t r) const { return live_bytes_[r]; }
