@@ -44,6 +44,7 @@ struct Adapter {
   bool have_prev = false;
   Mode mode = kOff;
   std::atomic<uint64_t> foreign_frees{0};   // frees passed to prev
+  std::atomic<uint64_t> foreign_arena_frees{0};  // ... of which arena-sized
   std::atomic<uint64_t> prev_allocs{0};     // allocations passed to prev (FORWARDING)
   std::atomic<uint64_t> alloc_failures{0};  // the pool failed: pymalloc raised MemoryError
   std::atomic<uint64_t> free_errors{0};     // a free the pool rejected (size mismatch, twice)
@@ -78,6 +79,8 @@ void routed_free(void* ctx, void* ptr, size_t size) {
   Adapter& a = adapter();
   if (s == REMAP_ENOENT && a.have_prev) {
     a.foreign_frees.fetch_add(1, std::memory_order_relaxed);
+    if (size == a.config.arena_size)
+      a.foreign_arena_frees.fetch_add(1, std::memory_order_relaxed);
     a.prev.free(a.prev.ctx, ptr, size);
     return;
   }
@@ -193,6 +196,7 @@ py::dict stats() {
   d["other_allocated"] = st.other_allocated;
   d["other_freed"] = st.other_freed;
   d["foreign_frees"] = a.foreign_frees.load();
+  d["foreign_arena_frees"] = a.foreign_arena_frees.load();
   d["prev_allocs"] = a.prev_allocs.load();
   d["alloc_failures"] = a.alloc_failures.load();
   d["free_errors"] = a.free_errors.load();

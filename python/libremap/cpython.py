@@ -105,7 +105,8 @@ def stats() -> dict[str, Any]:
     arenas_cached: freed arenas holding pages now (<= cap).
     arenas_returned / bytes_returned / madvise_calls: given back to the OS.
     other_*: blocks not arena-sized (frame-stack chunks), mapped on their own.
-    foreign_frees: frees of blocks the previous allocator handed out.
+    foreign_frees: frees of blocks the previous allocator handed out
+    (foreign_arena_frees: those of arena size).
     prev_allocs: allocations passed to the previous allocator (forwarding).
     alloc_failures / free_errors: should stay 0.
     """
