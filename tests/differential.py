@@ -165,17 +165,20 @@ FAULT_MODES: tuple[str, ...] = ("sigbus", "thread")
 CHILD_UNSUPPORTED = 77
 
 
-def run_child(code: str, timeout: float = 90) -> Any:
+def run_child(code: str, timeout: float = 90, env: Mapping[str, str] | None = None) -> Any:
     """Runs `code` in a fresh interpreter with a deadline (a wedged uffd
     fault fails the test instead of hanging it). The code prints one JSON
     document as its last stdout line; that is returned. A child that exits
-    CHILD_UNSUPPORTED skips the test with its last stdout line."""
+    CHILD_UNSUPPORTED skips the test with its last stdout line. env: added
+    to this process's environment."""
     import json
+    import os
     import sys
 
     from conftest import run_with_timeout
 
-    r = run_with_timeout([sys.executable, "-c", code], timeout=timeout)
+    full_env = dict(os.environ, **(env or {}))
+    r = run_with_timeout([sys.executable, "-c", code], timeout=timeout, env=full_env)
     lines = r.stdout.strip().splitlines()
     if r.returncode == CHILD_UNSUPPORTED:
         pytest.skip(lines[-1] if lines else "unsupported")
