@@ -12,8 +12,8 @@ default / libremap (A B A B ...) after warm-up pairs:
 - ``mixed``: a JSON round trip (``dumps`` + ``loads``) of a large document,
   repeated; the parsed copy is dropped each time.
 
-Per run: the measured section's wall time and minor page faults (getrusage
-inside the child, startup excluded), the child's whole-life minor faults and
+Per run: the measured section's wall time, CPU time (user + system, from
+getrusage inside the child) and minor page faults, startup excluded; the child's whole-life minor faults and
 peak RSS (``ru_maxrss`` from ``wait4``), and the adapter's counters. The
 libremap child imports ``libremap.cpython`` and calls ``install()`` before
 the workload; the default child imports it too (without installing), so
@@ -105,7 +105,10 @@ else:
     check = mixed(p["mixed_records"], p["mixed_repeats"])
 t1 = time.perf_counter_ns()
 ru1 = resource.getrusage(resource.RUSAGE_SELF)
-print(json.dumps({"ns": t1 - t0, "minflt": ru1.ru_minflt - ru0.ru_minflt, "check": check,
+cpu = (ru1.ru_utime + ru1.ru_stime) - (ru0.ru_utime + ru0.ru_stime)
+print(json.dumps({"ns": t1 - t0, "cpu_ns": int(cpu * 1e9),
+                  "sys_ns": int((ru1.ru_stime - ru0.ru_stime) * 1e9),
+                  "minflt": ru1.ru_minflt - ru0.ru_minflt, "check": check,
                   "rss_before": rss0 * 1024, "rss_after": rss_kib() * 1024,
                   "arenas": cpython.stats()}))
 """
@@ -141,6 +144,8 @@ def _record(workload: str, variant: str, rnd: int, warm: bool, r: dict[str, Any]
         "verified": ok,
         "verify_detail": f"checksum {r['check']} ({'same' if ok else 'differs from'} default's)",
         "mutator_wall_ns": r["ns"],
+        "cpu_ns": r["cpu_ns"],
+        "sys_ns": r["sys_ns"],
         "minor_faults": r["minflt"],
         "minor_faults_process": r["minflt_total"],
         "peak_rss": r["maxrss"],
@@ -180,30 +185,37 @@ def run(params: dict[str, Any] | None = None, say: Any = None) -> list[dict[str,
                 out.append(rec)
                 if say:
                     say(f"  {workload:5} {variant:8} {'warm-up' if warm else 'run'} {rnd}: "
-                        f"{r['ns'] / 1e6:8.1f} ms, {r['minflt']} faults")  # fmt: skip
+                        f"{r['cpu_ns'] / 1e6:8.1f} ms CPU, {r['ns'] / 1e6:8.1f} ms wall, "
+                        f"{r['minflt']} faults")  # fmt: skip
     return out
 
 
 def summarize(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Per workload: median (min-max) of each allocator and the ratio
-    default/libremap pair by pair (> 1: libremap faster)."""
+    default/libremap pair by pair (> 1: libremap faster), of CPU time (the
+    headline: on a shared machine wall time mostly measures the scheduler)
+    and of wall time."""
     rows = []
     for workload in dict.fromkeys(r["case"] for r in records):
         counted = [r for r in records if r["case"] == workload and not r["warmup"]]
         by = {v: [r for r in counted if r["backend"] == v] for v in VARIANTS}
         pairs = list(zip(by["default"], by["libremap"]))
-        ratios = [a["mutator_wall_ns"] / b["mutator_wall_ns"] for a, b in pairs]
+        ratios = [a["cpu_ns"] / max(b["cpu_ns"], 1) for a, b in pairs]
+        wall = [a["mutator_wall_ns"] / b["mutator_wall_ns"] for a, b in pairs]
         row: dict[str, Any] = {"workload": workload, "pairs": len(pairs),
                                "speedup_median": statistics.median(ratios) if ratios else None,
                                "speedup_min": min(ratios, default=None),
                                "speedup_max": max(ratios, default=None),
+                               "wall_speedup_median": statistics.median(wall) if wall else None,
                                "verified": all(r["verified"] for r in counted)}  # fmt: skip
         for v, rs in by.items():
             if not rs:
                 continue
-            ms = [r["mutator_wall_ns"] / 1e6 for r in rs]
+            ms = [r["cpu_ns"] / 1e6 for r in rs]
             row[v] = {
                 "ms_median": statistics.median(ms), "ms_min": min(ms), "ms_max": max(ms),
+                "wall_ms_median": statistics.median(r["mutator_wall_ns"] / 1e6 for r in rs),
+                "sys_ms_median": statistics.median(r["sys_ns"] / 1e6 for r in rs),
                 "faults_median": statistics.median(r["minor_faults"] for r in rs),
                 "peak_rss_mib_median": statistics.median(r["peak_rss"] for r in rs) / 2**20,
                 "peak_rss_mib_max": max(r["peak_rss"] for r in rs) / 2**20,
@@ -213,8 +225,8 @@ def summarize(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def table(rows: list[dict[str, Any]], cap_mib: float) -> str:
-    lines = [f"{'workload':8} {'allocator':9} {'time ms (median, min-max)':>28} "
-             f"{'minor faults':>13} {'peak RSS MiB':>13}"]  # fmt: skip
+    lines = [f"{'workload':8} {'allocator':9} {'CPU ms (median, min-max)':>28} {'sys ms':>7} "
+             f"{'wall ms':>8} {'minor faults':>13} {'peak RSS MiB':>13}"]  # fmt: skip
     for row in rows:
         for v in VARIANTS:
             s = row.get(v)
@@ -222,14 +234,16 @@ def table(rows: list[dict[str, Any]], cap_mib: float) -> str:
                 continue
             lines.append(
                 f"{row['workload']:8} {v:9} {s['ms_median']:10.1f} ({s['ms_min']:7.1f}-"
-                f"{s['ms_max']:7.1f}) {s['faults_median']:13.0f} {s['peak_rss_mib_median']:13.1f}"
+                f"{s['ms_max']:7.1f}) {s['sys_ms_median']:7.1f} {s['wall_ms_median']:8.1f} "
+                f"{s['faults_median']:13.0f} {s['peak_rss_mib_median']:13.1f}"
             )
         if row["speedup_median"] is not None:
             d, lr = row["default"], row["libremap"]
             budget = d["peak_rss_mib_max"] + cap_mib
             lines.append(
                 f"{row['workload']:8} {'speedup':9} {row['speedup_median']:10.2f}x "
-                f"({row['speedup_min']:.2f}-{row['speedup_max']:.2f}, {row['pairs']} pairs); "
+                f"CPU ({row['speedup_min']:.2f}-{row['speedup_max']:.2f}, {row['pairs']} pairs), "
+                f"wall {row['wall_speedup_median']:.2f}x; "
                 f"peak RSS {lr['peak_rss_mib_max']:.1f} MiB vs default+cap {budget:.1f} MiB"
                 f"{'' if row['verified'] else '  UNVERIFIED'}"
             )
