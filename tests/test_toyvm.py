@@ -24,12 +24,23 @@ from conftest import python_child, run_with_timeout
 # and still collects many times (a collection every few hundred KiB).
 CONFIGS: dict[str, dict] = {
     # The long-lived double[] (20000 doubles, 160 KiB) is a large object.
-    "gcbench": dict(heap_mib=8, depth=12, iteration_scale=0.5, array_size=20_000, rounds=2),
-    "binary_trees": dict(heap_mib=4, depth=12, rounds=2),
-    "lru_cache": dict(
-        heap_mib=12, size=1024, ops=40_000, max_value_bytes=4096, large_fraction=0.004, rounds=3
-    ),
-    "random_graph": dict(heap_mib=6, size=1024, ops=40_000, rounds=3),
+    "gcbench": {
+        "heap_mib": 8,
+        "depth": 12,
+        "iteration_scale": 0.5,
+        "array_size": 20_000,
+        "rounds": 2,
+    },
+    "binary_trees": {"heap_mib": 4, "depth": 12, "rounds": 2},
+    "lru_cache": {
+        "heap_mib": 12,
+        "size": 1024,
+        "ops": 40_000,
+        "max_value_bytes": 4096,
+        "large_fraction": 0.004,
+        "rounds": 3,
+    },
+    "random_graph": {"heap_mib": 6, "size": 1024, "ops": 40_000, "rounds": 3},
 }
 MIN_GCS = 8
 
@@ -42,7 +53,7 @@ MODES = [
 ]
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def run_child(
     workload: str, backend: str, fault_mode: str, extra: tuple = (), timeout: float = 45
 ) -> dict:
@@ -124,9 +135,20 @@ def test_stats_shape_and_totals():
     assert t["pause_max_ns"] == max(g["pause_ns"] for g in r["gcs"])
     for g in r["gcs"]:
         for key in (
-            "pause_ns", "ttsp_ns", "mark_ns", "prepare_ns", "flip_ns", "concurrent_ns",
-            "pages_by_gc", "pages_by_mutator", "fault_p50_ns", "fault_p99_ns",
-            "pages_recycled", "pages_allocated", "occupancy_before", "occupancy_after",
+            "pause_ns",
+            "ttsp_ns",
+            "mark_ns",
+            "prepare_ns",
+            "flip_ns",
+            "concurrent_ns",
+            "pages_by_gc",
+            "pages_by_mutator",
+            "fault_p50_ns",
+            "fault_p99_ns",
+            "pages_recycled",
+            "pages_allocated",
+            "occupancy_before",
+            "occupancy_after",
         ):
             assert key in g, key
         assert 0 <= g["occupancy_after"] <= 1 and 0 <= g["occupancy_before"] <= 1
@@ -167,6 +189,6 @@ def test_bad_arguments():
 @pytest.mark.parametrize("backend", ["move", "copy"])
 def test_multi_region_large_object(backend):
     # 100000 doubles = 800 KiB: a large object over 4 regions.
-    r = run_child("gcbench", backend, "sigbus", (("array_size", 100_000), ("rounds", 1)), 15)
+    r = run_child("gcbench", backend, "sigbus", (("array_size", 100_000), ("rounds", 1)), 10)
     skip_unsupported(r)
     assert r["verified"], describe(r)

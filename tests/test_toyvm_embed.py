@@ -35,9 +35,11 @@ def toyvm_exe(tmp_path_factory) -> Path:
     if not TOYVM.is_dir() or not MAIN.is_file():
         pytest.skip("the toy VM sources are not in this checkout")
     cmake = tool("cmake")
-    cmake_dir = run_with_timeout(
-        [sys.executable, "-m", "libremap", "--cmakedir"], check=True
-    ).stdout.strip().splitlines()[-1]
+    cmake_dir = (
+        run_with_timeout([sys.executable, "-m", "libremap", "--cmakedir"], check=True)
+        .stdout.strip()
+        .splitlines()[-1]
+    )
     tmp = tmp_path_factory.mktemp("toyvm_embed")
     src, build = tmp / "src", tmp / "build"
     src.mkdir()

@@ -25,7 +25,11 @@ uint64_t now_ns() {
 }
 
 std::string status_message(const char* call, remap_status s) {
-  return std::string(call) + ": " + remap_status_name(s) + ": " + remap_last_error();
+  // The library's message usually names the call already.
+  std::string msg = remap_last_error();
+  std::string head = std::string(remap_status_name(s)) + ": ";
+  if (msg.rfind(call, 0) == 0) return head + msg;
+  return head + call + ": " + msg;
 }
 
 const char* error_kind_name(VmErrorKind k) {

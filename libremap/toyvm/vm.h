@@ -263,7 +263,7 @@ auto Mutator::blocking(F&& f) -> decltype(f()) {
   return f();
 }
 
-// "<call>: <status name>: <remap_last_error()>" for the calling thread.
+// "<status name>: <call>: <remap_last_error()>" for the calling thread.
 std::string status_message(const char* call, remap_status s);
 uint64_t now_ns();
 
