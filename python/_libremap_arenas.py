@@ -44,7 +44,7 @@ def _in_subinterpreter() -> bool:
         try:
             mod = __import__(name)
             cur, main = mod.get_current(), mod.get_main()
-        except Exception:  # noqa: BLE001 - absent or changed: assume main
+        except Exception:  # noqa: BLE001, S112 - absent or changed: try the next
             continue
         # 3.13 returns (id, whence) pairs.
         cur = cur[0] if isinstance(cur, tuple) else cur

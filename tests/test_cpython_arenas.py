@@ -392,8 +392,15 @@ def _has_regrtest() -> bool:
 def test_cpython_regrtest_with_the_adapter(tmp_path: Path):
     if not _has_regrtest():
         pytest.skip(f"{sys.executable} has no stdlib test package (test.libregrtest)")
-    stdlib_test = Path(sys.base_prefix) / "lib" / f"python{sys.version_info.major}.{sys.version_info.minor}" / "test"
-    names = [n for n in REGRTESTS if (stdlib_test / f"{n}.py").exists() or (stdlib_test / n).is_dir()]
+    stdlib_test = (
+        Path(sys.base_prefix)
+        / "lib"
+        / f"python{sys.version_info.major}.{sys.version_info.minor}"
+        / "test"
+    )
+    names = [
+        n for n in REGRTESTS if (stdlib_test / f"{n}.py").exists() or (stdlib_test / n).is_dir()
+    ]
     assert len(names) >= 25, names
     env = dict(os.environ)
     env.update(
@@ -402,10 +409,19 @@ def test_cpython_regrtest_with_the_adapter(tmp_path: Path):
     r = run_with_timeout(
         # test_import_from_another_thread fails here without the adapter too:
         # a .pth of the machine's site-packages imports threading at start.
-        [sys.executable, "-m", "test", "-j0", "--timeout=250",
-         "-i", "test_import_from_another_thread", *names],
+        [
+            sys.executable,
+            "-m",
+            "test",
+            "-j0",
+            "--timeout=250",
+            "-i",
+            "test_import_from_another_thread",
+            *names,
+        ],
         timeout=280,  # pytest-timeout allows 300 s per test (pyproject)
-        env=env, cwd=str(tmp_path),
+        env=env,
+        cwd=str(tmp_path),
     )
     tail = r.stdout[-4000:] + r.stderr[-2000:]
     assert r.returncode == 0 and "Tests result: SUCCESS" in r.stdout, tail

@@ -47,7 +47,7 @@ class Installation:
     def __init__(self, installed_now: bool) -> None:
         self.installed_now = installed_now
 
-    def __enter__(self) -> Installation:
+    def __enter__(self) -> Installation:  # noqa: PYI034 - py3.10 has no typing.Self
         return self
 
     def __exit__(

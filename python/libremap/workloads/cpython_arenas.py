@@ -46,8 +46,13 @@ DEFAULTS: dict[str, Any] = {
     "mixed_repeats": 6,
     "workloads": list(WORKLOADS),
 }
-QUICK: dict[str, Any] = {"runs": 3, "churn_waves": 4, "churn_objects": 400_000,
-                         "mixed_records": 20_000, "mixed_repeats": 3}  # fmt: skip
+QUICK: dict[str, Any] = {
+    "runs": 3,
+    "churn_waves": 4,
+    "churn_objects": 400_000,
+    "mixed_records": 20_000,
+    "mixed_repeats": 3,
+}
 
 # The child: one workload, one allocator; prints one JSON line.
 CHILD = r"""
@@ -119,8 +124,11 @@ def _child(workload: str, variant: str, p: dict[str, Any]) -> dict[str, Any]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("LIBREMAP_ARENAS")}
     proc = subprocess.Popen(
         [sys.executable, "-c", CHILD, json.dumps(args)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True,
-    )  # fmt: skip
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+        text=True,
+    )
     out, err = proc.stdout.read(), proc.stderr.read()  # type: ignore[union-attr]
     _, status, ru = os.wait4(proc.pid, 0)
     proc.returncode = os.waitstatus_to_exitcode(status)
@@ -132,8 +140,15 @@ def _child(workload: str, variant: str, p: dict[str, Any]) -> dict[str, Any]:
     return r
 
 
-def _record(workload: str, variant: str, rnd: int, warm: bool, r: dict[str, Any],
-            p: dict[str, Any], ref: int | None) -> dict[str, Any]:  # fmt: skip
+def _record(
+    workload: str,
+    variant: str,
+    rnd: int,
+    warm: bool,
+    r: dict[str, Any],
+    p: dict[str, Any],
+    ref: int | None,
+) -> dict[str, Any]:
     a = r["arenas"]
     ok = ref is None or r["check"] == ref
     return {
@@ -184,9 +199,11 @@ def run(params: dict[str, Any] | None = None, say: Any = None) -> list[dict[str,
                 rec = _record(workload, variant, rnd, warm, r, p, ref)
                 out.append(rec)
                 if say:
-                    say(f"  {workload:5} {variant:8} {'warm-up' if warm else 'run'} {rnd}: "
+                    say(
+                        f"  {workload:5} {variant:8} {'warm-up' if warm else 'run'} {rnd}: "
                         f"{r['cpu_ns'] / 1e6:8.1f} ms CPU, {r['ns'] / 1e6:8.1f} ms wall, "
-                        f"{r['minflt']} faults")  # fmt: skip
+                        f"{r['minflt']} faults"
+                    )
     return out
 
 
@@ -202,31 +219,39 @@ def summarize(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
         pairs = list(zip(by["default"], by["libremap"]))
         ratios = [a["cpu_ns"] / max(b["cpu_ns"], 1) for a, b in pairs]
         wall = [a["mutator_wall_ns"] / b["mutator_wall_ns"] for a, b in pairs]
-        row: dict[str, Any] = {"workload": workload, "pairs": len(pairs),
-                               "speedup_median": statistics.median(ratios) if ratios else None,
-                               "speedup_min": min(ratios, default=None),
-                               "speedup_max": max(ratios, default=None),
-                               "wall_speedup_median": statistics.median(wall) if wall else None,
-                               "verified": all(r["verified"] for r in counted)}  # fmt: skip
+        row: dict[str, Any] = {
+            "workload": workload,
+            "pairs": len(pairs),
+            "speedup_median": statistics.median(ratios) if ratios else None,
+            "speedup_min": min(ratios, default=None),
+            "speedup_max": max(ratios, default=None),
+            "wall_speedup_median": statistics.median(wall) if wall else None,
+            "verified": all(r["verified"] for r in counted),
+        }
         for v, rs in by.items():
             if not rs:
                 continue
             ms = [r["cpu_ns"] / 1e6 for r in rs]
             row[v] = {
-                "ms_median": statistics.median(ms), "ms_min": min(ms), "ms_max": max(ms),
+                "ms_median": statistics.median(ms),
+                "ms_min": min(ms),
+                "ms_max": max(ms),
                 "wall_ms_median": statistics.median(r["mutator_wall_ns"] / 1e6 for r in rs),
                 "sys_ms_median": statistics.median(r["sys_ns"] / 1e6 for r in rs),
                 "faults_median": statistics.median(r["minor_faults"] for r in rs),
                 "peak_rss_mib_median": statistics.median(r["peak_rss"] for r in rs) / 2**20,
                 "peak_rss_mib_max": max(r["peak_rss"] for r in rs) / 2**20,
-            }  # fmt: skip
+            }
         rows.append(row)
     return rows
 
 
 def table(rows: list[dict[str, Any]], cap_mib: float) -> str:
-    lines = [f"{'workload':8} {'allocator':9} {'CPU ms (median, min-max)':>28} {'sys ms':>7} "
-             f"{'wall ms':>8} {'minor faults':>13} {'peak RSS MiB':>13}"]  # fmt: skip
+    head = (
+        f"{'workload':8} {'allocator':9} {'CPU ms (median, min-max)':>28} {'sys ms':>7} "
+        f"{'wall ms':>8} {'minor faults':>13} {'peak RSS MiB':>13}"
+    )
+    lines = [head]
     for row in rows:
         for v in VARIANTS:
             s = row.get(v)
@@ -251,8 +276,9 @@ def table(rows: list[dict[str, Any]], cap_mib: float) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m libremap.workloads.cpython_arenas",
-                                 description=__doc__.splitlines()[0])  # fmt: skip
+    ap = argparse.ArgumentParser(
+        prog="python -m libremap.workloads.cpython_arenas", description=__doc__.splitlines()[0]
+    )
     ap.add_argument("--runs", type=int, default=DEFAULTS["runs"])
     ap.add_argument("--warmup", type=int, default=DEFAULTS["warmup"])
     ap.add_argument("--cap-mib", type=float, default=DEFAULTS["cap_mib"])
@@ -262,9 +288,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--churn-waves", type=int)
     ap.add_argument("--json", metavar="FILE", help="write every run's record")
     a = ap.parse_args(argv)
-    p = params_from({"runs": a.runs, "warmup": a.warmup, "cap_mib": a.cap_mib, "quick": a.quick,
-                     "workloads": a.workload, "churn_objects": a.churn_objects,
-                     "churn_waves": a.churn_waves})  # fmt: skip
+    p = params_from(
+        {
+            "runs": a.runs,
+            "warmup": a.warmup,
+            "cap_mib": a.cap_mib,
+            "quick": a.quick,
+            "workloads": a.workload,
+            "churn_objects": a.churn_objects,
+            "churn_waves": a.churn_waves,
+        }
+    )
     if a.quick and a.runs == DEFAULTS["runs"]:
         p["runs"] = QUICK["runs"]
     recs = run(p, say=lambda m: print(m, file=sys.stderr, flush=True))
