@@ -223,3 +223,58 @@ def compile_c(name: str, out_dir: Any, shared: bool = False, extra: tuple[str, .
     args += [str(lib), f"-Wl,-rpath,{lib.parent}", "-lpthread", *extra]
     run_with_timeout(args, timeout=120, check=True)
     return str(out)
+
+
+TESTHEAP_CDEF = """
+typedef struct th_heap th_heap;
+int th_create(int backend, int fault_mode, unsigned gc_threads, size_t capacity_mib,
+              uint64_t seed, double live_ratio, double fill, th_heap** out);
+void th_destroy(th_heap* h);
+remap_heap* th_remap(th_heap* h);
+uintptr_t th_base(th_heap* h);
+size_t th_nroots(th_heap* h);
+uintptr_t th_root(th_heap* h, size_t i);
+uint64_t th_checksum(th_heap* h);
+int th_cycle_begin(th_heap* h);
+int th_phase(th_heap* h);
+int th_collect(th_heap* h);
+"""
+
+_testheap: dict[str, Any] = {}
+
+
+def load_testheap(out_dir: Any) -> tuple[Any, Any]:
+    """(ffi, lib) of tests/c/testheap.c (a tiny runtime in C whose
+    th_remap() hands out the raw remap_heap*), built once per session. The
+    ffi includes libremap.cabi's, so its remap_heap* goes straight to
+    libremap.cabi.lib."""
+    if "lib" not in _testheap:
+        from cffi import FFI
+
+        from libremap import cabi
+
+        path = compile_c("testheap", out_dir, shared=True)
+        ffi = FFI()
+        ffi.include(cabi.ffi)
+        ffi.cdef(TESTHEAP_CDEF)
+        _testheap["ffi"], _testheap["lib"] = ffi, ffi.dlopen(path)
+    return _testheap["ffi"], _testheap["lib"]
+
+
+def new_testheap(th: Any, backend: str, fault_mode: str, gc_threads: int = 1,
+                    capacity_mib: int = 4, seed: int = 1, live_ratio: float = 0.4,
+                    fill: float = 0.75) -> Any:
+    """A testheap (freed with the test: pass it to th_destroy), skipping on
+    EUNSUPPORTED from remap_heap_create."""
+    from libremap import cabi
+    from libremap.synthetic import BACKENDS
+    from libremap.synthetic import FAULT_MODES as MODE_VALUES
+
+    ffi, lib = th
+    out = ffi.new("th_heap **")
+    s = lib.th_create(BACKENDS[backend], MODE_VALUES[fault_mode], gc_threads, capacity_mib, seed,
+                      live_ratio, fill, out)
+    if s == cabi.lib.REMAP_EUNSUPPORTED:
+        pytest.skip(f"creating a {backend} heap: {cabi.last_error()}")
+    assert s == 0, f"th_create: {cabi.status_name(s)}: {cabi.last_error()}"
+    return ffi.gc(out[0], lib.th_destroy)
