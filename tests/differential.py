@@ -243,6 +243,13 @@ int th_collect(th_heap* h);
 _testheap: dict[str, Any] = {}
 
 
+def build_testheap(out_dir: Any) -> str:
+    """Path of libtestheap.so (tests/c/testheap.c), compiled once per session."""
+    if "path" not in _testheap:
+        _testheap["path"] = compile_c("testheap", out_dir, shared=True)
+    return _testheap["path"]
+
+
 def load_testheap(out_dir: Any) -> tuple[Any, Any]:
     """(ffi, lib) of tests/c/testheap.c (a tiny runtime in C whose
     th_remap() hands out the raw remap_heap*), built once per session. The
@@ -253,7 +260,7 @@ def load_testheap(out_dir: Any) -> tuple[Any, Any]:
 
         from libremap import cabi
 
-        path = compile_c("testheap", out_dir, shared=True)
+        path = build_testheap(out_dir)
         ffi = FFI()
         ffi.include(cabi.ffi)
         ffi.cdef(TESTHEAP_CDEF)
@@ -278,3 +285,37 @@ def new_testheap(th: Any, backend: str, fault_mode: str, gc_threads: int = 1,
         pytest.skip(f"creating a {backend} heap: {cabi.last_error()}")
     assert s == 0, f"th_create: {cabi.status_name(s)}: {cabi.last_error()}"
     return ffi.gc(out[0], lib.th_destroy)
+
+
+def child_testheap(path: str) -> str:
+    """Child-code prelude (after CHILD_PRELUDE) that loads the testheap
+    library at `path` as (ffi, th) next to libremap.cabi's `lib`, and
+    defines new_heap(backend, fault_mode, **kw) that exits
+    CHILD_UNSUPPORTED on EUNSUPPORTED."""
+    return f"""
+from cffi import FFI
+from libremap import cabi
+from libremap.cabi import lib
+from libremap.synthetic import BACKENDS, FAULT_MODES
+ffi = FFI()
+ffi.include(cabi.ffi)
+ffi.cdef({TESTHEAP_CDEF!r})
+th = ffi.dlopen({path!r})
+def new_heap(backend, fault_mode, gc_threads=1, capacity_mib=4, seed=1, live_ratio=0.4, fill=0.75):
+    out = ffi.new("th_heap **")
+    s = th.th_create(BACKENDS[backend], FAULT_MODES[fault_mode], gc_threads, capacity_mib, seed,
+                     live_ratio, fill, out)
+    if s == lib.REMAP_EUNSUPPORTED:
+        print("unsupported: " + cabi.last_error())
+        sys.exit({CHILD_UNSUPPORTED})
+    assert s == 0, cabi.status_name(s) + ": " + cabi.last_error()
+    return out[0]
+def ok(s):
+    assert s == 0, cabi.status_name(s) + ": " + cabi.last_error()
+def stats(h):
+    st = ffi.new("remap_cycle_stats *")
+    st.struct_size = ffi.sizeof("remap_cycle_stats")
+    ok(lib.remap_heap_last_stats(th.th_remap(h), st))
+    return {{n: int(getattr(st, n)) for n, _ in ffi.typeof("remap_cycle_stats").fields
+            if n != "fault_hist"}}
+"""
