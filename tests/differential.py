@@ -182,7 +182,9 @@ def run_child(code: str, timeout: float = 90, env: Mapping[str, str] | None = No
     lines = r.stdout.strip().splitlines()
     if r.returncode == CHILD_UNSUPPORTED:
         pytest.skip(lines[-1] if lines else "unsupported")
-    assert r.returncode == 0, f"child exited {r.returncode}\nstdout:\n{r.stdout}\nstderr:\n{r.stderr}"
+    assert r.returncode == 0, (
+        f"child exited {r.returncode}\nstdout:\n{r.stdout}\nstderr:\n{r.stderr}"
+    )
     return json.loads(lines[-1])
 
 
@@ -206,9 +208,9 @@ def compile_c(name: str, out_dir: Any, shared: bool = False, extra: tuple[str, .
     import shutil
     from pathlib import Path
 
-    from conftest import run_with_timeout
-
     from libremap._paths import package_file
+
+    from conftest import run_with_timeout
 
     cc = shutil.which("cc") or shutil.which("gcc")
     if cc is None:
@@ -268,9 +270,16 @@ def load_testheap(out_dir: Any) -> tuple[Any, Any]:
     return _testheap["ffi"], _testheap["lib"]
 
 
-def new_testheap(th: Any, backend: str, fault_mode: str, gc_threads: int = 1,
-                    capacity_mib: int = 4, seed: int = 1, live_ratio: float = 0.4,
-                    fill: float = 0.75) -> Any:
+def new_testheap(
+    th: Any,
+    backend: str,
+    fault_mode: str,
+    gc_threads: int = 1,
+    capacity_mib: int = 4,
+    seed: int = 1,
+    live_ratio: float = 0.4,
+    fill: float = 0.75,
+) -> Any:
     """A testheap (freed with the test: pass it to th_destroy), skipping on
     EUNSUPPORTED from remap_heap_create."""
     from libremap import cabi
@@ -279,8 +288,16 @@ def new_testheap(th: Any, backend: str, fault_mode: str, gc_threads: int = 1,
 
     ffi, lib = th
     out = ffi.new("th_heap **")
-    s = lib.th_create(BACKENDS[backend], MODE_VALUES[fault_mode], gc_threads, capacity_mib, seed,
-                      live_ratio, fill, out)
+    s = lib.th_create(
+        BACKENDS[backend],
+        MODE_VALUES[fault_mode],
+        gc_threads,
+        capacity_mib,
+        seed,
+        live_ratio,
+        fill,
+        out,
+    )
     if s == cabi.lib.REMAP_EUNSUPPORTED:
         pytest.skip(f"creating a {backend} heap: {cabi.last_error()}")
     assert s == 0, f"th_create: {cabi.status_name(s)}: {cabi.last_error()}"

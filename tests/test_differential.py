@@ -147,6 +147,11 @@ def test_full_images_equal_byte_for_byte():
     from differential import assert_same_image
 
     for backend in ("move", "copy"):
-        assert_same_image("stw", backend, dict(BASE, seed=5, live_ratio=0.3),
-                          params_b={"fault_mode": "sigbus", "gc_threads": 2}, cycles=2,
-                          mutate=MUTATE)
+        assert_same_image(
+            "stw",
+            backend,
+            dict(BASE, seed=5, live_ratio=0.3),
+            params_b={"fault_mode": "sigbus", "gc_threads": 2},
+            cycles=2,
+            mutate=MUTATE,
+        )

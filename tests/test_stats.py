@@ -14,8 +14,8 @@ from differential import (
     FAULT_MODES,
     build,
     load_testheap,
-    run_child,
     new_testheap,
+    run_child,
 )
 
 from libremap import cabi
@@ -95,7 +95,7 @@ def test_stats_from_c(th, backend, fault_mode):
 @pytest.mark.parametrize("fault_mode", FAULT_MODES)
 @pytest.mark.parametrize("backend", CONCURRENT_BACKENDS)
 def test_stats_from_python(backend, fault_mode):
-    h = build(dict(seed=5, live_ratio=0.4), backend=backend, fault_mode=fault_mode, gc_threads=2)
+    h = build({"seed": 5, "live_ratio": 0.4}, backend=backend, fault_mode=fault_mode, gc_threads=2)
     assert set(h.stats()) == {name for name, _ in cabi.ffi.typeof("remap_cycle_stats").fields}
     h.mark()
     h.prepare()

@@ -22,9 +22,20 @@ from differential import CHILD_PRELUDE, CONCURRENT_BACKENDS, FAULT_MODES, run_ch
 SHAPES = [(1, 2, 30), (2, 3, 30)]
 
 
-def stress(backend: str, fault_mode: str, gc_threads: int, mutators: int, cycles: int,
-           heap_mib: int = 4, seed: int = 1, timeout: float = 100, **kw) -> dict:
-    code = CHILD_PRELUDE + f"""
+def stress(
+    backend: str,
+    fault_mode: str,
+    gc_threads: int,
+    mutators: int,
+    cycles: int,
+    heap_mib: int = 4,
+    seed: int = 1,
+    timeout: float = 100,
+    **kw,
+) -> dict:
+    code = (
+        CHILD_PRELUDE
+        + f"""
 import libremap._core as core
 try:
     r = core.run_stress({backend!r}, {fault_mode!r}, {gc_threads}, {mutators}, {cycles},
@@ -34,6 +45,7 @@ except RemapError as e:
 r.pop("stats")
 print(json.dumps(r))
 """
+    )
     return run_child(code, timeout=timeout)
 
 

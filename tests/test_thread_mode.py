@@ -18,7 +18,13 @@ nobody serves would hang)."""
 from __future__ import annotations
 
 import pytest
-from differential import CHILD_PRELUDE, CONCURRENT_BACKENDS, build_testheap, child_testheap, run_child
+from differential import (
+    CHILD_PRELUDE,
+    CONCURRENT_BACKENDS,
+    build_testheap,
+    child_testheap,
+    run_child,
+)
 
 import libremap
 

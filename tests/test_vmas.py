@@ -53,8 +53,11 @@ print(json.dumps(dict(after=after, proc=proc)))
 @pytest.mark.parametrize("fault_mode", FAULT_MODES)
 @pytest.mark.parametrize("backend", CONCURRENT_BACKENDS)
 def test_vma_count_flat_over_100_cycles(backend, fault_mode):
-    r = run_child(CHILD_PRELUDE + CODE.format(backend=backend, mode=fault_mode, cycles=100),
-                  timeout=120, env=QUIET_MALLOC)
+    r = run_child(
+        CHILD_PRELUDE + CODE.format(backend=backend, mode=fault_mode, cycles=100),
+        timeout=120,
+        env=QUIET_MALLOC,
+    )
     after, proc = r["after"], r["proc"]
     assert len(after) == 100
     # From the second cycle on: flat.
