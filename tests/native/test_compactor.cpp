@@ -153,6 +153,8 @@ void run_engine(uint64_t seed, int backend, int fault_mode, unsigned gc_threads,
   CHECK(st.pages_installed > 0);
   if (backend == REMAP_BACKEND_MOVE) CHECK(st.ioctl_move > 0);
   if (backend == REMAP_BACKEND_COPY) CHECK(st.ioctl_copy > 0);
+  if (backend == REMAP_BACKEND_MINOR) CHECK(st.ioctl_continue > 0);
+  if (backend == REMAP_BACKEND_SIGSEGV) CHECK(st.mprotect_calls > 0);
 }
 
 }  // namespace
@@ -172,4 +174,16 @@ TEST(compactor_copy_sigbus_matches_stw) {
 TEST(compactor_copy_threads_matches_stw) {
   for (uint64_t seed = 1; seed <= 4; seed++)
     run_engine(seed, REMAP_BACKEND_COPY, REMAP_FAULT_THREAD, 1, 0.2 * seed);
+}
+TEST(compactor_minor_sigbus_matches_stw) {
+  for (uint64_t seed = 1; seed <= 5; seed++)
+    run_engine(seed, REMAP_BACKEND_MINOR, REMAP_FAULT_SIGBUS, 1 + seed % 2, 0.05 + 0.18 * seed);
+}
+TEST(compactor_minor_threads_matches_stw) {
+  for (uint64_t seed = 1; seed <= 4; seed++)
+    run_engine(seed, REMAP_BACKEND_MINOR, REMAP_FAULT_THREAD, 1 + seed % 2, 0.2 * seed);
+}
+TEST(compactor_sigsegv_matches_stw) {
+  for (uint64_t seed = 1; seed <= 5; seed++)
+    run_engine(seed, REMAP_BACKEND_SIGSEGV, REMAP_FAULT_SIGBUS, 1 + seed % 2, 0.05 + 0.18 * seed);
 }

@@ -9,13 +9,11 @@
 namespace remap::api {
 
 bool is_concurrent(int backend) {
-  return backend == REMAP_BACKEND_MOVE || backend == REMAP_BACKEND_COPY;
+  return backend == REMAP_BACKEND_MOVE || backend == REMAP_BACKEND_COPY ||
+         backend == REMAP_BACKEND_MINOR || backend == REMAP_BACKEND_SIGSEGV;
 }
 
 Status engine_attach(remap_heap& h) {
-  if (h.backend == REMAP_BACKEND_MINOR || h.backend == REMAP_BACKEND_SIGSEGV)
-    return fail(REMAP_EUNSUPPORTED, "backend %s is not available yet (use move, copy or stw)",
-                remap_backend_name(h.backend));
   if (!is_concurrent(h.backend)) return Status::ok();
   return Compactor::create(*h.heap, h.backend, h.fault_mode, &h.compactor);
 }

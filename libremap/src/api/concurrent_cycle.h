@@ -8,8 +8,7 @@
 namespace remap::api {
 
 bool is_concurrent(int backend);
-// At create: the engine for move/copy heaps; REMAP_EUNSUPPORTED for
-// backends not built yet.
+// At create: the engine for move/copy/minor/sigsegv heaps (nothing for stw).
 Status engine_attach(remap_heap& h);
 // At prepare, after the plan is built: page states (outside the pause).
 Status engine_prepare(remap_heap& h);

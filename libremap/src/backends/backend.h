@@ -10,6 +10,11 @@
 //         in the kernel; from-space leftovers are recycled into the pool.
 //   copy: UFFDIO_COPY — the kernel allocates and copies; from-space is
 //         released with MADV_DONTNEED region by region.
+//   minor: heap on a memfd (compact/shmem_layout.h); pages are built in the
+//         page cache through the alias mapping (a regular fault allocates a
+//         fragmented page) and mapped with UFFDIO_CONTINUE.
+//   sigsegv: same layout, heap PROT_NONE; a built page is opened with
+//         mprotect (one VMA per opened run).
 // All methods called during compaction are async-signal-safe (mutators call
 // them from the SIGBUS handler).
 #pragma once
@@ -52,8 +57,9 @@ class Backend {
   // Installs a copy of `bytes` (one page) at dst: the fallback when no buffer
   // page is free.
   virtual InstallOutcome install_copy(uintptr_t dst, const void* bytes) noexcept = 0;
-  // Installs a zero-filled page at dst.
-  virtual InstallOutcome install_zero(uintptr_t dst) noexcept = 0;
+  // Installs a zero-filled page at dst. write_delta: as for take_buffer (a
+  // shared layout's page lives at dst + write_delta; anon backends ignore it).
+  virtual InstallOutcome install_zero(uintptr_t dst, intptr_t write_delta) noexcept = 0;
 
   // A GC worker finished every page of [from, from+len) (from-space) and no
   // other producer reads it any more.
@@ -63,7 +69,7 @@ class Backend {
 };
 
 struct BackendEnv {
-  int uffd = -1;
+  int uffd = -1;  // -1 for sigsegv (no userfaultfd)
   heap::PagePool* pool = nullptr;
   CycleCounters* counters = nullptr;
   size_t page = 4096;
@@ -71,5 +77,8 @@ struct BackendEnv {
 
 std::unique_ptr<Backend> make_move_backend(const BackendEnv& env);
 std::unique_ptr<Backend> make_copy_backend(const BackendEnv& env);
+// Shared layouts only (the pages live in the heap's memfd): no pool.
+std::unique_ptr<Backend> make_minor_backend(const BackendEnv& env);
+std::unique_ptr<Backend> make_sigsegv_backend(const BackendEnv& env);
 
 }  // namespace remap

@@ -39,7 +39,7 @@ class CopyBackend final : public Backend {
     return copy(dst, bytes, 1);
   }
 
-  InstallOutcome install_zero(uintptr_t dst) noexcept override {
+  InstallOutcome install_zero(uintptr_t dst, intptr_t) noexcept override {
     alignas(64) static const char zeros[65536] = {};
     InstallOutcome o = copy(dst, zeros, 1);  // one allocation now instead of zeropage + COW later
     if (o.ok) c_.pages_zero.add(1);

@@ -80,7 +80,7 @@ class MoveBackend final : public Backend {
     return {};
   }
 
-  InstallOutcome install_zero(uintptr_t dst) noexcept override {
+  InstallOutcome install_zero(uintptr_t dst, intptr_t) noexcept override {
     if (void* buf = take_buffer(dst, 0)) {
       memset(buf, 0, env_.page);  // cheaper than the fault + clear of a fresh page later
       InstallOutcome o = install_buffer(dst, buf);

@@ -4,6 +4,7 @@
 #include "compact/compactor.h"
 
 #include <sched.h>
+#include <signal.h>
 #include <stdio.h>
 #include <unistd.h>
 #include <stdlib.h>
@@ -13,8 +14,9 @@
 #include <vector>
 
 #include "compact/anon_layout.h"
-#include "compact/fault_sigbus.h"
+#include "compact/fault_signal.h"
 #include "compact/producer.h"
+#include "compact/shmem_layout.h"
 #include "os/procfs.h"
 #include "os/uffd_abi.h"
 #include "os/uffd_open.h"
@@ -43,6 +45,19 @@ Status Compactor::create(Heap& heap, int backend, int fault_mode, std::unique_pt
 Status Compactor::init(int backend, int fault_mode) {
   backend_kind_ = backend;
   fault_mode_ = fault_mode;
+  if (backend != REMAP_BACKEND_MOVE && backend != REMAP_BACKEND_COPY &&
+      backend != REMAP_BACKEND_MINOR && backend != REMAP_BACKEND_SIGSEGV)
+    return fail(REMAP_EINVAL, "backend %d is not a concurrent backend", backend);
+  BackendEnv env{-1, nullptr, &counters_, heap_.page_size()};
+
+  // sigsegv needs no userfaultfd: its faults are SIGSEGVs on a PROT_NONE heap
+  // whatever the fault mode says (the mode is recorded, not used).
+  if (backend == REMAP_BACKEND_SIGSEGV) {
+    backend_ = make_sigsegv_backend(env);
+    Status s = make_shmem_layout(heap_, backend, -1, counters_, &layout_);
+    if (!s) return s;
+    return signal_register(SIGSEGV, this);
+  }
 
   // One userfaultfd per heap: its features are fixed at the handshake, so the
   // fault mode is fixed per heap. Handler threads read it non-blocking.
@@ -51,6 +66,7 @@ Status Compactor::init(int backend, int fault_mode) {
   if (!s) return s;
   uint64_t want = 0;
   if (backend == REMAP_BACKEND_MOVE) want |= UFFD_FEATURE_MOVE;
+  if (backend == REMAP_BACKEND_MINOR) want |= UFFD_FEATURE_MINOR_SHMEM;
   if (fault_mode == REMAP_FAULT_SIGBUS) want |= UFFD_FEATURE_SIGBUS;
   uint64_t ioctls = 0;
   s = os::uffd_api(opened.fd.get(), want, /*best_effort=*/false, &features_, &ioctls);
@@ -66,28 +82,37 @@ Status Compactor::init(int backend, int fault_mode) {
   }
   uffd_ = std::move(opened.fd);
 
-  // The pool receives from-space pages by MOVE, whose destination must be
-  // registered with this uffd; the copy backend only borrows buffers.
-  const bool registered = backend == REMAP_BACKEND_MOVE;
-  s = heap::PagePool::create(heap_.config().pool_max_pages, registered ? uffd_.get() : -1, &pool_);
-  if (!s) return s;
-  pool_->prime(std::min<size_t>(kPrimedPages, heap_.config().pool_max_pages));
-
-  BackendEnv env{uffd_.get(), pool_.get(), &counters_, heap_.page_size()};
-  backend_ = backend == REMAP_BACKEND_MOVE ? make_move_backend(env) : make_copy_backend(env);
-  s = make_anon_layout(heap_, uffd_.get(), *backend_, &layout_);
-  if (!s) return s;
+  env.uffd = uffd_.get();
+  if (backend == REMAP_BACKEND_MINOR) {
+    // Pages are built in the page cache through the alias: no buffer pool.
+    backend_ = make_minor_backend(env);
+    s = make_shmem_layout(heap_, backend, uffd_.get(), counters_, &layout_);
+    if (!s) return s;
+  } else {
+    // The pool receives from-space pages by MOVE, whose destination must be
+    // registered with this uffd; the copy backend only borrows buffers.
+    const bool registered = backend == REMAP_BACKEND_MOVE;
+    s = heap::PagePool::create(heap_.config().pool_max_pages, registered ? uffd_.get() : -1,
+                               &pool_);
+    if (!s) return s;
+    pool_->prime(std::min<size_t>(kPrimedPages, heap_.config().pool_max_pages));
+    env.pool = pool_.get();
+    backend_ = backend == REMAP_BACKEND_MOVE ? make_move_backend(env) : make_copy_backend(env);
+    s = make_anon_layout(heap_, uffd_.get(), *backend_, &layout_);
+    if (!s) return s;
+  }
 
   // Fault delivery stays installed for the heap's life: a SIGBUS raised just
   // before finish unregistered the range must still find us (and is then
   // simply retried).
-  if (fault_mode == REMAP_FAULT_SIGBUS) return sigbus_register(this);
+  if (fault_mode == REMAP_FAULT_SIGBUS) return signal_register(SIGBUS, this);
   return threads_.start(uffd_.get(), heap_.config().handler_threads, this);
 }
 
 Compactor::~Compactor() {
   threads_.stop();
-  if (fault_mode_ == REMAP_FAULT_SIGBUS) sigbus_unregister(this);
+  if (backend_kind_ == REMAP_BACKEND_SIGSEGV) signal_unregister(SIGSEGV, this);
+  else if (fault_mode_ == REMAP_FAULT_SIGBUS) signal_unregister(SIGBUS, this);
 }
 
 Status Compactor::prepare(const Plan& plan) {
@@ -181,7 +206,7 @@ bool Compactor::ensure_page(size_t page, bool by_fault) noexcept {
     const uintptr_t addr = heap_.page_addr(page);
     InstallOutcome o;
     if (was == kPageEmpty) {
-      o = backend_->install_zero(addr);
+      o = backend_->install_zero(addr, spaces_.write[heap_.region_index(addr)]);
     } else if (void* buf = backend_->take_buffer(addr, spaces_.write[heap_.region_index(addr)])) {
       producer_->build_page(page, static_cast<char*>(buf));
       o = backend_->install_buffer(addr, buf);
@@ -220,6 +245,11 @@ Status Compactor::finish(remap_cycle_stats* stats) {
   }
   uint64_t done_ns = now_ns();
 
+  // VMAs with every page installed, before the layout stops faulting: the
+  // cycle's peak (for sigsegv the opened runs still split the heap range;
+  // stop_faults opens the rest and they merge back).
+  int64_t vmas_peak = os::count_vmas();
+
   finishing_.store(true);
   Status stopped = layout_->stop_faults();
   active_.store(false);
@@ -234,8 +264,7 @@ Status Compactor::finish(remap_cycle_stats* stats) {
     counters_.fill(stats);
     stats->compaction_ns = done_ns - flip_end_ns_;
     stats->vmas_before = vmas_before_;
-    int64_t v = os::count_vmas();
-    stats->vmas_after = v < 0 ? 0 : uint64_t(v);
+    stats->vmas_after = vmas_peak < 0 ? 0 : uint64_t(vmas_peak);
   }
   plan_ = nullptr;
   producer_.reset();

@@ -1,7 +1,7 @@
 // compactor.h — the concurrent compaction engine (DESIGN.md §5–§6).
 //
 // One per heap whose backend is concurrent. Owns the heap's userfaultfd, the
-// from-space reservation, the page pool, the per-page states, fault delivery
+// layout (from-space reservation or memfd slots), the page pool, the per-page states, fault delivery
 // and the cycle's counters. The cycle:
 //
 //   prepare(plan)  outside the pause: page states from the plan, VMA count.
@@ -42,7 +42,9 @@ class Producer;
 
 class Compactor final : public FaultTarget {
  public:
-  // backend: MOVE or COPY; fault_mode: SIGBUS or THREAD (resolved).
+  // backend: MOVE, COPY, MINOR or SIGSEGV; fault_mode: SIGBUS or THREAD
+  // (resolved; sigsegv records it but always delivers by SIGSEGV). Only move,
+  // copy and minor open a userfaultfd.
   static Status create(Heap& heap, int backend, int fault_mode, std::unique_ptr<Compactor>* out);
   ~Compactor() override;
 

@@ -1,5 +1,7 @@
-// fault_sigbus.cpp — the process-wide SIGBUS handler and its target table.
-#include "compact/fault_sigbus.h"
+// fault_signal.cpp — the process-wide SIGBUS and SIGSEGV handlers and their
+// target tables. Everything the handlers touch is async-signal-safe: atomics,
+// the targets' resolve_fault, sigaction and raise.
+#include "compact/fault_signal.h"
 
 #include <sched.h>
 #include <signal.h>
@@ -19,44 +21,58 @@ struct Slot {
   std::atomic<int> in_flight{0};
 };
 
-Slot g_slots[kSlots];
-std::mutex g_install_mutex;        // registration only; never taken in the handler
-bool g_installed = false;
-struct sigaction g_previous;       // written once, before the handler can run
+struct SignalTable {
+  int sig;
+  int our_code;                  // the si_code that can be ours
+  Slot slots[kSlots];
+  bool installed = false;        // under g_install_mutex
+  struct sigaction previous;     // written once, before our handler can run
+};
 
-void chain_to_previous(int sig, siginfo_t* info, void* uctx) {
-  const struct sigaction& prev = g_previous;
+SignalTable g_bus{SIGBUS, BUS_ADRERR, {}, false, {}};
+SignalTable g_segv{SIGSEGV, SEGV_ACCERR, {}, false, {}};
+std::mutex g_install_mutex;      // registration only; never taken in a handler
+
+SignalTable* table_for(int sig) {
+  return sig == SIGBUS ? &g_bus : sig == SIGSEGV ? &g_segv : nullptr;
+}
+
+void chain_to_previous(SignalTable& t, int sig, siginfo_t* info, void* uctx) {
+  const struct sigaction& prev = t.previous;
   if ((prev.sa_flags & SA_SIGINFO) && prev.sa_sigaction) {
     prev.sa_sigaction(sig, info, uctx);
     return;
   }
-  if (prev.sa_handler != SIG_DFL && prev.sa_handler != SIG_IGN) {
+  if (!(prev.sa_flags & SA_SIGINFO) && prev.sa_handler != SIG_DFL && prev.sa_handler != SIG_IGN) {
     prev.sa_handler(sig);
     return;
   }
-  // Default action (or an ignored synchronous SIGBUS, which would loop):
+  // Default action (or an ignored synchronous fault, which would loop):
   // restore the default and re-raise; the signal is blocked while we run, so
-  // it is delivered, and kills the process, as soon as we return.
+  // it is delivered, and kills the process, as soon as we return. (For a
+  // synchronous fault, returning re-executes the access, which faults again
+  // under the default action: the same outcome.)
   struct sigaction dfl;
   memset(&dfl, 0, sizeof dfl);
   dfl.sa_handler = SIG_DFL;
-  sigaction(SIGBUS, &dfl, nullptr);
-  raise(SIGBUS);
+  sigaction(sig, &dfl, nullptr);
+  raise(sig);
 }
 
-void on_sigbus(int sig, siginfo_t* info, void* uctx) {
+void on_fault_signal(int sig, siginfo_t* info, void* uctx) {
   int saved_errno = errno;  // the interrupted code must not see ours
+  SignalTable& t = sig == SIGBUS ? g_bus : g_segv;
   uintptr_t addr = reinterpret_cast<uintptr_t>(info->si_addr);
-  if (info->si_code == BUS_ADRERR) {
-    for (Slot& slot : g_slots) {
+  if (info->si_code == t.our_code) {
+    for (Slot& slot : t.slots) {
       if (!slot.target.load()) continue;
       // Announce ourselves before re-reading the target: unregister nulls the
       // target and then waits for in_flight == 0 (both seq_cst), so either it
       // sees our count or we see its null.
       slot.in_flight.fetch_add(1);
-      FaultTarget* t = slot.target.load();
-      bool mine = t && t->covers(addr);
-      bool ok = mine && t->resolve_fault(addr);
+      FaultTarget* target = slot.target.load();
+      bool mine = target && target->covers(addr);
+      bool ok = mine && target->resolve_fault(addr);
       slot.in_flight.fetch_sub(1);
       if (ok) {
         errno = saved_errno;
@@ -66,35 +82,44 @@ void on_sigbus(int sig, siginfo_t* info, void* uctx) {
     }
   }
   errno = saved_errno;
-  chain_to_previous(sig, info, uctx);
+  chain_to_previous(t, sig, info, uctx);
 }
 
 }  // namespace
 
-Status sigbus_register(FaultTarget* target) {
+Status signal_register(int sig, FaultTarget* target) {
+  SignalTable* t = table_for(sig);
+  if (!t) return fail(REMAP_EINVAL, "fault delivery by signal %d is not supported", sig);
   std::lock_guard<std::mutex> lock(g_install_mutex);
-  if (!g_installed) {
+  if (!t->installed) {
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
-    sa.sa_sigaction = on_sigbus;
+    sa.sa_sigaction = on_fault_signal;
     // SA_RESTART: a mutator interrupted in a syscall by someone else's signal
-    // is not our business; no SA_NODEFER: a SIGBUS inside our handler is a
-    // bug and the kernel then kills the process, which is what we want.
+    // is not our business. No SA_NODEFER: a fault of the same kind inside our
+    // handler is a bug and the kernel then kills the process, which is what
+    // we want. No SA_ONSTACK: producing a page may need more stack than an
+    // alternate signal stack has (Python's faulthandler's is a few KiB); the
+    // faulting thread's own stack is the one the runtime sized.
     sa.sa_flags = SA_SIGINFO | SA_RESTART;
     sigemptyset(&sa.sa_mask);
-    if (sigaction(SIGBUS, &sa, &g_previous) != 0)
-      return fail(REMAP_EKERNEL, "sigaction(SIGBUS) failed: %s", strerror(errno));
-    g_installed = true;
+    if (sigaction(sig, &sa, &t->previous) != 0)
+      return fail(REMAP_EKERNEL, "sigaction(%s) failed: %s", sig == SIGBUS ? "SIGBUS" : "SIGSEGV",
+                  strerror(errno));
+    t->installed = true;
   }
-  for (Slot& slot : g_slots) {
+  for (Slot& slot : t->slots) {
     FaultTarget* expect = nullptr;
     if (slot.target.compare_exchange_strong(expect, target)) return Status::ok();
   }
-  return fail(REMAP_ELIMIT, "more than %d heaps are compacting at once in SIGBUS mode", kSlots);
+  return fail(REMAP_ELIMIT, "more than %d heaps are compacting at once with %s delivery", kSlots,
+              sig == SIGBUS ? "SIGBUS" : "SIGSEGV");
 }
 
-void sigbus_unregister(FaultTarget* target) {
-  for (Slot& slot : g_slots) {
+void signal_unregister(int sig, FaultTarget* target) {
+  SignalTable* t = table_for(sig);
+  if (!t) return;
+  for (Slot& slot : t->slots) {
     FaultTarget* expect = target;
     if (slot.target.compare_exchange_strong(expect, nullptr)) {
       while (slot.in_flight.load() != 0) sched_yield();

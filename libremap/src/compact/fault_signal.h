@@ -1,17 +1,25 @@
-// fault_sigbus.h — SIGBUS fault delivery (UFFD_FEATURE_SIGBUS).
+// fault_signal.h — fault delivery by signal: SIGBUS (UFFD_FEATURE_SIGBUS) and
+// SIGSEGV (the sigsegv backend's PROT_NONE heap).
 //
-// With UFFD_FEATURE_SIGBUS the kernel raises SIGBUS (BUS_ADRERR, si_addr =
-// the faulting address) in the thread that touched a missing page of a
-// registered range, instead of queueing a message. The faulting mutator then
-// produces its own page inside our handler: no context switch, no handler
-// thread (ART measured ~10x lower latency).
+// SIGBUS: with UFFD_FEATURE_SIGBUS the kernel raises SIGBUS (BUS_ADRERR,
+// si_addr = the faulting address) in the thread that touched a missing or
+// (MINOR-registered) not-yet-mapped page of a registered range, instead of
+// queueing a message. The faulting mutator produces its own page inside our
+// handler: no context switch, no handler thread (ART measured ~10x lower
+// latency).
 //
-// The registry is the library's only global state: a fixed table of active
-// targets, read lock-free from the handler. A target leaves the table only
-// after every handler that might be using it has returned (per-slot
-// in-flight counts). Signals for addresses no target covers go to the
-// handler that was installed before ours; if that was the default, the
-// default action runs.
+// SIGSEGV: a heap mapped PROT_NONE raises SIGSEGV with SEGV_ACCERR on any
+// access; the handler produces the page and mprotect opens it. Only
+// SEGV_ACCERR inside a covered heap is ours: SEGV_MAPERR, and any address no
+// target covers, go to the previous handler (a crash stays a crash, and
+// Python's faulthandler still prints its traceback).
+//
+// The registry is the library's only global state: per signal, a fixed table
+// of active targets read lock-free from the handler and the sigaction that was
+// installed before ours. A target leaves a table only after every handler
+// that might be using it has returned (per-slot in-flight counts). A signal
+// no target resolves is passed to the previous handler; if that was the
+// default, the default action runs.
 #pragma once
 
 #include "api/status.h"
@@ -19,10 +27,12 @@
 
 namespace remap {
 
-// Installs the process-wide handler once (idempotent, thread-safe) and
-// publishes `target`. Fails with REMAP_ELIMIT if the table is full.
-Status sigbus_register(FaultTarget* target);
-// Unpublishes `target` and waits until no handler is using it.
-void sigbus_unregister(FaultTarget* target);
+// Installs the process-wide handler for `sig` (SIGBUS or SIGSEGV) once
+// (idempotent, thread-safe) and publishes `target`. REMAP_ELIMIT if the table
+// is full, REMAP_EINVAL for another signal.
+Status signal_register(int sig, FaultTarget* target);
+// Unpublishes `target` from `sig`'s table and waits until no handler is
+// using it. The handler stays installed (a late signal must still chain).
+void signal_unregister(int sig, FaultTarget* target);
 
 }  // namespace remap

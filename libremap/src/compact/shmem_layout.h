@@ -1,0 +1,53 @@
+// shmem_layout.h — the layout of the minor and sigsegv backends (DESIGN §7,
+// RFC II.A and II.B.2; see layout.h for the interface).
+//
+// The heap [base, base+capacity) is MAP_SHARED of a memfd of 2 x capacity.
+// Each region's pages live in one of two slots of the file: region r of slot
+// s is at file offset s*capacity + r*region_size. A second read-write
+// mapping of the whole file (the alias) is from-space and the place pages
+// are built. Per cycle:
+//   prepare   FRAGMENTED regions and EMPTY regions that held data switch to
+//             the other slot (which is a hole: it reads zero); DENSE and
+//             LARGE regions keep theirs (updated in place); FREE regions keep
+//             theirs. read = old slot, write = new slot, through the alias.
+//   flip      the heap range is re-mapped MAP_FIXED onto the new slots, one
+//             mmap per run of regions whose file offsets are contiguous (this
+//             also drops every heap PTE, so every page faults once), then
+//             minor: registered MISSING|MINOR — a dense page is in the page
+//               cache and faults MINOR, a fragmented page's new-slot page does
+//               not exist yet and faults MISSING;
+//             sigsegv: the runs are mapped PROT_NONE; SIGSEGV (SEGV_ACCERR)
+//               resolves faults. Before anything changes, the worst-case VMA
+//               count of the cycle is checked against vm.max_map_count.
+//   stop      minor: unregister; sigsegv: mprotect the whole range RW (opens
+//             the EMPTY pages nobody touched; a run's pages merge back into
+//             one VMA).
+//   release   the old slots of the regions that switched are punched
+//             (fallocate PUNCH_HOLE, one call per contiguous run; counted as
+//             madvise calls): the slot a region is not in is always a hole.
+//
+// Invariant between cycles: for every region, the slot it is not in reads
+// zero (or is marked dirty and punched before use), and the free bytes of the
+// slot it is in read zero.
+#pragma once
+
+#include <memory>
+
+#include "compact/counters.h"
+#include "compact/layout.h"
+#include "heap/heap.h"
+
+namespace remap {
+
+// backend: REMAP_BACKEND_MINOR (uffd: a handshaken userfaultfd with
+// UFFD_FEATURE_MINOR_SHMEM) or REMAP_BACKEND_SIGSEGV (uffd unused). Replaces
+// the heap's anonymous range with the memfd, carrying over any bytes already
+// allocated. `counters` must outlive the layout.
+Status make_shmem_layout(Heap& heap, int backend, int uffd, CycleCounters& counters,
+                         std::unique_ptr<Layout>* out);
+
+// The worst case the sigsegv layout checks at flip: opened ranges can split
+// the heap range into at most one VMA per page.
+inline size_t sigsegv_worst_vmas(const Heap& heap) { return heap.page_count(); }
+
+}  // namespace remap
