@@ -3,13 +3,16 @@
 //
 // Two heaps are built from the same seed; one is compacted by stw, the other
 // by the engine (move or copy; SIGBUS or handler threads; 1 or 2 GC
-// threads), with a mutator thread reading and writing through the roots while
-// it runs. Both must hold the same bytes, up to their base address.
+// threads; minor with SIGBUS or handler threads; sigsegv), with a mutator
+// thread reading and writing through the roots while it runs. Both must hold
+// the same bytes, up to their base address. Then the sigsegv backend's
+// vm.max_map_count refusal and minor's MINOR faults delivered by SIGBUS.
 #include <string.h>
 
 #include <atomic>
 #include <memory>
 #include <random>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -19,6 +22,7 @@
 #include "compact/producer.h"
 #include "heap/config.h"
 #include "heap/heap.h"
+#include "os/procfs.h"
 #include "plan/plan.h"
 
 namespace {
@@ -186,4 +190,114 @@ TEST(compactor_minor_threads_matches_stw) {
 TEST(compactor_sigsegv_matches_stw) {
   for (uint64_t seed = 1; seed <= 5; seed++)
     run_engine(seed, REMAP_BACKEND_SIGSEGV, REMAP_FAULT_SIGBUS, 1 + seed % 2, 0.05 + 0.18 * seed);
+}
+
+namespace {
+
+// A heap of `capacity` bytes with a few filled regions, marked and planned.
+Built build_sized(uint64_t seed, size_t capacity, int backend) {
+  remap_heap_config cfg;
+  config_defaults(&cfg);
+  cfg.capacity = capacity;
+  cfg.region_size = 1 << 20;
+  cfg.backend = backend;
+  cfg.fault_mode = REMAP_FAULT_SIGBUS;
+  cfg.model.object_size = obj_size;
+  cfg.model.visit_ref_offsets = obj_visit;
+  Built b;
+  Status s = Heap::create(cfg, &b.heap);
+  if (!s) throw check::Skip{"heap create: " + s.message};
+  std::mt19937_64 rng(seed);
+  for (int r = 0; r < 4; r++) {
+    uintptr_t start, end;
+    REQUIRE(b.heap->acquire_region(&start, &end).is_ok());
+    uintptr_t cur = start;
+    while (cur + 64 <= end) {
+      auto* o = reinterpret_cast<uint64_t*>(cur);
+      o[0] = 64;
+      o[1] = 1;
+      o[2] = b.roots.empty() ? 0 : b.roots[rng() % b.roots.size()];
+      for (int i = 3; i < 8; i++) o[i] = rng();
+      if (rng() % 2) b.roots.push_back(cur);
+      cur += 64;
+    }
+    REQUIRE(b.heap->retire_region(start, cur).is_ok());
+  }
+  for (uintptr_t o : b.roots) REQUIRE(b.heap->mark(o).is_ok());
+  REQUIRE(Plan::build(*b.heap, &b.plan).is_ok());
+  return b;
+}
+
+}  // namespace
+
+// A heap with more pages than vm.max_map_count: sigsegv refuses the flip
+// (REMAP_ELIMIT, both numbers in the message) before changing anything; the
+// heap keeps its bytes, stays writable, and the cycle can be planned again.
+// (Raising the limit and flipping the same heap is tests/test_shared_backends.py's,
+// where a parent process restores the sysctl.)
+TEST(compactor_sigsegv_refuses_past_max_map_count) {
+  int64_t limit = os::read_sysctl_int("/proc/sys/vm/max_map_count");
+  if (limit <= 0) SKIP("vm.max_map_count is not readable");
+  const size_t mib = 1 << 20;
+  size_t capacity = ((size_t(limit) + 1) * 4096 + mib - 1) / mib * mib;
+  Built b = build_sized(7, capacity, REMAP_BACKEND_SIGSEGV);
+  Heap& h = *b.heap;
+  std::vector<char> before(4 * mib);
+  memcpy(before.data(), reinterpret_cast<const void*>(h.base()), before.size());
+
+  std::unique_ptr<Compactor> c;
+  Status s = Compactor::create(h, REMAP_BACKEND_SIGSEGV, REMAP_FAULT_SIGBUS, &c);
+  if (!s) SKIP("engine: " + s.message);
+  REQUIRE(c->prepare(*b.plan).is_ok());
+  s = c->flip();
+  CHECK_EQ(int(s.code), int(REMAP_ELIMIT));
+  CHECK(s.message.find("vm.max_map_count is " + std::to_string(limit)) != std::string::npos);
+  CHECK(s.message.find(std::to_string(h.page_count()) + " heap pages") != std::string::npos);
+  CHECK(!c->compacting());
+  CHECK(memcmp(before.data(), reinterpret_cast<const void*>(h.base()), before.size()) == 0);
+  // Still read-write everywhere (nothing was mapped PROT_NONE).
+  auto* last = reinterpret_cast<volatile uint64_t*>(h.end() - 8);
+  *last = 42;
+  CHECK_EQ(uint64_t(*last), uint64_t(42));
+  *last = 0;
+  // The runtime may drop the cycle and plan another: same answer, same heap.
+  b.plan.reset();
+  h.clear_marks();
+  for (uintptr_t o : b.roots) REQUIRE(h.mark(o).is_ok());
+  REQUIRE(Plan::build(h, &b.plan).is_ok());
+  REQUIRE(c->prepare(*b.plan).is_ok());
+  CHECK_EQ(int(c->flip().code), int(REMAP_ELIMIT));
+  CHECK(memcmp(before.data(), reinterpret_cast<const void*>(h.base()), before.size()) == 0);
+}
+
+// minor with SIGBUS delivery: UFFD_FEATURE_SIGBUS covers MINOR faults too
+// (fs/userfaultfd.c handle_userfault checks the feature before the fault's
+// reason): a dense region, whose pages are in the page cache and fault MINOR,
+// is produced by the touching thread, not by a GC worker.
+TEST(compactor_minor_sigbus_resolves_minor_faults) {
+  Built b = build_sized(3, 16 << 20, REMAP_BACKEND_MINOR);
+  Heap& h = *b.heap;
+  // All objects live: every region dense.
+  b.plan.reset();
+  h.clear_marks();
+  uintptr_t start = h.base();
+  std::vector<uintptr_t> all;
+  for (uintptr_t a = start; a < start + 4 * (1 << 20); a += 64) all.push_back(a);
+  for (uintptr_t o : all) REQUIRE(h.mark(o).is_ok());
+  REQUIRE(Plan::build(h, &b.plan).is_ok());
+  CHECK_EQ(b.plan->regions_dense(), uint64_t(4));
+  std::unique_ptr<Compactor> c;
+  Status s = Compactor::create(h, REMAP_BACKEND_MINOR, REMAP_FAULT_SIGBUS, &c);
+  if (!s) SKIP("engine: " + s.message);
+  REQUIRE(c->prepare(*b.plan).is_ok());
+  REQUIRE(c->flip().is_ok());
+  // No GC worker runs: every touched page is a MINOR fault resolved here.
+  volatile uint64_t sum = 0;
+  for (size_t p = 0; p < 8; p++) sum += *reinterpret_cast<volatile uint64_t*>(h.base() + p * 4096);
+  (void)sum;
+  CHECK(c->counters().pages_by_mutator.get() >= 8);
+  CHECK(c->counters().ioctl_continue.get() >= 8);
+  remap_cycle_stats st{};
+  REQUIRE(c->finish(&st).is_ok());
+  CHECK(st.pages_by_gc > 0);
 }
