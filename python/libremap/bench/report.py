@@ -1,0 +1,168 @@
+"""The terminal table: per workload and point, one column per backend
+(median, and min-max for times, over the counted verified runs), then the
+ratios to ``move`` pair by pair, and ``move`` against the floor."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..toyvm import fmt_ns
+
+# label, metric, kind: ns (with min-max) | count | bytes | float
+ROWS: tuple[tuple[str, str, str], ...] = (
+    ("compaction wall", "compaction_ns", "ns"),
+    ("  produce (summed)", "split_ns.produce", "ns"),
+    ("  install ioctls", "split_ns.install", "ns"),
+    ("  wait", "split_ns.wait", "ns"),
+    ("  faults + allocation", "split_ns.fault_alloc", "ns"),
+    ("  madvise", "split_ns.madvise", "ns"),
+    ("flip .. finish wall", "gc_cycle_ns", "ns"),
+    ("flip pause", "flip_pause_ns", "ns"),
+    ("GC pause max (VM)", "pause_max_ns", "ns"),
+    ("mutator wall (VM)", "mutator_wall_ns", "ns"),
+    ("collections", "gc_count", "count"),
+    ("fault latency p50", "fault_latency_ns.p50", "ns"),
+    ("fault latency p99", "fault_latency_ns.p99", "ns"),
+    ("fault latency max", "fault_latency_ns.max", "ns"),
+    ("mutator faults", "fault_latency_ns.count", "count"),
+    ("pages installed", "pages_installed", "count"),
+    ("  by mutators", "pages_by_mutator", "count"),
+    ("pages per ioctl", "pages_per_ioctl", "float"),
+    ("ioctls MOVE", "ioctls.move", "count"),
+    ("ioctls COPY", "ioctls.copy", "count"),
+    ("ioctls ZEROPAGE", "ioctls.zeropage", "count"),
+    ("ioctls CONTINUE", "ioctls.continue", "count"),
+    ("ioctls WAKE", "ioctls.wake", "count"),
+    ("mprotect calls", "mprotect_calls", "count"),
+    ("bytes memcpy'd", "bytes_copied", "bytes"),
+    ("buffers recycled", "buffers_recycled", "count"),
+    ("buffers new", "buffers_new", "count"),
+    ("minor faults (rusage)", "minor_faults", "count"),
+    ("pages allocated (vmstat)", "pgalloc", "count"),
+    ("madvise calls", "madvise_calls", "count"),
+    ("VMAs before", "vmas_before", "count"),
+    ("VMAs after", "vmas_after", "count"),
+    ("RSS before", "rss_before", "bytes"),
+    ("RSS after", "rss_after", "bytes"),
+    ("MOVE fallbacks", "fallbacks.total", "count"),
+    ("swap-ins (pswpin)", "swap_ins", "count"),
+    ("x floor", "vs_floor", "float"),
+)
+
+RATIO_ROWS = (
+    ("compaction wall", "compaction_ns"),
+    ("flip .. finish wall", "gc_cycle_ns"),
+    ("flip pause", "flip_pause_ns"),
+    ("fault latency p99", "fault_latency_ns.p99"),
+    ("mutator wall (VM)", "mutator_wall_ns"),
+    ("pages allocated (vmstat)", "pgalloc"),
+)
+
+
+def _bytes(v: float) -> str:
+    for unit, div in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if abs(v) >= div:
+            return f"{v / div:.1f} {unit}"
+    return f"{v:.0f} B"
+
+
+def _fmt(v: float, kind: str) -> str:
+    if kind == "ns":
+        return fmt_ns(v) if v else "0"
+    if kind == "bytes":
+        return _bytes(v)
+    if kind == "float":
+        return f"{v:.2f}"
+    return f"{v:,.0f}"
+
+
+def _cell(m: dict[str, float] | None, kind: str) -> str:
+    if m is None:
+        return "-"
+    s = _fmt(m["median"], kind)
+    if kind == "ns" and m["n"] > 1 and m["max"] > 0:
+        s += f" ({_fmt(m['min'], kind)}..{_fmt(m['max'], kind)})"
+    return s
+
+
+def _grid(lines: list[list[str]]) -> list[str]:
+    widths = [max(len(r[i]) for r in lines) for i in range(len(lines[0]))]
+    out = []
+    for j, r in enumerate(lines):
+        cells = [r[0].ljust(widths[0])] + [c.rjust(w) for c, w in zip(r[1:], widths[1:])]
+        out.append("  ".join(cells).rstrip())
+        if j == 0:
+            out.append("-" * len(out[0]))
+    return out
+
+
+def table(result: dict[str, Any]) -> str:
+    summary = result["summary"]
+    groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for e in summary:
+        groups.setdefault((e["workload"], e["sweep"] or ""), []).append(e)
+    order = result["params"]["backends"]
+    out: list[str] = []
+    for (workload, sweep), entries in groups.items():
+        entries.sort(key=lambda e: order.index(e["backend"]) if e["backend"] in order else 99)
+        names = [e["backend"] for e in entries]
+        p = entries[0]["point"]
+        runs = "/".join(f"{e['verified']}" for e in entries)
+        out.append("")
+        out.append(
+            f"== {workload}{' ' + sweep if sweep else ''}: heap {p.get('heap_mib')} MiB,"
+            f" live {p.get('live')}, threads {p.get('threads')},"
+            f" fault mode {entries[0]['fault_mode']}; median (min..max) of {runs} verified runs"
+        )
+        lines = [["", *names]]
+        for label, key, kind in ROWS:
+            cells = [_cell(e["metrics"].get(key), kind) for e in entries]
+            if all(c == "-" for c in cells):
+                continue
+            lines.append([label, *cells])
+        out.extend(_grid(lines))
+        if any(e["ratio_to_move"] for e in entries if e["backend"] != "move"):
+            out.append("")
+            out.append("ratio to move, run by run: median (min..max)")
+            others = [e for e in entries if e["backend"] != "move" and e["ratio_to_move"]]
+            rl = [["", *(e["backend"] + "/move" for e in others)]]
+            for label, key in RATIO_ROWS:
+                cells = []
+                for e in others:
+                    r = e["ratio_to_move"].get(key)
+                    cells.append(
+                        "-" if r is None else f"{r['median']:.2f}x ({r['min']:.2f}..{r['max']:.2f})"
+                    )
+                if any(c != "-" for c in cells):
+                    rl.append([label, *cells])
+            out.extend(_grid(rl))
+        move = next((e for e in entries if e["backend"] == "move"), None)
+        if move and "vs_floor" in move["metrics"]:
+            vf = move["metrics"]["vs_floor"]
+            out.append(
+                f"move vs the floor (memcpy of its copied bytes + one batched MOVE per page):"
+                f" {vf['median']:.2f}x ({vf['min']:.2f}..{vf['max']:.2f})"
+            )
+    f = result.get("floor") or {}
+
+    def us(k: str) -> str:
+        v = f.get(k)
+        return "-" if v is None else f"{v / 1000:.3f} us"
+
+    out.append("")
+    out.append(
+        f"floor per 4 KiB page: MOVE batched ({f.get('batch_pages')} pages)"
+        f" {us('move_batched_ns_per_page')}, MOVE single {us('move_single_ns_per_page')},"
+        f" COPY batched {us('copy_ns_per_page')}, COPY single {us('copy_single_ns_per_page')},"
+        f" memcpy {us('memcpy_ns_per_page')}, fresh-page fault {us('fault_zero_ns_per_page')}"
+    )
+    for u in result["unavailable"]:
+        who = u["workload"] if u["backend"] is None else f"{u['workload']}/{u['backend']}"
+        out.append(f"unavailable: {who}: {u['reason']}")
+    counted = [r for r in result["runs"] if not r["warmup"]]
+    bad = [r for r in counted if not r["verified"]]
+    out.append(
+        f"{len(counted) - len(bad)}/{len(counted)} counted runs verified against stw"
+        f" ({result['elapsed_s']:.0f} s)"
+    )
+    return "\n".join(out)

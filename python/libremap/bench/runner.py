@@ -1,0 +1,194 @@
+"""The measurement loop (BENCHMARKS.md, "The comparison").
+
+Per point (one sweep value) and workload: the stw reference first, then
+``warmup`` rounds over every backend (they touch as much memory as a counted
+run: the first touch of memory the VM never backed costs 5-20x more), then
+``runs`` counted rounds, alternating backends within each round
+(A B C A B C ...). A backend the library answers REMAP_EUNSUPPORTED for is
+listed as unavailable with the reason and dropped; the others go on. The
+floor is measured once, after the first warm-up, in the same process.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import replace
+from typing import Any
+
+from . import floor as floor_mod
+from . import procfs, record
+from .options import Options
+from .summary import summarize
+from .workloads import Point, Unavailable, cpython_arenas_records, make
+
+Say = Callable[[str], None]
+
+
+def _say(msg: str) -> None:
+    print(msg, flush=True)
+
+
+def _fmt_ms(ns: float | None) -> str:
+    return "-" if ns is None else f"{ns / 1e6:.2f} ms"
+
+
+class Bench:
+    def __init__(self, opts: Options, say: Say = _say) -> None:
+        self.opts = opts
+        self.say = say
+        self.runs: list[dict[str, Any]] = []
+        self.unavailable: list[dict[str, Any]] = []
+        self.floor: dict[str, Any] | None = None
+        self._swap: Any = None
+        self._swap_error: str | None = None
+
+    # ------------------------------------------------------------ helpers
+    def _unavailable(self, workload: str, backend: str | None, reason: str, point: Point) -> None:
+        key = (workload, backend, reason)
+        for u in self.unavailable:
+            if (u["workload"], u["backend"], u["reason"]) == key:
+                return
+        self.unavailable.append(
+            {"workload": workload, "backend": backend, "reason": reason, "point": point.to_json()}
+        )
+        who = workload if backend is None else f"{workload}/{backend}"
+        self.say(f"  unavailable: {who}: {reason}")
+
+    def _measure_floor(self) -> None:
+        if self.floor is not None:
+            return
+        from ..probe import probe
+
+        self.say(f"floor: batched/single MOVE, COPY, memcpy x {self.opts.floor_reps} ...")
+        self.floor = floor_mod.measure(self.opts.floor_reps, move_available=probe().has_move)
+        f = self.floor
+
+        def us(k: str) -> str:
+            v = f.get(k)
+            return "-" if v is None else f"{v / 1000:.3f} us"
+
+        self.say(
+            f"  per 4 KiB page: MOVE batched {us('move_batched_ns_per_page')},"
+            f" MOVE single {us('move_single_ns_per_page')}, COPY {us('copy_ns_per_page')},"
+            f" memcpy {us('memcpy_ns_per_page')}, fresh-page fault {us('fault_zero_ns_per_page')}"
+        )
+        for e in f.get("errors", []):
+            self.say(f"  floor: {e}")
+
+    @contextlib.contextmanager
+    def _swap_for(self, point: Point) -> Iterator[None]:
+        from .coldpages import SwapFile, point_needs_swap
+
+        need = int(point_needs_swap(point) * 1.25)
+        with SwapFile(need) as swap:
+            self.say(f"  swap file {swap.path} ({swap.size >> 20} MiB) active")
+            yield
+        self.say("  swap file removed")
+
+    # ------------------------------------------------------------ one point
+    def _run_point(self, name: str, point: Point) -> None:
+        if name == "cpython-arenas":
+            try:
+                recs = cpython_arenas_records(point, self.opts.runs, self.opts.warmup)
+            except Unavailable as e:
+                self._unavailable(name, None, str(e), point)
+                return
+            for r in recs:
+                if not r["warmup"]:
+                    record.add_floor(r, self.floor or {})
+            self.runs.extend(recs)
+            self.say(f"  cpython-arenas: {len(recs)} record(s)")
+            return
+        if name == "cold-pages":
+            try:
+                with self._swap_for(point):
+                    self._compare(name, point)
+            except Unavailable as e:
+                self._unavailable(name, None, str(e), point)
+            return
+        self._compare(name, point)
+
+    def _compare(self, name: str, point: Point) -> None:
+        wl = make(name, point)
+        self.say(wl.describe())
+        try:
+            wl.reference()
+        except Unavailable as e:
+            self._unavailable(name, None, str(e), point)
+            return
+        backends = list(self.opts.backends)
+
+        def one(backend: str, run: int, warmup: bool, label: str) -> None:
+            try:
+                rec = wl.run(backend)
+            except Unavailable as e:
+                self._unavailable(name, backend, str(e), point)
+                backends.remove(backend)
+                return
+            rec["run"] = run
+            rec["warmup"] = warmup
+            if not warmup and self.floor is not None:
+                record.add_floor(rec, self.floor)
+            if not rec["verified"]:
+                record.redact(rec)
+            self.runs.append(rec)
+            status = "verified" if rec["verified"] else f"NOT VERIFIED ({rec['verify_detail']})"
+            faults = rec["fault_latency_ns"]["count"]
+            self.say(
+                f"  {label} {backend:<7} compaction {_fmt_ms(rec['compaction_ns']):>10},"
+                f" flip {_fmt_ms(rec['flip_pause_ns']):>9},"
+                f" {rec['pages_installed'] or 0} pages, {faults or 0} faults, {status}"
+            )
+
+        for w in range(self.opts.warmup):
+            for b in list(backends):
+                one(b, w, True, f"[warm-up {w + 1}/{self.opts.warmup}]")
+        self._measure_floor()
+        total = self.opts.runs * len(backends)
+        k = 0
+        for i in range(self.opts.runs):
+            for b in list(backends):
+                k += 1
+                one(b, i, False, f"[{k}/{total}]")
+            total = k + (self.opts.runs - i - 1) * len(backends)
+
+    # ------------------------------------------------------------ all
+    def run(self) -> dict[str, Any]:
+        t0 = time.monotonic()
+        machine = procfs.machine()
+        p = machine["probe"]
+        self.say(
+            f"libremap {machine['libremap']} bench on Linux {machine['kernel']}, {machine['cpu']}"
+            f" x{machine['cpus']}, THP {machine['thp']}, load {machine['loadavg']};"
+            f" UFFDIO_MOVE {'yes' if p['features'].get('move') else 'no'}"
+        )
+        for point in self.opts.points():
+            if point.sweep:
+                self.say(f"sweep {point.sweep[0]} = {point.sweep[1]:g}")
+            for name in self.opts.workloads:
+                wp = replace(point, threads=self.opts.threads_for(name, point))
+                self._run_point(name, wp)
+        if self.floor is None:
+            self._measure_floor()
+        elapsed = time.monotonic() - t0
+        return {
+            "schema_version": 1,
+            "machine": machine,
+            "params": self.opts.params(),
+            "floor": self.floor,
+            "runs": self.runs,
+            "summary": summarize(self.runs),
+            "unavailable": self.unavailable,
+            "elapsed_s": elapsed,
+        }
+
+
+def run(opts: Options, say: Say = _say) -> dict[str, Any]:
+    return Bench(opts, say).run()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit("use: python -m libremap bench")

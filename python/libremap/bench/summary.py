@@ -1,0 +1,134 @@
+"""Medians, min-max and ratios to ``move`` over the counted, verified runs.
+
+Ratios are taken pair by pair: counted run i of a backend over counted run i
+of ``move`` (the runs of one round ran back to back, A B A B ...), then the
+median and min-max of those ratios.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Callable
+from typing import Any
+
+Getter = Callable[[dict[str, Any]], float | None]
+
+
+def _get(path: str) -> Getter:
+    keys = path.split(".")
+
+    def f(rec: dict[str, Any]) -> float | None:
+        v: Any = rec
+        for k in keys:
+            if not isinstance(v, dict):
+                return None
+            v = v.get(k)
+        return None if v is None or isinstance(v, bool) else float(v)
+
+    return f
+
+
+# (key in the summary, path in the record)
+METRICS: tuple[str, ...] = (
+    "compaction_ns",
+    "gc_cycle_ns",
+    "flip_pause_ns",
+    "pause_max_ns",
+    "mutator_wall_ns",
+    "split_ns.produce",
+    "split_ns.install",
+    "split_ns.wait",
+    "split_ns.fault_alloc",
+    "split_ns.madvise",
+    "fault_latency_ns.p50",
+    "fault_latency_ns.p99",
+    "fault_latency_ns.max",
+    "fault_latency_ns.count",
+    "pages_installed",
+    "pages_by_mutator",
+    "pages_per_ioctl",
+    "ioctls.move",
+    "ioctls.copy",
+    "ioctls.zeropage",
+    "ioctls.continue",
+    "ioctls.wake",
+    "mprotect_calls",
+    "bytes_copied",
+    "buffers_recycled",
+    "buffers_new",
+    "minor_faults",
+    "pgalloc",
+    "madvise_calls",
+    "vmas_before",
+    "vmas_after",
+    "rss_before",
+    "rss_after",
+    "fallbacks.total",
+    "swap_ins",
+    "gc_count",
+    "vs_floor",
+)
+RATIO_METRICS = (
+    "compaction_ns",
+    "gc_cycle_ns",
+    "flip_pause_ns",
+    "fault_latency_ns.p99",
+    "mutator_wall_ns",
+    "minor_faults",
+    "pgalloc",
+)
+
+
+def _mmm(xs: list[float]) -> dict[str, float] | None:
+    if not xs:
+        return None
+    return {"median": float(statistics.median(xs)), "min": min(xs), "max": max(xs), "n": len(xs)}
+
+
+def group_key(rec: dict[str, Any]) -> tuple[str, str]:
+    sw = rec.get("point", {}).get("sweep")
+    return rec["workload"], "" if sw is None else f"{sw['key']}={sw['value']}"
+
+
+def summarize(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One entry per (workload, sweep point, backend)."""
+    groups: dict[tuple[str, str], dict[str, list[dict[str, Any]]]] = {}
+    for r in runs:
+        if r.get("warmup"):
+            continue
+        groups.setdefault(group_key(r), {}).setdefault(r["backend"], []).append(r)
+    out = []
+    for (workload, point), by_backend in groups.items():
+        move = {r["run"]: r for r in by_backend.get("move", []) if r["verified"]}
+        for backend, recs in by_backend.items():
+            ok = [r for r in recs if r["verified"]]
+            entry: dict[str, Any] = {
+                "workload": workload,
+                "point": recs[0].get("point", {}),
+                "sweep": point or None,
+                "backend": backend,
+                "fault_mode": recs[0].get("fault_mode"),
+                "runs": len(recs),
+                "verified": len(ok),
+                "metrics": {},
+                "ratio_to_move": {},
+            }
+            for m in METRICS:
+                g = _get(m)
+                s = _mmm([v for v in (g(r) for r in ok) if v is not None])
+                if s is not None:
+                    entry["metrics"][m] = s
+            if move:
+                for m in RATIO_METRICS:
+                    g = _get(m)
+                    ratios = []
+                    for r in ok:
+                        pair = move.get(r["run"])
+                        a, b = g(r), None if pair is None else g(pair)
+                        if a is not None and b:
+                            ratios.append(a / b)
+                    s = _mmm(ratios)
+                    if s is not None:
+                        entry["ratio_to_move"][m] = s
+            out.append(entry)
+    return out

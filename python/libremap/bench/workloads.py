@@ -1,0 +1,352 @@
+"""Workload adapters: each builds the same heap image for every backend,
+runs one measured cycle (or one toy-VM run), and checks the result against
+the ``stw`` reference computed once per point.
+
+- ``synthetic``: ``SyntheticHeap`` from a fixed seed (deterministic, so every
+  run starts from the same bytes at the same offsets). ``threads`` here are
+  concurrent *reader* threads: after the flip each one traverses the whole
+  object graph (``checksum()``) while the library compacts, faulting on
+  pages not produced yet, so fault latency is measured; 0 = compaction
+  alone. GC threads are ``--gc-threads``. A run is verified when the image
+  hash and the graph checksum after the cycle, and every reader's checksum
+  during it, equal the stw reference.
+- ``gcbench``, ``binary-trees``, ``lru``: the toy VM (``libremap.toyvm``);
+  ``threads`` are its mutator threads (>= 1). A run is verified when the
+  VM's own checks pass and its result checksum equals the stw run's.
+- ``cold-pages``: see ``coldpages.py``.
+- ``cpython-arenas``: ``libremap.workloads.cpython_arenas.run(params)``
+  when that module exists; its records are taken as they come.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from . import record
+from .procfs import Counters
+
+MiB = 1 << 20
+REGION = 256 * 1024
+
+TOYVM_WORKLOADS = {"gcbench": "gcbench", "binary-trees": "binary_trees", "lru": "lru_cache"}
+ALL_WORKLOADS = ("synthetic", *TOYVM_WORKLOADS, "cold-pages", "cpython-arenas")
+
+
+class Unavailable(Exception):
+    """This workload or backend cannot run here; the message says why."""
+
+
+@dataclass(frozen=True)
+class Point:
+    """The parameters of one comparison (one sweep value, or the only one)."""
+
+    heap_mib: int
+    live: float
+    dense: float
+    threads: int
+    gc_threads: int
+    seed: int
+    fault_mode: str
+    min_object: int
+    max_object: int
+    quick: bool = False
+    sweep: tuple[str, float] | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "heap_mib": self.heap_mib,
+            "live": self.live,
+            "dense": self.dense,
+            "threads": self.threads,
+            "gc_threads": self.gc_threads,
+            "seed": self.seed,
+            "fault_mode": self.fault_mode,
+            "min_object": self.min_object,
+            "max_object": self.max_object,
+            "sweep": None if self.sweep is None else {"key": self.sweep[0], "value": self.sweep[1]},
+        }
+
+
+class Workload:
+    name = "?"
+
+    def __init__(self, point: Point) -> None:
+        self.point = point
+
+    def describe(self) -> str:
+        return self.name
+
+    def reference(self) -> None:
+        """Compute the stw reference; Unavailable if it cannot run."""
+
+    def run(self, backend: str) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def _record(self, backend: str) -> dict[str, Any]:
+        rec = record.empty(self.name, backend, self.point.fault_mode)
+        rec["point"] = self.point.to_json()
+        return rec
+
+
+# ---------------------------------------------------------------- synthetic
+
+
+class Synthetic(Workload):
+    name = "synthetic"
+
+    def __init__(self, point: Point) -> None:
+        super().__init__(point)
+        self.ref: tuple[int, int] | None = None
+
+    def describe(self) -> str:
+        p = self.point
+        return (
+            f"synthetic: heap {p.heap_mib} MiB, live {p.live:.2f}, dense {p.dense:.2f},"
+            f" objects {p.min_object}-{p.max_object} B, seed {p.seed},"
+            f" {p.threads} reader thread(s), {p.gc_threads} GC thread(s)"
+        )
+
+    def heap_params(self) -> dict[str, Any]:
+        p = self.point
+        return {
+            "capacity": max(4 * REGION, p.heap_mib * MiB // REGION * REGION),
+            "region_size": REGION,
+            "seed": p.seed,
+            "live_ratio": p.live,
+            "dense_fraction": p.dense,
+            "min_object_size": p.min_object,
+            "max_object_size": p.max_object,
+            "gc_threads": p.gc_threads,
+        }
+
+    def _build(self, backend: str) -> Any:
+        from ..synthetic import RemapError, SyntheticHeap
+
+        try:
+            return SyntheticHeap(
+                backend=backend, fault_mode=self.point.fault_mode, **self.heap_params()
+            )
+        except RemapError as e:
+            if e.status_name in ("REMAP_EUNSUPPORTED", "REMAP_EPERM"):
+                raise Unavailable(e.message) from None
+            raise
+
+    def reference(self) -> None:
+        h = self._build("stw")
+        before = h.checksum()
+        h.collect()
+        after = h.checksum()
+        if before != after:
+            raise RuntimeError("the stw reference changed the object graph: cannot verify")
+        self.ref = (after, h.image_hash())
+        del h
+
+    def before_flip(self, heap: Any, rec: dict[str, Any]) -> None:
+        """Hook between prepare and flip (cold-pages pages out here)."""
+
+    def run(self, backend: str) -> dict[str, Any]:
+        from ..synthetic import PHASE_COMPACTING, RemapError
+
+        assert self.ref is not None
+        rec = self._record(backend)
+        heap = self._build(backend)
+        try:
+            heap.mark()
+            heap.prepare()
+            self.before_flip(heap, rec)
+            c0 = Counters.take()
+            t0 = time.perf_counter_ns()
+            heap.flip()
+            seen: list[int] = []
+            failures: list[BaseException] = []
+            if heap.phase == PHASE_COMPACTING:
+
+                def reader() -> None:
+                    try:
+                        seen.append(heap.checksum())
+                    except BaseException as e:  # noqa: BLE001 - reported in the record
+                        failures.append(e)
+
+                readers = [
+                    threading.Thread(target=reader, name=f"bench-reader-{i}")
+                    for i in range(self.point.threads)
+                ]
+                for t in readers:
+                    t.start()
+                heap.compact()
+                for t in readers:
+                    t.join()
+                heap.finish()
+            t1 = time.perf_counter_ns()
+            c1 = Counters.take()
+        except RemapError as e:
+            if e.status_name in ("REMAP_EUNSUPPORTED", "REMAP_EPERM"):
+                raise Unavailable(e.message) from None
+            rec["error"] = f"{e.status_name}: {e.message}"
+            rec["verify_detail"] = "the cycle failed"
+            return rec
+        rec["gc_cycle_ns"] = t1 - t0
+        rec["rss_before"], rec["rss_after"] = c0.rss, c1.rss
+        rec["vm_swap_before"], rec["vm_swap_after"] = c0.vm_swap, c1.vm_swap
+        d = c0.delta(c1)
+        record.fill_counters(rec, d)
+        record.fill_from_cycles(rec, [heap.stats()])
+        self.after_cycle(rec, d)
+        checksum, image = heap.checksum(), heap.image_hash()
+        problems = []
+        if checksum != self.ref[0]:
+            problems.append("object graph checksum differs from stw")
+        if image != self.ref[1]:
+            problems.append("heap image differs from stw")
+        if failures:
+            problems.append(f"a reader failed: {failures[0]}")
+        if any(s != self.ref[0] for s in seen):
+            problems.append("a reader saw a different object graph during compaction")
+        rec["verified"] = not problems
+        rec["verify_detail"] = "; ".join(problems) or (
+            f"image hash and checksum equal stw's; {len(seen)} reader(s) agreed"
+        )
+        return rec
+
+    def after_cycle(self, rec: dict[str, Any], delta: dict[str, int]) -> None:
+        """Hook after the cycle, before verification touches the heap."""
+
+
+# ---------------------------------------------------------------- toy VM
+
+
+class ToyVm(Workload):
+    def __init__(self, name: str, point: Point) -> None:
+        super().__init__(point)
+        self.name = name
+        self.vm_name = TOYVM_WORKLOADS[name]
+        self.ref: Any = None
+
+    def options(self) -> dict[str, Any]:
+        p = self.point
+        opts: dict[str, Any] = {
+            "heap_mib": p.heap_mib,
+            "threads": p.threads,
+            "seed": p.seed,
+            "gc_threads": p.gc_threads,
+            "fault_mode": p.fault_mode,
+        }
+        if p.quick:
+            opts.update(
+                {
+                    "gcbench": {"depth": 12, "iteration_scale": 0.1, "array_size": 100_000},
+                    "binary_trees": {"depth": 12},
+                    "lru_cache": {"ops": 20_000, "size": 2048},
+                }[self.vm_name]
+            )
+        return opts
+
+    def describe(self) -> str:
+        from .. import toyvm
+
+        p = self.point
+        d = dict(toyvm.DEFAULTS.get(self.vm_name, {}))
+        d.update({k: v for k, v in self.options().items() if k in d})
+        shape = ", ".join(f"{k} {v}" for k, v in d.items())
+        return (
+            f"{self.name} (toy VM): heap {p.heap_mib} MiB, {p.threads} mutator thread(s),"
+            f" {p.gc_threads} GC thread(s), {shape}"
+        )
+
+    def _run(self, backend: str) -> dict[str, Any]:
+        from .. import toyvm
+
+        if self.point.threads < 1:
+            raise Unavailable("the toy VM needs at least one mutator thread")
+        r = toyvm.run(self.vm_name, backend=backend, check=False, **self.options())
+        err = r.get("error")
+        if err is not None and err.get("status_name") in ("REMAP_EUNSUPPORTED", "REMAP_EPERM"):
+            raise Unavailable(err["message"])
+        return r
+
+    def reference(self) -> None:
+        r = self._run("stw")
+        if not r["verified"]:
+            raise Unavailable(f"the stw reference run failed its checks: {r.get('error')}")
+        self.ref = r["result"].get("checksum")
+
+    def run(self, backend: str) -> dict[str, Any]:
+        rec = self._record(backend)
+        c0 = Counters.take()
+        r = self._run(backend)
+        c1 = Counters.take()
+        record.fill_counters(rec, c0.delta(c1))
+        rec["rss_before"], rec["rss_after"] = c0.rss, c1.rss
+        gcs = r["gcs"]
+        record.fill_from_cycles(rec, [g["lib"] for g in gcs])
+        t = r["totals"]
+        rec["gc_count"] = t["gc_count"]
+        rec["pause_max_ns"] = t["pause_max_ns"]
+        rec["pause_total_ns"] = t["pause_total_ns"]
+        rec["gc_cycle_ns"] = sum(int(g["pause_ns"]) + int(g["concurrent_ns"]) for g in gcs)
+        rec["mutator_wall_ns"] = int(r["wall_s"] * 1e9)
+        rec["bytes_allocated"] = r.get("bytes_allocated")
+        if r.get("error"):
+            e = r["error"]
+            rec["error"] = f"{e.get('kind')}: {e.get('status_name')}: {e.get('message')}"
+        ok = bool(r["verified"]) and r["result"].get("checksum") == self.ref
+        rec["verified"] = ok
+        rec["verify_detail"] = (
+            f"VM checks passed, result checksum {self.ref} as stw"
+            if ok
+            else f"result {r['result']} vs stw checksum {self.ref}; error {r.get('error')}"
+        )
+        return rec
+
+
+# ---------------------------------------------------------------- cpython arenas
+
+
+def cpython_arenas_module() -> Any:
+    """The other engineer's workload module, or Unavailable."""
+    try:
+        from ..workloads import cpython_arenas  # type: ignore[import-not-found,attr-defined]
+    except ImportError as e:
+        raise Unavailable(f"libremap.workloads.cpython_arenas is not importable ({e})") from None
+    return cpython_arenas
+
+
+def cpython_arenas_records(point: Point, runs: int, warmup: int) -> list[dict[str, Any]]:
+    """Runs the cpython-arenas workload once and normalises its records: every
+    contract field present; ``verified`` false unless the workload says so."""
+    mod = cpython_arenas_module()
+    params = {**point.to_json(), "runs": runs, "warmup": warmup, "quick": point.quick}
+    out = []
+    for i, raw in enumerate(mod.run(params)):
+        rec = record.empty("cpython-arenas", str(raw.get("backend", "arenas")), "none")
+        rec["point"] = point.to_json()
+        rec["run"] = i
+        for k, v in raw.items():
+            if k in rec and isinstance(rec[k], dict) and not isinstance(v, dict):
+                continue
+            rec[k] = v
+        rec["workload"] = "cpython-arenas"
+        rec["verified"] = bool(raw.get("verified", False))
+        if "verified" not in raw:
+            rec["verify_detail"] = "the workload did not report verification"
+        rec["warmup"] = bool(raw.get("warmup", False))
+        if not rec["verified"]:
+            record.redact(rec)
+        out.append(rec)
+    return out
+
+
+def make(name: str, point: Point) -> Workload:
+    if name == "synthetic":
+        return Synthetic(point)
+    if name in TOYVM_WORKLOADS:
+        return ToyVm(name, point)
+    if name == "cold-pages":
+        from .coldpages import ColdPages
+
+        return ColdPages(point)
+    raise ValueError(f"unknown workload {name!r}; expected one of {', '.join(ALL_WORKLOADS)}")
