@@ -415,11 +415,13 @@ def test_visit_nonsense_is_refused_heap_usable():
         u64(a + 8)[0] = a + 64
         assert lib.remap_region_retire(hp, s[0], ffi.cast("void *", a + 128)) == 0
         assert lib.remap_mark(hp, ffi.cast("void *", a + 64)) == 0
+        # Slot offsets are checked when the object is marked: refused, and
+        # nothing changes.
         bad["on"] = True
-        assert lib.remap_mark(hp, ffi.cast("void *", a)) == 0
-        assert lib.remap_prepare(hp) == lib.REMAP_EOBJMODEL
+        assert lib.remap_mark(hp, ffi.cast("void *", a)) == lib.REMAP_EOBJMODEL
         assert "offset 4096" in err()
         bad["on"] = False
+        assert lib.remap_mark(hp, ffi.cast("void *", a)) == 0, err()
         assert lib.remap_prepare(hp) == 0, err()
         assert lib.remap_flip(hp) == 0
         assert u64(a + 8)[0] == a + 64  # dense region: in place, slot unchanged

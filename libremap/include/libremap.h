@@ -237,7 +237,17 @@ typedef struct remap_heap_config {
   size_t pool_max_pages;      /* recycled pages kept populated; default 4096 (16 MiB) */
   size_t large_object_threshold; /* bytes; default region_size / 2 */
   remap_object_model model;
+  /* Added in 0.1 after model: a caller whose struct_size ends at model gets 0. */
+  unsigned flags;             /* REMAP_HEAP_* bits; default 0 */
 } remap_heap_config;
+
+enum {
+  /* remap_prepare also checks that every reference slot of every live object
+   * holds NULL, a value outside the heap, or a marked object start (a missed
+   * mark otherwise). One visit per live object in the runtime's pause: for
+   * development and tests. (Slot offsets are always checked, at remap_mark.) */
+  REMAP_HEAP_VERIFY_REFS = 1
+};
 
 /* Sets struct_size (also of model) and every default. */
 REMAP_API void remap_heap_config_init(remap_heap_config* config);

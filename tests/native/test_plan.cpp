@@ -59,7 +59,8 @@ struct World {
   std::map<uintptr_t, uintptr_t> expect;  // old -> new
   uint64_t foreign = 0;                   // a value outside the heap
 
-  World(uint64_t seed, size_t regions, size_t region_size = size_t(64) << 10, double dense = 0.9) {
+  World(uint64_t seed, size_t regions, size_t region_size = size_t(64) << 10, double dense = 0.9,
+        unsigned flags = 0) {
     std::mt19937_64 rng(seed);
     remap_heap_config c;
     config_defaults(&c);
@@ -67,6 +68,7 @@ struct World {
     c.region_size = region_size;
     c.dense_threshold = dense;
     c.backend = REMAP_BACKEND_STW;
+    c.flags = flags;
     c.model.ctx = &ctx;
     c.model.object_size = obj_size;
     c.model.visit_ref_offsets = obj_refs;
@@ -352,12 +354,34 @@ TEST(plan_second_cycle_on_compacted_heap) {
   CHECK_EQ(p->regions_fragmented(), uint64_t(0));
 }
 
-TEST(plan_rejects_object_model_nonsense) {
+TEST(mark_rejects_slot_offsets_outside_the_object) {
   World w(5, 8);
   REQUIRE(w.live.size() > 2);
   uintptr_t victim = w.live[w.live.size() / 2];
   size_t size = obj_size(nullptr, reinterpret_cast<void*>(victim));
+  for (size_t bad : {size, size + 64, size_t(12)}) {
+    w.heap->clear_marks();
+    w.ctx.bad_obj = victim;
+    w.ctx.bad_offset = bad;
+    Status s = w.heap->mark(victim);
+    CHECK_EQ(s.code, REMAP_EOBJMODEL);
+    CHECK(s.message.find("offset") != std::string::npos);
+    CHECK(!w.heap->begin_bits().test(victim));  // refused marks change nothing
+  }
+  w.ctx.bad_obj = 0;
+  w.heap->clear_marks();
+  for (uintptr_t a : w.live) REQUIRE(w.heap->mark(a).is_ok());
   std::unique_ptr<Plan> p;
+  CHECK(Plan::build(*w.heap, &p).is_ok());
+}
+
+TEST(plan_verify_refs_rejects_object_model_nonsense) {
+  World w(5, 8, size_t(64) << 10, 0.9, REMAP_HEAP_VERIFY_REFS);
+  REQUIRE(w.live.size() > 2);
+  uintptr_t victim = w.live[w.live.size() / 2];
+  size_t size = obj_size(nullptr, reinterpret_cast<void*>(victim));
+  std::unique_ptr<Plan> p;
+  // A model that changes its answer after marking.
   for (size_t bad : {size, size + 64, size_t(12)}) {
     w.ctx.bad_obj = victim;
     w.ctx.bad_offset = bad;

@@ -2,11 +2,13 @@
 //
 // Both structs the caller passes (the config and its nested object model)
 // are checked with check_struct_size. remap_object_model is the last field of
-// the config and its callbacks are required, so both structs must be at
-// least their first released size, which is today's size.
+// the first released config and its callbacks are required, so the config
+// must reach at least the end of `model`; fields added after it (flags)
+// default to 0 for older callers.
 #include "heap/config.h"
 
 #include <bit>
+#include <cstddef>
 #include <cmath>
 #include <cstring>
 
@@ -28,13 +30,21 @@ void config_defaults(remap_heap_config* c) {
 }
 
 Status validate_config(const remap_heap_config& in, size_t page_size, remap_heap_config* out) {
-  Status s = check_struct_size("remap_heap_config", in.struct_size, sizeof(remap_heap_config),
-                               sizeof(remap_heap_config));
+  // The first released layout ends with `model`; later fields default to 0
+  // for a caller that was built before them.
+  Status s = check_struct_size("remap_heap_config", in.struct_size,
+                               offsetof(remap_heap_config, flags), sizeof(remap_heap_config));
   if (!s) return s;
   s = check_struct_size("remap_object_model", in.model.struct_size, sizeof(remap_object_model),
                         sizeof(remap_object_model));
   if (!s) return s;
-  remap_heap_config c = in;
+  remap_heap_config c;
+  std::memset(&c, 0, sizeof c);
+  std::memcpy(&c, &in, in.struct_size);
+  c.struct_size = sizeof c;
+  if (c.flags & ~unsigned(REMAP_HEAP_VERIFY_REFS))
+    return fail(REMAP_EINVAL, "flags %#x has bits this library does not know (REMAP_HEAP_*)",
+                c.flags);
 
   if (c.region_size < kMinRegionSize || c.region_size > kMaxRegionSize ||
       !std::has_single_bit(c.region_size))

@@ -201,6 +201,21 @@ Status Heap::locate_for_mark(uintptr_t a, size_t* region, uintptr_t* limit) cons
   return Status::ok();
 }
 
+namespace {
+struct SlotOffsetCheck {
+  size_t size;
+  bool bad = false;
+  size_t bad_offset = 0;
+  static void visit(void* vctx, size_t off) {
+    auto* c = static_cast<SlotOffsetCheck*>(vctx);
+    if (!c->bad && (off >= c->size || c->size - off < 8 || (off & 7))) {
+      c->bad = true;
+      c->bad_offset = off;
+    }
+  }
+};
+}  // namespace
+
 Status Heap::mark(uintptr_t obj) {
   size_t r = 0;
   uintptr_t limit = 0;
@@ -216,6 +231,19 @@ Status Heap::mark(uintptr_t obj) {
                 "object_size(%#zx) returned %zu: the object would run past allocated memory "
                 "at %#zx",
                 size_t(obj), size, size_t(limit));
+  // Slot offsets are checked here, where the runtime already pays for
+  // reading the object, so that prepare (in the pause) need not visit every
+  // live object and compaction never meets a slot outside its object.
+  if (config_.model.visit_ref_offsets) {
+    SlotOffsetCheck chk{size};
+    config_.model.visit_ref_offsets(config_.model.ctx, reinterpret_cast<const void*>(obj),
+                                    &SlotOffsetCheck::visit, &chk);
+    if (chk.bad)
+      return fail(REMAP_EOBJMODEL,
+                  "visit_ref_offsets(%#zx) reported offset %zu: outside the object (%zu bytes) "
+                  "or not 8-byte aligned",
+                  size_t(obj), chk.bad_offset, size);
+  }
   if (begin_.test_and_set(obj)) return Status::ok();  // a concurrent mark of the same object
   if (!live_.set_range_exclusive(obj, obj + size)) {
     begin_.clear_bit(obj);

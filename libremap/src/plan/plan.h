@@ -71,11 +71,12 @@ class LiveCursor {
 class Plan {
  public:
   // Classifies regions and computes forwarding and the page tables from the
-  // heap's marks (O(heap) bitmap scans), then validates the object model on
-  // every live object (visit_ref_offsets: offsets 8-aligned and < size, and
-  // each slot NULL, outside the heap, or a marked object start;
-  // REMAP_EOBJMODEL otherwise) so compaction never meets nonsense midway.
-  // Requires every region retired (REMAP_EPHASE otherwise).
+  // heap's marks (O(heap) bitmap scans, no object reads: prepare runs in the
+  // runtime's pause). Slot offsets were already checked by Heap::mark. With
+  // REMAP_HEAP_VERIFY_REFS it also visits every live object and checks each
+  // slot holds NULL, a value outside the heap, or a marked object start
+  // (REMAP_EOBJMODEL otherwise). Requires every region retired (REMAP_EPHASE
+  // otherwise).
   static Status build(const Heap& heap, std::unique_ptr<Plan>* out);
 
   const Heap& heap() const { return *heap_; }
