@@ -43,9 +43,7 @@ int main(int argc, char** argv) {
   o.vm.heap_bytes = size_t(32) << 20;
   o.params.depth = 12;
   o.params.iteration_scale = 0.1;
-  // 240 KiB: a large object of one region (multi-region ones hang the
-  // concurrent engine as of this writing; see tests/test_toyvm.py).
-  o.params.array_size = 30000;
+  o.params.array_size = 100000;  // 800 KiB: a large object over 4 regions
   o.params.ops = 20000;
   o.params.size = 2048;
   for (int i = 1; i < argc; ++i) {

@@ -30,10 +30,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--scale", type=float, default=0.25, help="fraction of GCBench's tree count (default 0.25)"
     )
-    # GCBench's own array is 500000 doubles (4 MB, a large object over 16
-    # regions); 30000 (240 KiB) keeps it a one-region large object.
+    # GCBench's own: 500000 doubles (4 MB, a large object over 16 regions).
     parser.add_argument(
-        "--array-size", type=int, default=30_000, help="long-lived double[] length (default 30000)"
+        "--array-size",
+        type=int,
+        default=500_000,
+        help="long-lived double[] length (default 500000)",
     )
     parser.add_argument(
         "--fault-mode", default="auto", choices=("auto", "sigbus", "thread"), help="fault delivery"
