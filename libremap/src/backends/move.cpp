@@ -34,6 +34,9 @@ class MoveBackend final : public Backend {
                                        reinterpret_cast<void*>(src + off), len - off, 0);
       c_.ioctl_move.add(1);
       c_.pages_moved.add(r.done / env_.page);
+      // Each page moved from from-space is an old page reused as the buffer
+      // its to-space page was built in: recycled, never allocated or cleared.
+      c_.buffers_recycled.add(r.done / env_.page);
       off += r.done;
       if (r.ok()) break;
       InstallOutcome o = fix_page(dst + off, src + off, r);
