@@ -167,10 +167,11 @@ print(json.dumps(dict(n=n, bad=bad)))
 @pytest.mark.xfail(
     strict=False,
     reason="engine bug (compactor.cpp ensure_page): a mutator fault on an EMPTY page that "
-    "races remap_finish's UFFDIO_UNREGISTER fails to install (tolerated while finishing_) "
-    "but is still counted in pages_by_mutator, so pages_by_gc + pages_by_mutator exceeds "
-    "pages_installed by 1 in ~0.5% of stress cycles (all backends and modes). A race: "
-    "not every run hits it, hence not strict.",
+    "races remap_finish's UFFDIO_UNREGISTER fails to install (move: UFFDIO_MOVE of the "
+    "zeroed pool buffer -> EINVAL, the range is no longer registered; tolerated while "
+    "finishing_) but is still counted in pages_by_mutator, so pages_by_gc + "
+    "pages_by_mutator exceeds pages_installed by 1 in ~0.5% of stress cycles (seen with "
+    "move and copy, sigbus and thread). A race: not every run hits it, hence not strict.",
 )
 def test_pages_add_up_when_mutators_race_finish():
     # 300 stress cycles whose mutators allocate into fresh (EMPTY) pages
