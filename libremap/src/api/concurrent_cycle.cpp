@@ -53,12 +53,7 @@ Status finish_concurrent(remap_heap& h) {
   st.backend = h.backend;
   st.fault_mode = h.fault_mode;
   st.finish_ns = now_ns() - t0;
-  {
-    std::lock_guard<std::mutex> g(h.stats_mutex);
-    h.last_stats = st;
-  }
-  h.plan.reset();
-  h.phase.store(REMAP_PHASE_IDLE, std::memory_order_release);
+  publish_cycle(h, st);
   return Status::ok();
 }
 

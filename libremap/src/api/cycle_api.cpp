@@ -35,13 +35,17 @@ Status flip_stw(remap_heap& h, uint64_t pause_start_ns) {
   st.flip_pause_ns = end - pause_start_ns;
   st.compaction_ns = 0;  // nothing runs after the pause
   st.finish_ns = 0;
+  publish_cycle(h, st);
+  return Status::ok();
+}
+
+void publish_cycle(remap_heap& h, const remap_cycle_stats& st) {
   {
     std::lock_guard<std::mutex> g(h.stats_mutex);
     h.last_stats = st;
   }
   h.plan.reset();
   h.phase.store(REMAP_PHASE_IDLE, std::memory_order_release);
-  return Status::ok();
 }
 
 }  // namespace remap::api

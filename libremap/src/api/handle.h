@@ -51,6 +51,11 @@ Status wrong_phase(const char* what, int phase, const char* expected);
 // Monotonic clock, ns.
 uint64_t now_ns();
 
+// The end of every cycle, whatever the backend: `st` becomes the last
+// cycle's stats, the plan is dropped, the heap is IDLE again. The caller
+// holds cycle_mutex.
+void publish_cycle(remap_heap& h, const remap_cycle_stats& st);
+
 // The whole STW cycle for a PREPARED heap (caller holds cycle_mutex): runs
 // stw_compact in the pause, completes the cycle, fills last_stats, phase ->
 // IDLE. On a compaction failure the heap is BROKEN (nothing is half-moved by

@@ -8,10 +8,10 @@
 // string access, which may allocate on a thread's first use).
 #include <cstddef>
 #include <cstring>
-#include <ctime>
 
 #include "api/handle.h"
 #include "api/status.h"
+#include "os/clock.h"
 #include "heap/config.h"
 #include "heap/heap.h"
 #include "plan/plan.h"
@@ -57,11 +57,7 @@ Status wrong_phase(const char* what, int phase, const char* expected) {
               phase_name(phase));
 }
 
-uint64_t now_ns() {
-  timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return uint64_t(ts.tv_sec) * 1000000000u + uint64_t(ts.tv_nsec);
-}
+uint64_t now_ns() { return os::now_ns(); }
 
 }  // namespace remap::api
 

@@ -10,17 +10,14 @@
 // Plan::build, so no callback returns nonsense midway.
 #include "backends/stw.h"
 
-#include <chrono>
+#include "os/clock.h"
+
 #include <cstring>
 
 namespace remap {
 namespace {
 
-uint64_t mono_ns() {
-  return uint64_t(std::chrono::duration_cast<std::chrono::nanoseconds>(
-                      std::chrono::steady_clock::now().time_since_epoch())
-                      .count());
-}
+using os::now_ns;
 
 struct SlotRewrite {
   const Plan* plan;
@@ -40,7 +37,7 @@ class StwPass {
       : heap_(heap), plan_(plan), model_(heap.model()), stats_(stats) {}
 
   Status run() {
-    uint64_t t0 = mono_ns();
+    uint64_t t0 = now_ns();
     for (size_t r = 0; r < plan_.region_count(); ++r) {
       switch (plan_.region_class(r)) {
         case RegionClass::FRAGMENTED: slide(r); break;
@@ -49,9 +46,9 @@ class StwPass {
         case RegionClass::EMPTY: break;
       }
     }
-    uint64_t t1 = mono_ns();
+    uint64_t t1 = now_ns();
     Status s = release_free_pages();
-    uint64_t t2 = mono_ns();
+    uint64_t t2 = now_ns();
     if (stats_) {
       stats_->produce_ns += t1 - t0;
       stats_->madvise_ns += t2 - t1;

@@ -8,19 +8,16 @@
 // touches every live object, which nothing else in prepare does).
 #include "plan/plan.h"
 
+#include "os/clock.h"
+
 #include <bit>
 
 #include <algorithm>
-#include <chrono>
 
 namespace remap {
 namespace {
 
-uint64_t mono_ns() {
-  return uint64_t(std::chrono::duration_cast<std::chrono::nanoseconds>(
-                      std::chrono::steady_clock::now().time_since_epoch())
-                      .count());
-}
+using os::now_ns;
 
 }  // namespace
 
@@ -102,7 +99,7 @@ Status Plan::forward_checked(uintptr_t old, uintptr_t* out) const {
 // --- building -----------------------------------------------------------------------------
 
 Status Plan::build(const Heap& heap, std::unique_ptr<Plan>* out) {
-  uint64_t t0 = mono_ns();
+  uint64_t t0 = now_ns();
   Status s = heap.check_all_retired();
   if (!s) return s;
   std::unique_ptr<Plan> p(new Plan());
@@ -118,12 +115,12 @@ Status Plan::build(const Heap& heap, std::unique_ptr<Plan>* out) {
   p->build_page_tables();
   for (size_t w = 0; w < p->begin_->word_count(); ++w)
     p->n_objects_ += uint64_t(std::popcount(p->begin_->word(w)));
-  uint64_t t1 = mono_ns();
+  uint64_t t1 = now_ns();
   // Slot offsets were checked at mark time; the slot values only on request
   // (one visit per live object, in the runtime's pause).
   if (heap.config().flags & REMAP_HEAP_VERIFY_REFS)
     if (!(s = p->validate_object_model())) return s;
-  uint64_t t2 = mono_ns();
+  uint64_t t2 = now_ns();
   p->validate_ns_ = t2 - t1;
   p->build_ns_ = t2 - t0;
   *out = std::move(p);
