@@ -50,6 +50,10 @@ MODES = [
     ("move", "thread"),
     ("copy", "sigbus"),
     ("copy", "thread"),
+    ("minor", "sigbus"),
+    ("minor", "thread"),
+    ("sigsegv", "sigbus"),
+    ("sigsegv", "thread"),
 ]
 
 
