@@ -435,3 +435,26 @@ def test_cpython_regrtest_with_the_adapter(tmp_path: Path):
     assert len(reports) >= 2, f"only {len(reports)} reports ({len(workers)} workers)"
     m = re.search(r"Total tests: run=([\d,]+)", r.stdout)
     assert m and int(m.group(1).replace(",", "")) > 3000, tail
+
+
+# ---- the benchmark workload -----------------------------------------------
+
+
+def test_cpython_arenas_workload_records():
+    from libremap.workloads import cpython_arenas as w
+
+    params = {"runs": 1, "warmup": 0, "cap_mib": 8, "churn_waves": 2, "churn_objects": 50_000,
+              "mixed_records": 2_000, "mixed_repeats": 2}  # fmt: skip
+    recs = w.run(params)
+    assert [(r["case"], r["backend"]) for r in recs] == [
+        ("churn", "default"), ("churn", "libremap"), ("mixed", "default"), ("mixed", "libremap")
+    ]  # fmt: skip
+    for r in recs:
+        assert r["verified"], r["verify_detail"]
+        assert r["mutator_wall_ns"] > 0 and r["cpu_ns"] > 0 and r["peak_rss"] > 0
+        assert r["minor_faults"] >= 0
+    lib_churn = recs[1]["arenas"]
+    assert lib_churn["mode"] == "installed" and lib_churn["arenas_recycled"] > 0
+    rows = w.summarize(recs)
+    assert {r["workload"] for r in rows} == {"churn", "mixed"}
+    assert "speedup" in w.table(rows, 8)
