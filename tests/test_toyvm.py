@@ -13,9 +13,11 @@ from __future__ import annotations
 
 import functools
 import json
+import sys
 
 import pytest
 
+import libremap
 from libremap import toyvm
 
 from conftest import python_child, run_with_timeout
@@ -192,3 +194,19 @@ def test_multi_region_large_object(backend):
     r = run_child("gcbench", backend, "sigbus", (("array_size", 100_000), ("rounds", 1)), 30)
     skip_unsupported(r)
     assert r["verified"], describe(r)
+
+
+def test_demo_command():
+    """``python -m libremap demo`` end to end, shrunk: progress lines, the
+    kernel line, one table, every run verified."""
+    args = ["--runs", "1", "--depth", "10", "--scale", "0.1", "--heap-mib", "16"]
+    args += ["--array-size", "50000"]
+    r = run_with_timeout([sys.executable, "-m", "libremap", "demo", *args], timeout=120)
+    assert r.returncode == 0, r.stdout + r.stderr
+    out = r.stdout
+    assert out.startswith("kernel "), out
+    assert "[1/" in out and "collections per run" in out and "fault latency p99" in out, out
+    assert "every run verified its trees and arrays: yes" in out, out
+    if libremap.probe().has_move and "move/copy" not in out:
+        # Both concurrent backends ran side by side unless one is unsupported.
+        assert "not available" in out, out

@@ -126,7 +126,7 @@ std::unique_ptr<Mutator> Vm::attach() {
   std::unique_ptr<Mutator> m(new Mutator(*this, 0));
   std::unique_lock<std::mutex> lk(mu_);
   resume_cv_.wait(lk, [&] { return !stop_requested_; });
-  const_cast<unsigned&>(m->id_) = next_mutator_id_++;
+  m->id_ = next_mutator_id_++;
   mutators_.push_back(m.get());
   ++running_;
   return m;

@@ -116,7 +116,7 @@ class Mutator {
   void retire_tlab();
 
   Vm& vm_;
-  const unsigned id_;
+  unsigned id_;  // set by Vm::attach
   const std::atomic<bool>* safepoint_flag_;
   std::vector<Ref> handles_;
   uintptr_t tlab_start_ = 0, tlab_cursor_ = 0, tlab_end_ = 0;
