@@ -142,6 +142,7 @@ class Stress {
   void stop_threads();
   // Replays the logs, compares the heap with the model; marks (if mark).
   bool verify_and_mark(bool mark);
+  void inject_stale();
   bool cycle();
 
   const StressParams p_;
@@ -594,9 +595,27 @@ bool Stress::verify_and_mark(bool mark) {
   return true;
 }
 
+void Stress::inject_stale() {
+  // A root object written at least once: its payload goes back one version.
+  for (unsigned r = 0; r < p_.roots; r++) {
+    const uint32_t id = root_id_[r];
+    const Obj& o = table_[id];
+    const uint32_t v = o.version.load();
+    if (v < 2) continue;
+    const uintptr_t a = o.addr.load();
+    const size_t first = min_object_size(o.nrefs);
+    for (size_t off = first; off < o.size; off += 8) store_word(a + off, payload_word(id, v - 1, (off - first) / 8));
+    return;
+  }
+  // None written yet: tear the first root's first payload word instead.
+  const Obj& o = table_[root_id_[0]];
+  store_word(o.addr.load() + min_object_size(o.nrefs), 0);
+}
+
 bool Stress::cycle() {
   if (!safepoint_begin()) return false;
   if (!verify_and_mark(true)) return false;
+  if (p_.inject_stale_cycle == res_.cycles + 1) inject_stale();
   auto lib = [&](remap_status s, const char* what) {
     if (s != REMAP_OK) fail(std::string(what) + ": " + remap_status_name(s) + ": " + remap_last_error());
     return s == REMAP_OK;
@@ -741,7 +760,7 @@ void register_stress(py::module_& m) {
       [](const py::object& backend, const py::object& fault_mode, unsigned gc_threads,
          unsigned mutators, unsigned cycles, size_t heap_mib, uint64_t seed, size_t idle_ops,
          double write_fraction, double alloc_fraction, size_t region_kib, double timeout_s,
-         bool keep_stats) {
+         bool keep_stats, unsigned inject_stale_cycle) {
         static const char* const backends[] = {"auto", "move", "copy", "minor", "sigsegv", "stw"};
         static const char* const modes[] = {"auto", "sigbus", "thread"};
         StressParams p;
@@ -758,6 +777,7 @@ void register_stress(py::module_& m) {
         p.region_kib = region_kib;
         p.timeout_s = timeout_s;
         p.keep_stats = keep_stats;
+        p.inject_stale_cycle = inject_stale_cycle;
         StressResult r;
         {
           py::gil_scoped_release nogil;
@@ -778,6 +798,7 @@ void register_stress(py::module_& m) {
       py::arg("cycles") = 10, py::arg("heap_mib") = 4, py::arg("seed") = 0, py::kw_only(),
       py::arg("idle_ops") = 500, py::arg("write_fraction") = 0.1, py::arg("alloc_fraction") = 0.6,
       py::arg("region_kib") = 64, py::arg("timeout_s") = 60.0, py::arg("keep_stats") = false,
+      py::arg("inject_stale_cycle") = 0,
       "C++ mutator threads reading, writing and allocating while compaction cycles run "
       "(bindings/stress.h). Returns counts, `verified` and the first `error`.");
 }

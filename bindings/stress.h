@@ -52,6 +52,10 @@ struct StressParams {
   unsigned roots = 64;
   double timeout_s = 60;         // safepoint wait; a failure (not a hang) past it
   bool keep_stats = false;       // return every cycle's remap_cycle_stats
+  // Testing the checker: at the safepoint of this cycle (1-based; 0 never)
+  // the driver rolls one root object's payload back to its previous version
+  // behind the log's back, as a stale page would. The run must then fail.
+  unsigned inject_stale_cycle = 0;
 };
 
 struct StressResult {

@@ -54,8 +54,10 @@ def check(r: dict, cycles: int) -> None:
     assert r["error"] == ""
     assert r["cycles"] == cycles
     assert r["reads"] > 0 and r["writes"] > 0 and r["allocs"] > 0
-    # Every safepoint compared the whole reachable graph with the log.
-    assert r["objects_verified"] >= r["cycles"] * r["live_objects"] // 4
+    # Every safepoint (one per cycle and a last one) compared the whole
+    # reachable graph with the log: the roots at least.
+    assert r["objects_verified"] >= r["live_objects"] > 0
+    assert r["objects_verified"] >= cycles + 1
     assert r["log_entries"] >= r["writes"]
 
 
@@ -68,7 +70,7 @@ def test_mutators_race_compaction(backend, fault_mode):
         r = stress(backend, fault_mode, gc_threads, mutators, cycles, seed=100 + i)
         check(r, cycles)
         produced += r["pages_by_mutator"]
-        assert r["faults"] > 0 or fault_mode == "thread" or r["pages_by_mutator"] == 0
+        assert r["pages_by_mutator"] == 0 or r["faults"] > 0
     # Over 60 cycles the mutators faulted on pages the GC had not produced.
     assert produced > 0, "mutators never produced a page: they did not race the GC"
 
@@ -87,3 +89,15 @@ def test_bigger_heap_fewer_cycles():
     # 16 MiB with 256 KiB regions: longer compactions, more overlap.
     r = stress("move", "sigbus", 2, 2, 10, heap_mib=16, seed=11, region_kib=256)
     check(r, 10)
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("backend", ["move", "stw"])
+def test_the_checker_catches_a_stale_page(backend):
+    # The proof is only as good as its checker: a root object rolled back
+    # one version behind the log's back (what a stale page would show) must
+    # fail the run, caught by a mutator or at the next safepoint.
+    r = stress(backend, "sigbus", 1, 2, 10, seed=3, inject_stale_cycle=3)
+    assert not r["verified"]
+    assert "stale" in r["error"] or "lost write" in r["error"], r["error"]
+    assert r["cycles"] <= 3
