@@ -49,6 +49,12 @@ def rss_bytes() -> int:
         return int(f.read().split()[1]) * PAGE_SIZE
 
 
+def vma_count() -> int:
+    """Mappings of this process (lines of ``/proc/self/maps``)."""
+    with open("/proc/self/maps", "rb") as f:
+        return sum(1 for _ in f)
+
+
 def vm_swap_bytes() -> int | None:
     """This process's swapped-out memory (``VmSwap``), None if unreadable."""
     kib = _status_kib("VmSwap")

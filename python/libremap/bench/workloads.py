@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import record
-from .procfs import Counters
+from .procfs import Counters, vma_count
 
 MiB = 1 << 20
 REGION = 256 * 1024
@@ -158,6 +158,7 @@ class Synthetic(Workload):
             heap.mark()
             heap.prepare()
             self.before_flip(heap, rec)
+            vmas0 = vma_count()
             c0 = Counters.take()
             t0 = time.perf_counter_ns()
             heap.flip()
@@ -183,6 +184,7 @@ class Synthetic(Workload):
                 heap.finish()
             t1 = time.perf_counter_ns()
             c1 = Counters.take()
+            vmas1 = vma_count()
         except RemapError as e:
             if e.status_name in ("REMAP_EUNSUPPORTED", "REMAP_EPERM"):
                 raise Unavailable(e.message) from None
@@ -195,6 +197,10 @@ class Synthetic(Workload):
         d = c0.delta(c1)
         record.fill_counters(rec, d)
         record.fill_from_cycles(rec, [heap.stats()])
+        # stw does not count VMAs (nothing maps during its cycle): read them here.
+        rec["vmas_proc_before"], rec["vmas_proc_after"] = vmas0, vmas1
+        if not rec["vmas_before"] and not rec["vmas_after"]:
+            rec["vmas_before"], rec["vmas_after"] = vmas0, vmas1
         self.after_cycle(rec, d)
         checksum, image = heap.checksum(), heap.image_hash()
         problems = []
@@ -238,8 +244,8 @@ class ToyVm(Workload):
         if p.quick:
             opts.update(
                 {
-                    "gcbench": {"depth": 12, "iteration_scale": 0.1, "array_size": 100_000},
-                    "binary_trees": {"depth": 12},
+                    "gcbench": {"depth": 14, "iteration_scale": 0.2, "array_size": 100_000},
+                    "binary_trees": {"depth": 14},
                     "lru_cache": {"ops": 20_000, "size": 2048},
                 }[self.vm_name]
             )
