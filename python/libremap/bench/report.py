@@ -45,7 +45,7 @@ ROWS: tuple[tuple[str, str, str], ...] = (
     ("RSS before", "rss_before", "bytes"),
     ("RSS after", "rss_after", "bytes"),
     ("MOVE fallbacks", "fallbacks.total", "count"),
-    ("swap-ins (pswpin)", "swap_ins", "count"),
+    ("swap-ins", "swap_ins", "count"),
     ("x floor", "vs_floor", "float"),
 )
 

@@ -136,6 +136,8 @@ class Bench:
                 record.redact(rec)
             self.runs.append(rec)
             status = "verified" if rec["verified"] else f"NOT VERIFIED ({rec['verify_detail']})"
+            if rec.get("note"):
+                status += f"; {rec['note']}"
             faults = rec["fault_latency_ns"]["count"]
             self.say(
                 f"  {label} {backend:<7} compaction {_fmt_ms(rec['compaction_ns']):>10},"
