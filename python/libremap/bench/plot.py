@@ -66,7 +66,10 @@ def write(result: dict[str, Any], path: str) -> None:
         wall = [(e["metrics"].get("compaction_ns") or {}).get("median", 0.0) / 1e6 for e in entries]
         ax.scatter(names, wall, marker="_", s=900, color="black", zorder=3, label="compaction wall")
         p = entries[0]["point"]
-        ax.set_title(f"{workload}: {p.get('heap_mib')} MiB, live {p.get('live')}")
+        if workload in ("synthetic", "cold-pages"):
+            ax.set_title(f"{workload}: {p.get('heap_mib')} MiB, live {p.get('live')}")
+        else:
+            ax.set_title(f"{workload}: {p.get('heap_mib')} MiB, {p.get('threads')} mutators")
         ax.set_ylabel("ms (split summed over threads)")
         ax.legend(fontsize=7)
     for (workload, key), entries in sweeps.items():

@@ -22,7 +22,7 @@ from . import floor as floor_mod
 from . import procfs, record
 from .options import Options
 from .summary import summarize
-from .workloads import Point, Unavailable, cpython_arenas_records, make
+from .workloads import TOYVM_WORKLOADS, Point, Unavailable, cpython_arenas_records, make
 
 Say = Callable[[str], None]
 
@@ -171,6 +171,8 @@ class Bench:
             if point.sweep:
                 self.say(f"sweep {point.sweep[0]} = {point.sweep[1]:g}")
             for name in self.opts.workloads:
+                if point.sweep and point.sweep[0] in ("live", "dense") and name in TOYVM_WORKLOADS:
+                    continue  # the toy VM's liveness is its workload's, not a parameter
                 wp = replace(point, threads=self.opts.threads_for(name, point))
                 self._run_point(name, wp)
         if self.floor is None:
