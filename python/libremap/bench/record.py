@@ -13,7 +13,14 @@ from typing import Any
 SPLIT_KEYS = ("produce", "install", "wait", "fault_alloc", "madvise")
 IOCTL_KEYS = ("move", "copy", "zeropage", "continue", "wake")
 # Fields holding a time; nulled for unverified runs.
-TIME_FIELDS = ("compaction_ns", "flip_pause_ns", "gc_cycle_ns", "pause_max_ns", "mutator_wall_ns")
+TIME_FIELDS = (
+    "compaction_ns",
+    "flip_pause_ns",
+    "gc_cycle_ns",
+    "pause_max_ns",
+    "mutator_wall_ns",
+    "cpu_ns",
+)
 
 BACKEND_NAMES = {0: "auto", 1: "move", 2: "copy", 3: "minor", 4: "sigsegv", 5: "stw"}
 FAULT_MODE_NAMES = {0: "auto", 1: "sigbus", 2: "thread"}

@@ -19,7 +19,8 @@ ROWS: tuple[tuple[str, str, str], ...] = (
     ("flip .. finish wall", "gc_cycle_ns", "ns"),
     ("flip pause", "flip_pause_ns", "ns"),
     ("GC pause max (VM)", "pause_max_ns", "ns"),
-    ("mutator wall (VM)", "mutator_wall_ns", "ns"),
+    ("mutator wall", "mutator_wall_ns", "ns"),
+    ("CPU time (user+sys)", "cpu_ns", "ns"),
     ("collections", "gc_count", "count"),
     ("fault latency p50", "fault_latency_ns.p50", "ns"),
     ("fault latency p99", "fault_latency_ns.p99", "ns"),
@@ -54,7 +55,9 @@ RATIO_ROWS = (
     ("flip .. finish wall", "gc_cycle_ns"),
     ("flip pause", "flip_pause_ns"),
     ("fault latency p99", "fault_latency_ns.p99"),
-    ("mutator wall (VM)", "mutator_wall_ns"),
+    ("mutator wall", "mutator_wall_ns"),
+    ("CPU time (user+sys)", "cpu_ns"),
+    ("minor faults (rusage)", "minor_faults"),
     ("pages allocated (vmstat)", "pgalloc"),
 )
 
@@ -121,11 +124,12 @@ def table(result: dict[str, Any]) -> str:
                 continue
             lines.append([label, *cells])
         out.extend(_grid(lines))
-        if any(e["ratio_to_move"] for e in entries if e["backend"] != "move"):
+        base = entries[0].get("ratio_baseline", "move")
+        others = [e for e in entries if e["backend"] != base and e["ratio_to_move"]]
+        if others:
             out.append("")
-            out.append("ratio to move, run by run: median (min..max)")
-            others = [e for e in entries if e["backend"] != "move" and e["ratio_to_move"]]
-            rl = [["", *(e["backend"] + "/move" for e in others)]]
+            out.append(f"ratio to {base}, run by run: median (min..max)")
+            rl = [["", *(f"{e['backend']}/{base}" for e in others)]]
             for label, key in RATIO_ROWS:
                 cells = []
                 for e in others:

@@ -92,7 +92,7 @@ class Bench:
     def _run_point(self, name: str, point: Point) -> None:
         if name == "cpython-arenas":
             try:
-                recs = cpython_arenas_records(point, self.opts.runs, self.opts.warmup)
+                recs = cpython_arenas_records(point, self.opts.runs, self.opts.warmup, self.say)
             except Unavailable as e:
                 self._unavailable(name, None, str(e), point)
                 return
@@ -135,7 +135,10 @@ class Bench:
             if not rec["verified"]:
                 record.redact(rec)
             self.runs.append(rec)
-            status = "verified" if rec["verified"] else f"NOT VERIFIED ({rec['verify_detail']})"
+            status = "verified"
+            if not rec["verified"]:
+                status = f"NOT VERIFIED ({rec['verify_detail']}{': ' if rec['error'] else ''}"
+                status += f"{rec['error'] or ''})"
             if rec.get("note"):
                 status += f"; {rec['note']}"
             faults = rec["fault_latency_ns"]["count"]

@@ -1,8 +1,10 @@
 """Medians, min-max and ratios to ``move`` over the counted, verified runs.
 
 Ratios are taken pair by pair: counted run i of a backend over counted run i
-of ``move`` (the runs of one round ran back to back, A B A B ...), then the
-median and min-max of those ratios.
+of the baseline (the runs of one round ran back to back, A B A B ...), then
+the median and min-max of those ratios. The baseline is ``move``; a group
+without ``move`` (cpython-arenas: ``default`` vs ``libremap`` allocators)
+uses its first backend. Each entry names it in ``ratio_baseline``.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ METRICS: tuple[str, ...] = (
     "flip_pause_ns",
     "pause_max_ns",
     "mutator_wall_ns",
+    "cpu_ns",
     "split_ns.produce",
     "split_ns.install",
     "split_ns.wait",
@@ -74,6 +77,7 @@ RATIO_METRICS = (
     "flip_pause_ns",
     "fault_latency_ns.p99",
     "mutator_wall_ns",
+    "cpu_ns",
     "minor_faults",
     "pgalloc",
 )
@@ -99,7 +103,8 @@ def summarize(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
         groups.setdefault(group_key(r), {}).setdefault(r["backend"], []).append(r)
     out = []
     for (workload, point), by_backend in groups.items():
-        move = {r["run"]: r for r in by_backend.get("move", []) if r["verified"]}
+        baseline = "move" if "move" in by_backend else next(iter(by_backend))
+        move = {r["run"]: r for r in by_backend[baseline] if r["verified"]}
         for backend, recs in by_backend.items():
             ok = [r for r in recs if r["verified"]]
             entry: dict[str, Any] = {
@@ -111,6 +116,7 @@ def summarize(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 "runs": len(recs),
                 "verified": len(ok),
                 "metrics": {},
+                "ratio_baseline": baseline,
                 "ratio_to_move": {},
             }
             for m in METRICS:
@@ -118,7 +124,7 @@ def summarize(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 s = _mmm([v for v in (g(r) for r in ok) if v is not None])
                 if s is not None:
                     entry["metrics"][m] = s
-            if move:
+            if move and backend != baseline:
                 for m in RATIO_METRICS:
                     g = _get(m)
                     ratios = []

@@ -39,6 +39,12 @@ class Unavailable(Exception):
     """This workload or backend cannot run here; the message says why."""
 
 
+# The library says this backend cannot run this cycle here: not a wrong result.
+# REMAP_ELIMIT is sigsegv's documented limit (one VMA per page in the worst
+# case against vm.max_map_count), refused at flip with the heap intact.
+UNAVAILABLE_STATUSES = ("REMAP_EUNSUPPORTED", "REMAP_EPERM", "REMAP_ELIMIT")
+
+
 @dataclass(frozen=True)
 class Point:
     """The parameters of one comparison (one sweep value, or the only one)."""
@@ -131,7 +137,7 @@ class Synthetic(Workload):
                 backend=backend, fault_mode=self.point.fault_mode, **self.heap_params()
             )
         except RemapError as e:
-            if e.status_name in ("REMAP_EUNSUPPORTED", "REMAP_EPERM"):
+            if e.status_name in UNAVAILABLE_STATUSES:
                 raise Unavailable(e.message) from None
             raise
 
@@ -186,7 +192,7 @@ class Synthetic(Workload):
             c1 = Counters.take()
             vmas1 = vma_count()
         except RemapError as e:
-            if e.status_name in ("REMAP_EUNSUPPORTED", "REMAP_EPERM"):
+            if e.status_name in UNAVAILABLE_STATUSES:
                 raise Unavailable(e.message) from None
             rec["error"] = f"{e.status_name}: {e.message}"
             rec["verify_detail"] = "the cycle failed"
@@ -270,7 +276,7 @@ class ToyVm(Workload):
             raise Unavailable("the toy VM needs at least one mutator thread")
         r = toyvm.run(self.vm_name, backend=backend, check=False, **self.options())
         err = r.get("error")
-        if err is not None and err.get("status_name") in ("REMAP_EUNSUPPORTED", "REMAP_EPERM"):
+        if err is not None and err.get("status_name") in UNAVAILABLE_STATUSES:
             raise Unavailable(err["message"])
         return r
 
@@ -321,25 +327,32 @@ def cpython_arenas_module() -> Any:
     return cpython_arenas
 
 
-def cpython_arenas_records(point: Point, runs: int, warmup: int) -> list[dict[str, Any]]:
-    """Runs the cpython-arenas workload once and normalises its records: every
-    contract field present; ``verified`` false unless the workload says so."""
+def cpython_arenas_records(
+    point: Point, runs: int, warmup: int, say: Any = None
+) -> list[dict[str, Any]]:
+    """Runs the cpython-arenas workload (its own alternation: default /
+    libremap allocator, in fresh interpreters) and normalises its records:
+    every contract field present, ``workload`` named ``cpython-arenas/<case>``,
+    ``verified`` false unless the workload says so."""
     mod = cpython_arenas_module()
-    params = {**point.to_json(), "runs": runs, "warmup": warmup, "quick": point.quick}
+    params = {"runs": runs, "warmup": warmup, "quick": point.quick}
     out = []
-    for i, raw in enumerate(mod.run(params)):
+    for raw in mod.run(params, say=say):
         rec = record.empty("cpython-arenas", str(raw.get("backend", "arenas")), "none")
         rec["point"] = point.to_json()
-        rec["run"] = i
         for k, v in raw.items():
             if k in rec and isinstance(rec[k], dict) and not isinstance(v, dict):
                 continue
             rec[k] = v
-        rec["workload"] = "cpython-arenas"
+        case = raw.get("case")
+        rec["workload"] = f"cpython-arenas/{case}" if case else "cpython-arenas"
+        rec["fault_mode"] = "none"
+        rec["warmup"] = bool(raw.get("warmup", False))
+        rnd = int(raw.get("round", 0))
+        rec["run"] = rnd if rec["warmup"] else rnd - warmup
         rec["verified"] = bool(raw.get("verified", False))
         if "verified" not in raw:
             rec["verify_detail"] = "the workload did not report verification"
-        rec["warmup"] = bool(raw.get("warmup", False))
         if not rec["verified"]:
             record.redact(rec)
         out.append(rec)
