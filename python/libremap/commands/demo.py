@@ -89,12 +89,16 @@ def _summary(runs: list[dict[str, Any]]) -> dict[str, float]:
         "recycled": per_run(lambda r: r["totals"]["pages_recycled"]),
         "allocated": per_run(lambda r: r["totals"]["pages_allocated"]),
         "wall": per_run(lambda r: r["wall_s"] * 1e9),
+        "occ_before": per_run(lambda r: gc_median(r, "occupancy_before")),
+        "occ_after": per_run(lambda r: gc_median(r, "occupancy_after")),
     }
 
 
 ROWS: list[tuple[str, str, str]] = [
-    # label, key, kind (ns / count / pages)
+    # label, key, kind (ns / count / pct)
     ("collections per run", "gcs", "count"),
+    ("heap occupancy before GC (median)", "occ_before", "pct"),
+    ("heap occupancy after GC (median)", "occ_after", "pct"),
     ("pause, median", "pause_med", "ns"),
     ("pause, max", "pause_max", "ns"),
     ("  of which marking (median)", "mark_med", "ns"),
@@ -117,6 +121,8 @@ def _fmt(v: float, kind: str) -> str:
 
     if kind == "ns":
         return fmt_ns(v)
+    if kind == "pct":
+        return f"{100 * v:.0f}%"
     return f"{v:,.0f}"
 
 
