@@ -112,10 +112,16 @@ def table(result: dict[str, Any]) -> str:
         p = entries[0]["point"]
         runs = "/".join(f"{e['verified']}" for e in entries)
         out.append("")
+        if workload.startswith("cpython-arenas"):
+            shape = "pymalloc arenas, default allocator vs libremap's pool"
+        else:
+            shape = (
+                f"heap {p.get('heap_mib')} MiB, live {p.get('live')}, threads {p.get('threads')},"
+                f" fault mode {entries[0]['fault_mode']}"
+            )
         out.append(
-            f"== {workload}{' ' + sweep if sweep else ''}: heap {p.get('heap_mib')} MiB,"
-            f" live {p.get('live')}, threads {p.get('threads')},"
-            f" fault mode {entries[0]['fault_mode']}; median (min..max) of {runs} verified runs"
+            f"== {workload}{' ' + sweep if sweep else ''}: {shape};"
+            f" median (min..max) of {runs} verified runs"
         )
         lines = [["", *names]]
         for label, key, kind in ROWS:
@@ -166,7 +172,8 @@ def table(result: dict[str, Any]) -> str:
     counted = [r for r in result["runs"] if not r["warmup"]]
     bad = [r for r in counted if not r["verified"]]
     out.append(
-        f"{len(counted) - len(bad)}/{len(counted)} counted runs verified against stw"
+        f"{len(counted) - len(bad)}/{len(counted)} counted runs verified"
+        " (heaps against stw; cpython-arenas against the default allocator)"
         f" ({result['elapsed_s']:.0f} s)"
     )
     return "\n".join(out)
