@@ -131,6 +131,8 @@ def summarize(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
                     for r in ok:
                         pair = move.get(r["run"])
                         a, b = g(r), None if pair is None else g(pair)
+                        if m.startswith("fault_latency") and not a:
+                            continue  # nothing faulted (stw): no latency to compare
                         if a is not None and b:
                             ratios.append(a / b)
                     s = _mmm(ratios)
