@@ -36,4 +36,5 @@ def main(opts: Options) -> int:
         except plot.PlotUnavailable as e:
             print(f"no plot: {e}")
     counted = [r for r in result["runs"] if not r["warmup"]]
-    return 0 if counted and all(r["verified"] for r in counted) else 1
+    ok = counted and all(r["verified"] for r in counted) and not result["failures"]
+    return 0 if ok else 1

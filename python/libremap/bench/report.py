@@ -169,6 +169,8 @@ def table(result: dict[str, Any]) -> str:
     for u in result["unavailable"]:
         who = u["workload"] if u["backend"] is None else f"{u['workload']}/{u['backend']}"
         out.append(f"unavailable: {who}: {u['reason']}")
+    for fl in result.get("failures", []):
+        out.append(f"FAILED: {fl['workload']}: {fl['error']}")
     counted = [r for r in result["runs"] if not r["warmup"]]
     bad = [r for r in counted if not r["verified"]]
     out.append(

@@ -41,6 +41,7 @@ class Bench:
         self.say = say
         self.runs: list[dict[str, Any]] = []
         self.unavailable: list[dict[str, Any]] = []
+        self.failures: list[dict[str, Any]] = []
         self.floor: dict[str, Any] | None = None
         self._swap: Any = None
         self._swap_error: str | None = None
@@ -177,7 +178,12 @@ class Bench:
                 if point.sweep and point.sweep[0] in ("live", "dense") and name in TOYVM_WORKLOADS:
                     continue  # the toy VM's liveness is its workload's, not a parameter
                 wp = replace(point, threads=self.opts.threads_for(name, point))
-                self._run_point(name, wp)
+                try:
+                    self._run_point(name, wp)
+                except Exception as e:  # noqa: BLE001 - one workload's crash must not lose the rest
+                    msg = f"{type(e).__name__}: {e}"
+                    self.failures.append({"workload": name, "point": wp.to_json(), "error": msg})
+                    self.say(f"  FAILED: {name}: {msg}")
         if self.floor is None:
             self._measure_floor()
         elapsed = time.monotonic() - t0
@@ -189,6 +195,7 @@ class Bench:
             "runs": self.runs,
             "summary": summarize(self.runs),
             "unavailable": self.unavailable,
+            "failures": self.failures,
             "elapsed_s": elapsed,
         }
 
