@@ -1,4 +1,5 @@
-"""VMA count unchanged after 100 cycles with move and copy (issue 4).
+"""VMA count unchanged after 100 cycles with move and copy (issue 4); no
+mapping left behind by any backend once the heap is destroyed.
 
 Each cycle mremaps the heap to from-space and back, registers and
 unregisters it, moves pages into and out of the buffer pool: none of that
@@ -27,6 +28,7 @@ from libremap.synthetic import SyntheticHeap
 def maps():
     with open("/proc/self/maps") as f:
         return sum(1 for _ in f)
+before = maps()
 try:
     h = SyntheticHeap(capacity=4 << 20, region_size=64 << 10, seed=4, live_ratio=0.4,
                       backend={backend!r}, fault_mode={mode!r}, gc_threads=2)
@@ -45,14 +47,15 @@ for c in range({cycles}):
     st = h.stats()
     after.append(st["vmas_after"])
     proc.append(maps())
-print(json.dumps(dict(after=after, proc=proc)))
+del h
+print(json.dumps(dict(after=after, proc=proc, before=before, destroyed=maps())))
 """
 
 
 @pytest.mark.timeout(150)
 @pytest.mark.parametrize("fault_mode", FAULT_MODES)
 @pytest.mark.parametrize("backend", CONCURRENT_BACKENDS)
-def test_vma_count_flat_over_100_cycles(backend, fault_mode):
+def test_vma_count_over_100_cycles(backend, fault_mode):
     r = run_child(
         CHILD_PRELUDE + CODE.format(backend=backend, mode=fault_mode, cycles=100),
         timeout=120,
@@ -60,6 +63,14 @@ def test_vma_count_flat_over_100_cycles(backend, fault_mode):
     )
     after, proc = r["after"], r["proc"]
     assert len(after) == 100
+    # Every backend: destroying the heap after 100 cycles gives back every
+    # mapping it made (a few thread stacks stay in glibc's cache).
+    assert r["destroyed"] - r["before"] <= 4, r
+    if backend not in ("move", "copy"):
+        # minor's run-by-run flip and sigsegv's opened pages make the count
+        # follow the heap's layout (DESIGN.md section 7: that count is the
+        # point); flat is promised for move and copy only.
+        return
     # From the second cycle on: flat.
     assert set(after[1:]) == {after[1]}, f"stats vmas_after drifts: {after}"
     assert set(proc[1:]) == {proc[1]}, f"/proc/self/maps drifts: {proc}"
