@@ -7,11 +7,16 @@
 //   prepare(plan)  outside the pause: page states from the plan, VMA count.
 //   flip()         in the runtime's pause: the layout makes the heap range
 //                  fault (anon: mremap(MREMAP_DONTUNMAP) onto from-space and
-//                  register MISSING, O(1) in heap size; see layout.h).
+//                  register MISSING, O(1) in heap size; shmem: re-map region
+//                  runs onto their file slots, then register MISSING|MINOR
+//                  (minor) or map them PROT_NONE (sigsegv), O(runs); see
+//                  layout.h and shmem_layout.h).
 //   work()         GC workers produce pages region by region (see producer.h).
 //                  Mutators that touch an unproduced page produce it first.
-//   finish()       every page with data is mapped; unregister; from-space
-//                  leftovers recycled or released; counters published.
+//   finish()       every page with data is mapped; the VMA count is taken
+//                  (stats vmas_after: the cycle's peak); unregister (or open
+//                  the whole range); from-space leftovers recycled, released
+//                  or punched; counters published.
 //
 // Invariants: mutators only ever see to-space addresses and final page
 // contents; a page is installed exactly once (the state CAS decides who);

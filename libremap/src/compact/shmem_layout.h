@@ -26,6 +26,9 @@
 //             (fallocate PUNCH_HOLE, one call per contiguous run; counted as
 //             madvise calls): the slot a region is not in is always a hole.
 //
+// Unlike the anonymous heap, a MAP_SHARED heap is shared, not copied, with a
+// fork()ed child: a child that writes the heap writes the parent's.
+//
 // Invariant between cycles: for every region, the slot it is not in reads
 // zero (or is marked dirty and punched before use), and the free bytes of the
 // slot it is in read zero.
