@@ -29,7 +29,9 @@ from differential import CHILD_PRELUDE, run_child
 MAX_MAP_COUNT = "/proc/sys/vm/max_map_count"
 
 
-TESTS_PATH = os.pathsep.join([os.path.dirname(os.path.abspath(__file__)), os.environ.get("PYTHONPATH", "")])
+TESTS_PATH = os.pathsep.join(
+    [os.path.dirname(os.path.abspath(__file__)), os.environ.get("PYTHONPATH", "")]
+)
 
 
 def _child(body: str, timeout: float = 120) -> object:
