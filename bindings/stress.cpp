@@ -39,6 +39,7 @@ constexpr size_t kMaxObject = 256;
 constexpr size_t kSeen = 64;
 constexpr int kSlotPayload = -1;  // log: a payload-only write
 constexpr int kSlotAlloc = -2;    // log: the object was allocated (version 1, slots null)
+constexpr uint32_t kAnyTarget = UINT32_MAX;
 
 uint64_t mix(uint64_t x) {
   x += 0x9e3779b97f4a7c15ull;
@@ -131,7 +132,10 @@ class Stress {
   void mutator_loop(Mutator& m);
   bool snapshot(Mutator& m, uint32_t id, uintptr_t a, Snapshot* s);
   bool check_snapshot(uint32_t id, uintptr_t a, const Snapshot& s);
-  void write(Mutator& m, uint32_t id, uintptr_t a, int slot, uint32_t target);
+  // Writes (slot < 0: payload only); with expect != kAnyTarget only if the
+  // slot still names `expect`. Returns whether it wrote.
+  bool write(Mutator& m, uint32_t id, uintptr_t a, int slot, uint32_t target,
+             uint32_t expect = kAnyTarget);
   void fail(const std::string& why);
   bool failed() const { return failed_.load(std::memory_order_acquire); }
 
@@ -353,7 +357,7 @@ bool Stress::check_snapshot(uint32_t id, uintptr_t a, const Snapshot& s) {
   return true;
 }
 
-void Stress::write(Mutator& m, uint32_t id, uintptr_t a, int slot, uint32_t target) {
+bool Stress::write(Mutator& m, uint32_t id, uintptr_t a, int slot, uint32_t target, uint32_t expect) {
   Obj& o = table_[id];
   uint32_t s;
   for (;;) {
@@ -362,6 +366,10 @@ void Stress::write(Mutator& m, uint32_t id, uintptr_t a, int slot, uint32_t targ
     sched_yield();
   }
   std::atomic_thread_fence(std::memory_order_release);
+  if (expect != kAnyTarget && o.target[slot].load(std::memory_order_relaxed) != expect) {
+    o.seq.store(s + 2, std::memory_order_release);
+    return false;
+  }
   const uint32_t v = o.version.load(std::memory_order_relaxed) + 1;
   const size_t first = min_object_size(o.nrefs);
   if (slot >= 0) {
@@ -373,6 +381,7 @@ void Stress::write(Mutator& m, uint32_t id, uintptr_t a, int slot, uint32_t targ
   o.seq.store(s + 2, std::memory_order_release);
   m.log.push_back({id, v, slot, target});
   m.writes++;
+  return true;
 }
 
 void Stress::park(Mutator& m) {
@@ -399,6 +408,8 @@ void Stress::mutator_loop(Mutator& m) {
     uint32_t id = root_id_[r];
     uintptr_t a = root_addr_[r].load(std::memory_order_acquire);
     uint32_t prev = 0;  // an object reached before on this walk: a target for new edges
+    uintptr_t prev_a = 0;
+    bool via_spine = false;  // reached through prev's slot 0
     for (int step = 0; step < 64; step++) {
       if (!snapshot(m, id, a, &snap) || !check_snapshot(id, a, snap)) return;
       m.reads++;
@@ -406,32 +417,42 @@ void Stress::mutator_loop(Mutator& m) {
       if (rng() % 8 == 0) m.seen[m.seen_n++ % kSeen] = id;
       const Obj& o = table_[id];
       if (double(rng() % 1000) < p_.write_fraction * 1000) {
-        if (o.nrefs == 0 || step < 4 || rng() % 2 == 0) {  // edges near the roots carry most of the graph
+        if (o.nrefs == 0 || rng() % 2 == 0) {
           write(m, id, a, kSlotPayload, 0);
         } else {
-          int k = int(rng() % o.nrefs);
-          uint32_t t = 0;
+          // Slot 0 is the spine: inserting on it keeps everything
+          // reachable; a bypass (prev's slot 0 skips this object) kills
+          // about one object. Slots 1.. carry cross edges that are
+          // redirected or cleared, and garbage falls out of those too.
+          const int k = int(rng() % o.nrefs);
           size_t size;
           unsigned nrefs;
           random_shape(rng, &size, &nrefs);
-          uint32_t nid;
-          uintptr_t at;
-          if (double(rng() % 1000) < p_.alloc_fraction * 1000 && (at = alloc(m, size, &nid))) {
-            // Inserted on the edge it replaces (the old target stays
-            // reachable through it), with a back edge: cycles in the graph.
+          if (k == 0 && nrefs == 0) {
+            nrefs = 1;
+            size = std::max(size, min_object_size(1) + 8);
+          }
+          uint32_t nid = 0;
+          uintptr_t at = 0;
+          const bool insert = double(rng() % 1000) < p_.alloc_fraction * 1000 && (at = alloc(m, size, &nid));
+          if (insert) {
+            // On the edge it replaces (the old target stays reachable
+            // through it), with a back edge: cycles in the graph.
             init_object(at, nid, size, nrefs);
             m.log.push_back({nid, 1, kSlotAlloc, 0});
             m.allocs++;
             if (nrefs > 0 && snap.target[k]) write(m, nid, at, 0, snap.target[k]);
             if (nrefs > 1) write(m, nid, at, 1, id);
-            t = nid;
-          } else if (rng() % 8) {
-            // Redirected to an object seen on an earlier walk of this epoch:
-            // sharing across the graph; the old target may become garbage.
-            t = m.seen_n ? m.seen[rng() % std::min<size_t>(m.seen_n, kSeen)] : (prev ? prev : id);
+            write(m, id, a, k, nid);
+          } else if (k == 0) {
+            if (via_spine && snap.target[0]) write(m, prev, prev_a, 0, snap.target[0], id);
+          } else {
+            uint32_t t = 0;
+            if (rng() % 4)  // redirected to an object seen on an earlier walk of this epoch
+              t = m.seen_n ? m.seen[rng() % std::min<size_t>(m.seen_n, kSeen)] : (prev ? prev : id);
+            write(m, id, a, k, t);
           }
-          write(m, id, a, k, t);
-          // Re-read after writing: the snapshot must show our own write.
+          // Re-read after writing: the snapshot must show our own writes.
           if (!snapshot(m, id, a, &snap) || !check_snapshot(id, a, snap)) return;
         }
       }
@@ -441,7 +462,9 @@ void Stress::mutator_loop(Mutator& m) {
         if (snap.target[k]) live[nl++] = k;
       if (!nl || request_.load(std::memory_order_acquire) || failed()) break;
       unsigned k = live[rng() % nl];
+      via_spine = k == 0;
       prev = id;
+      prev_a = a;
       id = snap.target[k];
       a = snap.words[2 + k];
     }

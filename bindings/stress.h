@@ -10,6 +10,11 @@
 // remap_forward, resumes them, and calls remap_compact then remap_finish
 // while they run.
 //
+// The graph: slot 0 of every object is a spine (insertions keep what they
+// displace reachable; a bypass drops about one object), slots 1.. carry
+// cross edges that are redirected or cleared; the live set grows until the
+// heap is nearly full and allocation fails until a cycle makes room.
+//
 // What proves correctness:
 //   - Every object has its id in the header and payload words that all
 //     encode (id, version). Writes (payload or reference) take the object's
