@@ -6,8 +6,6 @@
 // fill() copies them into the public remap_cycle_stats.
 #pragma once
 
-#include <time.h>
-
 #include <algorithm>
 #include <atomic>
 #include <cstdint>
@@ -15,15 +13,11 @@
 #include <vector>
 
 #include "libremap.h"
+#include "os/clock.h"
 
 namespace remap {
 
-// Monotonic nanoseconds; clock_gettime is async-signal-safe (vDSO).
-inline uint64_t now_ns() {
-  timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return uint64_t(ts.tv_sec) * 1000000000ull + uint64_t(ts.tv_nsec);
-}
+using os::now_ns;  // async-signal-safe (vDSO): fault handlers time themselves
 
 struct Counter {
   std::atomic<uint64_t> v{0};
