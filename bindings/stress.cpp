@@ -64,6 +64,7 @@ struct Obj {
   std::atomic<uint32_t> seq{0};    // seqlock, odd while a writer holds it
   std::atomic<uint32_t> version{0};
   std::atomic<uint32_t> target[kMaxRefs];  // committed slot targets (ids, 0 = null)
+  uint32_t born = 0;               // the cycle count when it was allocated (diagnostics)
   uint32_t size = 0;               // immutable once the object is published
   uint16_t nrefs = 0;
   uint16_t klass = 0;
@@ -172,6 +173,8 @@ class Stress {
   unsigned parked_ = 0;
   uint64_t epoch_ = 0;
 
+  std::atomic<uint64_t> cycles_started_{0};  // flips so far
+  std::atomic<bool> compacting_{false};      // between flip and finish
   std::atomic<bool> failed_{false};
   std::mutex err_mu_;
   std::string error_;
@@ -257,6 +260,7 @@ void Stress::init_object(uintptr_t at, uint32_t id, size_t size, unsigned nrefs)
   for (unsigned i = 0; i < nrefs; i++) store_word(at + slot_offset(i), 0);
   const size_t first = min_object_size(nrefs);
   for (size_t off = first; off < size; off += 8) store_word(at + off, payload_word(id, 1, (off - first) / 8));
+  o.born = uint32_t(cycles_started_.load(std::memory_order_relaxed));
   o.version.store(1, std::memory_order_relaxed);
   for (auto& t : o.target) t.store(0, std::memory_order_relaxed);
   o.addr.store(at, std::memory_order_release);
@@ -326,8 +330,14 @@ bool Stress::snapshot(Mutator& m, uint32_t id, uintptr_t a, Snapshot* s) {
 bool Stress::check_snapshot(uint32_t id, uintptr_t a, const Snapshot& s) {
   const Obj& o = table_[id];
   auto bad = [&](const std::string& what) {
-    fail("mutator saw object " + std::to_string(id) + " at heap+" + std::to_string(a - base_) +
-         " (version " + std::to_string(s.version) + "): " + what);
+    const size_t off = a - base_;
+    fail("mutator saw object " + std::to_string(id) + " at heap+" + std::to_string(off) +
+         " (region " + std::to_string(off / (p_.region_kib << 10)) + " +" +
+         std::to_string(off % (p_.region_kib << 10)) + ", page +" + std::to_string(off % 4096) +
+         ", size " + std::to_string(o.size) + ", version " + std::to_string(s.version) +
+         ", allocated after flip " + std::to_string(o.born) + ", now after flip " +
+         std::to_string(cycles_started_.load()) + (compacting_.load() ? ", compacting" : ", idle") +
+         "): " + what);
     return false;
   };
   if (o.addr.load(std::memory_order_acquire) != a) return bad("it is not at the address the table says");
@@ -676,11 +686,14 @@ bool Stress::cycle() {
     root_addr_[r].store(nw);
   }
   for (uint32_t id = 1; id < ids; id++) table_[id].addr.store(marked_[id] ? fwd[id] : 0);
+  cycles_started_.fetch_add(1);
+  compacting_.store(concurrent);
   safepoint_end();
   if (concurrent) {
     if (!lib(remap_compact(heap_), "remap_compact")) return false;
     if (!lib(remap_finish(heap_), "remap_finish")) return false;
   }
+  compacting_.store(false);
   remap_cycle_stats st;
   std::memset(&st, 0, sizeof st);
   st.struct_size = sizeof st;
