@@ -61,20 +61,7 @@ def check(r: dict, cycles: int) -> None:
     assert r["log_entries"] >= r["writes"]
 
 
-MINOR_THREAD_BUG = (
-    "engine bug, minor backend in thread mode: a mutator reads an object it allocated "
-    "and wrote during the current compaction (in a region's free part, e.g. region 15 "
-    "+49632) as zeros ('header id 0'): the page's bytes were replaced after the "
-    "mutator's writes (a lost write). Fails in ~4 of 6 runs of this test's minor-thread "
-    "case; not seen with minor/sigbus, sigsegv, move or copy. A race: not strict."
-)
-COMBOS = [
-    pytest.param(b, m, marks=pytest.mark.xfail(strict=False, reason=MINOR_THREAD_BUG))
-    if (b, m) == ("minor", "thread")
-    else (b, m)
-    for b in CONCURRENT_BACKENDS
-    for m in FAULT_MODES
-]
+COMBOS = [(b, m) for b in CONCURRENT_BACKENDS for m in FAULT_MODES]
 
 
 @pytest.mark.timeout(240)

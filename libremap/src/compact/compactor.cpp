@@ -184,14 +184,17 @@ bool Compactor::covers(uintptr_t addr) const noexcept {
 }
 
 bool Compactor::resolve_fault(uintptr_t addr) noexcept {
-  // Not compacting (finish has unregistered the range): the retried access
-  // faults normally.
-  // in_flight_ is raised before active_ is read (both seq_cst) and finish
-  // lowers active_ before waiting for in_flight_ == 0: no handler can still
-  // be inside ensure_page when the next prepare resets the page states.
+  // in_flight_ is raised before closing_ is read (both seq_cst), and finish
+  // raises closing_ before it waits for in_flight_ == 0: once that wait ends
+  // no handler is installing anything, so the layout can stop faults (a
+  // handler thread still writing an EMPTY page through minor's alias after
+  // the unregister woke its mutator would overwrite what the mutator wrote),
+  // and no handler is inside ensure_page when the next prepare resets the
+  // page states. A fault that arrives while closing does nothing: the access
+  // is retried, and faults normally once the layout has stopped faulting.
   in_flight_.fetch_add(1);
   bool ok = true;
-  if (active_.load()) {
+  if (active_.load() && !closing_.load()) {
     if (heap_.contains(addr)) ok = ensure_page(heap_.page_index(addr), true);
     else ok = false;  // past capacity: a runtime bug
   }
@@ -215,9 +218,7 @@ bool Compactor::ensure_page(size_t page, bool by_fault) noexcept {
       producer_->build_page(page, tmp);
       o = backend_->install_copy(addr, tmp);
     }
-    // During finish the range may already be unregistered: an EMPTY page then
-    // simply faults in normally on retry.
-    if (!o.ok && !finishing_.load()) fatal("install a faulted page", o);
+    if (!o.ok) fatal("install a faulted page", o);
     states_.set(page, kPageMapped);
     counters_.pages_by_mutator.add(1);
   } else if (was != kPageMapped) {
@@ -250,11 +251,11 @@ Status Compactor::finish(remap_cycle_stats* stats) {
   // stop_faults opens the rest and they merge back).
   int64_t vmas_peak = os::count_vmas();
 
-  finishing_.store(true);
+  closing_.store(true);
+  while (in_flight_.load() != 0) sched_yield();
   Status stopped = layout_->stop_faults();
   active_.store(false);
-  while (in_flight_.load() != 0) sched_yield();
-  finishing_.store(false);
+  closing_.store(false);
   if (!stopped) return stopped;
 
   s = layout_->release_old(*plan_);

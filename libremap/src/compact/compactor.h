@@ -95,7 +95,7 @@ class Compactor final : public FaultTarget {
   std::unique_ptr<Producer> producer_;
   const Plan* plan_ = nullptr;
   std::atomic<bool> active_{false};     // between flip and finish: faults are ours
-  std::atomic<bool> finishing_{false};  // the heap range is being unregistered
+  std::atomic<bool> closing_{false};    // finish is stopping faults: handlers do no work
   std::atomic<int> in_flight_{0};       // fault handlers inside resolve_fault
   std::atomic<size_t> next_region_{0};
   std::atomic<int> workers_{0};         // threads inside work()
