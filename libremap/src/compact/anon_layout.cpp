@@ -61,7 +61,12 @@ class AnonLayout final : public Layout {
   }
 
   Status release_old(const Plan&) override {
-    return backend_.finish_from_space(uintptr_t(from_.addr()), heap_.capacity());
+    Status s = backend_.finish_from_space(uintptr_t(from_.addr()), heap_.capacity());
+    if (!s) return s;
+    // The pages moved out of from-space left their page tables behind. A
+    // fresh mapping frees them here, outside any pause; otherwise the next
+    // flip's mremap(MREMAP_FIXED) would tear them down inside it.
+    return os::renew_anonymous(from_.addr(), from_.size());
   }
 
   bool clip() const override { return false; }

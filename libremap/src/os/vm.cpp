@@ -113,6 +113,18 @@ Status map_anonymous(size_t size, Mapping* out) {
   return reserve_aligned(size, page_size(), PROT_READ | PROT_WRITE, out);
 }
 
+Status renew_anonymous(void* addr, size_t len) {
+  if (!page_aligned(addr) || len == 0 || len % page_size())
+    return fail(REMAP_EINVAL, "renew_anonymous(%p, %zu): address and length must be page aligned",
+                addr, len);
+  void* p = ::mmap(addr, len, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED, -1, 0);
+  if (p == MAP_FAILED)
+    return fail(errno == ENOMEM ? REMAP_ENOMEM : REMAP_EKERNEL,
+                "mmap(MAP_FIXED) over %p, %zu bytes failed: %s", addr, len, strerror(errno));
+  return Status::ok();
+}
+
 Status remap_dontunmap(void* old_addr, size_t len, void* new_addr) {
   if (!page_aligned(old_addr) || !page_aligned(new_addr) || len == 0 || len % page_size())
     return fail(REMAP_EINVAL, "mremap(DONTUNMAP) of %p -> %p, %zu bytes: addresses and length "

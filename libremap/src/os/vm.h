@@ -82,6 +82,12 @@ Status reserve_aligned(size_t size, size_t align, int prot, Mapping* out);
 // A private anonymous mapping of `size` bytes (page aligned), read-write.
 Status map_anonymous(size_t size, Mapping* out);
 
+// mmap(addr, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS |
+// MAP_NORESERVE | MAP_FIXED): replaces [addr, addr+len) (inside a Mapping the
+// caller owns) with a fresh, empty mapping — its pages and page tables are
+// freed now rather than by whoever maps over the range later.
+Status renew_anonymous(void* addr, size_t len);
+
 // mremap(old, len, len, MREMAP_MAYMOVE | MREMAP_FIXED | MREMAP_DONTUNMAP,
 // new_addr): the pages of [old, old+len) move to new_addr (replacing
 // whatever was mapped there); the old range stays mapped, empty, and faults

@@ -130,6 +130,10 @@ class _Uffd:
         )
         self._check(st, "remap_uffd_copy")
 
+    def unregister(self, addr: int, length: int) -> None:
+        st = self.lib.remap_uffd_unregister(self.h, self.ffi.cast("void*", addr), length)
+        self._check(st, "remap_uffd_unregister")
+
     def close(self) -> None:
         self.lib.remap_uffd_close(self.h)
 
@@ -254,4 +258,63 @@ def measure(reps: int = 50, move_available: bool = True) -> dict[str, Any]:
     out["detail"] = detail
     if not move_available:
         out["errors"].append("this kernel has no UFFDIO_MOVE: move floor not measured")
+    return out
+
+
+_GIB = 1 << 30
+_MREMAP_MAYMOVE, _MREMAP_FIXED, _MREMAP_DONTUNMAP = 1, 2, 4
+_libc.mremap.restype = ctypes.c_void_p
+# mremap is variadic: the fifth argument (new_address) must always be passed.
+_libc.mremap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_size_t, ctypes.c_int,
+                         ctypes.c_void_p]
+
+
+def _reserve_gib_aligned(length: int) -> int:
+    """An anonymous mapping of ``length`` bytes (whole GiB) starting on a GiB
+    boundary: over-reserve, then trim both ends."""
+    raw = mmap_anon(length + _GIB)
+    start = (raw + _GIB - 1) & ~(_GIB - 1)
+    if start > raw:
+        munmap(raw, start - raw)
+    tail = raw + length + _GIB - (start + length)
+    if tail:
+        munmap(start + length, tail)
+    return start
+
+
+def measure_bare_flip(heap_bytes: int, reps: int = 5) -> dict[str, Any]:
+    """What a flip costs the kernel alone: ``mremap(MREMAP_DONTUNMAP)`` of a
+    1 GiB-aligned, whole-GiB mapping whose first ``heap_bytes`` are populated
+    onto a same-sized from-space, plus ``UFFDIO_REGISTER`` of the emptied
+    range (DESIGN.md section 3). Each repetition flips fresh mappings once,
+    as a heap's flip does (a second flip of the same mappings back and forth
+    is several times cheaper). The library's flip pause is judged against
+    this, measured in the same run."""
+    out: dict[str, Any] = {"heap_bytes": heap_bytes, "ns": None, "errors": []}
+    length = max(_GIB, (heap_bytes + _GIB - 1) & ~(_GIB - 1))
+    flags = _MREMAP_MAYMOVE | _MREMAP_FIXED | _MREMAP_DONTUNMAP
+    samples: list[float] = []
+    try:
+        with _Uffd() as uffd:
+            for i in range(reps + 1):
+                heap = _reserve_gib_aligned(length)
+                from_ = _reserve_gib_aligned(length)
+                try:
+                    ctypes.memset(heap, 1, heap_bytes)
+                    t0 = time.perf_counter_ns()
+                    r = _libc.mremap(heap, length, length, flags, from_)
+                    if r != from_:
+                        raise OSError(ctypes.get_errno(), "mremap(DONTUNMAP) failed")
+                    uffd.register(heap, length)
+                    t = time.perf_counter_ns() - t0
+                    uffd.unregister(heap, length)
+                finally:
+                    munmap(heap, length)
+                    munmap(from_, length)
+                if i:
+                    samples.append(float(t))
+        out["ns"] = statistics.median(samples)
+        out["detail"] = _stats(samples)
+    except (FloorError, OSError) as e:
+        out["errors"].append(str(e))
     return out

@@ -58,7 +58,7 @@ class Bench:
         who = workload if backend is None else f"{workload}/{backend}"
         self.say(f"  unavailable: {who}: {reason}")
 
-    def _measure_floor(self) -> None:
+    def _measure_floor(self, heap_mib: int | None = None) -> None:
         if self.floor is not None:
             return
         from ..probe import probe
@@ -78,6 +78,20 @@ class Bench:
         )
         for e in f.get("errors", []):
             self.say(f"  floor: {e}")
+        # The kernel's part of a flip of this heap: mremap(DONTUNMAP) of the
+        # 1 GiB-aligned mapping + UFFDIO_REGISTER, to judge the flip pause by.
+        if heap_mib is None:
+            return
+        bare = floor_mod.measure_bare_flip(int(heap_mib) << 20)
+        f["flip_bare_ns"] = bare["ns"]
+        f["flip_bare_heap_mib"] = int(heap_mib)
+        for e in bare["errors"]:
+            self.say(f"  floor: bare flip: {e}")
+        if bare["ns"] is not None:
+            self.say(
+                f"  bare flip of a {int(heap_mib)} MiB heap (mremap DONTUNMAP +"
+                f" register): {bare['ns'] / 1000:.1f} us"
+            )
 
     @contextlib.contextmanager
     def _swap_for(self, point: Point) -> Iterator[None]:
@@ -152,7 +166,7 @@ class Bench:
         for w in range(self.opts.warmup):
             for b in list(backends):
                 one(b, w, True, f"[warm-up {w + 1}/{self.opts.warmup}]")
-        self._measure_floor()
+        self._measure_floor(point.heap_mib)
         total = self.opts.runs * len(backends)
         k = 0
         for i in range(self.opts.runs):
