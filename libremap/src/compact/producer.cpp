@@ -15,60 +15,26 @@ namespace {
 // microseconds, not milliseconds.
 constexpr size_t kMaxRunPages = 64;
 
-// Forwards every reference slot of an object whose bytes are at `obj`.
-struct FixAll {
-  char* obj;
-  const Plan* plan;
-  static void visit(void* vctx, size_t off) {
-    auto* c = static_cast<FixAll*>(vctx);
-    uint64_t v;
-    memcpy(&v, c->obj + off, sizeof v);
-    if (c->plan->in_heap(v)) {
-      v = c->plan->forward(v);
-      memcpy(c->obj + off, &v, sizeof v);
-    }
-  }
-};
+// Calls f(slot address) for every recorded reference slot in [from, to)
+// (old addresses): Heap::mark recorded each live object's slots from the
+// runtime's visit_ref_offsets, so producing a page needs no callback.
+template <typename F>
+inline void for_each_ref(const LiveBitmap& refs, uintptr_t from, uintptr_t to, F&& f) {
+  for (uintptr_t a = refs.find_next_set(from, to); a < to; a = refs.find_next_set(a + 8, to))
+    f(a);
+}
 
-// Clipped building: forwards the slots that fall in pages the worker owns,
-// reading each value from the object's intact old copy.
-struct FixOwned {
-  const char* old_obj;
-  char* new_obj;               // where the object is being built
-  uintptr_t new_addr;          // its to-space address
-  const uint8_t* mine;         // per page from `first`: owned by this worker
-  size_t first;
-  unsigned page_shift;
-  const Plan* plan;
-  static void visit(void* vctx, size_t off) {
-    auto* c = static_cast<FixOwned*>(vctx);
-    size_t page = ((c->new_addr + off - c->plan->base()) >> c->page_shift);
-    if (!c->mine[page - c->first]) return;
-    uint64_t v;
-    memcpy(&v, c->old_obj + off, sizeof v);
-    if (c->plan->in_heap(v)) v = c->plan->forward(v);
-    memcpy(c->new_obj + off, &v, sizeof v);
-  }
-};
+// The forwarded value of the slot holding v.
+inline uint64_t forwarded(const Plan& plan, uint64_t v) {
+  return plan.in_heap(v) ? plan.forward(v) : v;
+}
 
-// Writes the forwarded value of each slot that falls inside one page buffer;
-// the value is read from the object's intact from-space copy.
-struct FixInPage {
-  const char* old_obj;     // from-space copy
-  char* buf;               // the page being built
-  intptr_t new_minus_page; // object's new address - page start
-  intptr_t page;           // page size
-  const Plan* plan;
-  static void visit(void* vctx, size_t off) {
-    auto* c = static_cast<FixInPage*>(vctx);
-    intptr_t pos = c->new_minus_page + intptr_t(off);
-    if (pos < 0 || pos >= c->page) return;
-    uint64_t v;
-    memcpy(&v, c->old_obj + off, sizeof v);
-    if (c->plan->in_heap(v)) v = c->plan->forward(v);
-    memcpy(c->buf + pos, &v, sizeof v);
-  }
-};
+inline uint64_t load64(const char* p) {
+  uint64_t v;
+  memcpy(&v, p, sizeof v);
+  return v;
+}
+inline void store64(char* p, uint64_t v) { memcpy(p, &v, sizeof v); }
 
 }  // namespace
 
@@ -181,7 +147,7 @@ void Producer::gc_region(Pass& pass, size_t r) {
     }
   };
 
-  const remap_object_model& model = heap_.model();
+  const LiveBitmap& refs = heap_.ref_bits();
   uintptr_t next_new = rb;
   uint64_t copied = 0;
   LiveObject o;
@@ -194,6 +160,7 @@ void Producer::gc_region(Pass& pass, size_t r) {
     wait_foreign(pa, pb);  // a mutator building one of them reads this object's old bytes
     const char* src = reinterpret_cast<const char*>(o.old_addr + rd);
     char* dst = reinterpret_cast<char*>(nw + wd);
+    const uintptr_t old = o.old_addr;
     if (!clip_) {
       // In place: dst and src may overlap (memmove); slots are forwarded in
       // the moved copy.
@@ -201,13 +168,13 @@ void Producer::gc_region(Pass& pass, size_t r) {
         memmove(dst, src, o.size);
         copied += o.size;
       }
-      if (model.visit_ref_offsets) {
-        FixAll fix{dst, &plan_};
-        model.visit_ref_offsets(model.ctx, dst, &FixAll::visit, &fix);
-      }
+      for_each_ref(refs, old, old + o.size, [&](uintptr_t a) {
+        char* slot = dst + (a - old);
+        store64(slot, forwarded(plan_, load64(slot)));
+      });
     } else {
-      // Clipped: only the parts in pages this worker owns; the object's
-      // intact old copy (src) is what the model reads.
+      // Clipped: only the parts in pages this worker owns; values are read
+      // from the object's intact old copy (src).
       if (dst != src) {
         for (size_t p = pa; p < pb; p++) {
           if (!pass.mine[p - first]) continue;
@@ -217,10 +184,11 @@ void Producer::gc_region(Pass& pass, size_t r) {
           copied += hi - lo;
         }
       }
-      if (model.visit_ref_offsets) {
-        FixOwned fix{src, dst, nw, pass.mine.data(), first, page_shift_, &plan_};
-        model.visit_ref_offsets(model.ctx, src, &FixOwned::visit, &fix);
-      }
+      for_each_ref(refs, old, old + o.size, [&](uintptr_t a) {
+        const size_t off = a - old;
+        if (!pass.mine[heap_.page_index(nw + off) - first]) return;
+        store64(dst + off, forwarded(plan_, load64(src + off)));
+      });
     }
     next_new = nw + o.size;
   }
@@ -254,27 +222,24 @@ void Producer::build_page(size_t page, char* buf) const noexcept {
   const uintptr_t pe = ps + page_;
   const PageKind kind = plan_.page_kind(page);
   const uintptr_t first = plan_.first_object(page);
-  const remap_object_model& model = heap_.model();
+  const LiveBitmap& refs = heap_.ref_bits();
   const size_t r = heap_.region_index(ps);
   const intptr_t rd = spaces_.read[r];
   uint64_t t0 = now_ns();
-  LiveObject o;
 
   if (kind != PageKind::FRAGMENTED) {
-    // DENSE / LARGE: the page keeps its bytes; only slots are forwarded. With
-    // a shared layout buf may be the page itself (updated in place).
+    // DENSE / LARGE: the page keeps its bytes and only its recorded slots
+    // are forwarded. With a shared layout buf may be the page itself
+    // (updated in place).
     const char* src = reinterpret_cast<const char*>(ps + rd);
     if (buf != src) {
       memcpy(buf, src, page_);
       c_.bytes_copied.add(page_);
     }
-    if (first && model.visit_ref_offsets) {
-      for (LiveCursor cur(plan_, first, pe); cur.next(&o);) {
-        FixInPage fix{reinterpret_cast<const char*>(o.old_addr + rd), buf,
-                      intptr_t(o.old_addr) - intptr_t(ps), intptr_t(page_), &plan_};
-        model.visit_ref_offsets(model.ctx, fix.old_obj, &FixInPage::visit, &fix);
-      }
-    }
+    for_each_ref(refs, ps, pe, [&](uintptr_t a) {
+      char* slot = buf + (a - ps);
+      store64(slot, forwarded(plan_, load64(slot)));
+    });
     c_.produce_ns.add(now_ns() - t0);
     return;
   }
@@ -282,6 +247,7 @@ void Producer::build_page(size_t page, char* buf) const noexcept {
   const uintptr_t data_end = std::min(plan_.new_top(r), pe);
   uintptr_t nw = plan_.forward(first);
   uint64_t copied = 0;
+  LiveObject o;
   for (LiveCursor cur(plan_, first, plan_.live_end(r)); cur.next(&o); nw += o.size) {
     if (nw >= pe) break;
     const uintptr_t lo = std::max(nw, ps);
@@ -289,10 +255,12 @@ void Producer::build_page(size_t page, char* buf) const noexcept {
     const char* old_obj = reinterpret_cast<const char*>(o.old_addr + rd);
     memcpy(buf + (lo - ps), old_obj + (lo - nw), hi - lo);
     copied += hi - lo;
-    if (model.visit_ref_offsets) {
-      FixInPage fix{old_obj, buf, intptr_t(nw) - intptr_t(ps), intptr_t(page_), &plan_};
-      model.visit_ref_offsets(model.ctx, old_obj, &FixInPage::visit, &fix);
-    }
+    // The slots of the part in this page, at their old addresses.
+    const uintptr_t old = o.old_addr;
+    for_each_ref(refs, old + (lo - nw), old + (hi - nw), [&](uintptr_t a) {
+      const size_t off = a - old;
+      store64(buf + (nw + off - ps), forwarded(plan_, load64(old_obj + off)));
+    });
   }
   if (data_end < pe) memset(buf + (data_end - ps), 0, pe - data_end);
   c_.bytes_copied.add(copied);

@@ -60,6 +60,7 @@ Status Heap::init(const remap_heap_config& config) {
   regions_ = std::make_unique<Region[]>(region_count_);
   if (!(s = begin_.init(base_, capacity_))) return s;
   if (!(s = live_.init(base_, capacity_))) return s;
+  if (!(s = refs_.init(base_, capacity_))) return s;
   return Status::ok();
 }
 
@@ -202,16 +203,32 @@ Status Heap::locate_for_mark(uintptr_t a, size_t* region, uintptr_t* limit) cons
 }
 
 namespace {
+// Checks each reported slot offset and keeps the first kKept of them, so
+// that the slots of an accepted mark can be recorded without a second visit.
 struct SlotOffsetCheck {
-  size_t size;
+  static constexpr size_t kKept = 64;
+  size_t size = 0;
   bool bad = false;
   size_t bad_offset = 0;
+  size_t n = 0;
+  uint32_t kept[kKept];
   static void visit(void* vctx, size_t off) {
     auto* c = static_cast<SlotOffsetCheck*>(vctx);
     if (!c->bad && (off >= c->size || c->size - off < 8 || (off & 7))) {
       c->bad = true;
       c->bad_offset = off;
     }
+    if (c->n < kKept) c->kept[c->n] = uint32_t(off);
+    c->n++;
+  }
+};
+
+struct SlotRecorder {
+  LiveBitmap* refs;
+  uintptr_t obj;
+  static void visit(void* vctx, size_t off) {
+    auto* c = static_cast<SlotRecorder*>(vctx);
+    c->refs->test_and_set(c->obj + off);
   }
 };
 }  // namespace
@@ -231,11 +248,14 @@ Status Heap::mark(uintptr_t obj) {
                 "object_size(%#zx) returned %zu: the object would run past allocated memory "
                 "at %#zx",
                 size_t(obj), size, size_t(limit));
-  // Slot offsets are checked here, where the runtime already pays for
-  // reading the object, so that prepare (in the pause) need not visit every
-  // live object and compaction never meets a slot outside its object.
+  // The object's slots are visited here, where the runtime already pays for
+  // reading the object: their offsets are checked (so compaction never meets
+  // a slot outside its object) and recorded in the refs bitmap, so that
+  // producing a page is a memmove plus a bit scan, with no callback per
+  // object while mutators wait (DESIGN §6).
+  SlotOffsetCheck chk;
+  chk.size = size;
   if (config_.model.visit_ref_offsets) {
-    SlotOffsetCheck chk{size};
     config_.model.visit_ref_offsets(config_.model.ctx, reinterpret_cast<const void*>(obj),
                                     &SlotOffsetCheck::visit, &chk);
     if (chk.bad)
@@ -252,6 +272,13 @@ Status Heap::mark(uintptr_t obj) {
                 "may be marked",
                 size_t(obj), size);
   }
+  if (chk.n <= SlotOffsetCheck::kKept) {
+    for (size_t i = 0; i < chk.n; i++) refs_.test_and_set(obj + chk.kept[i]);
+  } else {
+    SlotRecorder rec{&refs_, obj};
+    config_.model.visit_ref_offsets(config_.model.ctx, reinterpret_cast<const void*>(obj),
+                                    &SlotRecorder::visit, &rec);
+  }
   regions_[r].live_bytes.fetch_add(size, std::memory_order_relaxed);
   return Status::ok();
 }
@@ -263,6 +290,7 @@ void Heap::clear_marks() {
   if (marked > region_count_ / 8) {
     begin_.clear_all();
     live_.clear_all();
+    refs_.clear_all();
   }
   for (size_t r = 0; r < region_count_; ++r) {
     Region& reg = regions_[r];
@@ -274,6 +302,7 @@ void Heap::clear_marks() {
                         : rb + region_size_;
       begin_.clear_range(rb, e);
       live_.clear_range(rb, e);
+      refs_.clear_range(rb, e);
     }
     reg.live_bytes.store(0, std::memory_order_relaxed);
   }

@@ -97,6 +97,9 @@ class Heap {
   void clear_marks();
   const LiveBitmap& begin_bits() const { return begin_; }
   const LiveBitmap& live_bits() const { return live_; }
+  // A bit at every reference slot of every marked object, recorded by mark()
+  // from visit_ref_offsets; the concurrent engine forwards slots from it.
+  const LiveBitmap& ref_bits() const { return refs_; }
 
   // --- the cycle ----------------------------------------------------------------
   // Puts the regions in the new layout of `plan`: FRAGMENTED top = new_top
@@ -144,6 +147,7 @@ class Heap {
   size_t region_count_ = 0;
   LiveBitmap begin_;
   LiveBitmap live_;
+  LiveBitmap refs_;
 
   mutable std::mutex alloc_mutex_;
   size_t free_hint_ = 0;                 // no FREE region below this index
