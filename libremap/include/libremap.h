@@ -367,8 +367,9 @@ typedef struct remap_cycle_stats {
   uint64_t mprotect_calls;
   uint64_t madvise_calls;
   uint64_t bytes_copied;       /* bytes memcpy'd by the library */
-  uint64_t buffers_recycled;   /* buffer pages reused without a fault */
-  uint64_t buffers_new;        /* buffer pages that had to be populated */
+  uint64_t buffers_recycled;   /* pages of built data that reused an old page (no allocation) */
+  uint64_t buffers_new;        /* pages of built data the kernel had to allocate; zero
+                                  pages installed for allocation count in pages_zero only */
   uint64_t fallback_ebusy;     /* pages MOVE refused as not exclusive, installed by COPY */
   uint64_t fallback_other;
   /* mutator faults */

@@ -41,7 +41,9 @@ class CopyBackend final : public Backend {
 
   InstallOutcome install_zero(uintptr_t dst, intptr_t) noexcept override {
     alignas(64) static const char zeros[65536] = {};
-    InstallOutcome o = copy(dst, zeros, 1);  // one allocation now instead of zeropage + COW later
+    // One allocation now instead of zeropage + COW later. Not a buffer (no
+    // data of the heap's): counted as a zero page only.
+    InstallOutcome o = copy(dst, zeros, 1, /*buffers=*/false);
     if (o.ok) c_.pages_zero.add(1);
     return o;
   }
@@ -51,7 +53,7 @@ class CopyBackend final : public Backend {
   Status finish_from_space(uintptr_t from, size_t len) override { return release(from, len); }
 
  private:
-  InstallOutcome copy(uintptr_t dst, const void* src, size_t npages) noexcept {
+  InstallOutcome copy(uintptr_t dst, const void* src, size_t npages, bool buffers = true) noexcept {
     const size_t len = npages * env_.page;
     size_t off = 0;
     uint64_t t0 = now_ns();
@@ -67,7 +69,7 @@ class CopyBackend final : public Backend {
     }
     c_.install_ns.add(now_ns() - t0);
     c_.pages_installed.add(npages);
-    c_.buffers_new.add(npages);  // every installed page is one the kernel allocated
+    if (buffers) c_.buffers_new.add(npages);  // every installed page is one the kernel allocated
     return {};
   }
 
