@@ -8,6 +8,7 @@
 // library (remap_compact / remap_finish); mutators never hold a heap
 // address across a safepoint, so the flip may move everything.
 #include "stress.h"
+#include "stats_py.h"
 
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
@@ -751,24 +752,6 @@ StressResult Stress::run() {
   if (error_.empty() && res_.cycles != p_.cycles)
     res_.error = "only " + std::to_string(res_.cycles) + " cycles ran";
   return res_;
-}
-
-py::dict stats_dict(const remap_cycle_stats& s) {
-  py::dict d;
-#define F(name) d[#name] = s.name;
-  F(cycle) F(backend) F(fault_mode) F(prepare_ns) F(flip_pause_ns) F(compaction_ns) F(finish_ns)
-  F(produce_ns) F(install_ns) F(wait_ns) F(fault_alloc_ns) F(madvise_ns)
-  F(live_bytes) F(regions_dense) F(regions_fragmented) F(regions_empty) F(regions_large)
-  F(pages_installed) F(pages_by_gc) F(pages_by_mutator) F(pages_zero) F(pages_in_place)
-  F(ioctl_move) F(ioctl_copy) F(ioctl_zeropage) F(ioctl_continue) F(ioctl_wake)
-  F(pages_moved) F(pages_copied) F(mprotect_calls) F(madvise_calls) F(bytes_copied)
-  F(buffers_recycled) F(buffers_new) F(fallback_ebusy) F(fallback_other)
-  F(faults) F(fault_p50_ns) F(fault_p99_ns) F(fault_max_ns) F(vmas_before) F(vmas_after)
-#undef F
-  py::list hist;
-  for (uint64_t v : s.fault_hist) hist.append(v);
-  d["fault_hist"] = hist;
-  return d;
 }
 
 int parse_enum(const py::object& v, const char* const* names, int n, const char* what) {

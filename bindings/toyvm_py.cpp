@@ -14,30 +14,13 @@
 
 #include "../libremap/toyvm/toyvm.h"
 #include "module_parts.h"
+#include "stats_py.h"
 
 namespace py = pybind11;
 
 namespace libremap_py {
 
 namespace {
-
-py::dict lib_stats_dict(const remap_cycle_stats& s) {
-  py::dict d;
-#define F(name) d[#name] = s.name;
-  F(cycle) F(backend) F(fault_mode) F(prepare_ns) F(flip_pause_ns) F(compaction_ns) F(finish_ns)
-  F(produce_ns) F(install_ns) F(wait_ns) F(fault_alloc_ns) F(madvise_ns)
-  F(live_bytes) F(regions_dense) F(regions_fragmented) F(regions_empty) F(regions_large)
-  F(pages_installed) F(pages_by_gc) F(pages_by_mutator) F(pages_zero) F(pages_in_place)
-  F(ioctl_move) F(ioctl_copy) F(ioctl_zeropage) F(ioctl_continue) F(ioctl_wake)
-  F(pages_moved) F(pages_copied) F(mprotect_calls) F(madvise_calls) F(bytes_copied)
-  F(buffers_recycled) F(buffers_new) F(fallback_ebusy) F(fallback_other)
-  F(faults) F(fault_p50_ns) F(fault_p99_ns) F(fault_max_ns) F(vmas_before) F(vmas_after)
-#undef F
-  py::list hist;
-  for (uint64_t v : s.fault_hist) hist.append(v);
-  d["fault_hist"] = hist;
-  return d;
-}
 
 py::dict gc_dict(const toyvm::GcRecord& r) {
   py::dict d;
@@ -46,7 +29,7 @@ py::dict gc_dict(const toyvm::GcRecord& r) {
   F(roots) F(objects_marked) F(bytes_marked) F(heap_before) F(heap_after) F(capacity)
 #undef F
   d["cause"] = r.cause;
-  d["lib"] = lib_stats_dict(r.lib);
+  d["lib"] = stats_dict(r.lib);
   return d;
 }
 
