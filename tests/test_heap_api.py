@@ -170,6 +170,30 @@ def test_create_rejects_null_and_model():
     lib.remap_heap_destroy(ffi.NULL)
 
 
+def test_config_from_a_caller_built_before_flags():
+    # A runtime compiled against the first layout (ending at `model`) keeps
+    # working: fields added later read as 0; its garbage past struct_size is
+    # never read. Unknown flag bits are refused.
+    out = ffi.new("remap_heap **")
+    c = config()
+    c.struct_size = ffi.offsetof("remap_heap_config", "flags")
+    c.flags = 0xDEAD  # past the caller's struct_size: must be ignored
+    assert lib.remap_heap_create(c, out) == 0, err()
+    lib.remap_heap_destroy(out[0])
+    c = config()
+    c.struct_size = ffi.offsetof("remap_heap_config", "flags") - 8
+    assert lib.remap_heap_create(c, out) == lib.REMAP_EINVAL
+    assert "remap_heap_config" in err()
+    c = config()
+    c.flags = 0x100
+    assert lib.remap_heap_create(c, out) == lib.REMAP_EINVAL
+    assert "flags" in err()
+    c = config()
+    c.flags = lib.REMAP_HEAP_VERIFY_REFS
+    assert lib.remap_heap_create(c, out) == 0, err()
+    lib.remap_heap_destroy(out[0])
+
+
 def test_info_and_reservation(heap):
     i = heap.info
     assert heap.base % GiB == 0  # DESIGN §3: GiB aligned
