@@ -26,13 +26,10 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from . import _core
+from ._names import BACKENDS, FAULT_MODES, enum_value
 
 RemapError = _core.RemapError
 
-#: remap_backend values by name (libremap.h).
-BACKENDS: dict[str, int] = {"auto": 0, "move": 1, "copy": 2, "minor": 3, "sigsegv": 4, "stw": 5}
-#: remap_fault_mode values by name (libremap.h).
-FAULT_MODES: dict[str, int] = {"auto": 0, "sigbus": 1, "thread": 2}
 #: Ways the object model can be made to lie about one object (set_fault).
 MODEL_FAULTS: tuple[str, ...] = tuple(_core.MODEL_FAULTS)
 #: remap_phase values (libremap.h).
@@ -45,13 +42,6 @@ KiB = 1024
 MiB = 1024 * KiB
 
 
-def _enum(value: str | int, table: dict[str, int], what: str) -> int:
-    if isinstance(value, int):
-        return value
-    try:
-        return table[value]
-    except KeyError:
-        raise ValueError(f"unknown {what} {value!r}; expected one of {sorted(table)}") from None
 
 
 class SyntheticHeap:
@@ -122,8 +112,8 @@ class SyntheticHeap:
             "dense_threshold": dense_threshold,
         }
         native = dict(self.params)
-        native["backend"] = _enum(backend, BACKENDS, "backend")
-        native["fault_mode"] = _enum(fault_mode, FAULT_MODES, "fault mode")
+        native["backend"] = enum_value(backend, BACKENDS, "backend")
+        native["fault_mode"] = enum_value(fault_mode, FAULT_MODES, "fault mode")
         self._h = _core.SyntheticHeap(**native)
 
     # ---- workload -------------------------------------------------------

@@ -34,10 +34,9 @@ import statistics
 from typing import Any
 
 from . import _core
+from ._names import BACKENDS, FAULT_MODES, enum_value
 
 WORKLOADS: tuple[str, ...] = tuple(_core.TOYVM_WORKLOADS)
-BACKENDS: dict[str, int] = {"auto": 0, "move": 1, "copy": 2, "minor": 3, "sigsegv": 4, "stw": 5}
-FAULT_MODES: dict[str, int] = {"auto": 0, "sigbus": 1, "thread": 2}
 
 MiB = 1 << 20
 
@@ -74,13 +73,6 @@ class BackendUnsupported(ToyVmError):
     """libremap answered REMAP_EUNSUPPORTED for this backend / fault mode."""
 
 
-def _enum(value: str | int, table: dict[str, int], what: str) -> int:
-    if isinstance(value, int):
-        return value
-    try:
-        return table[value]
-    except KeyError:
-        raise ValueError(f"unknown {what} {value!r}; expected one of {sorted(table)}") from None
 
 
 def _percentile_from_hist(hist: list[int], q: float) -> float:
@@ -229,8 +221,8 @@ def run(
         params,
         heap_bytes=heap,
         region_size=region,
-        backend=_enum(backend, BACKENDS, "backend"),
-        fault_mode=_enum(fault_mode, FAULT_MODES, "fault mode"),
+        backend=enum_value(backend, BACKENDS, "backend"),
+        fault_mode=enum_value(fault_mode, FAULT_MODES, "fault mode"),
         gc_threads=gc_threads,
         handler_threads=handler_threads,
         dense_threshold=dense_threshold,
