@@ -119,6 +119,26 @@ remap_status uffd_err_code(UffdErr e, int sys_errno) noexcept {
   return REMAP_EINTERNAL;
 }
 
+namespace {
+// An ioctl with no progress field (register, unregister): all of `len` or
+// nothing, retried on a spurious EINTR like the fill ioctls.
+UffdResult single_shot(int fd, unsigned long request, void* arg, size_t len) noexcept {
+  UffdResult r;
+  int rc;
+  int eintr = 0;
+  do {
+    rc = ::ioctl(fd, request, arg);
+  } while (rc != 0 && errno == EINTR && ++eintr <= kMaxEintrRetries);
+  if (rc != 0) {
+    r.sys_errno = errno;
+    r.err = uffd_classify(r.sys_errno);
+    return r;
+  }
+  r.done = len;
+  return r;
+}
+}  // namespace
+
 UffdResult uffd_register(int fd, void* addr, size_t len, uint64_t mode, uint64_t* ioctls) noexcept {
   ErrnoGuard guard;
   struct uffdio_register reg;
@@ -126,19 +146,8 @@ UffdResult uffd_register(int fd, void* addr, size_t len, uint64_t mode, uint64_t
   reg.range.len = len;
   reg.mode = mode;
   reg.ioctls = 0;
-  UffdResult r;
-  int rc;
-  int eintr = 0;
-  do {
-    rc = ::ioctl(fd, UFFDIO_REGISTER, &reg);
-  } while (rc != 0 && errno == EINTR && ++eintr <= kMaxEintrRetries);
-  if (rc != 0) {
-    r.sys_errno = errno;
-    r.err = uffd_classify(r.sys_errno);
-    return r;
-  }
-  if (ioctls) *ioctls = reg.ioctls;
-  r.done = len;
+  UffdResult r = single_shot(fd, UFFDIO_REGISTER, &reg, len);
+  if (r.ok() && ioctls) *ioctls = reg.ioctls;
   return r;
 }
 
@@ -147,19 +156,7 @@ UffdResult uffd_unregister(int fd, void* addr, size_t len) noexcept {
   struct uffdio_range range;
   range.start = addr_of(addr);
   range.len = len;
-  UffdResult r;
-  int rc;
-  int eintr = 0;
-  do {
-    rc = ::ioctl(fd, UFFDIO_UNREGISTER, &range);
-  } while (rc != 0 && errno == EINTR && ++eintr <= kMaxEintrRetries);
-  if (rc != 0) {
-    r.sys_errno = errno;
-    r.err = uffd_classify(r.sys_errno);
-    return r;
-  }
-  r.done = len;
-  return r;
+  return single_shot(fd, UFFDIO_UNREGISTER, &range, len);
 }
 
 UffdResult uffd_move(int fd, void* dst, void* src, size_t len, uint64_t mode) noexcept {
