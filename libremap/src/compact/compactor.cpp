@@ -138,8 +138,9 @@ Status Compactor::flip() {
   if (!plan_) return fail(REMAP_EPHASE, "flip before prepare");
   Status s = layout_->flip(*plan_);
   if (!s) return s;
-  // Allocation from now on sees the new layout (free tails, empty regions).
-  heap_.adopt_layout(*plan_);
+  // Allocation from now on sees the new layout (free tails, empty regions),
+  // adopted by the first allocation call: nothing O(heap) in the pause.
+  heap_.publish_layout(*plan_);
   active_.store(true, std::memory_order_release);
   flip_end_ns_ = now_ns();
   return Status::ok();

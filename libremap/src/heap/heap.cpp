@@ -68,6 +68,7 @@ Status Heap::init(const remap_heap_config& config) {
 
 Status Heap::acquire_region(uintptr_t* start, uintptr_t* end) {
   std::lock_guard<std::mutex> g(alloc_mutex_);
+  adopt_pending_locked();
   while (next_tail_ < offered_tails_.size()) {
     size_t r = offered_tails_[next_tail_++];
     Region& reg = regions_[r];
@@ -101,6 +102,7 @@ Status Heap::retire_region(uintptr_t start, uintptr_t cursor) {
     return fail(REMAP_EINVAL, "start %#zx is not inside the heap [%#zx, %#zx)", size_t(start),
                 size_t(base_), size_t(end()));
   std::lock_guard<std::mutex> g(alloc_mutex_);
+  adopt_pending_locked();
   size_t r = region_index(start);
   Region& reg = regions_[r];
   uintptr_t rb = region_base(r);
@@ -136,6 +138,7 @@ Status Heap::alloc_large(size_t size, uintptr_t* out) {
   size_t bytes = (size + page_size_ - 1) & ~(page_size_ - 1);
   size_t n = (bytes + region_size_ - 1) >> region_shift_;
   std::lock_guard<std::mutex> g(alloc_mutex_);
+  adopt_pending_locked();
   size_t run = 0;
   for (size_t r = free_hint_; r < region_count_; ++r) {
     if (regions_[r].get_state() != RegionState::FREE) {
@@ -310,8 +313,18 @@ void Heap::clear_marks() {
 
 // --- the cycle ----------------------------------------------------------------------
 
+void Heap::publish_layout(const Plan& plan) {
+  std::lock_guard<std::mutex> g(alloc_mutex_);
+  if (adopted_plan_ != &plan) pending_plan_ = &plan;
+}
+
 void Heap::adopt_layout(const Plan& plan) {
   std::lock_guard<std::mutex> g(alloc_mutex_);
+  if (pending_plan_ == &plan) pending_plan_ = nullptr;
+  adopt_layout_locked(plan);
+}
+
+void Heap::adopt_layout_locked(const Plan& plan) {
   if (adopted_plan_ == &plan) return;
   adopted_plan_ = &plan;
   offered_tails_.clear();
@@ -346,6 +359,7 @@ void Heap::complete_cycle(const Plan& plan) {
   clear_marks();
   std::lock_guard<std::mutex> g(alloc_mutex_);
   adopted_plan_ = nullptr;
+  pending_plan_ = nullptr;
   ++cycles_;
 }
 

@@ -20,6 +20,7 @@
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <utility>
 #include <vector>
 
 #include "api/status.h"
@@ -106,10 +107,15 @@ class Heap {
   // and its free tail offered to acquire_region, EMPTY (incl. dead large
   // objects' regions) -> FREE; DENSE/LARGE unchanged. Only regions that were
   // RETIRED/LARGE when the plan was built are touched, so regions acquired
-  // during concurrent compaction are left alone. Idempotent per plan. The
-  // engine calls it at the flip, before mutators resume, so that allocation
-  // during compaction only sees memory free in the new layout.
+  // during concurrent compaction are left alone. Idempotent per plan.
   void adopt_layout(const Plan& plan);
+  // O(1), for the flip's pause: the new layout of `plan` is adopted by the
+  // first allocation call that follows (acquire_region, retire_region,
+  // alloc_large take the allocation mutex and adopt it first), or at
+  // complete_cycle, so allocation during compaction only sees memory free in
+  // the new layout and the pause does not walk the region table.
+  // (regions_free/bytes_allocated may show the old layout until then.)
+  void publish_layout(const Plan& plan);
   // The end of a cycle: adopt_layout(plan) if not done yet, clear_marks(),
   // cycles() + 1. The STW backend calls it at the end of its pause, the
   // concurrent engine at finish.
@@ -154,6 +160,11 @@ class Heap {
   std::vector<uint32_t> offered_tails_;  // compacted regions with an open tail, ascending
   size_t next_tail_ = 0;                 // next index into offered_tails_
   const Plan* adopted_plan_ = nullptr;   // the plan adopt_layout last applied
+  const Plan* pending_plan_ = nullptr;   // published at the flip, not adopted yet
+  void adopt_layout_locked(const Plan& plan);
+  void adopt_pending_locked() {
+    if (pending_plan_) adopt_layout_locked(*std::exchange(pending_plan_, nullptr));
+  }
   uint64_t cycles_ = 0;
 };
 
