@@ -165,7 +165,6 @@ Status Compactor::run(unsigned threads) {
   for (unsigned i = 1; i < threads; i++) extra.emplace_back([this] { work(); });
   Status s = work();
   for (auto& t : extra) t.join();
-  work_end_ns_ = now_ns();
   return s;
 }
 
@@ -238,7 +237,6 @@ Status Compactor::finish(remap_cycle_stats* stats) {
   // Workers of a concurrent remap_compact may still be returning from their
   // last region: the producer must outlive them.
   while (workers_.load() != 0) sched_yield();
-  if (!work_end_ns_ || work_end_ns_ < flip_end_ns_) work_end_ns_ = now_ns();
   // Pages mutators still build; an UNPROCESSED page here would be a bug in
   // work(), but producing it is the safe answer.
   for (size_t p = 0; p < states_.count(); p++) {
@@ -270,7 +268,6 @@ Status Compactor::finish(remap_cycle_stats* stats) {
   }
   plan_ = nullptr;
   producer_.reset();
-  work_end_ns_ = 0;
   return s;
 }
 

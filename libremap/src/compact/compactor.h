@@ -70,8 +70,6 @@ class Compactor final : public FaultTarget {
   bool resolve_fault(uintptr_t addr) noexcept override;
 
   const CycleCounters& counters() const { return counters_; }
-  heap::PagePool* pool() const { return pool_.get(); }
-  int uffd() const { return uffd_.get(); }
 
  private:
   explicit Compactor(Heap& heap) : heap_(heap) {}
@@ -100,7 +98,6 @@ class Compactor final : public FaultTarget {
   std::atomic<size_t> next_region_{0};
   std::atomic<int> workers_{0};         // threads inside work()
   uint64_t flip_end_ns_ = 0;
-  uint64_t work_end_ns_ = 0;
   uint64_t vmas_before_ = 0;
 };
 

@@ -63,7 +63,6 @@ Producer::Producer(const Heap& heap, const Plan& plan, PageStates& states, Backe
       c_(counters),
       spaces_(spaces),
       page_(heap.page_size()),
-      page_shift_(heap.page_shift()),
       clip_(clip),
       release_regions_(release_regions) {}
 

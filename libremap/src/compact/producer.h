@@ -71,7 +71,6 @@ class Producer {
   CycleCounters& c_;
   const RegionSpaces& spaces_;
   const size_t page_;
-  const unsigned page_shift_;
   const bool clip_;
   const bool release_regions_;
 };
