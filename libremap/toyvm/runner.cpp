@@ -10,7 +10,7 @@ namespace toyvm {
 
 const std::vector<std::string>& workload_names() {
   static const std::vector<std::string> names = {"gcbench", "binary_trees", "lru_cache",
-                                                 "random_graph"};
+                                                 "random_graph", "large_arrays"};
   return names;
 }
 
@@ -19,6 +19,7 @@ std::unique_ptr<Workload> make_workload(const std::string& name) {
   if (name == "binary_trees") return make_binary_trees();
   if (name == "lru_cache") return make_lru_cache();
   if (name == "random_graph") return make_random_graph();
+  if (name == "large_arrays") return make_large_arrays();
   return nullptr;
 }
 

@@ -27,9 +27,10 @@ struct WorkloadParams {
   // (2 * size of the stretch tree / size of a tree of that depth).
   double iteration_scale = 1.0;
   size_t array_size = 500000;  // gcbench's long-lived double[]
-  // lru: entries per thread's cache; graph: nodes shared by all threads.
+  // lru: entries per thread's cache; graph: nodes shared by all threads;
+  // large_arrays: large-array slots per thread (capped to fit the heap).
   size_t size = 4096;
-  // lru, graph: operations per thread per round.
+  // lru, graph, large_arrays: operations per thread per round.
   size_t ops = 100000;
   size_t max_value_bytes = 8192;   // lru: value sizes are log-uniform 16 B .. this
   double large_fraction = 0.002;   // lru: values of 3/4 of a region (large objects)
@@ -59,8 +60,9 @@ std::unique_ptr<Workload> make_gcbench();
 std::unique_ptr<Workload> make_binary_trees();
 std::unique_ptr<Workload> make_lru_cache();
 std::unique_ptr<Workload> make_random_graph();
+std::unique_ptr<Workload> make_large_arrays();
 
-// "gcbench", "binary_trees", "lru_cache", "random_graph".
+// "gcbench", "binary_trees", "lru_cache", "random_graph", "large_arrays".
 const std::vector<std::string>& workload_names();
 std::unique_ptr<Workload> make_workload(const std::string& name);
 
