@@ -20,6 +20,10 @@ Workloads (each checks its own results):
 - ``random_graph``: ``size`` nodes shared by all threads, mutated (payload
   rewrites, edge writes, replacements) while libremap compacts; a shadow
   model outside the heap is checked after every collection.
+- ``large_arrays``: ``size`` slots per thread of large long[], double[] and
+  Object[] (whose elements point to small boxes and to large arrays),
+  about half replaced between collections so that live large objects slide
+  over dead ones; every word and element is checked after every collection.
 
 The C++ VM runs without the GIL. A failed run raises :class:`ToyVmError`
 (:class:`HeapExhausted` when the heap is too small, :class:`BackendUnsupported`
@@ -41,12 +45,15 @@ WORKLOADS: tuple[str, ...] = tuple(_core.TOYVM_WORKLOADS)
 MiB = 1 << 20
 
 # Per-workload defaults: a run of about a second on a small shared machine
-# with a collection every few MiB allocated.
+# with a collection every few MiB allocated. The heap is 64 MiB unless a
+# workload says otherwise: large_arrays' heap is about twice its live set,
+# so that about half of its large objects die between two collections.
 DEFAULTS: dict[str, dict[str, Any]] = {
     "gcbench": {"depth": 16, "iteration_scale": 0.25, "array_size": 500_000},
     "binary_trees": {"depth": 16},
     "lru_cache": {"size": 4096, "ops": 100_000, "max_value_bytes": 8192},
     "random_graph": {"size": 2048, "ops": 100_000},
+    "large_arrays": {"heap_mib": 28, "size": 10, "ops": 400},
 }
 
 
@@ -163,7 +170,7 @@ def _totals(gcs: list[dict[str, Any]]) -> dict[str, Any]:
 def run(
     workload: str = "gcbench",
     *,
-    heap_mib: float = 64,
+    heap_mib: float | None = None,
     threads: int = 2,
     backend: str | int = "auto",
     fault_mode: str | int = "auto",
@@ -186,6 +193,8 @@ def run(
 ) -> dict[str, Any]:
     """Run one workload on a fresh toy VM; returns its stats.
 
+    ``heap_mib`` defaults to the workload's ``DEFAULTS`` entry, else 64.
+
     The dict: ``workload``, ``backend``/``fault_mode`` (as the library
     resolved them), ``params``, ``gcs`` (one dict per collection: pause and
     its parts in ns, concurrent compaction, pages by GC vs mutators, fault
@@ -197,9 +206,9 @@ def run(
         raise ValueError(f"unknown workload {workload!r}; expected one of {list(WORKLOADS)}")
     if threads < 1 or rounds < 1:
         raise ValueError("threads and rounds must be >= 1")
-    region = region_kib * 1024
-    heap = int(heap_mib * MiB) // region * region
     d = DEFAULTS[workload]
+    region = region_kib * 1024
+    heap = int((heap_mib if heap_mib is not None else d.get("heap_mib", 64)) * MiB) // region * region
     params = {
         "threads": threads,
         "rounds": rounds,
