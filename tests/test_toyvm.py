@@ -43,6 +43,9 @@ CONFIGS: dict[str, dict] = {
         "rounds": 3,
     },
     "random_graph": {"heap_mib": 6, "size": 1024, "ops": 40_000, "rounds": 3},
+    # 14 large arrays of 3/4 to 3 regions (about 7 MiB) in 20 MiB: about
+    # half of them die between two collections.
+    "large_arrays": {"heap_mib": 20, "size": 7, "ops": 400},
 }
 MIN_GCS = 8
 
@@ -113,6 +116,19 @@ def test_workload_verifies(workload, backend, fault_mode):
         else:
             assert g["concurrent_ns"] > 0
             assert g["pages_by_gc"] + g["pages_by_mutator"] > 0 or g["live_bytes"] == 0
+
+
+@pytest.mark.parametrize("backend,fault_mode", MODES, ids=[f"{b}-{m}" for b, m in MODES])
+def test_large_and_small_objects_compact_in_one_cycle(backend, fault_mode):
+    # The run test_workload_verifies checked (run_child is cached).
+    r = run_child("large_arrays", backend, fault_mode)
+    skip_unsupported(r)
+    assert r["verified"], describe(r)
+    gcs = r["gcs"]
+    both = [g for g in gcs if g["lib"]["regions_large"] and g["lib"]["regions_fragmented"]]
+    assert len(both) >= MIN_GCS, f"{len(both)} of {len(gcs)} cycles compacted both kinds: {describe(r)}"
+    # The working set was checked after every collection, in its own pause.
+    assert all(g["verify_ns"] > 0 for g in gcs)
 
 
 # Long enough for mutators to run into pages the GC thread has not produced:
