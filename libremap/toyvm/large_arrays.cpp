@@ -27,6 +27,7 @@
 // address per id, so a copy left behind by a wrong slide is caught too.
 #include <algorithm>
 #include <array>
+#include <cstdio>
 #include <cstring>
 #include <mutex>
 #include <unordered_map>
