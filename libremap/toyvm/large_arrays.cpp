@@ -96,9 +96,12 @@ class LargeArrays final : public Workload {
     prim_hi_ = (3 * region - kHeaderBytes) / 8;
     ref_lo_ = vm.large_threshold() / 8 + 1;
     ref_hi_ = std::max<uint64_t>(ref_lo_, region * 3 / 2 / 8 - 2);
-    // The working set is at most ~45% of the heap (at about 1.7 regions a
-    // slot): more leaves too little room for the turnover between cycles.
-    const size_t fit = std::max<size_t>(1, vm.info().capacity * 45 / 100 / (p.threads * region * 17 / 10));
+    // The working set takes at most ~45% of the heap's regions, counting
+    // 2.5 regions a slot: a large object occupies whole regions (2.1 on
+    // average here) and an Object[] keeps arrays alive after their slot
+    // was replaced. More leaves too little room for the turnover.
+    const double regions = double(vm.info().capacity / region);
+    const size_t fit = size_t(0.45 * regions / (2.5 * p.threads));
     slots_ = std::max<size_t>(1, std::min(p.size, fit));
     longs_ = vm.define_prim_array("long[]", 8);
     doubles_ = vm.define_prim_array("double[]", 8);
