@@ -119,6 +119,13 @@ def _gc_row(g: dict[str, Any]) -> dict[str, Any]:
             # first time and the pages the kernel allocated (one per page
             # UFFDIO_COPY installs); the library counts both in buffers_new.
             "pages_allocated": lib["buffers_new"],
+            # Live large objects slid to a new address (DESIGN §8), and
+            # their pages: installed there, copied to install them, and with
+            # reference slots rewritten.
+            "large_objects_moved": lib["large_objects_moved"],
+            "large_pages_moved": lib["large_pages_moved"],
+            "large_pages_copied": lib["large_pages_copied"],
+            "large_pages_updated": lib["large_pages_updated"],
             "faults": lib["faults"],
             "fault_p50_ns": lib["fault_p50_ns"],
             "fault_p99_ns": lib["fault_p99_ns"],
@@ -157,6 +164,10 @@ def _totals(gcs: list[dict[str, Any]]) -> dict[str, Any]:
         "pages_by_mutator": sum(col("pages_by_mutator")),
         "pages_recycled": sum(col("pages_recycled")),
         "pages_allocated": sum(col("pages_allocated")),
+        "large_objects_moved": sum(col("large_objects_moved")),
+        "large_pages_moved": sum(col("large_pages_moved")),
+        "large_pages_copied": sum(col("large_pages_copied")),
+        "large_pages_updated": sum(col("large_pages_updated")),
         "faults": faults,
         # Over all collections, from the merged log2 histograms (approximate).
         "fault_p50_ns": int(_percentile_from_hist(hist, 0.50)) if faults else 0,
