@@ -26,7 +26,7 @@ from typing import Any
 
 import pytest
 
-from libremap.synthetic import PHASE_COMPACTING, KiB, MiB, RemapError, SyntheticHeap
+from libremap.synthetic import PHASE_COMPACTING, PHASE_IDLE, KiB, MiB, RemapError, SyntheticHeap
 
 #: Small heaps by default: tests run on 2 shared cores.
 DEFAULT_PARAMS: dict[str, Any] = {"capacity": 8 * MiB, "region_size": 64 * KiB, "seed": 1}
@@ -336,3 +336,84 @@ def stats(h):
     return {{n: int(getattr(st, n)) for n, _ in ffi.typeof("remap_cycle_stats").fields
             if n != "fault_hist"}}
 """
+
+
+# --- the differential check of one case against stw (cached reference) ---------
+
+MUTATE = {"kill_fraction": 0.35, "grow_bytes": 512 * KiB, "live_ratio": 0.3, "dense_fraction": 0.2}
+
+_reference: dict[str, list[tuple[int, int]]] = {}
+
+
+def _key(params: dict[str, Any], cycles: int) -> str:
+    return repr(sorted(params.items())) + f"/{cycles}"
+
+
+def reference(params: dict[str, Any], cycles: int) -> list[tuple[int, int]]:
+    """(image_hash, checksum) after each of `cycles` stw cycles."""
+    key = _key(params, cycles)
+    if key not in _reference:
+        h = build(params, backend="stw", skip_unsupported=False)
+        out = []
+        for c in range(cycles):
+            if c:
+                h.mutate(**MUTATE)
+            h.collect()
+            out.append((h.image_hash(), h.checksum()))
+        _reference[key] = out
+    return _reference[key]
+
+
+def drive(h, how: str) -> None:
+    if how == "collect":
+        h.collect()
+        return
+    if how == "concurrent":
+        seen = collect_with_mutator(h)
+        assert h.info()["phase"] == PHASE_IDLE
+        assert seen == h.checksum(), "a mutator read a different graph during compaction"
+        return
+    want = h.checksum()
+    h.mark()
+    h.prepare()
+    h.flip()
+    assert h.info()["phase"] == PHASE_COMPACTING
+    if how == "mutator":
+        assert h.checksum() == want, "the graph read through faults differs"
+        h.compact()
+    elif how == "work":
+        h.compact_work()
+    h.finish()
+
+
+def check_case(backend, fault_mode, gc_threads, params, how, cycles=1) -> dict:
+    """`cycles` cycles (mutation in between) driven `how`, each checked
+    against stw's image and checksum; the last cycle's stats, plus
+    ``large_objects_moved_all_cycles``."""
+    ref = reference(params, cycles)
+    h = build(params, backend=backend, fault_mode=fault_mode, gc_threads=gc_threads)
+    stats: dict = {}
+    large_moved = 0
+    for c in range(cycles):
+        if c:
+            h.mutate(**MUTATE)
+        want = h.checksum()
+        drive(h, how)
+        what = f"{backend}/{fault_mode}/gc{gc_threads} {how} {params} cycle {c + 1}"
+        assert h.checksum() == want, f"{what}: compaction changed the object graph"
+        assert h.checksum() == ref[c][1], f"{what}: graph differs from stw's"
+        if h.image_hash() != ref[c][0]:
+            r = build(params, backend="stw", skip_unsupported=False)
+            for k in range(c + 1):
+                if k:
+                    r.mutate(**MUTATE)
+                r.collect()
+            assert_images_equal(r, h, f"stw vs {what}")
+            pytest.fail(f"{what}: image hash differs but images are equal?")
+        h.verify()
+        stats = h.stats()
+        assert stats["cycle"] == c + 1
+        assert stats["live_bytes"] == h.live_bytes
+        large_moved += stats["large_objects_moved"]
+    stats["large_objects_moved_all_cycles"] = large_moved
+    return stats

@@ -25,93 +25,14 @@ import itertools
 from typing import Any
 
 import pytest
-from differential import (
-    CONCURRENT_BACKENDS,
-    FAULT_MODES,
-    assert_images_equal,
-    build,
-    collect_with_mutator,
-)
+from differential import CONCURRENT_BACKENDS, FAULT_MODES, MUTATE, check_case
 
-from libremap.synthetic import PHASE_COMPACTING, PHASE_IDLE, KiB, MiB
+from libremap.synthetic import KiB, MiB
 
 BASE: dict[str, Any] = {"capacity": 4 * MiB, "region_size": 64 * KiB}
 RATIOS = [0.05, 0.1, 0.2, 0.35, 0.5, 0.65, 0.8, 0.9, 0.95, 1.0]
 DENSE = [0.0, 0.25, 0.6]
-HOW = ["collect", "mutator", "work", "finish", "concurrent"]
-MUTATE = {"kill_fraction": 0.35, "grow_bytes": 512 * KiB, "live_ratio": 0.3, "dense_fraction": 0.2}
-
-_reference: dict[str, list[tuple[int, int]]] = {}
-
-
-def _key(params: dict[str, Any], cycles: int) -> str:
-    return repr(sorted(params.items())) + f"/{cycles}"
-
-
-def reference(params: dict[str, Any], cycles: int) -> list[tuple[int, int]]:
-    """(image_hash, checksum) after each of `cycles` stw cycles."""
-    key = _key(params, cycles)
-    if key not in _reference:
-        h = build(params, backend="stw", skip_unsupported=False)
-        out = []
-        for c in range(cycles):
-            if c:
-                h.mutate(**MUTATE)
-            h.collect()
-            out.append((h.image_hash(), h.checksum()))
-        _reference[key] = out
-    return _reference[key]
-
-
-def drive(h, how: str) -> None:
-    if how == "collect":
-        h.collect()
-        return
-    if how == "concurrent":
-        seen = collect_with_mutator(h)
-        assert h.info()["phase"] == PHASE_IDLE
-        assert seen == h.checksum(), "a mutator read a different graph during compaction"
-        return
-    want = h.checksum()
-    h.mark()
-    h.prepare()
-    h.flip()
-    assert h.info()["phase"] == PHASE_COMPACTING
-    if how == "mutator":
-        assert h.checksum() == want, "the graph read through faults differs"
-        h.compact()
-    elif how == "work":
-        h.compact_work()
-    h.finish()
-
-
-def check_case(backend, fault_mode, gc_threads, params, how, cycles=1) -> dict:
-    ref = reference(params, cycles)
-    h = build(params, backend=backend, fault_mode=fault_mode, gc_threads=gc_threads)
-    stats: dict = {}
-    for c in range(cycles):
-        if c:
-            h.mutate(**MUTATE)
-        want = h.checksum()
-        drive(h, how)
-        what = f"{backend}/{fault_mode}/gc{gc_threads} {how} {params} cycle {c + 1}"
-        assert h.checksum() == want, f"{what}: compaction changed the object graph"
-        assert h.checksum() == ref[c][1], f"{what}: graph differs from stw's"
-        if h.image_hash() != ref[c][0]:
-            r = build(params, backend="stw", skip_unsupported=False)
-            for k in range(c + 1):
-                if k:
-                    r.mutate(**MUTATE)
-                r.collect()
-            assert_images_equal(r, h, f"stw vs {what}")
-            pytest.fail(f"{what}: image hash differs but images are equal?")
-        h.verify()
-        stats = h.stats()
-        assert stats["cycle"] == c + 1
-        assert stats["live_bytes"] == h.live_bytes
-    return stats
-
-
+HOW = ["collect", "mutator", "work", "finish", "concurrent"]  # see drive() in differential.py
 COMBOS = list(itertools.product(CONCURRENT_BACKENDS, FAULT_MODES, (1, 2)))
 IDS = [f"{b}-{m}-gc{g}" for b, m, g in COMBOS]
 

@@ -293,7 +293,9 @@ REMAP_API remap_status remap_heap_get_info(const remap_heap* heap, remap_heap_in
  * one) and hands back with remap_region_retire(heap, *start, cursor) when
  * done. An object never crosses a region boundary. Objects of at least
  * large_object_threshold bytes go to remap_alloc_large: page-aligned, whole
- * pages, regions of their own. Allowed in IDLE and COMPACTING. */
+ * pages, regions of their own; they move in a cycle like any object (they
+ * slide down whole pages at a time, see REMAP_HEAP_PIN_LARGE). Allowed in
+ * IDLE and COMPACTING. */
 REMAP_API remap_status remap_region_acquire(remap_heap* heap, void** start, void** end);
 REMAP_API remap_status remap_region_retire(remap_heap* heap, void* start, void* cursor);
 REMAP_API remap_status remap_alloc_large(remap_heap* heap, size_t size, void** out);

@@ -327,6 +327,16 @@ void Heap::adopt_layout(const Plan& plan) {
   adopt_layout_locked(plan);
 }
 
+void Heap::free_region_locked(size_t r) {
+  Region& reg = regions_[r];
+  reg.top.store(0, std::memory_order_relaxed);
+  reg.large_head = 0;
+  reg.large_regions = 0;
+  reg.tail_offered = false;
+  reg.set_state(RegionState::FREE);
+  free_hint_ = std::min(free_hint_, r);
+}
+
 void Heap::adopt_layout_locked(const Plan& plan) {
   if (adopted_plan_ == &plan) return;
   adopted_plan_ = &plan;
@@ -340,12 +350,7 @@ void Heap::adopt_layout_locked(const Plan& plan) {
       RegionClass c = plan.region_class(r);
       reg.last_class = c;
       if (c == RegionClass::EMPTY) {
-        reg.top.store(0, std::memory_order_relaxed);
-        reg.large_head = 0;
-        reg.large_regions = 0;
-        reg.tail_offered = false;
-        reg.set_state(RegionState::FREE);
-        free_hint_ = std::min(free_hint_, r);
+        free_region_locked(r);
       } else if (c == RegionClass::FRAGMENTED) {
         reg.top.store(plan.new_top(r) - region_base(r), std::memory_order_release);
         reg.tail_offered = true;
@@ -357,15 +362,9 @@ void Heap::adopt_layout_locked(const Plan& plan) {
   // on an earlier one's).
   for (const LargeMove& m : plan.large_moves()) {
     for (size_t r = m.old_head; r < size_t(m.old_head) + m.regions; ++r) {
-      Region& reg = regions_[r];
-      reg.top.store(0, std::memory_order_relaxed);
-      reg.large_head = 0;
-      reg.large_regions = 0;
-      reg.tail_offered = false;
-      reg.last_class = RegionClass::EMPTY;
-      reg.set_state(RegionState::FREE);
+      free_region_locked(r);
+      regions_[r].last_class = RegionClass::EMPTY;
     }
-    free_hint_ = std::min<size_t>(free_hint_, m.old_head);
   }
   for (const LargeMove& m : plan.large_moves()) {
     for (size_t r = m.new_head; r < size_t(m.new_head) + m.regions; ++r) {

@@ -164,6 +164,7 @@ class Heap {
   const Plan* adopted_plan_ = nullptr;   // the plan adopt_layout last applied
   const Plan* pending_plan_ = nullptr;   // published at the flip, not adopted yet
   void adopt_layout_locked(const Plan& plan);
+  void free_region_locked(size_t r);  // FREE, top 0, not part of a large object
   void adopt_pending_locked() {
     if (pending_plan_) adopt_layout_locked(*std::exchange(pending_plan_, nullptr));
   }
