@@ -135,3 +135,22 @@ def test_only_pages_with_slots_are_rewritten():
     assert with_refs > 0
     assert st["large_pages_updated"] == with_refs
     assert st["large_pages_copied"] == 0
+
+
+@pytest.mark.parametrize("backend", ["stw", "move", "minor"])
+def test_occupancy_right_after_the_flip_is_the_new_layout(backend):
+    # A runtime reads remap_heap_get_info in its pause, right after the flip,
+    # to set its next trigger: it must see the compacted layout (slid large
+    # objects, freed regions) although a concurrent flip only publishes it.
+    h = build(dict(BASE, seed=14, **MIXES[0]), backend=backend, fault_mode="sigbus")
+    used_before = h.info()["bytes_allocated"]
+    h.mark()
+    h.prepare()
+    h.flip()
+    info = h.info()
+    assert info["bytes_allocated"] == sum(h.region_tops()) < used_before
+    if backend != "stw":
+        h.compact()
+        h.finish()
+    assert h.info()["bytes_allocated"] == info["bytes_allocated"]
+    h.verify()

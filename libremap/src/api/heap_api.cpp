@@ -139,7 +139,10 @@ REMAP_API remap_status remap_heap_get_info(const remap_heap* heap, remap_heap_in
     s = remap::check_struct_size("remap_heap_info", out->struct_size,
                                  offsetof(remap_heap_info, phase), sizeof(remap_heap_info));
     if (!s) return s;
-    const remap::Heap& hp = *heap->heap;
+    remap::Heap& hp = *heap->heap;
+    // After a concurrent flip the new layout is applied lazily; occupancy
+    // must describe it, not the heap before compaction.
+    hp.adopt_published();
     remap_heap_info info;
     std::memset(&info, 0, sizeof info);
     info.struct_size = out->struct_size;

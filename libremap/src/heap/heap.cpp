@@ -321,6 +321,11 @@ void Heap::publish_layout(const Plan& plan) {
   if (adopted_plan_ != &plan) pending_plan_ = &plan;
 }
 
+void Heap::adopt_published() {
+  std::lock_guard<std::mutex> g(alloc_mutex_);
+  adopt_pending_locked();
+}
+
 void Heap::adopt_layout(const Plan& plan) {
   std::lock_guard<std::mutex> g(alloc_mutex_);
   if (pending_plan_ == &plan) pending_plan_ = nullptr;

@@ -116,8 +116,13 @@ class Heap {
   // alloc_large take the allocation mutex and adopt it first), or at
   // complete_cycle, so allocation during compaction only sees memory free in
   // the new layout and the pause does not walk the region table.
-  // (regions_free/bytes_allocated may show the old layout until then.)
+  // (regions_free/bytes_allocated may show the old layout until then;
+  // adopt_published() applies it for callers that report occupancy.)
   void publish_layout(const Plan& plan);
+  // Adopts a layout published at the flip and not adopted yet (O(regions);
+  // for remap_heap_get_info, which a runtime calls right after the flip to
+  // decide when to collect next).
+  void adopt_published();
   // The end of a cycle: adopt_layout(plan) if not done yet, clear_marks(),
   // cycles() + 1. The STW backend calls it at the end of its pause, the
   // concurrent engine at finish.
