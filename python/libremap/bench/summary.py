@@ -68,6 +68,15 @@ METRICS: tuple[str, ...] = (
     "rss_after",
     "fallbacks.total",
     "swap_ins",
+    # cold-pages (coldpages.py)
+    "large_live_pages",
+    "large_pages_paged_out",
+    "large_pages_swapped_in",
+    "large_objects_moved",
+    "large_pages_moved",
+    "large_pages_copied",
+    "large_pages_updated",
+    "large_pages_per_s",
     "gc_count",
     "vs_floor",
 )
