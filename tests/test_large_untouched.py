@@ -41,6 +41,7 @@ from __future__ import annotations
 import ctypes
 import json
 import os
+import resource
 import sys
 from pathlib import Path
 from typing import Any
@@ -184,9 +185,12 @@ def _slot_pages(addr: int) -> list[int]:
     return list(range(16 // PAGE_SIZE, (16 + 8 * nrefs - 1) // PAGE_SIZE + 1))
 
 
-def child_swap(backend: str, large_max_refs: int, swap_path: str) -> dict[str, Any]:
-    """Live large objects paged out after prepare; one cycle; what the page
-    tables and VmSwap say at their new addresses before anything reads them."""
+def child_swap(
+    backend: str, large_max_refs: int, drop_swap_cache: bool, swap_path: str
+) -> dict[str, Any]:
+    """Live large objects paged out after prepare (and dropped from the swap
+    cache, or not); one cycle; what the page tables, VmSwap and the major
+    faults say at their new addresses before anything reads them."""
     from libremap.bench.workloads import Unavailable
 
     try:
@@ -206,16 +210,18 @@ def child_swap(backend: str, large_max_refs: int, swap_path: str) -> dict[str, A
                 {"old": a, "new": h.forward(a), "pages": pages_of(s), "slots": _slot_pages(a)}
             )
         ranges = [(o["old"], o["pages"]) for o in objs]
-        swapped, total, errors = page_out(ranges)
-        if swapped < total:
+        po = page_out(ranges, drop_swap_cache=drop_swap_cache)
+        if po.swapped < po.pages:
             return {
-                "skip": f"MADV_PAGEOUT swapped {swapped} of {total} pages ({sorted(errors)}):"
-                " a memory cgroup without swap?"
+                "skip": f"MADV_PAGEOUT swapped {po.swapped} of {po.pages} pages"
+                f" ({sorted(po.errors)}): a memory cgroup without swap?"
             }
         for o in objs:
             o["before"] = [int(e) for e in pagemap(o["old"], o["pages"])]
         swap_kib0 = _vm_swap_kib()
+        majflt0 = resource.getrusage(resource.RUSAGE_SELF).ru_majflt
         _cycle(h)
+        majflt1 = resource.getrusage(resource.RUSAGE_SELF).ru_majflt
         swap_kib1 = _vm_swap_kib()
         for o in objs:
             o["after"] = [int(e) for e in pagemap(o["new"], o["pages"])]
@@ -225,6 +231,8 @@ def child_swap(backend: str, large_max_refs: int, swap_path: str) -> dict[str, A
             "objects": objs,
             "swap_kib_before": swap_kib0,
             "swap_kib_after": swap_kib1,
+            "in_swap_cache": po.in_swap_cache,
+            "major_faults": majflt1 - majflt0,
             "stats": stats,
             "checksum_same": h.checksum() == checksum,
             "verified": h.verify(),
@@ -347,14 +355,28 @@ def _pages(objs: list[dict[str, Any]]) -> int:
     return sum(o["pages"] for o in objs)
 
 
+def _check_cold(r: dict[str, Any]) -> None:
+    assert r["in_swap_cache"] == 0, (
+        f"{r['in_swap_cache']} paged-out pages are still in the swap cache: the setup failed"
+    )
+
+
 @pytest.mark.timeout(CHILD_TIMEOUT_S + 60)
-def test_move_slides_swapped_out_primitive_arrays_without_swapping_them_in() -> None:
+@pytest.mark.parametrize("swap_cache", ["dropped", "kept"])
+def test_move_slides_swapped_out_primitive_arrays_without_swapping_them_in(
+    swap_cache: str,
+) -> None:
     """move: every page of every live primitive large object is still a swap
     entry at the object's new address -- the same swap slot it had at the old
-    one -- and VmSwap did not change by a single page. Some objects did move.
-    Then every object reads back intact."""
-    r = _run("swap", backend="move", large_max_refs=0)
+    one -- and VmSwap did not change by a single page; no major fault. Some
+    objects did move. Then every object reads back intact. Both with the
+    pages only in the swap file (dropped from the swap cache: cold for real)
+    and with MADV_PAGEOUT's written pages left in the swap cache (kept: the
+    kernel then moves a swap entry whose page it still holds)."""
+    r = _run("swap", backend="move", large_max_refs=0, drop_swap_cache=swap_cache == "dropped")
     objs, st = r["objects"], r["stats"]
+    if swap_cache == "dropped":
+        _check_cold(r)
     moved = _moved(objs)
     assert not any(o["slots"] for o in objs), "large_max_refs=0 gave an object reference slots"
     bad = _bad_pages(objs, lambda o, i, e: bool(e & PM_SWAPPED) and not e & PM_PRESENT)
@@ -365,6 +387,7 @@ def test_move_slides_swapped_out_primitive_arrays_without_swapping_them_in() -> 
     assert r["swap_kib_after"] == r["swap_kib_before"], (
         f"VmSwap went from {r['swap_kib_before']} to {r['swap_kib_after']} KiB; stats {st}"
     )
+    assert r["major_faults"] == 0, f"{r['major_faults']} major faults during the cycle"
     if r["root"]:  # bits 0-54 are the swap type | offset << 5 only for root
         diff = [
             f"{o['new']:#x}+{i}"
@@ -383,16 +406,19 @@ def test_move_slides_swapped_out_primitive_arrays_without_swapping_them_in() -> 
 
 @pytest.mark.timeout(CHILD_TIMEOUT_S + 60)
 def test_copy_swaps_the_same_arrays_in() -> None:
-    """copy, same heap, same page-out: every page of every live large object
-    is present at its new address (read back from swap to be copied) and
-    VmSwap fell by at least all of them. The contrast to the move case."""
-    r = _run("swap", backend="copy", large_max_refs=0)
+    """copy, same heap, same page-out (cold for real): every page of every
+    live large object is present at its new address (read back from the swap
+    file to be copied: major faults), and VmSwap fell by at least all of
+    them. The contrast to the move case."""
+    r = _run("swap", backend="copy", large_max_refs=0, drop_swap_cache=True)
     objs, st = r["objects"], r["stats"]
+    _check_cold(r)
     moved = _moved(objs)
     bad = _bad_pages(objs, lambda o, i, e: bool(e & PM_PRESENT) and not e & PM_SWAPPED)
     assert not bad, f"{len(bad)} pages are not present at the new address: {bad[:5]}; stats {st}"
     fell = r["swap_kib_before"] - r["swap_kib_after"]
     assert fell >= _pages(objs) * PAGE_SIZE // 1024, (r["swap_kib_before"], r["swap_kib_after"])
+    assert r["major_faults"] > 0, "copy read nothing from the swap file"
     assert st["large_objects_moved"] == len(moved), st
     assert st["large_pages_copied"] == _pages(objs), st
     _check_read_back(r)
@@ -406,8 +432,9 @@ def test_move_swaps_in_only_the_pages_that_hold_reference_slots(large_max_refs: 
     (they are read to forward the slots); every other page stays a swap entry
     at the new address, and VmSwap falls by exactly the slot pages. With 4
     slots at most, the slots of every object are on its first page."""
-    r = _run("swap", backend="move", large_max_refs=large_max_refs)
+    r = _run("swap", backend="move", large_max_refs=large_max_refs, drop_swap_cache=True)
     objs, st = r["objects"], r["stats"]
+    _check_cold(r)
     moved = _moved(objs)
     with_slots = [o for o in objs if o["slots"]]
     assert with_slots, "no live large object has reference slots: the case proves nothing"

@@ -3,24 +3,30 @@
 Large primitive arrays (``remap_alloc_large``: page-aligned, whole regions;
 no reference slots: ``large_max_refs=0``), half of them dead, and a few
 small-object regions. After prepare, the live arrays are paged out with
-MADV_PAGEOUT to a swap file the harness creates for the run, and the run
-waits until every one of their pages is a swap entry and the writeback is
-over (a page under writeback is not exclusive: MOVE would answer EBUSY and
-the library would fall back). Then the measured cycle slides the live arrays
-down over the dead ones.
+MADV_PAGEOUT to a swap file the harness creates for the run; the run waits
+until every one of their pages is a swap entry and the writeback is over (a
+page under writeback is not exclusive: MOVE would answer EBUSY and the
+library would fall back), then drops them from the swap cache (``page_out``
+says how), so that they are cold for real: touching one reads it from the
+swap file. Then the measured cycle slides the live arrays down over the dead
+ones.
 
 What a run reports beyond the common fields:
 
 - ``large_live_pages``: pages of live large objects (page-rounded);
   ``large_pages_paged_out``: those of them that were swap entries at the flip
-  (``/proc/self/pagemap`` bit 62 at their old address).
+  (``/proc/self/pagemap`` bit 62 at their old address);
+  ``large_pages_in_swap_cache``: of those, the ones the swap cache still held
+  (mincore), normally 0.
 - ``large_pages_swapped_in``: of those, the ones not a swap entry any more at
   the object's NEW address (``remap_forward`` at prepare) after the cycle:
   the pages the cycle read back from swap. Per page and per process.
 - ``swap_ins``: the larger of ``large_pages_swapped_in`` and the fall of this
   process's ``VmSwap`` in pages (it also sees a swap-in served from the swap
-  cache, which ``/proc/vmstat`` pswpin does not count). ``pswpin`` (and
-  ``zswpin``) are reported too but are system-wide: other processes add to them.
+  cache, which ``/proc/vmstat`` pswpin does not count). ``major_faults``
+  (this process) says how many of them waited for the swap file. ``pswpin``
+  (and ``zswpin``) are reported too but are system-wide: other processes add
+  to them.
 - ``large_objects_moved``, ``large_pages_moved``, ``large_pages_copied``,
   ``large_pages_updated``: the library's own counts (remap_cycle_stats).
 - ``large_pages_per_s``: ``large_live_pages`` / compaction time: how fast the
@@ -51,6 +57,7 @@ import sys
 import time
 from array import array
 from collections.abc import Iterable
+from dataclasses import dataclass
 from types import FrameType
 from typing import Any, final
 
@@ -81,6 +88,7 @@ SWAP_PREFIX = "/var/tmp/libremap-bench-"
 _libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
 _libc.swapon.argtypes = [ctypes.c_char_p, ctypes.c_int]
 _libc.swapoff.argtypes = [ctypes.c_char_p]
+_libc.mincore.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_void_p]
 
 
 # ------------------------------------------------------------------ pagemap
@@ -136,13 +144,25 @@ def wait_for_writeback(timeout_s: float = 10.0) -> bool:
     return True
 
 
-def page_out(ranges: list[tuple[int, int]], attempts: int = 50) -> tuple[int, int, set[str]]:
-    """MADV_PAGEOUT on every (address, pages) range until each of their pages
-    is a swap entry in the page table (reclaim can skip a page that is busy
-    for a moment), then waits for the writeback. Returns (pages swapped,
-    pages, madvise errors)."""
-    total = sum(n for _, n in ranges)
-    errors: set[str] = set()
+def in_swap_cache(addr: int, npages: int) -> int:
+    """How many of the pages from ``addr`` are held in memory: mincore(2)
+    answers for a swapped-out page whether the swap cache still has it."""
+    vec = (ctypes.c_ubyte * npages)()
+    if _libc.mincore(addr, npages * PAGE_SIZE, vec) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"mincore: {os.strerror(err)}")
+    return sum(v & 1 for v in vec)
+
+
+@dataclass
+class PageOut:
+    pages: int  # pages in the ranges
+    swapped: int  # of them, swap entries in the page table afterwards
+    in_swap_cache: int  # of those, still held in memory by the swap cache (mincore)
+    errors: set[str]
+
+
+def _page_out_pass(ranges: list[tuple[int, int]], attempts: int, errors: set[str]) -> None:
     todo = list(ranges)
     for attempt in range(attempts):
         for a, n in todo:
@@ -151,10 +171,38 @@ def page_out(ranges: list[tuple[int, int]], attempts: int = 50) -> tuple[int, in
                 errors.add(os.strerror(err))
         todo = [(a, n) for a, n in todo if any(not e & PM_SWAPPED for e in pagemap(a, n))]
         if not todo or errors:
-            break
+            return
         time.sleep(0.02 * (1 + attempt // 10))
+
+
+def page_out(
+    ranges: list[tuple[int, int]], drop_swap_cache: bool = True, attempts: int = 50
+) -> PageOut:
+    """Pages out every (address, pages) range: MADV_PAGEOUT until each page is
+    a swap entry in the page table (reclaim can skip a page busy for a
+    moment), then waits for the writeback.
+
+    MADV_PAGEOUT leaves the written pages in the swap cache until memory is
+    short, and a later access is then a minor fault with no I/O. With
+    ``drop_swap_cache`` they are made cold for real: read back (from the swap
+    cache: no I/O) and paged out again -- a clean page whose swap slot is
+    still valid is unmapped and freed at once, without a write -- so only the
+    swap device holds them and touching one reads it from there. (This needs
+    the swap devices less than half full, or the kernel frees the slot of a
+    page read back and the second pass writes it anew.)"""
+    errors: set[str] = set()
+    _page_out_pass(ranges, attempts, errors)
     wait_for_writeback()
-    return count_pages(ranges, PM_SWAPPED), total, errors
+    swapped = count_pages(ranges, PM_SWAPPED)
+    total = sum(n for _, n in ranges)
+    if drop_swap_cache and swapped == total and not errors:
+        for a, n in ranges:
+            ctypes.string_at(a, n * PAGE_SIZE)
+        _page_out_pass(ranges, attempts, errors)
+        wait_for_writeback()
+        swapped = count_pages(ranges, PM_SWAPPED)
+    cached = sum(in_swap_cache(a, n) for a, n in ranges)
+    return PageOut(total, swapped, cached, errors)
 
 
 # ------------------------------------------------------------------ swap file
@@ -327,7 +375,9 @@ class ColdPages(Synthetic):
         return params
 
     def swap_bytes_needed(self) -> int:
-        return self.large_count() * LARGE_OBJECT_BYTES
+        # Half the large bytes are live; the swap devices must stay less than
+        # half full for page_out() to drop the swap cache: three times that.
+        return self.large_count() * LARGE_OBJECT_BYTES * 3 // 2
 
     def run(self, backend: str) -> dict[str, Any]:
         try:
@@ -349,9 +399,11 @@ class ColdPages(Synthetic):
         self._heap = heap
         self._new = [(heap.forward(a), n) for a, n in live]
         before = vm_swap_bytes() or 0
-        swapped, total, errors = page_out(live)
+        po = page_out(live)
+        swapped, total, errors = po.swapped, po.pages, po.errors
         rec["large_live_pages"] = total
         rec["large_pages_paged_out"] = swapped
+        rec["large_pages_in_swap_cache"] = po.in_swap_cache
         rec["paged_out_bytes"] = (vm_swap_bytes() or 0) - before
         if swapped == 0:
             rec["note"] = (
@@ -420,8 +472,10 @@ __all__ = [
     "PM_SOFT_DIRTY",
     "PM_SWAPPED",
     "ColdPages",
+    "PageOut",
     "SwapFile",
     "count_pages",
+    "in_swap_cache",
     "page_out",
     "pagemap",
     "pages_of",

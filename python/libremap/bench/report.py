@@ -47,8 +47,10 @@ ROWS: tuple[tuple[str, str, str], ...] = (
     ("RSS after", "rss_after", "bytes"),
     ("MOVE fallbacks", "fallbacks.total", "count"),
     ("swap-ins", "swap_ins", "count"),
+    ("major faults (rusage)", "major_faults", "count"),
     ("large live pages", "large_live_pages", "count"),
     ("  paged out at the flip", "large_pages_paged_out", "count"),
+    ("  still in the swap cache", "large_pages_in_swap_cache", "count"),
     ("  swapped in (pagemap)", "large_pages_swapped_in", "count"),
     ("  put in place per second", "large_pages_per_s", "rate"),
     ("large objects moved", "large_objects_moved", "count"),
@@ -57,6 +59,9 @@ ROWS: tuple[tuple[str, str, str], ...] = (
     ("large pages updated", "large_pages_updated", "count"),
     ("x floor", "vs_floor", "float"),
 )
+
+# Shown for cold-pages only (elsewhere they are 0 and say nothing).
+COLD_PAGES_ONLY = frozenset({"major_faults"})
 
 RATIO_ROWS = (
     ("compaction wall", "compaction_ns"),
@@ -180,6 +185,8 @@ def table(result: dict[str, Any]) -> str:
         )
         lines = [["", *names]]
         for label, key, kind in ROWS:
+            if key in COLD_PAGES_ONLY and workload != "cold-pages":
+                continue
             cells = [_cell(e["metrics"].get(key), kind) for e in entries]
             if all(c == "-" for c in cells):
                 continue
