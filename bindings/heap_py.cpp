@@ -73,7 +73,8 @@ void register_synthetic(py::module_& m) {
                        double dense_fraction, double fill_fraction, size_t min_object_size,
                        size_t max_object_size, unsigned max_refs, double ref_fraction,
                        double root_fraction, double foreign_ref_fraction, size_t large_objects,
-                       size_t large_object_size, double large_live_fraction, int backend,
+                       size_t large_object_size, double large_live_fraction, int large_max_refs,
+                       int backend,
                        int fault_mode, unsigned gc_threads, unsigned handler_threads,
                        double dense_threshold) {
              SyntheticParams p;
@@ -92,6 +93,7 @@ void register_synthetic(py::module_& m) {
              p.large_objects = large_objects;
              p.large_object_size = large_object_size;
              p.large_live_fraction = large_live_fraction;
+             p.large_max_refs = large_max_refs;
              p.backend = backend;
              p.fault_mode = fault_mode;
              p.gc_threads = gc_threads;
@@ -107,7 +109,8 @@ void register_synthetic(py::module_& m) {
            py::arg("max_object_size") = 2048, py::arg("max_refs") = 4, py::arg("ref_fraction") = 0.5,
            py::arg("root_fraction") = 0.02, py::arg("foreign_ref_fraction") = 0.01,
            py::arg("large_objects") = 0, py::arg("large_object_size") = 0,
-           py::arg("large_live_fraction") = 0.5, py::arg("backend") = int(REMAP_BACKEND_AUTO),
+           py::arg("large_live_fraction") = 0.5, py::arg("large_max_refs") = -1,
+           py::arg("backend") = int(REMAP_BACKEND_AUTO),
            py::arg("fault_mode") = int(REMAP_FAULT_AUTO), py::arg("gc_threads") = 1,
            py::arg("handler_threads") = 1, py::arg("dense_threshold") = 0.90)
       .def("mutate",

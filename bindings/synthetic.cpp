@@ -27,6 +27,7 @@ SyntheticHeap::SyntheticHeap(const SyntheticParams& p) : params_(p), rng_(p.seed
   if (p.min_object_size < 16 || p.min_object_size % 8 || p.max_object_size < p.min_object_size)
     throw std::invalid_argument("object sizes: need 16 <= min_object_size <= max_object_size, min a multiple of 8");
   if (p.max_refs > 0xffff) throw std::invalid_argument("max_refs must fit in 16 bits");
+  if (p.large_max_refs > 0xffff) throw std::invalid_argument("large_max_refs must fit in 16 bits");
 
   model_.region_size = p.region_size;
   remap_heap_config cfg;
@@ -128,8 +129,10 @@ void SyntheticHeap::add_large_objects() {
     void* p = nullptr;
     check(remap_alloc_large(heap_, size, &p), "remap_alloc_large");
     unsigned nrefs = 0;
-    if (params_.max_refs > 0 && coin(params_.ref_fraction))
-      nrefs = std::uniform_int_distribution<unsigned>(1, params_.max_refs)(rng_);
+    const unsigned max_refs =
+        params_.large_max_refs < 0 ? params_.max_refs : unsigned(params_.large_max_refs);
+    if (max_refs > 0 && coin(params_.ref_fraction))
+      nrefs = std::uniform_int_distribution<unsigned>(1, max_refs)(rng_);
     uintptr_t at = reinterpret_cast<uintptr_t>(p);
     write_object(at, size, nrefs);
     flags_.back() |= kLarge;

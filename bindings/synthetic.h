@@ -53,6 +53,7 @@ struct SyntheticParams {
   size_t large_objects = 0;
   size_t large_object_size = 0;   // 0: 3/4 of a region
   double large_live_fraction = 0.5;
+  int large_max_refs = -1;        // reference slots of a large object: -1 = like max_refs, 0 = none
   int backend = REMAP_BACKEND_AUTO;
   int fault_mode = REMAP_FAULT_AUTO;
   unsigned gc_threads = 1;

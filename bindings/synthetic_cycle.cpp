@@ -198,11 +198,17 @@ void SyntheticHeap::prepare() {
   }
   new_top_.assign(nreg, 0);
   for (size_t r = 0; r < nreg; ++r) {
-    if (!has_live[r]) new_top_[r] = 0;
-    else if (large[r]) new_top_[r] = region_top_[r];
+    if (!has_live[r] || large[r]) new_top_[r] = 0;
     else if (moved[r] || double(live[r]) < params_.dense_threshold * double(region_top_[r]))
       new_top_[r] = live[r];
     else new_top_[r] = region_top_[r];
+  }
+  // A live large object keeps its page-rounded top at its head, which may
+  // have slid to another region (DESIGN §8).
+  for (size_t i = 0; i < word_.size(); ++i) {
+    if (!present(i) || !(flags_[i] & kLarge) || !(flags_[i] & kLive)) continue;
+    const size_t old_r = size_t(word_[i]) * 8 / params_.region_size;
+    new_top_[size_t(fwd_word_[i]) * 8 / params_.region_size] = region_top_[old_r];
   }
   prepared_ = true;
 }

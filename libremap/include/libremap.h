@@ -246,7 +246,14 @@ enum {
    * holds NULL, a value outside the heap, or a marked object start (a missed
    * mark otherwise). One visit per live object in the runtime's pause: for
    * development and tests. (Slot offsets are always checked, at remap_mark.) */
-  REMAP_HEAP_VERIFY_REFS = 1
+  REMAP_HEAP_VERIFY_REFS = 1,
+  /* Large objects never move. By default a live large object slides down,
+   * whole regions at a time, over dead large objects and free regions
+   * (remap_forward gives its new address like any object's); its pages are
+   * moved, not copied, by the move backend, and pages without reference
+   * slots are never read or written (DESIGN §8). Set this if the runtime
+   * hands large objects' addresses to code it cannot update. */
+  REMAP_HEAP_PIN_LARGE = 2
 };
 
 /* Sets struct_size (also of model) and every default. */
@@ -381,6 +388,14 @@ typedef struct remap_cycle_stats {
   /* address space */
   uint64_t vmas_before;
   uint64_t vmas_after;
+  /* large objects (DESIGN §8) */
+  uint64_t large_objects_moved;  /* live large objects that slid to a new address */
+  uint64_t large_pages_moved;    /* pages of those objects installed at the new address */
+  uint64_t large_pages_copied;   /* pages of live large objects whose bytes were copied to
+                                    install them, by the library or the kernel (move: only
+                                    EBUSY fallbacks and faulting mutators' pages with slots) */
+  uint64_t large_pages_updated;  /* pages of live large objects whose reference slots were
+                                    rewritten: with move, the only ones read or written */
 } remap_cycle_stats;
 
 REMAP_API remap_status remap_heap_last_stats(const remap_heap* heap, remap_cycle_stats* out);

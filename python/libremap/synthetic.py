@@ -61,6 +61,8 @@ class SyntheticHeap:
         foreign_ref_fraction: fraction of slots holding a non-heap value.
         large_objects, large_object_size: objects allocated with remap_alloc_large
             (size 0: 3/4 of a region), live with probability large_live_fraction.
+        large_max_refs: most reference slots per large object (-1: max_refs;
+            0: primitive arrays). A large object's slots are at its start.
         backend, fault_mode, gc_threads, handler_threads, dense_threshold:
             the heap's configuration (remap_heap_config).
     """
@@ -83,6 +85,7 @@ class SyntheticHeap:
         large_objects: int = 0,
         large_object_size: int = 0,
         large_live_fraction: float = 0.5,
+        large_max_refs: int = -1,
         backend: Backend = "auto",
         fault_mode: FaultMode = "auto",
         gc_threads: int = 1,
@@ -105,6 +108,7 @@ class SyntheticHeap:
             "large_objects": large_objects,
             "large_object_size": large_object_size,
             "large_live_fraction": large_live_fraction,
+            "large_max_refs": large_max_refs,
             "backend": backend,
             "fault_mode": fault_mode,
             "gc_threads": gc_threads,

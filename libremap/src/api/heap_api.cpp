@@ -240,6 +240,7 @@ REMAP_API remap_status remap_prepare(remap_heap* heap) {
     st.regions_fragmented = plan->regions_fragmented();
     st.regions_empty = plan->regions_empty();
     st.regions_large = plan->regions_large();
+    st.large_objects_moved = plan->large_objects_moved();
     heap->plan = std::move(plan);
 #ifdef REMAP_HAVE_ENGINE
     if (!(s = remap::api::engine_prepare(*heap))) {  // page states, outside the pause

@@ -12,6 +12,7 @@
 
 #include "os/clock.h"
 
+#include <algorithm>
 #include <cstring>
 
 namespace remap {
@@ -41,8 +42,8 @@ class StwPass {
     for (size_t r = 0; r < plan_.region_count(); ++r) {
       switch (plan_.region_class(r)) {
         case RegionClass::FRAGMENTED: slide(r); break;
-        case RegionClass::DENSE:
-        case RegionClass::LARGE: update_in_place(r); break;
+        case RegionClass::DENSE: update_in_place(r); break;
+        case RegionClass::LARGE: slide_large(r); break;
         case RegionClass::EMPTY: break;
       }
     }
@@ -54,6 +55,9 @@ class StwPass {
       stats_->madvise_ns += t2 - t1;
       stats_->bytes_copied += bytes_copied_;
       stats_->madvise_calls += madvise_calls_;
+      stats_->large_pages_moved += large_pages_moved_;
+      stats_->large_pages_copied += large_pages_copied_;
+      stats_->large_pages_updated += large_pages_updated_;
     }
     return s;
   }
@@ -79,6 +83,34 @@ class StwPass {
     }
   }
 
+  // A large object (at its head): slots rewritten, then the whole object
+  // memmoved to its new place if it slides. The plan puts it only on
+  // regions that are free, hold dead data, or were vacated by large objects
+  // before it (all processed already), never on a later object's bytes.
+  void slide_large(size_t r) {
+    if (plan_.old_state(r) != RegionState::LARGE_HEAD) return;
+    const uintptr_t old = heap_.region_base(r);
+    const size_t bytes = plan_.old_top(r), pages = bytes / heap_.page_size();
+    rewrite(old);
+    large_pages_updated_ += count_slot_pages(old, bytes);
+    if (plan_.large_delta(r) == 0) return;
+    std::memmove(reinterpret_cast<void*>(old + plan_.large_delta(r)),
+                 reinterpret_cast<const void*>(old), bytes);
+    bytes_copied_ += bytes;
+    large_pages_moved_ += pages;
+    large_pages_copied_ += pages;
+  }
+
+  size_t count_slot_pages(uintptr_t obj, size_t bytes) const {
+    const LiveBitmap& refs = heap_.ref_bits();
+    const size_t ps = heap_.page_size();
+    size_t n = 0;
+    for (uintptr_t a = refs.find_next_set(obj, obj + bytes); a < obj + bytes;
+         a = refs.find_next_set((a & ~uintptr_t(ps - 1)) + ps, obj + bytes))
+      n++;
+    return n;
+  }
+
   void update_in_place(size_t r) {
     LiveObject o;
     for (LiveCursor c = plan_.objects(r); c.next(&o);) rewrite(o.old_addr);
@@ -102,16 +134,23 @@ class StwPass {
           break;
         }
         case RegionClass::EMPTY:
-          // A dead large object's head covers its tails (tails have top 0).
-          if (plan_.old_state(r) != RegionState::RETIRED &&
-              plan_.old_state(r) != RegionState::LARGE_HEAD)
-            continue;
+          if (plan_.old_state(r) == RegionState::FREE) continue;
+          // A dead large object: each region on its own (a sliding object
+          // may have landed on some of them).
           from = rb;
-          to = page_up(rb + plan_.old_top(r));
+          to = plan_.old_state(r) == RegionState::RETIRED ? page_up(rb + plan_.old_top(r))
+                                                          : rb + heap_.region_size();
+          break;
+        case RegionClass::LARGE:
+          if (plan_.large_delta(r) == 0) continue;
+          from = rb;  // a slid object's old region
+          to = rb + heap_.region_size();
           break;
         default:
           continue;
       }
+      // What a sliding large object now occupies stays.
+      from = std::max(from, plan_.large_new_end(r));
       if (to <= from) continue;
       // Adjacent free ranges (runs of empty regions) go in one madvise.
       if (from != pending_to_) flush();
@@ -139,6 +178,7 @@ class StwPass {
   remap_cycle_stats* stats_;
   uint64_t bytes_copied_ = 0;
   uint64_t madvise_calls_ = 0;
+  uint64_t large_pages_moved_ = 0, large_pages_copied_ = 0, large_pages_updated_ = 0;
   uintptr_t pending_from_ = 0, pending_to_ = 0;
 };
 

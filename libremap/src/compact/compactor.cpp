@@ -210,6 +210,10 @@ bool Compactor::ensure_page(size_t page, bool by_fault) noexcept {
     InstallOutcome o;
     if (was == kPageEmpty) {
       o = backend_->install_zero(addr, spaces_.write[heap_.region_index(addr)]);
+    } else if (plan_->page_kind(page) == PageKind::LARGE && !layout_->clip()) {
+      // A large object's page is its old page, slots forwarded where it lies:
+      // installed from there like a GC worker's run (move: never copied).
+      o = backend_->install_run(addr, producer_->large_in_place(page), 1);
     } else if (void* buf = backend_->take_buffer(addr, spaces_.write[heap_.region_index(addr)])) {
       producer_->build_page(page, static_cast<char*>(buf));
       o = backend_->install_buffer(addr, buf);

@@ -9,7 +9,8 @@ void CycleCounters::reset() {
                      &pages_in_place, &ioctl_move, &ioctl_copy, &ioctl_zeropage,
                      &ioctl_continue, &ioctl_wake, &pages_moved, &pages_copied,
                      &mprotect_calls, &madvise_calls, &bytes_copied, &buffers_recycled,
-                     &buffers_new, &fallback_ebusy, &fallback_other})
+                     &buffers_new, &fallback_ebusy, &fallback_other, &large_pages_moved,
+                     &large_pages_copied, &large_pages_updated})
     c->reset();
   latency.reset();
 }
@@ -39,6 +40,9 @@ void CycleCounters::fill(remap_cycle_stats* s) const {
   s->buffers_new = buffers_new.get();
   s->fallback_ebusy = fallback_ebusy.get();
   s->fallback_other = fallback_other.get();
+  s->large_pages_moved = large_pages_moved.get();
+  s->large_pages_copied = large_pages_copied.get();
+  s->large_pages_updated = large_pages_updated.get();
   latency.fill(s);
 }
 

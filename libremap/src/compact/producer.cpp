@@ -82,6 +82,17 @@ void Producer::flush(Pass& pass) {
   pass.run_len = 0;
 }
 
+void Producer::append(Pass& pass, size_t page, intptr_t delta) {
+  if (pass.run_len && (pass.run_start + pass.run_len != page || pass.run_delta != delta))
+    flush(pass);
+  if (!pass.run_len) {
+    pass.run_start = page;
+    pass.run_delta = delta;
+  }
+  states_.set(page, kPageProcessed);
+  if (++pass.run_len == kMaxRunPages) flush(pass);
+}
+
 bool Producer::gc_regions(size_t r0, size_t r1, InstallOutcome* bad) {
   Pass pass;
   // A worker's run may continue from one region into the next: consecutive
@@ -98,6 +109,7 @@ void Producer::gc_region(Pass& pass, size_t r) {
   if (plan_.old_state(r) == RegionState::LARGE_TAIL) return;  // its head covers it
   const RegionClass cls = plan_.region_class(r);
   if (cls == RegionClass::EMPTY) return;
+  if (cls == RegionClass::LARGE) return gc_large(pass, r);
 
   const uint64_t t_start = now_ns();
   const uint64_t install_before = pass.install_ns;
@@ -126,15 +138,8 @@ void Producer::gc_region(Pass& pass, size_t r) {
     for (; pass.completed_end < pe; pass.completed_end++) {
       size_t p = pass.completed_end;
       if (!pass.mine[p - first]) continue;
-      if (pass.run_len && (pass.run_start + pass.run_len != p || pass.run_delta != wd))
-        flush(pass);
-      if (!pass.run_len) {
-        pass.run_start = p;
-        pass.run_delta = wd;
-      }
-      states_.set(p, kPageProcessed);
+      append(pass, p, wd);
       if (cls != RegionClass::FRAGMENTED) in_place++;
-      if (++pass.run_len == kMaxRunPages) flush(pass);
     }
   };
   auto wait_foreign = [&](size_t a, size_t b) {
@@ -216,6 +221,85 @@ void Producer::gc_region(Pass& pass, size_t r) {
                     (pass.wait_ns - wait_before) - release_ns);
 }
 
+// A live large object, page by page at its new place (DESIGN §8): page i
+// of the new object is page i of the old one, so no page depends on another
+// and nothing waits. Unclipped (anon), the old page itself is the build
+// place: its slots, if it has any, are forwarded where it lies in from-space
+// and the run is installed straight from there — with move, a page without
+// slots is never read or written, and a swapped-out page is moved as a swap
+// entry. Clipped (shmem), a page that slides is copied into its new slot.
+void Producer::gc_large(Pass& pass, size_t head) {
+  const uint64_t t_start = now_ns();
+  const uint64_t install_before = pass.install_ns;
+  const uintptr_t old = heap_.region_base(head);
+  const intptr_t shift = -plan_.large_delta(head);  // old - new, >= 0
+  const uintptr_t nw = old - shift;
+  const size_t first = heap_.page_index(nw);
+  const size_t end = first + plan_.old_top(head) / page_;
+  uint64_t mine = 0, copied = 0, updated = 0;
+  for (size_t p = first; p < end; p++) {
+    if (!states_.claim_for_gc(p)) continue;  // a faulting mutator has it
+    const LargePage lp = large_page(p, /*in_place=*/!clip_);
+    mine++;
+    copied += lp.copied;
+    updated += lp.updated;
+    append(pass, p, intptr_t(lp.build) - intptr_t(heap_.page_addr(p)));
+  }
+  uint64_t release_ns = 0;
+  if (release_regions_) {
+    // Mutators building pages of this object read its old pages: wait for
+    // them before from-space goes.
+    flush(pass);
+    uint64_t w0 = now_ns();
+    for (size_t p = first; p < end; p++)
+      if (states_.load(p) != kPageMapped) states_.wait_mapped(p);
+    pass.wait_ns += now_ns() - w0;
+    const size_t rs = heap_.region_size();
+    const size_t len = (plan_.old_top(head) + rs - 1) & ~(rs - 1);
+    uint64_t t0 = now_ns();
+    backend_.from_space_done(old + spaces_.read[head], len);
+    release_ns = now_ns() - t0;
+  }
+  c_.bytes_copied.add(copied * page_);
+  (shift ? c_.large_pages_moved : c_.pages_in_place).add(mine);
+  c_.large_pages_updated.add(updated);
+  // With copy the kernel copies every page it installs.
+  c_.large_pages_copied.add(backend_.kind() == REMAP_BACKEND_COPY ? mine : copied);
+  c_.produce_ns.add((now_ns() - t_start) - (pass.install_ns - install_before) - release_ns);
+}
+
+Producer::LargePage Producer::large_page(size_t page, bool in_place) const noexcept {
+  const uintptr_t np = heap_.page_addr(page);
+  const uintptr_t first = plan_.first_object(page);
+  const uintptr_t op = np + (first - plan_.forward(first));  // the same page of the old object
+  char* const src = reinterpret_cast<char*>(op + spaces_.read[heap_.region_index(op)]);
+  char* const dst = reinterpret_cast<char*>(np + spaces_.write[heap_.region_index(np)]);
+  LargePage lp;
+  lp.build = in_place ? src : dst;
+  if (lp.build != src) {
+    memcpy(lp.build, src, page_);
+    lp.copied = true;
+  }
+  const LiveBitmap& refs = heap_.ref_bits();
+  for_each_ref(refs, op, op + page_, [&](uintptr_t a) {
+    char* slot = lp.build + (a - op);
+    store64(slot, forwarded(plan_, load64(slot)));
+    lp.updated = true;
+  });
+  return lp;
+}
+
+uintptr_t Producer::large_in_place(size_t page) const noexcept {
+  const uint64_t t0 = now_ns();
+  const LargePage lp = large_page(page, /*in_place=*/true);
+  c_.large_pages_updated.add(lp.updated);
+  const uintptr_t first = plan_.first_object(page);
+  if (plan_.forward(first) != first) c_.large_pages_moved.add(1);
+  if (backend_.kind() == REMAP_BACKEND_COPY) c_.large_pages_copied.add(1);
+  c_.produce_ns.add(now_ns() - t0);
+  return reinterpret_cast<uintptr_t>(lp.build);
+}
+
 void Producer::build_page(size_t page, char* buf) const noexcept {
   const uintptr_t ps = heap_.page_addr(page);
   const uintptr_t pe = ps + page_;
@@ -226,10 +310,31 @@ void Producer::build_page(size_t page, char* buf) const noexcept {
   const intptr_t rd = spaces_.read[r];
   uint64_t t0 = now_ns();
 
+  if (kind == PageKind::LARGE) {
+    // The same page of the old object, wherever that now lies.
+    const uintptr_t op = ps + (first - plan_.forward(first));
+    const char* src = reinterpret_cast<const char*>(op + spaces_.read[heap_.region_index(op)]);
+    if (buf != src) {
+      memcpy(buf, src, page_);
+      c_.bytes_copied.add(page_);
+      c_.large_pages_copied.add(1);
+    }
+    if (op != ps) c_.large_pages_moved.add(1);
+    bool updated = false;
+    for_each_ref(refs, op, op + page_, [&](uintptr_t a) {
+      char* slot = buf + (a - op);
+      store64(slot, forwarded(plan_, load64(slot)));
+      updated = true;
+    });
+    c_.large_pages_updated.add(updated);
+    c_.produce_ns.add(now_ns() - t0);
+    return;
+  }
+
   if (kind != PageKind::FRAGMENTED) {
-    // DENSE / LARGE: the page keeps its bytes and only its recorded slots
-    // are forwarded. With a shared layout buf may be the page itself
-    // (updated in place).
+    // DENSE: the page keeps its bytes and only its recorded slots are
+    // forwarded. With a shared layout buf may be the page itself (updated
+    // in place).
     const char* src = reinterpret_cast<const char*>(ps + rd);
     if (buf != src) {
       memcpy(buf, src, page_);

@@ -17,6 +17,10 @@
 //   the slots that fall in the page, installs the buffer. It never writes
 //   from-space.
 //
+// A live large object's pages are not built from objects but slid whole
+// (gc_large, DESIGN §8): to-space page i of the object is its old page i,
+// slots forwarded, so they need none of the ordering above.
+//
 // With a shared layout (layout.h: minor, sigsegv) the build address of a page
 // is the page the heap will map, so the worker builds "clipped": it copies
 // and forwards only the parts of an object that fall in pages it owns.
@@ -58,9 +62,27 @@ class Producer {
   // claim was UNPROCESSED) into `buf` (one page). Async-signal-safe.
   void build_page(size_t page, char* buf) const noexcept;
 
+  // Mutator, unclipped layouts, a LARGE page (owned as for build_page):
+  // forwards the slots of the old page where it lies in from-space and
+  // returns its address, for the backend to install as a run of one (move:
+  // the page itself, untouched if it has no slots). Async-signal-safe.
+  uintptr_t large_in_place(size_t page) const noexcept;
+
  private:
   struct Pass;  // one worker's state over a chunk of regions
+  struct LargePage {
+    char* build = nullptr;  // where the page's new bytes are
+    bool copied = false;    // the library copied the page to get them there
+    bool updated = false;   // it had reference slots to forward
+  };
   void gc_region(Pass& pass, size_t r);
+  void gc_large(Pass& pass, size_t head);
+  // Page `page` (to-space) of a live large object, from the same page of the
+  // old object: built where it lies in from-space (in_place) or at its build
+  // address (copied there first if that differs), slots forwarded.
+  LargePage large_page(size_t page, bool in_place) const noexcept;
+  // Adds page `page`, built at page + delta, to the pass's run (PROCESSED).
+  void append(Pass& pass, size_t page, intptr_t delta);
   // Installs the pass's pending run of complete pages and marks them MAPPED.
   void flush(Pass& pass);
 

@@ -63,31 +63,19 @@ class ShmemLayout final : public Layout {
       if (cls == RegionClass::FRAGMENTED || (cls == RegionClass::EMPTY && held))
         new_slot_[r] = uint8_t(1 - slot_[r]);
     }
-    // A live large object is built with its head's deltas across all its
-    // regions (producer.cpp), so its tails must sit in the head's slot. FREE
-    // regions keep their slot, so a large object allocated over regions of
-    // mixed slots has tails elsewhere: copy them over (outside the pause,
-    // rare: once per such object; the heap does not change between marking
-    // and the flip).
-    for (size_t r = 0; r < n; r++) {
-      if (plan.old_state(r) != RegionState::LARGE_TAIL || plan.region_class(r) != RegionClass::LARGE)
-        continue;
-      size_t head = r;
-      while (head > 0 && plan.old_state(head) == RegionState::LARGE_TAIL) head--;
-      const uint8_t hs = slot_[head];
-      if (slot_[r] == hs) continue;
-      memcpy(slot_addr(hs, r), slot_addr(slot_[r], r), rs);
-      dirty_[r] = 1;  // if this cycle never flips, the other slot is not a hole
-      // From now on the region lives in the head's slot; its old slot is
-      // punched at release_old like any switched region's.
-      new_slot_[r] = hs;
-    }
-    // A region switching into a slot that may hold stale bytes (an earlier
-    // prepare's copy, a cycle that never flipped) gets a clean one first.
+    // A sliding large object is copied from its old regions into its new
+    // ones: every old region switches (its old slot is read while the new
+    // layout's bytes for that region, if any, are written to the other), and
+    // a new region is free or empty in the old layout (same slot, reading
+    // zero, or switched). A staying one is updated in place, page by page
+    // in each region's own slot (producer.cpp: large_page).
+    for (const LargeMove& m : plan.large_moves())
+      for (size_t r = m.old_head; r < size_t(m.old_head) + m.regions; r++)
+        new_slot_[r] = uint8_t(1 - slot_[r]);
+    // A region switching into a slot that may hold stale bytes (its punch
+    // failed at an earlier release) gets a clean one first.
     for (size_t r = 0; r < n; r++) {
       if (!dirty_[r] || new_slot_[r] == slot_[r]) continue;
-      if (plan.old_state(r) == RegionState::LARGE_TAIL && plan.region_class(r) == RegionClass::LARGE)
-        continue;  // that slot was just filled with the region's bytes
       Status s = os::punch_hole(fd_.get(), off_t(offset(new_slot_[r], r)), rs);
       if (!s) return s;
       dirty_[r] = 0;
@@ -98,7 +86,6 @@ class ShmemLayout final : public Layout {
     spaces->read.resize(n);
     spaces->write.resize(n);
     for (size_t r = 0; r < n; r++) {
-      // (A tail copied above reads its old slot: the same bytes, untouched.)
       spaces->read[r] = alias + intptr_t(slot_[r]) * cap - base;
       spaces->write[r] = alias + intptr_t(new_slot_[r]) * cap - base;
     }

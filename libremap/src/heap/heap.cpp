@@ -299,10 +299,13 @@ void Heap::clear_marks() {
     Region& reg = regions_[r];
     if (!reg.live_bytes.load(std::memory_order_relaxed)) continue;
     if (marked <= region_count_ / 8) {
-      uintptr_t rb = region_base(r);
-      uintptr_t e = reg.get_state() == RegionState::LARGE_HEAD
-                        ? rb + reg.top.load(std::memory_order_relaxed)
-                        : rb + region_size_;
+      // Marks follow the layout they were made in, which the region states
+      // may no longer show (a large object that slid away left its marks
+      // behind): a region's marks end at its end, or, for a large object
+      // marked at this region's base, at the object's end.
+      const uintptr_t rb = region_base(r);
+      const size_t lb = reg.live_bytes.load(std::memory_order_relaxed);
+      const uintptr_t e = rb + std::max(region_size_, (lb + 7) & ~size_t(7));
       begin_.clear_range(rb, e);
       live_.clear_range(rb, e);
       refs_.clear_range(rb, e);
@@ -348,6 +351,36 @@ void Heap::adopt_layout_locked(const Plan& plan) {
         reg.tail_offered = true;
       }
     }
+  }
+  // Sliding large objects: every old region is vacated first, then the new
+  // places are taken (an object may land partly on its own old regions, or
+  // on an earlier one's).
+  for (const LargeMove& m : plan.large_moves()) {
+    for (size_t r = m.old_head; r < size_t(m.old_head) + m.regions; ++r) {
+      Region& reg = regions_[r];
+      reg.top.store(0, std::memory_order_relaxed);
+      reg.large_head = 0;
+      reg.large_regions = 0;
+      reg.tail_offered = false;
+      reg.last_class = RegionClass::EMPTY;
+      reg.set_state(RegionState::FREE);
+    }
+    free_hint_ = std::min<size_t>(free_hint_, m.old_head);
+  }
+  for (const LargeMove& m : plan.large_moves()) {
+    for (size_t r = m.new_head; r < size_t(m.new_head) + m.regions; ++r) {
+      Region& reg = regions_[r];
+      const bool head = r == m.new_head;
+      reg.top.store(head ? m.bytes : 0, std::memory_order_relaxed);
+      reg.large_head = m.new_head;
+      reg.large_regions = head ? m.regions : 0;
+      reg.tail_offered = false;
+      reg.last_class = RegionClass::LARGE;
+      reg.set_state(head ? RegionState::LARGE_HEAD : RegionState::LARGE_TAIL);
+    }
+  }
+  for (size_t r = 0; r < region_count_; ++r) {
+    Region& reg = regions_[r];
     if (reg.tail_offered && reg.get_state() == RegionState::RETIRED &&
         region_size_ - reg.top.load(std::memory_order_relaxed) >= region_size_ / 4)
       offered_tails_.push_back(uint32_t(r));

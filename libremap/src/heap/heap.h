@@ -105,7 +105,9 @@ class Heap {
   // --- the cycle ----------------------------------------------------------------
   // Puts the regions in the new layout of `plan`: FRAGMENTED top = new_top
   // and its free tail offered to acquire_region, EMPTY (incl. dead large
-  // objects' regions) -> FREE; DENSE/LARGE unchanged. Only regions that were
+  // objects' regions) -> FREE; DENSE and staying LARGE unchanged; a sliding
+  // large object's old regions -> FREE, then its new ones LARGE_HEAD/TAIL
+  // (those were FREE or EMPTY in the old layout). Only regions that were
   // RETIRED/LARGE when the plan was built are touched, so regions acquired
   // during concurrent compaction are left alone. Idempotent per plan.
   void adopt_layout(const Plan& plan);

@@ -1,7 +1,8 @@
 // plan.cpp — building the compaction plan from the heap's marks, and the
 // bitmap-only object walk (see plan.h for the layout rules).
 //
-// Cost: classify is O(regions); forwarding is one popcount per 512-byte chunk
+// Cost: classify is O(regions); sliding large objects is O(regions) plus
+// one jump per obstacle run passed per large object; forwarding is one popcount per 512-byte chunk
 // of FRAGMENTED regions; page tables are O(pages) plus one bitmap walk per
 // object of FRAGMENTED regions; the validation pass is one visit_ref_offsets
 // call per live object plus one load and one bit test per reference slot (it
@@ -111,6 +112,7 @@ Status Plan::build(const Heap& heap, std::unique_ptr<Plan>* out) {
   p->region_shift_ = heap.region_shift();
   p->page_shift_ = heap.page_shift();
   if (!(s = p->classify())) return s;
+  if (!(heap.config().flags & REMAP_HEAP_PIN_LARGE)) p->slide_large_objects();
   p->build_forwarding();
   p->build_page_tables();
   for (size_t w = 0; w < p->begin_->word_count(); ++w)
@@ -138,6 +140,9 @@ Status Plan::classify() {
   live_end_.assign(n, 0);
   live_bytes_.assign(n, 0);
   old_top_.assign(n, 0);
+  large_delta_.assign(n, 0);
+  large_new_end_.assign(n, 0);
+  large_moves_.clear();
   for (size_t r = 0; r < n; ++r) {
     const Region& reg = h.region(r);
     uintptr_t rb = h.region_base(r);
@@ -205,6 +210,48 @@ Status Plan::classify() {
   return Status::ok();
 }
 
+// Sliding compaction of the large-object space at region granularity: each
+// live large object, in address order, goes to the lowest run of regions
+// that starts at or after the previous object's new end and holds nothing
+// that stays. Such a run [s, s + n) with s <= the object's old head h lies
+// below h or inside the object's own regions, so every region in it is free,
+// empty (dead data), or an old region of an object placed before — vacated,
+// since the earlier objects' new places all end at or before `floor`. Hence
+// "free" can be judged once, statically, and large objects never land on a
+// later one's old bytes (the STW pass relies on that to memmove in order).
+void Plan::slide_large_objects() {
+  const Heap& h = *heap_;
+  const size_t n = region_class_.size();
+  auto holds_nothing_staying = [&](size_t r) {
+    return region_class_[r] == RegionClass::EMPTY || region_class_[r] == RegionClass::LARGE;
+  };
+  // run[r]: how many regions from r on hold nothing staying.
+  std::vector<uint32_t> run(n + 1, 0);
+  for (size_t r = n; r-- > 0;) run[r] = holds_nothing_staying(r) ? run[r + 1] + 1 : 0;
+  size_t floor = 0;
+  for (size_t r = 0; r < n; ++r) {
+    if (region_class_[r] != RegionClass::LARGE || old_state_[r] != RegionState::LARGE_HEAD)
+      continue;
+    const size_t nreg = h.region(r).large_regions;
+    size_t s = floor;
+    // A run too short ends at a region that stays: no start inside it fits.
+    while (s < r && run[s] < nreg) s += run[s] + 1;
+    if (s >= r) {
+      floor = r + nreg;
+      r += nreg - 1;
+      continue;
+    }
+    const intptr_t delta = -intptr_t((r - s) << region_shift_);
+    for (size_t t = r; t < r + nreg; ++t) large_delta_[t] = delta;
+    const uintptr_t new_start = h.region_base(s), new_end = new_start + old_top_[r];
+    for (size_t t = s; t < s + nreg; ++t)
+      large_new_end_[t] = std::clamp(new_end, h.region_base(t), h.region_base(t) + h.region_size());
+    large_moves_.push_back(LargeMove{uint32_t(r), uint32_t(s), uint32_t(nreg), old_top_[r]});
+    floor = s + nreg;
+    r += nreg - 1;
+  }
+}
+
 void Plan::build_forwarding() {
   const Heap& h = *heap_;
   size_t chunks = capacity_ >> LiveBitmap::kChunkShift;
@@ -238,12 +285,15 @@ void Plan::build_page_tables() {
       case RegionClass::EMPTY:
         break;
       case RegionClass::LARGE: {
-        size_t head = h.region(r).get_state() == RegionState::LARGE_TAIL
-                          ? h.region(r).large_head
-                          : r;
-        for (size_t p = p0; p < page_up(new_top_[r]); ++p) {
+        // From the head, at the object's new place: page i of the new object
+        // is page i of the old one. (The regions it lands on are EMPTY or
+        // large in the old layout, which write no page entries, or come
+        // before it, whose entries are already written.)
+        if (old_state_[r] != RegionState::LARGE_HEAD) break;
+        const uintptr_t nb = rb + large_delta_[r];
+        for (size_t p = h.page_index(nb); p < page_up(nb + old_top_[r]); ++p) {
           page_kind_[p] = PageKind::LARGE;
-          first_object_[p] = h.region_base(head);
+          first_object_[p] = rb;
         }
         break;
       }

@@ -15,7 +15,15 @@
 //   FRAGMENTED: live objects in address order, packed from the region base,
 //               [base, new_top) all live bytes, [new_top, region end) free.
 //   DENSE:      unchanged, [base, top) (dead objects keep their bytes).
-//   LARGE:      unchanged (issue 7 slides them).
+//   LARGE:      a live large object slides down, whole regions at a time,
+//               into the lowest run of regions at or after the previous
+//               large object's new end that holds nothing staying (free,
+//               empty, or large objects' old regions), keeping the large
+//               objects' order (DESIGN §8). Its pages are moved, not
+//               rebuilt: page i of the new object is page i of the old one
+//               with its reference slots forwarded. Regions of small objects
+//               that stay (DENSE, FRAGMENTED) are never crossed into.
+//               REMAP_HEAP_PIN_LARGE keeps every large object where it is.
 //   EMPTY:      all free.
 // Free bytes read as zero after the cycle.
 #pragma once
@@ -37,9 +45,20 @@ enum class PageKind : uint8_t {
   EMPTY = 0,       // no data: install a zero page (incl. pages at/after a region's new top)
   DENSE = 1,       // same bytes as before, references updated in place
   FRAGMENTED = 2,  // built from objects slid down from this page or later pages of its region
-  LARGE = 3,       // a page of a live large object, references updated in place
+  LARGE = 3,       // a page of a live large object: the same page of the old object,
+                   // slid to the object's new place, references updated
 };
 const char* page_kind_name(PageKind k);
+
+// A live large object that changes place this cycle: regions
+// [old_head, old_head + regions) -> [new_head, new_head + regions),
+// new_head < old_head.
+struct LargeMove {
+  uint32_t old_head = 0;
+  uint32_t new_head = 0;
+  uint32_t regions = 0;
+  size_t bytes = 0;  // the object's page-rounded allocation (the head's top)
+};
 
 // A live object in the old layout.
 struct LiveObject {
@@ -93,7 +112,9 @@ class Plan {
     uintptr_t off = old - base_;
     if (off >= capacity_) return old;
     size_t r = off >> region_shift_;
-    if (region_class_[r] != RegionClass::FRAGMENTED) return old;
+    const RegionClass c = region_class_[r];
+    if (c != RegionClass::FRAGMENTED)
+      return c == RegionClass::LARGE ? old + large_delta_[r] : old;  // the page table
     size_t chunk = off >> LiveBitmap::kChunkShift;
     unsigned bit = unsigned(off >> LiveBitmap::kWordShift) & 63;
     return base_ + (r << region_shift_) + chunk_prefix_[chunk] +
@@ -109,7 +130,8 @@ class Plan {
   // live bytes for FRAGMENTED, base + top for DENSE, base for EMPTY; for a
   // LARGE head base + the object's page-rounded size (past the head region
   // when the object spans several), for a LARGE tail the end of the part of
-  // the object in that region.
+  // the object in that region — for LARGE, in the object's OLD regions: its
+  // new place is large_delta() bytes away.
   uintptr_t new_top(size_t r) const { return new_top_[r]; }
   // One past the last live word of region r in the OLD layout (region base if
   // none): from-space bytes at or after it are never needed. For a LARGE head
@@ -122,6 +144,18 @@ class Plan {
   // The region's RegionState when the plan was built.
   RegionState old_state(size_t r) const { return old_state_[r]; }
   size_t region_count() const { return region_class_.size(); }
+
+  // --- large objects (DESIGN §8) ----------------------------------------------------
+  // The page forwarding table, one entry per region: for each region of a
+  // live large object (head and tails, old layout) new - old in bytes (0 if
+  // it stays, a negative multiple of region_size if it slides); 0 elsewhere.
+  intptr_t large_delta(size_t r) const { return large_delta_[r]; }
+  // The large objects that slide, in address order (old and new).
+  const std::vector<LargeMove>& large_moves() const { return large_moves_; }
+  // For a region that a sliding large object occupies in the NEW layout: the
+  // end of the object's bytes in it (absolute); 0 for every other region.
+  // Bytes of such a region past it are free after the cycle.
+  uintptr_t large_new_end(size_t r) const { return large_new_end_[r]; }
 
   // --- pages (to-space, index = (addr - base) >> page_shift) ------------------------
   PageKind page_kind(size_t page) const { return page_kind_[page]; }
@@ -150,6 +184,7 @@ class Plan {
   uint64_t regions_fragmented() const { return n_fragmented_; }
   uint64_t regions_empty() const { return n_empty_; }  // regions RETIRED/LARGE at prepare only
   uint64_t regions_large() const { return n_large_; }  // large objects (heads), not regions
+  uint64_t large_objects_moved() const { return large_moves_.size(); }
   uint64_t build_ns() const { return build_ns_; }      // whole build, incl. validation
   uint64_t validate_ns() const { return validate_ns_; }  // the object-model validation pass
   uint64_t objects_live() const { return n_objects_; }
@@ -158,6 +193,7 @@ class Plan {
   friend class LiveCursor;
   Plan() = default;
   Status classify();
+  void slide_large_objects();
   void build_forwarding();
   void build_page_tables();
   Status validate_object_model();
@@ -182,6 +218,9 @@ class Plan {
   // (filled for FRAGMENTED regions only). uint32: regions are <= 1 GiB.
   // Not value-initialized: only FRAGMENTED regions' chunks are written/read.
   std::unique_ptr<uint32_t[]> chunk_prefix_;
+  std::vector<intptr_t> large_delta_;
+  std::vector<uintptr_t> large_new_end_;
+  std::vector<LargeMove> large_moves_;
   std::vector<PageKind> page_kind_;
   std::vector<uintptr_t> first_object_;
 
