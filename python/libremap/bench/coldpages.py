@@ -144,14 +144,18 @@ def wait_for_writeback(timeout_s: float = 10.0) -> bool:
     return True
 
 
-def in_swap_cache(addr: int, npages: int) -> int:
-    """How many of the pages from ``addr`` are held in memory: mincore(2)
-    answers for a swapped-out page whether the swap cache still has it."""
+def _mincore(addr: int, npages: int) -> bytes:
     vec = (ctypes.c_ubyte * npages)()
     if _libc.mincore(addr, npages * PAGE_SIZE, vec) != 0:
         err = ctypes.get_errno()
         raise OSError(err, f"mincore: {os.strerror(err)}")
-    return sum(v & 1 for v in vec)
+    return bytes(vec)
+
+
+def in_swap_cache(addr: int, npages: int) -> int:
+    """How many of the pages from ``addr`` are held in memory: mincore(2)
+    answers for a swapped-out page whether the swap cache still has it."""
+    return sum(v & 1 for v in _mincore(addr, npages))
 
 
 @dataclass
@@ -196,10 +200,30 @@ def page_out(
     swapped = count_pages(ranges, PM_SWAPPED)
     total = sum(n for _, n in ranges)
     if drop_swap_cache and swapped == total and not errors:
-        for a, n in ranges:
-            ctypes.string_at(a, n * PAGE_SIZE)
-        _page_out_pass(ranges, attempts, errors)
-        wait_for_writeback()
+        # A folio with an extra reference cannot leave the swap cache: the
+        # last ones whose writeback ended sit in a per-CPU LRU batch until it
+        # is drained, which MADV_PAGEOUT does for the CPU it runs on. Retry
+        # the pages still cached on each CPU in turn.
+        cpus = sorted(os.sched_getaffinity(0))
+        todo = list(ranges)
+        try:
+            for attempt in range(4 * len(cpus)):
+                if attempt:
+                    os.sched_setaffinity(0, {cpus[attempt % len(cpus)]})
+                for a, n in todo:
+                    ctypes.string_at(a, n * PAGE_SIZE)
+                _page_out_pass(todo, attempts, errors)
+                wait_for_writeback()
+                todo = [
+                    (a + i * PAGE_SIZE, 1)
+                    for a, n in ranges
+                    for i, v in enumerate(_mincore(a, n))
+                    if v & 1
+                ]
+                if not todo or errors:
+                    break
+        finally:
+            os.sched_setaffinity(0, cpus)
         swapped = count_pages(ranges, PM_SWAPPED)
     cached = sum(in_swap_cache(a, n) for a, n in ranges)
     return PageOut(total, swapped, cached, errors)
