@@ -225,7 +225,12 @@ def page_out(
         finally:
             os.sched_setaffinity(0, cpus)
         swapped = count_pages(ranges, PM_SWAPPED)
-    cached = sum(in_swap_cache(a, n) for a, n in ranges)
+    cached = sum(
+        1
+        for a, n in ranges
+        for e, v in zip(pagemap(a, n), _mincore(a, n))
+        if e & PM_SWAPPED and v & 1
+    )
     return PageOut(total, swapped, cached, errors)
 
 
@@ -427,7 +432,7 @@ class ColdPages(Synthetic):
         swapped, total, errors = po.swapped, po.pages, po.errors
         rec["large_live_pages"] = total
         rec["large_pages_paged_out"] = swapped
-        rec["large_pages_in_swap_cache"] = po.in_swap_cache
+        rec["large_pages_in_swap_cache"] = po.in_swap_cache if swapped else None
         rec["paged_out_bytes"] = (vm_swap_bytes() or 0) - before
         if swapped == 0:
             rec["note"] = (
