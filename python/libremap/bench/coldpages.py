@@ -168,6 +168,8 @@ class PageOut:
 
 def _page_out_pass(ranges: list[tuple[int, int]], attempts: int, errors: set[str]) -> None:
     todo = list(ranges)
+    left = sum(n for _, n in todo) + 1
+    stalled = 0
     for attempt in range(attempts):
         for a, n in todo:
             err = madvise(a, n * PAGE_SIZE, MADV_PAGEOUT)
@@ -176,6 +178,13 @@ def _page_out_pass(ranges: list[tuple[int, int]], attempts: int, errors: set[str
         todo = [(a, n) for a, n in todo if any(not e & PM_SWAPPED for e in pagemap(a, n))]
         if not todo or errors:
             return
+        # Retry pages reclaim skipped for a moment; give up on ranges it never
+        # takes (a shared memfd heap: its pages never become swap entries).
+        now = sum(n for _, n in todo)
+        stalled = stalled + 1 if now >= left else 0
+        if stalled >= 3:
+            return
+        left = now
         time.sleep(0.02 * (1 + attempt // 10))
 
 
