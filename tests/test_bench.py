@@ -144,3 +144,104 @@ def test_bad_flags_are_usage_errors(tmp_path: Path) -> None:
             [sys.executable, "-m", "libremap", "bench", *args], timeout=60, cwd=tmp_path
         )
         assert p.returncode == 2, (args, p.stdout, p.stderr)
+
+
+# ---------------------------------------------------------------- cold pages
+
+COLD_FIELDS = (
+    "large_live_pages", "large_pages_paged_out", "large_pages_swapped_in", "large_objects_moved",
+    "large_pages_moved", "large_pages_copied", "large_pages_updated", "large_pages_per_s",
+)  # fmt: skip
+
+
+def _our_swap_files() -> set[str]:
+    """libremap-bench swap files on disk or active (other sessions may own some)."""
+    import glob
+
+    with open("/proc/swaps") as f:
+        active = {ln.split()[0] for ln in f.readlines()[1:] if "libremap-bench-" in ln}
+    return set(glob.glob("/var/tmp/libremap-bench-*.swap")) | active
+
+
+def test_cold_pages_quick_reports_swap_ins_and_large_object_counts(tmp_path: Path) -> None:
+    """cold-pages with --quick: the JSON keeps the contract (the cold-pages
+    fields are required for its runs), every run is verified, move swaps
+    nothing in while copy swaps in every paged-out page, the headline is
+    printed, and the swap file is gone afterwards. Not root: the workload is
+    listed as unavailable with the reason."""
+    files_before = _our_swap_files()
+    doc, stdout = _bench(
+        tmp_path, "--quick", "--workload", "cold-pages", "--backends", "move,copy,stw",
+        "--runs", "1", "--warmup", "0",
+    )  # fmt: skip
+    output.validate(doc)
+    assert _our_swap_files() <= files_before, "the bench left its swap file behind (or on)"
+    counted = [r for r in doc["runs"] if not r["warmup"]]
+    if not counted:
+        (u,) = [u for u in doc["unavailable"] if u["workload"] == "cold-pages"]
+        assert u["reason"]
+        pytest.skip(f"cold-pages did not run: {u['reason']}")
+    _check_contract(doc)
+    assert all(r["verified"] for r in counted), [r["verify_detail"] for r in counted]
+    by = {r["backend"]: r for r in counted}
+    for r in counted:
+        for k in COLD_FIELDS:
+            assert k in r, f"{r['backend']} run lacks {k}"
+        assert r["large_live_pages"] > 0
+    move, copy = by["move"], by["copy"]
+    for r in (move, copy):
+        assert r["large_pages_paged_out"] == r["large_live_pages"], "the page-out was incomplete"
+        assert r["large_pages_per_s"] > 0
+    assert move["large_pages_swapped_in"] == 0 and move["swap_ins"] == 0, move
+    assert copy["large_pages_swapped_in"] == copy["large_pages_paged_out"], copy
+    assert copy["swap_ins"] >= copy["large_pages_paged_out"], copy
+    assert move["large_objects_moved"] > 0, "no large object moved"
+    assert move["large_objects_moved"] == copy["large_objects_moved"]
+    assert move["large_pages_copied"] == 0 and copy["large_pages_copied"] > 0
+    assert move["large_pages_updated"] == 0, "primitive arrays have no slots to update"
+    assert "cold-pages: copy/move compaction" in stdout
+    assert "cold-pages: swap-ins move 0" in stdout
+
+
+def test_cold_pages_headline_judges_the_goals() -> None:
+    from libremap.bench import record, report
+
+    def runs(move_ns: int, copy_ns: int, move_swap: int) -> list[dict[str, Any]]:
+        recs = []
+        for i in range(3):
+            for b, ns, sw in (("move", move_ns, move_swap), ("copy", copy_ns, 100)):
+                r = record.empty("cold-pages", b, "sigbus")
+                r.update(verified=True, compaction_ns=ns, run=i, swap_ins=sw)
+                r.update(large_live_pages=100, large_pages_per_s=100 / (ns / 1e9))
+                recs.append(r)
+        return recs
+
+    good = "\n".join(report.cold_pages_headline(summary.summarize(runs(1000, 20000, 0))))
+    assert "copy/move compaction 20.0x" in good and "goal >= 10x: met" in good
+    assert "swap-ins move 0 (max 0) vs copy 100" in good and "for move: met" in good
+    assert "move 100.00M/s vs copy 5.00M/s" in good
+    bad = "\n".join(report.cold_pages_headline(summary.summarize(runs(1000, 5000, 3))))
+    assert "5.0x" in bad and "goal >= 10x: NOT met" in bad
+    assert "for move: NOT met" in bad
+
+
+def test_schema_requires_the_cold_pages_fields() -> None:
+    from libremap.bench import record
+
+    r = record.empty("cold-pages", "move", "sigbus")
+    r["point"] = {"heap_mib": 1, "live": 0.5, "dense": 0.25, "threads": 0, "seed": 1}
+    doc = {
+        "machine": {"kernel": "", "cpu": "", "thp": "", "probe": {}},
+        "params": {"workloads": [], "backends": [], "runs": 1, "warmup": 0,
+                   "base": {"heap_mib": 1, "live": 0.5, "dense": 0.25, "threads": 0, "seed": 1}},
+        "floor": {k: None for k in ("move_batched_ns_per_page", "move_single_ns_per_page",
+                                    "copy_ns_per_page", "memcpy_ns_per_page")},
+        "runs": [r],
+    }  # fmt: skip
+    with pytest.raises(jsonschema.ValidationError, match="large_"):
+        output.validate(doc)
+    r.update({k: None for k in COLD_FIELDS})
+    output.validate(doc)
+    r["workload"] = "synthetic"
+    del r["large_pages_moved"]
+    output.validate(doc)  # other workloads need not carry them

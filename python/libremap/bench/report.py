@@ -8,7 +8,7 @@ from typing import Any
 
 from ..toyvm import fmt_ns
 
-# label, metric, kind: ns (with min-max) | count | bytes | float
+# label, metric, kind: ns (with min-max) | count | bytes | float | rate (per second)
 ROWS: tuple[tuple[str, str, str], ...] = (
     ("compaction wall", "compaction_ns", "ns"),
     ("  produce (summed)", "split_ns.produce", "ns"),
@@ -47,8 +47,21 @@ ROWS: tuple[tuple[str, str, str], ...] = (
     ("RSS after", "rss_after", "bytes"),
     ("MOVE fallbacks", "fallbacks.total", "count"),
     ("swap-ins", "swap_ins", "count"),
+    ("major faults (rusage)", "major_faults", "count"),
+    ("large live pages", "large_live_pages", "count"),
+    ("  paged out at the flip", "large_pages_paged_out", "count"),
+    ("  still in the swap cache", "large_pages_in_swap_cache", "count"),
+    ("  swapped in (pagemap)", "large_pages_swapped_in", "count"),
+    ("  put in place per second", "large_pages_per_s", "rate"),
+    ("large objects moved", "large_objects_moved", "count"),
+    ("large pages moved", "large_pages_moved", "count"),
+    ("large pages copied", "large_pages_copied", "count"),
+    ("large pages updated", "large_pages_updated", "count"),
     ("x floor", "vs_floor", "float"),
 )
+
+# Shown for cold-pages only (elsewhere they are 0 and say nothing).
+COLD_PAGES_ONLY = frozenset({"major_faults"})
 
 RATIO_ROWS = (
     ("compaction wall", "compaction_ns"),
@@ -76,6 +89,11 @@ def _fmt(v: float, kind: str) -> str:
         return _bytes(v)
     if kind == "float":
         return f"{v:.2f}"
+    if kind == "rate":
+        for unit, div in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
+            if abs(v) >= div:
+                return f"{v / div:.2f}{unit}/s"
+        return f"{v:.0f}/s"
     return f"{v:,.0f}"
 
 
@@ -96,6 +114,48 @@ def _grid(lines: list[list[str]]) -> list[str]:
         out.append("  ".join(cells).rstrip())
         if j == 0:
             out.append("-" * len(out[0]))
+    return out
+
+
+# Issue 7's goals for the cold-pages workload.
+COLD_PAGES_MIN_SPEEDUP = 10.0
+COLD_PAGES_MAX_MOVE_SWAP_INS = 0
+
+
+def cold_pages_headline(entries: list[dict[str, Any]]) -> list[str]:
+    """The cold-pages verdict: copy/move compaction time (pair by pair) and
+    swap-ins of move vs copy, against issue 7's goals."""
+    by = {e["backend"]: e for e in entries}
+    move, copy = by.get("move"), by.get("copy")
+    if move is None or copy is None:
+        return ["cold-pages: needs both move and copy runs for the headline"]
+
+    def med(e: dict[str, Any], k: str) -> float | None:
+        m = e["metrics"].get(k)
+        return None if m is None else m["median"]
+
+    out = []
+    r = copy["ratio_to_move"].get("compaction_ns")
+    if r is not None:
+        verdict = "met" if r["median"] >= COLD_PAGES_MIN_SPEEDUP else "NOT met"
+        out.append(
+            f"cold-pages: copy/move compaction {r['median']:.1f}x ({r['min']:.1f}..{r['max']:.1f})"
+            f" (goal >= {COLD_PAGES_MIN_SPEEDUP:g}x: {verdict})"
+        )
+    ms, cs = med(move, "swap_ins"), med(copy, "swap_ins")
+    if ms is not None and cs is not None:
+        worst = move["metrics"]["swap_ins"]["max"]
+        verdict = "met" if worst <= COLD_PAGES_MAX_MOVE_SWAP_INS else "NOT met"
+        out.append(
+            f"cold-pages: swap-ins move {ms:,.0f} (max {worst:,.0f}) vs copy {cs:,.0f}"
+            f" (goal {COLD_PAGES_MAX_MOVE_SWAP_INS} for move: {verdict})"
+        )
+    mr, cr = med(move, "large_pages_per_s"), med(copy, "large_pages_per_s")
+    if mr is not None and cr is not None:
+        out.append(
+            f"cold-pages: live large pages put in place per second: move {_fmt(mr, 'rate')}"
+            f" vs copy {_fmt(cr, 'rate')}"
+        )
     return out
 
 
@@ -125,6 +185,8 @@ def table(result: dict[str, Any]) -> str:
         )
         lines = [["", *names]]
         for label, key, kind in ROWS:
+            if key in COLD_PAGES_ONLY and workload != "cold-pages":
+                continue
             cells = [_cell(e["metrics"].get(key), kind) for e in entries]
             if all(c == "-" for c in cells):
                 continue
@@ -147,6 +209,8 @@ def table(result: dict[str, Any]) -> str:
                     rl.append([label, *cells])
             out.extend(_grid(rl))
         move = next((e for e in entries if e["backend"] == "move"), None)
+        if workload == "cold-pages":
+            out.extend(cold_pages_headline(entries))
         if move and "vs_floor" in move["metrics"]:
             vf = move["metrics"]["vs_floor"]
             out.append(

@@ -68,6 +68,17 @@ METRICS: tuple[str, ...] = (
     "rss_after",
     "fallbacks.total",
     "swap_ins",
+    "major_faults",
+    # cold-pages (coldpages.py)
+    "large_live_pages",
+    "large_pages_paged_out",
+    "large_pages_in_swap_cache",
+    "large_pages_swapped_in",
+    "large_objects_moved",
+    "large_pages_moved",
+    "large_pages_copied",
+    "large_pages_updated",
+    "large_pages_per_s",
     "gc_count",
     "vs_floor",
 )
