@@ -154,3 +154,46 @@ def test_occupancy_right_after_the_flip_is_the_new_layout(backend):
         h.finish()
     assert h.info()["bytes_allocated"] == info["bytes_allocated"]
     h.verify()
+
+
+def _present(addr: int) -> bool:
+    with open("/proc/self/pagemap", "rb") as f:
+        f.seek(addr // 4096 * 8)
+        return bool(int.from_bytes(f.read(8), "little") >> 63 & 1)
+
+
+@pytest.mark.parametrize("fault_mode", ["sigbus", "thread"])
+def test_never_touched_pages_stay_holes_and_read_zero_when_faulted(fault_mode):
+    # move skips source holes (UFFDIO_MOVE_MODE_ALLOW_SRC_HOLES): the new
+    # page stays unmapped although the engine counts it installed. A mutator
+    # that touches it during compaction must get zeros (fill_hole), whether
+    # it faults before a GC worker reached the object (its own one-page
+    # install skips the hole too) or after; untouched, it stays a hole.
+    from libremap.bench.floor import madvise
+
+    MADV_DONTNEED = 4
+    h = build(dict(BASE, seed=15, **MIXES[1]), backend="move", fault_mode=fault_mode)
+    h.mark()
+    h.prepare()
+    moved = [(a, s, h.forward(a)) for a, s, _i in _large_live(h) if h.forward(a) != a]
+    assert len(moved) >= 3
+    keep = {}
+    for a, s, new in moved:
+        assert madvise(a + 4096, 4096, MADV_DONTNEED) == 0  # page 1: a hole
+        keep[new] = ctypes.string_at(a + 2 * 4096, 4096)    # page 2: data
+    early, late, untouched = moved[0::3], moved[1::3], moved[2::3]
+    h.flip()
+    zeros = bytes(4096)
+    for _a, _s, new in early:  # before any GC worker: the mutator's own install
+        assert ctypes.string_at(new + 4096, 4096) == zeros
+    h.compact()  # every page installed; holes skipped
+    for _a, _s, new in late:  # after the GC worker's run, before finish
+        assert ctypes.string_at(new + 4096, 4096) == zeros
+    h.finish()
+    st = h.stats()
+    assert st["pages_zero"] >= len(early) + len(late), st
+    for _a, _s, new in untouched:
+        assert not _present(new + 4096), "a never-touched page was populated"
+    for _a, _s, new in moved:
+        assert ctypes.string_at(new + 2 * 4096, 4096) == keep[new]
+        assert ctypes.string_at(new + 4096, 4096) == zeros

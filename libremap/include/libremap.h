@@ -371,7 +371,7 @@ typedef struct remap_cycle_stats {
   uint64_t ioctl_zeropage;
   uint64_t ioctl_continue;
   uint64_t ioctl_wake;
-  uint64_t pages_moved;
+  uint64_t pages_moved;         /* pages UFFDIO_MOVE installed (skipped source holes count too) */
   uint64_t pages_copied;
   uint64_t mprotect_calls;
   uint64_t madvise_calls;

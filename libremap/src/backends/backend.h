@@ -61,6 +61,11 @@ class Backend {
   // shared layout's page lives at dst + write_delta; anon backends ignore it).
   virtual InstallOutcome install_zero(uintptr_t dst, intptr_t write_delta) noexcept = 0;
 
+  // A page the engine recorded as installed faulted (or is touched): a run
+  // installed with source holes skipped left it unmapped, so it reads zero;
+  // maps the zero page there. A page that is mapped stays as it is.
+  virtual InstallOutcome fill_hole(uintptr_t dst) noexcept { return {}; }
+
   // A GC worker finished every page of [from, from+len) (from-space) and no
   // other producer reads it any more.
   virtual void from_space_done(uintptr_t from, size_t len) noexcept {}

@@ -5,8 +5,9 @@
 // mutator builds its page in a pool page and moves that. Per page, EBUSY
 // (the page is shared after fork, KSM-merged, pinned or under writeback:
 // MOVE needs PageAnonExclusive) falls back to UFFDIO_COPY of the same bytes
-// and is counted; a source hole (a dense from-space page nobody ever
-// touched) reads as zero, so it is installed as a zero page. At the end,
+// and is counted; a source hole (a from-space page nobody ever touched) is
+// skipped and left unmapped (it reads zero; fill_hole maps the zero page if
+// it faults before the cycle ends). At the end,
 // from-space pages that still hold memory are moved into the pool, up to its
 // capacity; the rest goes back to the OS with one madvise.
 #include <string.h>
@@ -30,8 +31,14 @@ class MoveBackend final : public Backend {
     size_t off = 0;
     uint64_t t0 = now_ns();
     while (off < len) {
+      // A source hole (a page never touched: a dense page nobody wrote, an
+      // untouched stretch of a large array) is skipped, not filled: its
+      // destination stays unmapped and reads zero, so a sparse array stays
+      // sparse, and the run stays one ioctl. A fault there later is served
+      // by fill_hole.
       os::UffdResult r = os::uffd_move(env_.uffd, reinterpret_cast<void*>(dst + off),
-                                       reinterpret_cast<void*>(src + off), len - off, 0);
+                                       reinterpret_cast<void*>(src + off), len - off,
+                                       os::kMoveModeAllowSrcHoles);
       c_.ioctl_move.add(1);
       c_.pages_moved.add(r.done / env_.page);
       // Each page moved from from-space is an old page reused as the buffer
@@ -100,6 +107,17 @@ class MoveBackend final : public Backend {
     c_.pages_zero.add(1);
     c_.pages_installed.add(1);
     return {};
+  }
+
+  InstallOutcome fill_hole(uintptr_t dst) noexcept override {
+    os::UffdResult z = os::uffd_zeropage(env_.uffd, reinterpret_cast<void*>(dst), env_.page, 0);
+    c_.ioctl_zeropage.add(1);
+    if (z.ok()) {
+      c_.pages_zero.add(1);
+      return {};
+    }
+    if (z.err == os::UffdErr::exists) return {};
+    return {false, z.sys_errno, "UFFDIO_ZEROPAGE"};
   }
 
   Status finish_from_space(uintptr_t from, size_t len) override {

@@ -91,8 +91,10 @@ class StwPass {
     if (plan_.old_state(r) != RegionState::LARGE_HEAD) return;
     const uintptr_t old = heap_.region_base(r);
     const size_t bytes = plan_.old_top(r), pages = bytes / heap_.page_size();
-    rewrite(old);
-    large_pages_updated_ += count_slot_pages(old, bytes);
+    // From the slots recorded at mark, not the object model: visiting
+    // would read the object's header page, and a large object that stays
+    // must not be read at all (a swapped-out array stays swapped out).
+    large_pages_updated_ += rewrite_recorded(old, bytes);
     if (plan_.large_delta(r) == 0) return;
     std::memmove(reinterpret_cast<void*>(old + plan_.large_delta(r)),
                  reinterpret_cast<const void*>(old), bytes);
@@ -101,14 +103,21 @@ class StwPass {
     large_pages_copied_ += pages;
   }
 
-  size_t count_slot_pages(uintptr_t obj, size_t bytes) const {
+  // Forwards the slots Heap::mark recorded in [obj, obj + bytes); returns
+  // how many pages held one.
+  size_t rewrite_recorded(uintptr_t obj, size_t bytes) {
     const LiveBitmap& refs = heap_.ref_bits();
-    const size_t ps = heap_.page_size();
-    size_t n = 0;
-    for (uintptr_t a = refs.find_next_set(obj, obj + bytes); a < obj + bytes;
-         a = refs.find_next_set((a & ~uintptr_t(ps - 1)) + ps, obj + bytes))
-      n++;
-    return n;
+    const uintptr_t end = obj + bytes;
+    size_t pages = 0;
+    uintptr_t last_page = 0;
+    for (uintptr_t a = refs.find_next_set(obj, end); a < end; a = refs.find_next_set(a + 8, end)) {
+      auto* slot = reinterpret_cast<uintptr_t*>(a);
+      if (*slot != 0) *slot = plan_.forward(*slot);
+      const uintptr_t page = a & ~uintptr_t(heap_.page_size() - 1);
+      pages += page != last_page;
+      last_page = page;
+    }
+    return pages;
   }
 
   void update_in_place(size_t r) {

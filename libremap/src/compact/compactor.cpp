@@ -174,8 +174,14 @@ Status Compactor::touch(uintptr_t addr, size_t len) {
   uintptr_t end = addr + len;
   if (end < addr || addr < heap_.base() || end > heap_.end())
     return fail(REMAP_EINVAL, "range [%#lx, +%zu) is not inside the heap", (unsigned long)addr, len);
-  for (size_t p = heap_.page_index(addr); p <= heap_.page_index(end - 1); p++)
+  for (size_t p = heap_.page_index(addr); p <= heap_.page_index(end - 1); p++) {
     if (!ensure_page(p, false)) return fail(REMAP_EKERNEL, "could not produce page %zu", p);
+    // The kernel will access it without a fault we can serve (SIGBUS mode):
+    // a hole left by a run must be mapped too.
+    InstallOutcome o = backend_->fill_hole(heap_.page_addr(p));
+    if (!o.ok) return fail(REMAP_EKERNEL, "could not map the zero page at page %zu: %s errno %d", p,
+                           o.op, o.sys_errno);
+  }
   return Status::ok();
 }
 
@@ -229,6 +235,11 @@ bool Compactor::ensure_page(size_t page, bool by_fault) noexcept {
     uint64_t w0 = now_ns();
     states_.wait_mapped(page);
     counters_.wait_ns.add(now_ns() - w0);
+  } else if (by_fault) {
+    // Installed, yet it faulted: a run moved with source holes skipped left
+    // it unmapped (or it was mapped just now, and this is a no-op).
+    InstallOutcome o = backend_->fill_hole(heap_.page_addr(page));
+    if (!o.ok) fatal("fill a hole", o);
   }
   if (by_fault) counters_.latency.record(now_ns() - t0);
   return true;
