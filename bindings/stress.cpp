@@ -13,6 +13,7 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 #include <sched.h>
+#include <sys/mman.h>
 
 #include <algorithm>
 #include <atomic>
@@ -23,6 +24,7 @@
 #include <mutex>
 #include <random>
 #include <thread>
+#include <unordered_map>
 
 #include "errors_py.h"
 #include "object_layout.h"
@@ -41,6 +43,7 @@ constexpr size_t kSeen = 64;
 constexpr int kSlotPayload = -1;  // log: a payload-only write
 constexpr int kSlotAlloc = -2;    // log: the object was allocated (version 1, slots null)
 constexpr uint32_t kAnyTarget = UINT32_MAX;
+constexpr uint32_t kMaxLarge = 1u << 16;  // large objects per run; then no more are allocated
 
 uint64_t mix(uint64_t x) {
   x += 0x9e3779b97f4a7c15ull;
@@ -59,6 +62,22 @@ void store_word(uintptr_t a, uint64_t v) {
   __atomic_store_n(reinterpret_cast<uint64_t*>(a), v, __ATOMIC_RELAXED);
 }
 
+// Untracked slot i of large object id: a value outside the heap (bit 63)
+// that the library must leave alone; it never changes.
+uint64_t filler_word(uint32_t id, size_t i) {
+  return mix(0x5107f111e5ull ^ (uint64_t(id) << 20) ^ i) | (uint64_t(1) << 63);
+}
+
+// Whether a write that takes large object id to version v rewrites page p
+// (of npages): one page chosen by (id, v) and about an eighth of the
+// others; version 1 (the allocation) writes them all. The log replay uses
+// the same function, so a log entry needs no page list.
+bool page_written(uint32_t id, uint32_t v, size_t npages, size_t p) {
+  if (v <= 1) return true;
+  const uint64_t h = mix(uint64_t(id) << 32 | v);
+  return p == h % npages || (mix(h + p + 1) & 7) == 0;
+}
+
 // One object's entry in the table outside the heap (index: id).
 struct Obj {
   std::atomic<uintptr_t> addr{0};  // current address; 0: never allocated or dead
@@ -69,9 +88,17 @@ struct Obj {
   uint32_t size = 0;               // immutable once the object is published
   uint16_t nrefs = 0;
   uint16_t klass = 0;
+  uint32_t large = 0;              // 1 + its index in the large table; 0: a small object
   Obj() {
     for (auto& t : target) t.store(0, std::memory_order_relaxed);
   }
+};
+
+// A large object's page versions: the version of the last write that
+// rewrote each page. Written under the object's seqlock.
+struct LargeInfo {
+  uint32_t npages = 0;
+  std::unique_ptr<std::atomic<uint32_t>[]> pv;
 };
 
 struct LogEntry {
@@ -93,10 +120,27 @@ struct Hasher {
 };
 
 struct Snapshot {
-  uint64_t words[kMaxObject / 8];
+  uint64_t words[kMaxObject / 8];  // small objects: all of it
+  uint64_t hdr[2];                 // the header
+  uint64_t slot[kMaxRefs];         // the tracked slots' values
   uint32_t version;
   uint32_t target[kMaxRefs];
+  // Large objects: sampled words (offsets from the object start) and the
+  // page versions, under the same seqlock.
+  std::vector<uint32_t> sample_off;
+  std::vector<uint64_t> sample_val;
+  std::vector<uint32_t> pv;
 };
+
+// The slots the stress tracks (targets in the table, the log and the
+// model): 0..3, except that an object with more than kMaxRefs slots (a
+// large one) has its last tracked slot at its last slot (on page 1 when it
+// has >= 511). Its other slots hold filler_word.
+unsigned tracked(const Obj& o) { return std::min<unsigned>(o.nrefs, kMaxRefs); }
+size_t slot_byte(const Obj& o, unsigned k) {
+  return slot_offset(k == kMaxRefs - 1 && o.nrefs > kMaxRefs ? o.nrefs - 1u : k);
+}
+bool untracked_slot(const Obj& o, size_t i) { return i >= kMaxRefs - 1 && i + 1 < o.nrefs; }
 
 class Stress {
  public:
@@ -117,6 +161,16 @@ class Stress {
     uint32_t seen[64];  // ids reached this epoch (valid until the next safepoint)
     size_t seen_n = 0;
     uint64_t reads = 0, writes = 0, allocs = 0, retries = 0;
+    uint64_t large_reads = 0, large_reads_compacting = 0, large_writes = 0, large_allocs = 0;
+    uint64_t large_pages_missing = 0;
+    std::vector<unsigned char> incore;
+    // Large objects this mutator linked, to unlink once
+    // `due` flips have happened (if the edge still names them).
+    struct Unlink {
+      uint32_t from, slot, large;
+      uint64_t due;
+    };
+    std::vector<Unlink> unlinks;
   };
 
   // ---- setup and allocation ----
@@ -126,18 +180,40 @@ class Stress {
   // the heap is full or the id space is used up.
   uintptr_t alloc(Mutator& m, size_t size, uint32_t* id_out);
   void retire(Mutator& m);
-  // Writes a fresh object (version 1, slots null) and publishes it in the table.
-  void init_object(uintptr_t at, uint32_t id, size_t size, unsigned nrefs);
+  // A large object from remap_alloc_large, with its id and an entry of the
+  // large table (*large_out: 1 + index); 0 if the heap has no room for it
+  // (until the next cycle) or ids or large entries are used up.
+  uintptr_t alloc_large(size_t size, uint32_t* id_out, uint32_t* large_out);
+  // Writes a fresh object (version 1, tracked slots null, untracked ones
+  // filler) and publishes it in the table. large: 0 or alloc_large's entry.
+  void init_object(uintptr_t at, uint32_t id, size_t size, unsigned nrefs, uint32_t large = 0);
   void random_shape(std::mt19937_64& rng, size_t* size, unsigned* nrefs);
+  // Just over the threshold to three regions; mostly primitive, some with
+  // four slots, some with more than a page of slots. need_refs: >= 1 slot.
+  void random_large_shape(std::mt19937_64& rng, bool need_refs, size_t* size, unsigned* nrefs);
+  // Payload words of a large object's page p: byte offsets [*lo, *hi) from
+  // its start (empty when slots fill the page).
+  void page_payload(const Obj& o, size_t p, size_t* lo, size_t* hi) const {
+    *lo = std::max(min_object_size(o.nrefs), p * page_size_);
+    *hi = std::min(size_t(o.size), (p + 1) * page_size_);
+    if (*hi < *lo) *hi = *lo;
+  }
+  LargeInfo& large_info(const Obj& o) const { return large_[o.large - 1]; }
 
   // ---- mutators ----
   void mutator_loop(Mutator& m);
   bool snapshot(Mutator& m, uint32_t id, uintptr_t a, Snapshot* s);
   bool check_snapshot(uint32_t id, uintptr_t a, const Snapshot& s);
+  bool snapshot_large(Mutator& m, Obj& o, uintptr_t a, Snapshot* s);
+  // What is wrong with a large object's sample ("" if nothing).
+  std::string check_large(uint32_t id, const Snapshot& s) const;
   // Writes (slot < 0: payload only); with expect != kAnyTarget only if the
   // slot still names `expect`. Returns whether it wrote.
   bool write(Mutator& m, uint32_t id, uintptr_t a, int slot, uint32_t target,
              uint32_t expect = kAnyTarget);
+  // Unlinks the large objects of m.unlinks that are due: a large object
+  // lives 1 to 4 cycles after its allocation unless other edges keep it.
+  void unlink_due(Mutator& m);
   void fail(const std::string& why);
   bool failed() const { return failed_.load(std::memory_order_acquire); }
 
@@ -156,6 +232,14 @@ class Stress {
   remap_heap* heap_ = nullptr;
   uintptr_t base_ = 0;
   size_t capacity_ = 0;
+  size_t region_size_ = 0;
+  size_t page_size_ = 0;
+  size_t threshold_ = 0;  // large_object_threshold
+  bool anon_ = false;     // move or copy: a page not yet installed is not resident (mincore)
+  std::unique_ptr<LargeInfo[]> large_;
+  std::atomic<uint32_t> next_large_{0};
+  // What the logs say each reachable large object's pages hold (driver only).
+  std::unordered_map<uint32_t, std::vector<uint32_t>> model_pv_;
   std::unique_ptr<Obj[]> table_;
   uint32_t max_ids_ = 0;
   std::atomic<uint32_t> next_id_{1};
@@ -206,6 +290,12 @@ void Stress::create_heap() {
   check(remap_heap_get_info(heap_, &hi), "remap_heap_get_info");
   base_ = reinterpret_cast<uintptr_t>(hi.base);
   capacity_ = hi.capacity;
+  region_size_ = hi.region_size;
+  page_size_ = hi.page_size;
+  anon_ = hi.backend == REMAP_BACKEND_MOVE || hi.backend == REMAP_BACKEND_COPY;
+  // remap_heap_config_init leaves it 0: the library's default.
+  threshold_ = cfg.large_object_threshold ? cfg.large_object_threshold : region_size_ / 2;
+  large_.reset(new LargeInfo[kMaxLarge]);
   // Ids are never reused: room for the heap full of the smallest objects
   // several times over; allocation stops when they run out.
   max_ids_ = uint32_t(std::min<size_t>(capacity_ / 8, size_t(1) << 24));
@@ -218,6 +308,43 @@ void Stress::random_shape(std::mt19937_64& rng, size_t* size, unsigned* nrefs) {
   *nrefs = unsigned(rng() % (kMaxRefs + 1));
   size_t min = min_object_size(*nrefs) + 8;  // at least one payload word
   *size = std::min(kMaxObject, min + 8 * size_t(rng() % 20));
+}
+
+void Stress::random_large_shape(std::mt19937_64& rng, bool need_refs, size_t* size, unsigned* nrefs) {
+  const size_t lo = (threshold_ + 8 + 7) & ~size_t(7), hi = 3 * region_size_;
+  *size = lo + 8 * size_t(rng() % ((hi - lo) / 8 + 1));
+  unsigned kind = unsigned(rng() % 8);  // 0: up to four slots; 1: a page and more of slots; else none
+  if (need_refs && kind >= 2) kind = unsigned(rng() % 2);
+  if (kind == 0)
+    *nrefs = 1 + unsigned(rng() % kMaxRefs);
+  else if (kind == 1)  // the last slot on page 1
+    *nrefs = unsigned((page_size_ - kHeaderBytes) / kSlotBytes + 1 + rng() % 64);
+  else
+    *nrefs = 0;
+  *size = std::max(*size, min_object_size(*nrefs) + 8);
+}
+
+uintptr_t Stress::alloc_large(size_t size, uint32_t* id_out, uint32_t* large_out) {
+  if (next_large_.load(std::memory_order_relaxed) >= kMaxLarge) return 0;
+  void* out = nullptr;
+  remap_status s = remap_alloc_large(heap_, size, &out);
+  if (s == REMAP_ENOMEM) return 0;  // no run of free regions until a cycle makes one
+  if (s != REMAP_OK) {
+    fail(std::string("remap_alloc_large: ") + remap_status_name(s) + ": " + remap_last_error());
+    return 0;
+  }
+  // Past this point a failure leaves the object allocated and unreachable:
+  // garbage for the next cycle, like any unlinked object.
+  const uint32_t l = next_large_.fetch_add(1);
+  if (l >= kMaxLarge) return 0;
+  const uint32_t id = next_id_.fetch_add(1);
+  if (id >= max_ids_) {
+    next_id_.store(max_ids_);
+    return 0;
+  }
+  *id_out = id;
+  *large_out = l + 1;
+  return reinterpret_cast<uintptr_t>(out);
 }
 
 void Stress::retire(Mutator& m) {
@@ -248,17 +375,25 @@ uintptr_t Stress::alloc(Mutator& m, size_t size, uint32_t* id_out) {
   return at;
 }
 
-void Stress::init_object(uintptr_t at, uint32_t id, size_t size, unsigned nrefs) {
+void Stress::init_object(uintptr_t at, uint32_t id, size_t size, unsigned nrefs, uint32_t large) {
   Obj& o = table_[id];
   o.size = uint32_t(size);
   o.nrefs = uint16_t(nrefs);
   o.klass = uint16_t(1 + id % 1000);
+  o.large = large;
+  if (large) {
+    LargeInfo& L = large_info(o);
+    L.npages = uint32_t((size + page_size_ - 1) / page_size_);
+    L.pv.reset(new std::atomic<uint32_t>[L.npages]);
+    for (uint32_t p = 0; p < L.npages; p++) L.pv[p].store(1, std::memory_order_relaxed);
+  }
   ObjectHeader h{uint32_t(size), uint16_t(nrefs), o.klass, id};
   uint64_t hw[2];
   std::memcpy(hw, &h, sizeof h);
   store_word(at, hw[0]);
   store_word(at + 8, hw[1]);
-  for (unsigned i = 0; i < nrefs; i++) store_word(at + slot_offset(i), 0);
+  for (unsigned i = 0; i < nrefs; i++)
+    store_word(at + slot_offset(i), untracked_slot(o, i) ? filler_word(id, i) : 0);
   const size_t first = min_object_size(nrefs);
   for (size_t off = first; off < size; off += 8) store_word(at + off, payload_word(id, 1, (off - first) / 8));
   o.born = uint32_t(cycles_started_.load(std::memory_order_relaxed));
@@ -271,21 +406,40 @@ void Stress::build() {
   std::mt19937_64 rng(p_.seed);
   std::vector<uint32_t> ids;
   const size_t want = size_t(double(capacity_) * p_.fill_fraction);
+  // Large objects take this share of the bytes (whole regions counted),
+  // interleaved with the small ones.
+  double large_share = std::min(0.5, 5 * p_.large_fraction);
+  size_t large_used = 0;
   for (size_t used = 0; used < want;) {
     size_t size;
     unsigned nrefs;
-    random_shape(rng, &size, &nrefs);
-    used += size;
-    uint32_t id;
-    uintptr_t at = alloc(driver_, size, &id);
-    if (!at) break;
-    init_object(at, id, size, nrefs);
+    uint32_t id, large = 0;
+    uintptr_t at;
+    if (large_share > 0 && double(large_used) < large_share * double(used)) {
+      random_large_shape(rng, false, &size, &nrefs);
+      at = alloc_large(size, &id, &large);
+      if (!at) {
+        large_share = 0;  // no room for more: small objects only
+        continue;
+      }
+      const size_t bytes = (size + region_size_ - 1) / region_size_ * region_size_;
+      used += bytes;
+      large_used += bytes;
+      res_.large_allocs++;
+    } else {
+      random_shape(rng, &size, &nrefs);
+      used += size;
+      at = alloc(driver_, size, &id);
+      if (!at) break;
+    }
+    init_object(at, id, size, nrefs, large);
     model_[id].version = 1;
+    if (large) model_pv_[id].assign(large_info(table_[id]).npages, 1);
     // Slots point to earlier objects (or null): some of the heap is garbage.
-    for (unsigned k = 0; k < nrefs && !ids.empty(); k++) {
+    for (unsigned k = 0; k < tracked(table_[id]) && !ids.empty(); k++) {
       if (rng() % 10 < 1) continue;
       uint32_t t = ids[rng() % ids.size()];
-      store_word(at + slot_offset(k), table_[t].addr.load());
+      store_word(at + slot_byte(table_[id], k), table_[t].addr.load());
       table_[id].target[k].store(t);
       model_[id].target[k] = t;
     }
@@ -307,6 +461,7 @@ void Stress::build() {
 
 bool Stress::snapshot(Mutator& m, uint32_t id, uintptr_t a, Snapshot* s) {
   Obj& o = table_[id];
+  if (o.large) return snapshot_large(m, o, a, s);
   const size_t n = o.size / 8;
   if (n == 0 || n > kMaxObject / 8) {
     fail("object " + std::to_string(id) + " has no valid size in the table");
@@ -323,9 +478,61 @@ bool Stress::snapshot(Mutator& m, uint32_t id, uintptr_t a, Snapshot* s) {
     s->version = o.version.load(std::memory_order_relaxed);
     for (unsigned k = 0; k < kMaxRefs; k++) s->target[k] = o.target[k].load(std::memory_order_relaxed);
     std::atomic_thread_fence(std::memory_order_acquire);
-    if (o.seq.load(std::memory_order_relaxed) == s1) return true;
+    if (o.seq.load(std::memory_order_relaxed) == s1) break;
     m.retries++;
   }
+  s->hdr[0] = s->words[0];
+  s->hdr[1] = s->words[1];
+  for (unsigned k = 0; k < tracked(o); k++) s->slot[k] = s->words[2 + k];
+  return true;
+}
+
+bool Stress::snapshot_large(Mutator& m, Obj& o, uintptr_t a, Snapshot* s) {
+  const LargeInfo& L = large_info(o);
+  // The sample: the first and last payload word of every page (every page
+  // is read: one left behind faults or fails), a random payload word, and
+  // a random untracked slot.
+  s->sample_off.clear();
+  for (size_t p = 0; p < L.npages; p++) {
+    size_t lo, hi;
+    page_payload(o, p, &lo, &hi);
+    if (lo == hi) continue;
+    s->sample_off.push_back(uint32_t(lo));
+    if (hi - 8 != lo) s->sample_off.push_back(uint32_t(hi - 8));
+  }
+  const size_t first = min_object_size(o.nrefs);
+  s->sample_off.push_back(uint32_t(first + 8 * (m.rng() % ((o.size - first) / 8))));
+  if (o.nrefs > kMaxRefs)
+    s->sample_off.push_back(uint32_t(slot_offset(kMaxRefs - 1 + m.rng() % (o.nrefs - kMaxRefs))));
+  s->sample_val.resize(s->sample_off.size());
+  s->pv.resize(L.npages);
+  if (anon_ && compacting_.load(std::memory_order_relaxed)) {
+    // Pages this read is about to fault on (or the GC installs first).
+    m.incore.resize(L.npages);
+    if (mincore(reinterpret_cast<void*>(a), L.npages * page_size_, m.incore.data()) == 0)
+      for (unsigned char c : m.incore) m.large_pages_missing += !(c & 1);
+  }
+  for (;;) {
+    uint32_t s1 = o.seq.load(std::memory_order_acquire);
+    if (s1 & 1) {
+      m.retries++;
+      sched_yield();
+      continue;
+    }
+    s->hdr[0] = load_word(a);  // may fault: produced (moved) first
+    s->hdr[1] = load_word(a + 8);
+    for (unsigned k = 0; k < tracked(o); k++) s->slot[k] = load_word(a + slot_byte(o, k));
+    for (size_t i = 0; i < s->sample_off.size(); i++) s->sample_val[i] = load_word(a + s->sample_off[i]);
+    s->version = o.version.load(std::memory_order_relaxed);
+    for (unsigned k = 0; k < kMaxRefs; k++) s->target[k] = o.target[k].load(std::memory_order_relaxed);
+    for (size_t p = 0; p < L.npages; p++) s->pv[p] = L.pv[p].load(std::memory_order_relaxed);
+    std::atomic_thread_fence(std::memory_order_acquire);
+    if (o.seq.load(std::memory_order_relaxed) == s1) break;
+    m.retries++;
+  }
+  m.large_reads++;
+  if (compacting_.load(std::memory_order_relaxed)) m.large_reads_compacting++;
+  return true;
 }
 
 bool Stress::check_snapshot(uint32_t id, uintptr_t a, const Snapshot& s) {
@@ -335,7 +542,9 @@ bool Stress::check_snapshot(uint32_t id, uintptr_t a, const Snapshot& s) {
     fail("mutator saw object " + std::to_string(id) + " at heap+" + std::to_string(off) +
          " (region " + std::to_string(off / (p_.region_kib << 10)) + " +" +
          std::to_string(off % (p_.region_kib << 10)) + ", page +" + std::to_string(off % 4096) +
-         ", size " + std::to_string(o.size) + ", version " + std::to_string(s.version) +
+         ", size " + std::to_string(o.size) +
+         (o.large ? " large " + std::to_string(large_info(o).npages) + " pages" : std::string()) +
+         ", version " + std::to_string(s.version) +
          ", allocated after flip " + std::to_string(o.born) + ", now after flip " +
          std::to_string(cycles_started_.load()) + (compacting_.load() ? ", compacting" : ", idle") +
          "): " + what);
@@ -343,13 +552,16 @@ bool Stress::check_snapshot(uint32_t id, uintptr_t a, const Snapshot& s) {
   };
   if (o.addr.load(std::memory_order_acquire) != a) return bad("it is not at the address the table says");
   ObjectHeader h;
-  std::memcpy(&h, s.words, sizeof h);
+  std::memcpy(&h, s.hdr, sizeof h);
   if (h.id != id) return bad("header id " + std::to_string(h.id));
   if (h.size != o.size || h.nrefs != o.nrefs || h.klass != o.klass)
     return bad("header size/nrefs/klass " + std::to_string(h.size) + "/" + std::to_string(h.nrefs) +
                "/" + std::to_string(h.klass));
   const size_t first = min_object_size(h.nrefs) / 8;
-  for (size_t i = first; i < h.size / 8; i++)
+  if (o.large) {
+    const std::string why = check_large(id, s);
+    if (!why.empty()) return bad(why);
+  } else for (size_t i = first; i < h.size / 8; i++)
     if (s.words[i] != payload_word(id, s.version, i - first)) {
       // Which version does the word encode? Helps tell stale from torn.
       for (uint32_t v = 1; v <= s.version + 1; v++)
@@ -358,14 +570,43 @@ bool Stress::check_snapshot(uint32_t id, uintptr_t a, const Snapshot& s) {
                      std::to_string(v) + " (stale)");
       return bad("payload word " + std::to_string(i - first) + " matches no version (torn or foreign)");
     }
-  for (unsigned k = 0; k < h.nrefs; k++) {
+  for (unsigned k = 0; k < tracked(o); k++) {
     uint64_t want = s.target[k] ? table_[s.target[k]].addr.load(std::memory_order_acquire) : 0;
-    if (s.words[2 + k] != want)
-      return bad("slot " + std::to_string(k) + " holds heap+" + std::to_string(s.words[2 + k] - base_) +
-                 ", its target " + std::to_string(s.target[k]) + " is at heap+" +
-                 std::to_string(want - base_));
+    if (s.slot[k] != want)
+      return bad("slot " + std::to_string(k) + " (at +" + std::to_string(slot_byte(o, k)) + ") holds heap+" +
+                 std::to_string(s.slot[k] - base_) + ", its target " + std::to_string(s.target[k]) +
+                 " is at heap+" + std::to_string(want - base_));
   }
   return true;
+}
+
+std::string Stress::check_large(uint32_t id, const Snapshot& s) const {
+  const Obj& o = table_[id];
+  const size_t first = min_object_size(o.nrefs);
+  for (size_t p = 0; p < s.pv.size(); p++)
+    if (s.pv[p] == 0 || s.pv[p] > s.version)
+      return "page " + std::to_string(p) + " has version " + std::to_string(s.pv[p]) + " in the table";
+  for (size_t j = 0; j < s.sample_off.size(); j++) {
+    const size_t off = s.sample_off[j];
+    const uint64_t got = s.sample_val[j];
+    if (off < first) {  // an untracked slot
+      const size_t i = (off - kHeaderBytes) / kSlotBytes;
+      if (got != filler_word(id, i))
+        return "untracked slot " + std::to_string(i) + " (at +" + std::to_string(off) +
+               ") was changed: it holds " + std::to_string(got);
+      continue;
+    }
+    const size_t p = off / page_size_, i = (off - first) / 8;
+    const uint32_t pv = s.pv[p];
+    if (got == payload_word(id, pv, i)) continue;
+    const std::string where = "payload word " + std::to_string(i) + " (at +" + std::to_string(off) +
+                              ", page " + std::to_string(p) + " of version " + std::to_string(pv) + ")";
+    for (uint32_t v = 1; v <= s.version + 1; v++)
+      if (got == payload_word(id, v, i))
+        return where + " is of version " + std::to_string(v) + (v < pv ? " (stale)" : " (ahead of the table)");
+    return where + " matches no version (torn or foreign)";
+  }
+  return "";
 }
 
 bool Stress::write(Mutator& m, uint32_t id, uintptr_t a, int slot, uint32_t target, uint32_t expect) {
@@ -384,15 +625,48 @@ bool Stress::write(Mutator& m, uint32_t id, uintptr_t a, int slot, uint32_t targ
   const uint32_t v = o.version.load(std::memory_order_relaxed) + 1;
   const size_t first = min_object_size(o.nrefs);
   if (slot >= 0) {
-    store_word(a + slot_offset(unsigned(slot)), target ? table_[target].addr.load() : 0);
+    store_word(a + slot_byte(o, unsigned(slot)), target ? table_[target].addr.load() : 0);
     o.target[slot].store(target, std::memory_order_relaxed);
   }
-  for (size_t off = first; off < o.size; off += 8) store_word(a + off, payload_word(id, v, (off - first) / 8));
+  if (o.large) {
+    // Some of its pages (page_written), each with the new version.
+    LargeInfo& L = large_info(o);
+    for (size_t p = 0; p < L.npages; p++) {
+      if (!page_written(id, v, L.npages, p)) continue;
+      size_t lo, hi;
+      page_payload(o, p, &lo, &hi);
+      for (size_t off = lo; off < hi; off += 8) store_word(a + off, payload_word(id, v, (off - first) / 8));
+      L.pv[p].store(v, std::memory_order_relaxed);
+    }
+    m.large_writes++;
+  } else {
+    for (size_t off = first; off < o.size; off += 8) store_word(a + off, payload_word(id, v, (off - first) / 8));
+  }
   o.version.store(v, std::memory_order_relaxed);
   o.seq.store(s + 2, std::memory_order_release);
   m.log.push_back({id, v, slot, target});
   m.writes++;
   return true;
+}
+
+void Stress::unlink_due(Mutator& m) {
+  const uint64_t now = cycles_started_.load(std::memory_order_relaxed);
+  for (size_t i = 0; i < m.unlinks.size();) {
+    const Mutator::Unlink u = m.unlinks[i];
+    if (u.due > now) {
+      i++;
+      continue;
+    }
+    m.unlinks[i] = m.unlinks.back();
+    m.unlinks.pop_back();
+    // Addresses in the table hold from flip to the next safepoint, as the
+    // walks' do: no safepoint can come between this load and the write.
+    const uintptr_t a = table_[u.from].addr.load(std::memory_order_acquire);
+    // On the spine a bypass (what the large object's slot 0 names now
+    // takes its place), elsewhere a clear.
+    const uint32_t t = u.slot == 0 ? table_[u.large].target[0].load(std::memory_order_relaxed) : 0;
+    if (a) write(m, u.from, a, int(u.slot), t, u.large);
+  }
 }
 
 void Stress::park(Mutator& m) {
@@ -415,6 +689,7 @@ void Stress::mutator_loop(Mutator& m) {
       park(m);
       continue;
     }
+    unlink_due(m);
     const unsigned r = unsigned(rng() % p_.roots);
     uint32_t id = root_id_[r];
     uintptr_t a = root_addr_[r].load(std::memory_order_acquire);
@@ -425,8 +700,10 @@ void Stress::mutator_loop(Mutator& m) {
       if (!snapshot(m, id, a, &snap) || !check_snapshot(id, a, snap)) return;
       m.reads++;
       m.ops.fetch_add(1, std::memory_order_relaxed);
-      if (rng() % 8 == 0) m.seen[m.seen_n++ % kSeen] = id;
       const Obj& o = table_[id];
+      // Large objects become targets of redirected edges 4 times less
+      // often: most have one referrer, and die when it lets go (unlink).
+      if (rng() % 8 == 0 && (!o.large || rng() % 4 == 0)) m.seen[m.seen_n++ % kSeen] = id;
       if (double(rng() % 1000) < p_.write_fraction * 1000) {
         if (o.nrefs == 0 || rng() % 2 == 0) {
           write(m, id, a, kSlotPayload, 0);
@@ -435,7 +712,7 @@ void Stress::mutator_loop(Mutator& m) {
           // reachable; a bypass (prev's slot 0 skips this object) kills
           // about one object. Slots 1.. carry cross edges that are
           // redirected or cleared, and garbage falls out of those too.
-          const int k = int(rng() % o.nrefs);
+          const int k = int(rng() % tracked(o));
           size_t size;
           unsigned nrefs;
           random_shape(rng, &size, &nrefs);
@@ -443,18 +720,31 @@ void Stress::mutator_loop(Mutator& m) {
             nrefs = 1;
             size = std::max(size, min_object_size(1) + 8);
           }
-          uint32_t nid = 0;
+          uint32_t nid = 0, large = 0;
           uintptr_t at = 0;
-          const bool insert = double(rng() % 1000) < p_.alloc_fraction * 1000 && (at = alloc(m, size, &nid));
-          if (insert) {
+          if (double(rng() % 1000) < p_.alloc_fraction * 1000) {
+            // (No draw without large objects: the same run as before them.)
+            if (p_.large_fraction > 0 && double(rng() % 1000000) < p_.large_fraction * 1e6) {
+              random_large_shape(rng, k == 0, &size, &nrefs);
+              at = alloc_large(size, &nid, &large);
+            } else {
+              at = alloc(m, size, &nid);
+            }
+          }
+          if (at) {
             // On the edge it replaces (the old target stays reachable
             // through it), with a back edge: cycles in the graph.
-            init_object(at, nid, size, nrefs);
+            init_object(at, nid, size, nrefs, large);
             m.log.push_back({nid, 1, kSlotAlloc, 0});
             m.allocs++;
+            if (large) m.large_allocs++;
             if (nrefs > 0 && snap.target[k]) write(m, nid, at, 0, snap.target[k]);
             if (nrefs > 1) write(m, nid, at, 1, id);
+            // A slot on page 1 from the start.
+            if (nrefs > kMaxRefs) write(m, nid, at, kMaxRefs - 1, prev ? prev : id);
             write(m, id, a, k, nid);
+            if (large)
+              m.unlinks.push_back({id, uint32_t(k), nid, cycles_started_.load() + 1 + rng() % 4});
           } else if (k == 0) {
             if (via_spine && snap.target[0]) write(m, prev, prev_a, 0, snap.target[0], id);
           } else {
@@ -469,7 +759,7 @@ void Stress::mutator_loop(Mutator& m) {
       }
       // Next: a random non-null slot of this object.
       unsigned live[kMaxRefs], nl = 0;
-      for (unsigned k = 0; k < o.nrefs; k++)
+      for (unsigned k = 0; k < tracked(o); k++)
         if (snap.target[k]) live[nl++] = k;
       if (!nl || request_.load(std::memory_order_acquire) || failed()) break;
       unsigned k = live[rng() % nl];
@@ -477,7 +767,7 @@ void Stress::mutator_loop(Mutator& m) {
       prev = id;
       prev_a = a;
       id = snap.target[k];
-      a = snap.words[2 + k];
+      a = snap.slot[k];
     }
     if (failed()) return;
   }
@@ -534,9 +824,11 @@ bool Stress::verify_and_mark(bool mark) {
   });
   for (const LogEntry& e : all) {
     ModelObj& mo = model_[e.id];
+    const Obj& o = table_[e.id];
     if (e.slot == kSlotAlloc) {
       mo = ModelObj{};
       mo.version = 1;
+      if (o.large) model_pv_[e.id].assign(large_info(o).npages, 1);
       continue;
     }
     if (e.version != mo.version + 1) {
@@ -546,6 +838,11 @@ bool Stress::verify_and_mark(bool mark) {
     }
     mo.version = e.version;
     if (e.slot >= 0) mo.target[e.slot] = e.target;
+    if (o.large) {
+      std::vector<uint32_t>& pv = model_pv_[e.id];
+      for (size_t p = 0; p < pv.size(); p++)
+        if (page_written(e.id, e.version, pv.size(), p)) pv[p] = e.version;
+    }
   }
   res_.log_entries += all.size();
 
@@ -553,6 +850,7 @@ bool Stress::verify_and_mark(bool mark) {
   std::fill(marked_.begin(), marked_.end(), 0);
   std::vector<uint32_t> queue;
   Hasher heap_hash, model_hash;
+  uint64_t large_live = 0;
   auto bad = [&](uint32_t id, const std::string& what) {
     fail("safepoint check: object " + std::to_string(id) + ": " + what);
     return false;
@@ -584,13 +882,39 @@ bool Stress::verify_and_mark(bool mark) {
       return bad(id, "committed version " + std::to_string(o.version.load()) + ", the log says " +
                          std::to_string(mo.version));
     const size_t first = min_object_size(h.nrefs);
-    for (size_t off = first; off < h.size; off += 8)
-      if (load_word(a + off) != payload_word(id, mo.version, (off - first) / 8))
-        return bad(id, "payload is not version " + std::to_string(mo.version) + " (a lost write)");
+    uint32_t first_version = mo.version;  // of the first payload word
+    if (o.large) {
+      // Every payload word of every page, every untracked slot.
+      const LargeInfo& L = large_info(o);
+      auto it = model_pv_.find(id);
+      if (it == model_pv_.end() || it->second.size() != L.npages) return bad(id, "no page versions in the model");
+      const std::vector<uint32_t>& pv = it->second;
+      for (size_t p = 0; p < L.npages; p++) {
+        if (L.pv[p].load() != pv[p])
+          return bad(id, "page " + std::to_string(p) + " committed version " + std::to_string(L.pv[p].load()) +
+                             ", the log says " + std::to_string(pv[p]));
+        size_t lo, hi;
+        page_payload(o, p, &lo, &hi);
+        for (size_t off = lo; off < hi; off += 8)
+          if (load_word(a + off) != payload_word(id, pv[p], (off - first) / 8))
+            return bad(id, "large object: payload word " + std::to_string((off - first) / 8) + " (page " +
+                               std::to_string(p) + ") is not version " + std::to_string(pv[p]) +
+                               " (a lost write, or a stale or misplaced page)");
+      }
+      for (size_t i = kMaxRefs - 1; i + 1 < h.nrefs; i++)
+        if (load_word(a + slot_offset(i)) != filler_word(id, i))
+          return bad(id, "large object: untracked slot " + std::to_string(i) + " was changed");
+      first_version = pv[first / page_size_];
+      large_live++;
+    } else {
+      for (size_t off = first; off < h.size; off += 8)
+        if (load_word(a + off) != payload_word(id, mo.version, (off - first) / 8))
+          return bad(id, "payload is not version " + std::to_string(mo.version) + " (a lost write)");
+    }
     heap_hash.add(uint64_t(h.id) << 32 | load_word(a + first) >> 32);
-    model_hash.add(uint64_t(id) << 32 | payload_word(id, mo.version, 0) >> 32);
-    for (unsigned k = 0; k < h.nrefs; k++) {
-      const uint64_t v = load_word(a + slot_offset(k));
+    model_hash.add(uint64_t(id) << 32 | payload_word(id, first_version, 0) >> 32);
+    for (unsigned k = 0; k < tracked(o); k++) {
+      const uint64_t v = load_word(a + slot_byte(o, k));
       const uint32_t t = mo.target[k];
       uint32_t got = 0;
       if (v) {
@@ -618,6 +942,8 @@ bool Stress::verify_and_mark(bool mark) {
   }
   res_.objects_verified += queue.size();
   res_.live_objects = queue.size();
+  res_.large_verified += large_live;
+  res_.large_live = large_live;
   if (!mark) return true;
   for (uint32_t id : queue) {
     remap_status s = remap_mark(heap_, reinterpret_cast<const void*>(table_[id].addr.load()));
@@ -630,6 +956,33 @@ bool Stress::verify_and_mark(bool mark) {
 }
 
 void Stress::inject_stale() {
+  if (p_.inject_stale_large) {
+    // One page of a reachable large object goes back a version (the last
+    // page of one never written: torn), what a page left behind by the
+    // slide would show. Prefer one written since its allocation.
+    uint32_t pick = 0;
+    for (uint32_t id = 1; id < std::min(next_id_.load(), max_ids_); id++) {
+      if (!marked_[id] || !table_[id].large) continue;
+      if (!pick || table_[id].version.load() >= 2) pick = id;
+      if (table_[id].version.load() >= 2) break;
+    }
+    if (pick) {
+      const Obj& o = table_[pick];
+      const LargeInfo& L = large_info(o);
+      const uintptr_t a = o.addr.load();
+      const size_t first = min_object_size(o.nrefs);
+      size_t p = L.npages - 1, lo, hi;
+      for (size_t q = 0; q < L.npages; q++) {
+        page_payload(o, q, &lo, &hi);
+        if (L.pv[q].load() >= 2 && lo < hi) p = q;
+      }
+      page_payload(o, p, &lo, &hi);
+      const uint32_t v = L.pv[p].load();
+      for (size_t off = lo; off < hi; off += 8)
+        store_word(a + off, v >= 2 ? payload_word(pick, v - 1, (off - first) / 8) : 0);
+      return;
+    }
+  }
   // A root object written at least once: its payload goes back one version.
   for (unsigned r = 0; r < p_.roots; r++) {
     const uint32_t id = root_id_[r];
@@ -638,6 +991,20 @@ void Stress::inject_stale() {
     if (v < 2) continue;
     const uintptr_t a = o.addr.load();
     const size_t first = min_object_size(o.nrefs);
+    if (o.large) {  // its pages written since the allocation go back one version
+      const LargeInfo& L = large_info(o);
+      bool rolled = false;
+      for (size_t p = 0; p < L.npages; p++) {
+        const uint32_t pv = L.pv[p].load();
+        size_t lo, hi;
+        page_payload(o, p, &lo, &hi);
+        if (pv < 2 || lo == hi) continue;
+        for (size_t off = lo; off < hi; off += 8) store_word(a + off, payload_word(id, pv - 1, (off - first) / 8));
+        rolled = true;
+      }
+      if (rolled) return;
+      continue;  // only payload-less pages written (slots): no payload to roll back
+    }
     for (size_t off = first; off < o.size; off += 8) store_word(a + off, payload_word(id, v - 1, (off - first) / 8));
     return;
   }
@@ -659,7 +1026,10 @@ bool Stress::cycle() {
   const uint32_t ids = std::min(next_id_.load(), max_ids_);
   std::vector<uintptr_t> fwd(ids, 0);
   for (uint32_t id = 1; id < ids; id++) {
-    if (!marked_[id]) continue;
+    if (!marked_[id]) {
+      if (table_[id].large && table_[id].addr.load()) res_.large_died++;
+      continue;
+    }
     void* nw = nullptr;
     if (!lib(remap_forward(heap_, reinterpret_cast<const void*>(table_[id].addr.load()), &nw), "remap_forward"))
       return false;
@@ -704,6 +1074,11 @@ bool Stress::cycle() {
   res_.pages_by_gc += st.pages_by_gc;
   res_.faults += st.faults;
   res_.fallback_ebusy += st.fallback_ebusy;
+  res_.large_objects_moved += st.large_objects_moved;
+  res_.large_pages_moved += st.large_pages_moved;
+  res_.large_pages_copied += st.large_pages_copied;
+  res_.large_pages_updated += st.large_pages_updated;
+  if (st.large_objects_moved) res_.large_cycles_moved++;
   if (p_.keep_stats) res_.stats.push_back(st);
   // Mutators run in IDLE for a while before the next cycle.
   uint64_t start = 0;
@@ -746,6 +1121,11 @@ StressResult Stress::run() {
     res_.writes += m->writes;
     res_.allocs += m->allocs;
     res_.retries += m->retries;
+    res_.large_reads += m->large_reads;
+    res_.large_reads_compacting += m->large_reads_compacting;
+    res_.large_writes += m->large_writes;
+    res_.large_allocs += m->large_allocs;
+    res_.large_pages_missing += m->large_pages_missing;
   }
   res_.error = error_;
   res_.verified = error_.empty() && res_.cycles == p_.cycles;
@@ -769,6 +1149,8 @@ int parse_enum(const py::object& v, const char* const* names, int n, const char*
 StressResult run_stress(const StressParams& params) {
   if (params.mutators == 0 || params.roots == 0 || params.heap_mib == 0)
     throw std::invalid_argument("run_stress: mutators, roots and heap_mib must be positive");
+  if (!(params.large_fraction >= 0 && params.large_fraction <= 1))
+    throw std::invalid_argument("run_stress: large_fraction must be in [0, 1]");
   Stress s(params);
   return s.run();
 }
@@ -779,7 +1161,8 @@ void register_stress(py::module_& m) {
       [](const py::object& backend, const py::object& fault_mode, unsigned gc_threads,
          unsigned mutators, unsigned cycles, size_t heap_mib, uint64_t seed, size_t idle_ops,
          double write_fraction, double alloc_fraction, size_t region_kib, double timeout_s,
-         bool keep_stats, unsigned inject_stale_cycle) {
+         bool keep_stats, unsigned inject_stale_cycle, double large_fraction,
+         bool inject_stale_large) {
         static const char* const backends[] = {"auto", "move", "copy", "minor", "sigsegv", "stw"};
         static const char* const modes[] = {"auto", "sigbus", "thread"};
         StressParams p;
@@ -797,6 +1180,8 @@ void register_stress(py::module_& m) {
         p.timeout_s = timeout_s;
         p.keep_stats = keep_stats;
         p.inject_stale_cycle = inject_stale_cycle;
+        p.large_fraction = large_fraction;
+        p.inject_stale_large = inject_stale_large;
         StressResult r;
         {
           py::gil_scoped_release nogil;
@@ -806,7 +1191,9 @@ void register_stress(py::module_& m) {
 #define F(name) d[#name] = r.name;
         F(cycles) F(reads) F(writes) F(allocs) F(retries) F(objects_verified) F(live_objects)
         F(pages_by_mutator) F(pages_by_gc) F(faults) F(fallback_ebusy) F(log_entries) F(verified)
-        F(error)
+        F(error) F(large_allocs) F(large_reads) F(large_reads_compacting) F(large_writes)
+        F(large_died) F(large_live) F(large_verified) F(large_cycles_moved) F(large_objects_moved)
+        F(large_pages_moved) F(large_pages_copied) F(large_pages_updated) F(large_pages_missing)
 #undef F
         py::list stats;
         for (const remap_cycle_stats& s : r.stats) stats.append(stats_dict(s));
@@ -817,7 +1204,8 @@ void register_stress(py::module_& m) {
       py::arg("cycles") = 10, py::arg("heap_mib") = 4, py::arg("seed") = 0, py::kw_only(),
       py::arg("idle_ops") = 500, py::arg("write_fraction") = 0.1, py::arg("alloc_fraction") = 0.6,
       py::arg("region_kib") = 64, py::arg("timeout_s") = 60.0, py::arg("keep_stats") = false,
-      py::arg("inject_stale_cycle") = 0,
+      py::arg("inject_stale_cycle") = 0, py::arg("large_fraction") = StressParams{}.large_fraction,
+      py::arg("inject_stale_large") = false,
       "C++ mutator threads reading, writing and allocating while compaction cycles run "
       "(bindings/stress.h). Returns counts, `verified` and the first `error`.");
 }

@@ -30,6 +30,29 @@
 //     the whole reachable graph in the heap is compared with it (versions
 //     and slot targets: no write was lost), then a graph checksum of the
 //     heap is compared with the model's.
+//
+// Large objects (DESIGN §8; issue 7): a `large_fraction` of the objects the
+// mutators allocate (and a share of the build) come from remap_alloc_large,
+// from just over large_object_threshold up to three regions. The mutator
+// that links one unlinks it (clears the edge, or bypasses it on the spine)
+// 1 to 4 cycles later if the edge still names it, and large objects are
+// seldom made targets of other edges, so that in most cycles some die and
+// live ones slide down over them. Most are primitive (no slots); some have
+// 1 to 4 slots, some more than a page of slots (the layout keeps every
+// slot right after the header, so a large object with >= 511 slots has
+// slots on its second page): the stress tracks slots 0, 1, 2 and the last
+// one, which lies on page 1; the untracked slots in between hold a
+// per-(id, slot) constant outside the heap that the library must leave
+// alone. A write to a large object rewrites only some of its pages (which
+// ones: a function of (id, new version)), each page's payload then encoding
+// (id, version of the page's last write, word index); the page versions are
+// kept beside the version under the seqlock. A reader never copies a large
+// object: it checks the header, the tracked slots (their targets' current
+// addresses), a random untracked slot, and the first and last payload word
+// of every page plus a random one (so every page is touched: a page left
+// behind, stale or misplaced, fails) against the page versions. At a
+// safepoint every payload word and every untracked slot of every reachable
+// large object is compared with the page versions the log replay gives.
 #pragma once
 
 #include <cstddef>
@@ -55,12 +78,20 @@ struct StressParams {
   double write_fraction = 0.25;  // visits that also write the object
   double alloc_fraction = 0.3;   // writes that link a newly allocated object
   unsigned roots = 64;
+  // Of the objects mutators allocate, the fraction that are large (whole
+  // regions via remap_alloc_large); the build spends min(0.5, 5 *
+  // large_fraction) of its bytes on large objects. 0: none, and the run is
+  // the same as before large objects were part of it (same random streams).
+  double large_fraction = 0.05;
   double timeout_s = 60;         // safepoint wait; a failure (not a hang) past it
   bool keep_stats = false;       // return every cycle's remap_cycle_stats
   // Testing the checker: at the safepoint of this cycle (1-based; 0 never)
   // the driver rolls one root object's payload back to its previous version
   // behind the log's back, as a stale page would. The run must then fail.
   unsigned inject_stale_cycle = 0;
+  // ... and with this set, the object rolled back is a reachable large
+  // object, one page of it (a root object if there is none).
+  bool inject_stale_large = false;
 };
 
 struct StressResult {
@@ -76,6 +107,23 @@ struct StressResult {
   uint64_t faults = 0;
   uint64_t fallback_ebusy = 0;
   uint64_t log_entries = 0;      // write-log entries replayed
+  // Large objects.
+  uint64_t large_allocs = 0;     // by mutators and the build
+  uint64_t large_reads = 0;      // large-object samples checked by mutators
+  uint64_t large_reads_compacting = 0;  // of those, while the heap was compacting
+  // Pages of large objects not yet installed when a mutator was about to
+  // read them while compacting (mincore; move and copy only, where such a
+  // page is not resident): the reads fault on them unless the GC wins.
+  uint64_t large_pages_missing = 0;
+  uint64_t large_writes = 0;
+  uint64_t large_died = 0;       // allocated large objects found unreachable at a safepoint
+  uint64_t large_live = 0;       // reachable at the last safepoint
+  uint64_t large_verified = 0;   // large objects compared word by word at safepoints
+  uint64_t large_cycles_moved = 0;  // cycles in which at least one large object slid
+  uint64_t large_objects_moved = 0; // summed over cycles (stats)
+  uint64_t large_pages_moved = 0;
+  uint64_t large_pages_copied = 0;
+  uint64_t large_pages_updated = 0;
   bool verified = false;
   std::string error;             // the first failure, "" if none
   std::vector<remap_cycle_stats> stats;  // keep_stats only

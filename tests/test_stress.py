@@ -10,6 +10,10 @@ the replay of every thread's write log (no write lost) with equal graph
 checksums. `pages_by_mutator > 0` shows the mutators really raced the GC
 (they produced pages themselves by faulting).
 
+Large objects are part of every run (large_fraction, default 0.05: a few
+die and a few slide in most cycles); test_stress_large.py runs more of them
+and checks that they slid.
+
 Each run is a child process with a deadline: a mutator parked forever in a
 userfaultfd fault fails the test instead of hanging it."""
 
@@ -20,6 +24,16 @@ from differential import CHILD_PRELUDE, CONCURRENT_BACKENDS, FAULT_MODES, run_ch
 
 # (gc_threads, mutators, cycles): 60 cycles per backend x mode, on 4 MiB heaps.
 SHAPES = [(1, 2, 30), (2, 3, 30)]
+# Per-cycle remap_cycle_stats fields a keep_stats run returns.
+CYCLE_KEYS = (
+    "cycle",
+    "pages_by_mutator",
+    "faults",
+    "large_objects_moved",
+    "large_pages_moved",
+    "large_pages_copied",
+    "large_pages_updated",
+)
 
 
 def stress(
@@ -42,7 +56,8 @@ try:
                         {heap_mib}, {seed}, **{kw!r})
 except RemapError as e:
     unsupported(e)
-r.pop("stats")
+# keep_stats: each cycle's large-object counters (the rest stays in the child)
+r["cycle_stats"] = [{{k: s[k] for k in {CYCLE_KEYS!r}}} for s in r.pop("stats")]
 print(json.dumps(r))
 """
     )
