@@ -19,6 +19,7 @@ py::dict stats_dict(const remap_cycle_stats& s) {
   F(faults) F(fault_p50_ns) F(fault_p99_ns) F(fault_max_ns)
   F(vmas_before) F(vmas_after)
   F(large_objects_moved) F(large_pages_moved) F(large_pages_copied) F(large_pages_updated)
+  F(large_pages_by_mutator)
 #undef F
   py::list hist;
   for (uint64_t v : s.fault_hist) hist.append(v);

@@ -192,6 +192,7 @@ def test_never_touched_pages_stay_holes_and_read_zero_when_faulted(fault_mode):
     h.finish()
     st = h.stats()
     assert st["pages_zero"] >= len(early) + len(late), st
+    assert st["large_pages_by_mutator"] >= len(early), st
     for _a, _s, new in untouched:
         assert not _present(new + 4096), "a never-touched page was populated"
     for _a, _s, new in moved:

@@ -33,6 +33,7 @@ CYCLE_KEYS = (
     "large_pages_moved",
     "large_pages_copied",
     "large_pages_updated",
+    "large_pages_by_mutator",
 )
 
 

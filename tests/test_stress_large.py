@@ -61,6 +61,7 @@ def test_large_objects_slide_under_mutators(backend, fault_mode):
         # Pages of large objects that were not installed yet when a mutator
         # read them (mincore): it faulted on them unless the GC came first.
         assert r["large_pages_missing"] > 0
+        assert sum(c["large_pages_by_mutator"] for c in per_cycle) > 0
     if backend == "copy":
         assert r["large_pages_copied"] >= r["large_pages_moved"]
 

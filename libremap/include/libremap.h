@@ -394,10 +394,11 @@ typedef struct remap_cycle_stats {
   uint64_t large_objects_moved;  /* live large objects that slid to a new address */
   uint64_t large_pages_moved;    /* pages of those objects installed at the new address */
   uint64_t large_pages_copied;   /* pages of live large objects whose bytes were copied to
-                                    install them, by the library or the kernel (move: only
-                                    EBUSY fallbacks and faulting mutators' pages with slots) */
+                                    install them, by the library or the kernel (move: 0; its
+                                    EBUSY fallbacks count in fallback_ebusy) */
   uint64_t large_pages_updated;  /* pages of live large objects whose reference slots were
                                     rewritten: with move, the only ones read or written */
+  uint64_t large_pages_by_mutator; /* pages of live large objects a faulting mutator produced */
 } remap_cycle_stats;
 
 REMAP_API remap_status remap_heap_last_stats(const remap_heap* heap, remap_cycle_stats* out);

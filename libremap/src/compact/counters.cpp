@@ -10,7 +10,7 @@ void CycleCounters::reset() {
                      &ioctl_continue, &ioctl_wake, &pages_moved, &pages_copied,
                      &mprotect_calls, &madvise_calls, &bytes_copied, &buffers_recycled,
                      &buffers_new, &fallback_ebusy, &fallback_other, &large_pages_moved,
-                     &large_pages_copied, &large_pages_updated})
+                     &large_pages_copied, &large_pages_updated, &large_pages_by_mutator})
     c->reset();
   latency.reset();
 }
@@ -43,6 +43,7 @@ void CycleCounters::fill(remap_cycle_stats* s) const {
   s->large_pages_moved = large_pages_moved.get();
   s->large_pages_copied = large_pages_copied.get();
   s->large_pages_updated = large_pages_updated.get();
+  s->large_pages_by_mutator = large_pages_by_mutator.get();
   latency.fill(s);
 }
 

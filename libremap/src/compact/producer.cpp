@@ -293,6 +293,7 @@ uintptr_t Producer::large_in_place(size_t page) const noexcept {
   const uint64_t t0 = now_ns();
   const LargePage lp = large_page(page, /*in_place=*/true);
   c_.large_pages_updated.add(lp.updated);
+  c_.large_pages_by_mutator.add(1);
   const uintptr_t first = plan_.first_object(page);
   if (plan_.forward(first) != first) c_.large_pages_moved.add(1);
   if (backend_.kind() == REMAP_BACKEND_COPY) c_.large_pages_copied.add(1);
@@ -327,6 +328,7 @@ void Producer::build_page(size_t page, char* buf) const noexcept {
       updated = true;
     });
     c_.large_pages_updated.add(updated);
+    c_.large_pages_by_mutator.add(1);
     c_.produce_ns.add(now_ns() - t0);
     return;
   }
