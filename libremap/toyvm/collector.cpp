@@ -195,6 +195,15 @@ void Collector::collect(const char* cause) {
     return;
   }
   for (size_t i = 0; i < root_slots_.size(); ++i) *root_slots_[i] = forwarded_[i];
+  const uint64_t t4 = now_ns();
+  rec.flip_ns = t4 - t3;
+  rec.pause_ns = t4 - t0;
+  vm_.allocated_since_gc_.store(0, std::memory_order_relaxed);
+  world.end();
+
+  // Occupancy after the cycle, read once the mutators run again: after a
+  // concurrent flip the library applies the new region layout at this
+  // call (O(regions)), which has no reason to be in the pause.
   remap_heap_info hi;
   std::memset(&hi, 0, sizeof hi);
   hi.struct_size = sizeof hi;
@@ -204,18 +213,12 @@ void Collector::collect(const char* cause) {
     return;
   }
   rec.heap_after = hi.bytes_allocated;
-  const uint64_t t4 = now_ns();
-  rec.flip_ns = t4 - t3;
-  rec.pause_ns = t4 - t0;
-
   // The next collection: after mutators take half (trigger_fraction) of
   // what this one left free.
   const uint64_t free_bytes = capacity_ > hi.bytes_allocated ? capacity_ - hi.bytes_allocated : 0;
   vm_.trigger_bytes_.store(std::max<uint64_t>(vm_.config().trigger_min_bytes,
                                               uint64_t(double(free_bytes) * vm_.config().trigger_fraction)));
-  vm_.allocated_since_gc_.store(0, std::memory_order_relaxed);
   vm_.free_after_gc_.store(free_bytes, std::memory_order_relaxed);
-  world.end();
 
   if (hi.phase == REMAP_PHASE_COMPACTING) {
     const uint64_t tc = now_ns();
