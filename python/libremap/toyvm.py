@@ -126,6 +126,7 @@ def _gc_row(g: dict[str, Any]) -> dict[str, Any]:
             "large_pages_moved": lib["large_pages_moved"],
             "large_pages_copied": lib["large_pages_copied"],
             "large_pages_updated": lib["large_pages_updated"],
+            "large_pages_by_mutator": lib["large_pages_by_mutator"],
             "faults": lib["faults"],
             "fault_p50_ns": lib["fault_p50_ns"],
             "fault_p99_ns": lib["fault_p99_ns"],
@@ -168,6 +169,7 @@ def _totals(gcs: list[dict[str, Any]]) -> dict[str, Any]:
         "large_pages_moved": sum(col("large_pages_moved")),
         "large_pages_copied": sum(col("large_pages_copied")),
         "large_pages_updated": sum(col("large_pages_updated")),
+        "large_pages_by_mutator": sum(col("large_pages_by_mutator")),
         "faults": faults,
         # Over all collections, from the merged log2 histograms (approximate).
         "fault_p50_ns": int(_percentile_from_hist(hist, 0.50)) if faults else 0,
