@@ -25,11 +25,15 @@ struct SlotRewrite {
   uintptr_t obj;
 };
 
+void forward_slot(const Plan& plan, uintptr_t at) {
+  auto* slot = reinterpret_cast<uintptr_t*>(at);
+  uintptr_t v = *slot;
+  if (v != 0) *slot = plan.forward(v);  // outside the heap: unchanged
+}
+
 void rewrite_slot(void* vctx, size_t offset) {
   auto* c = static_cast<SlotRewrite*>(vctx);
-  auto* slot = reinterpret_cast<uintptr_t*>(c->obj + offset);
-  uintptr_t v = *slot;
-  if (v != 0) *slot = c->plan->forward(v);  // outside the heap: unchanged
+  forward_slot(*c->plan, c->obj + offset);
 }
 
 class StwPass {
@@ -106,17 +110,14 @@ class StwPass {
   // Forwards the slots Heap::mark recorded in [obj, obj + bytes); returns
   // how many pages held one.
   size_t rewrite_recorded(uintptr_t obj, size_t bytes) {
-    const LiveBitmap& refs = heap_.ref_bits();
-    const uintptr_t end = obj + bytes;
     size_t pages = 0;
     uintptr_t last_page = 0;
-    for (uintptr_t a = refs.find_next_set(obj, end); a < end; a = refs.find_next_set(a + 8, end)) {
-      auto* slot = reinterpret_cast<uintptr_t*>(a);
-      if (*slot != 0) *slot = plan_.forward(*slot);
+    heap_.ref_bits().for_each_set(obj, obj + bytes, [&](uintptr_t a) {
+      forward_slot(plan_, a);
       const uintptr_t page = a & ~uintptr_t(heap_.page_size() - 1);
       pages += page != last_page;
       last_page = page;
-    }
+    });
     return pages;
   }
 

@@ -15,15 +15,6 @@ namespace {
 // microseconds, not milliseconds.
 constexpr size_t kMaxRunPages = 64;
 
-// Calls f(slot address) for every recorded reference slot in [from, to)
-// (old addresses): Heap::mark recorded each live object's slots from the
-// runtime's visit_ref_offsets, so producing a page needs no callback.
-template <typename F>
-inline void for_each_ref(const LiveBitmap& refs, uintptr_t from, uintptr_t to, F&& f) {
-  for (uintptr_t a = refs.find_next_set(from, to); a < to; a = refs.find_next_set(a + 8, to))
-    f(a);
-}
-
 // The forwarded value of the slot holding v.
 inline uint64_t forwarded(const Plan& plan, uint64_t v) {
   return plan.in_heap(v) ? plan.forward(v) : v;
@@ -151,6 +142,9 @@ void Producer::gc_region(Pass& pass, size_t r) {
     }
   };
 
+  // Reference slots, old addresses: Heap::mark recorded each live object's
+  // slots from the runtime's visit_ref_offsets, so producing a page needs
+  // no callback.
   const LiveBitmap& refs = heap_.ref_bits();
   uintptr_t next_new = rb;
   uint64_t copied = 0;
@@ -172,7 +166,7 @@ void Producer::gc_region(Pass& pass, size_t r) {
         memmove(dst, src, o.size);
         copied += o.size;
       }
-      for_each_ref(refs, old, old + o.size, [&](uintptr_t a) {
+      refs.for_each_set(old, old + o.size, [&](uintptr_t a) {
         char* slot = dst + (a - old);
         store64(slot, forwarded(plan_, load64(slot)));
       });
@@ -188,7 +182,7 @@ void Producer::gc_region(Pass& pass, size_t r) {
           copied += hi - lo;
         }
       }
-      for_each_ref(refs, old, old + o.size, [&](uintptr_t a) {
+      refs.for_each_set(old, old + o.size, [&](uintptr_t a) {
         const size_t off = a - old;
         if (!pass.mine[heap_.page_index(nw + off) - first]) return;
         store64(dst + off, forwarded(plan_, load64(src + off)));
@@ -239,11 +233,14 @@ void Producer::gc_large(Pass& pass, size_t head) {
   uint64_t mine = 0, copied = 0, updated = 0;
   for (size_t p = first; p < end; p++) {
     if (!states_.claim_for_gc(p)) continue;  // a faulting mutator has it
-    const LargePage lp = large_page(p, /*in_place=*/!clip_);
+    // Clipped, the page is built at its own build address; else in place.
+    const uintptr_t np = heap_.page_addr(p);
+    char* into = clip_ ? reinterpret_cast<char*>(np + spaces_.write[heap_.region_index(np)]) : nullptr;
+    const LargePage lp = large_page(p, into);
     mine++;
     copied += lp.copied;
     updated += lp.updated;
-    append(pass, p, intptr_t(lp.build) - intptr_t(heap_.page_addr(p)));
+    append(pass, p, intptr_t(lp.build) - intptr_t(np));
   }
   uint64_t release_ns = 0;
   if (release_regions_) {
@@ -268,20 +265,19 @@ void Producer::gc_large(Pass& pass, size_t head) {
   c_.produce_ns.add((now_ns() - t_start) - (pass.install_ns - install_before) - release_ns);
 }
 
-Producer::LargePage Producer::large_page(size_t page, bool in_place) const noexcept {
+Producer::LargePage Producer::large_page(size_t page, char* into) const noexcept {
   const uintptr_t np = heap_.page_addr(page);
   const uintptr_t first = plan_.first_object(page);
   const uintptr_t op = np + (first - plan_.forward(first));  // the same page of the old object
   char* const src = reinterpret_cast<char*>(op + spaces_.read[heap_.region_index(op)]);
-  char* const dst = reinterpret_cast<char*>(np + spaces_.write[heap_.region_index(np)]);
   LargePage lp;
-  lp.build = in_place ? src : dst;
+  lp.build = into ? into : src;
+  lp.moved = op != np;
   if (lp.build != src) {
     memcpy(lp.build, src, page_);
     lp.copied = true;
   }
-  const LiveBitmap& refs = heap_.ref_bits();
-  for_each_ref(refs, op, op + page_, [&](uintptr_t a) {
+  heap_.ref_bits().for_each_set(op, op + page_, [&](uintptr_t a) {
     char* slot = lp.build + (a - op);
     store64(slot, forwarded(plan_, load64(slot)));
     lp.updated = true;
@@ -289,14 +285,19 @@ Producer::LargePage Producer::large_page(size_t page, bool in_place) const noexc
   return lp;
 }
 
+void Producer::count_mutator_large(const LargePage& lp) const noexcept {
+  c_.large_pages_by_mutator.add(1);
+  c_.large_pages_updated.add(lp.updated);
+  c_.large_pages_moved.add(lp.moved);
+  if (lp.copied) c_.bytes_copied.add(page_);
+  // With copy the kernel copies every page it installs.
+  c_.large_pages_copied.add(lp.copied || backend_.kind() == REMAP_BACKEND_COPY);
+}
+
 uintptr_t Producer::large_in_place(size_t page) const noexcept {
   const uint64_t t0 = now_ns();
-  const LargePage lp = large_page(page, /*in_place=*/true);
-  c_.large_pages_updated.add(lp.updated);
-  c_.large_pages_by_mutator.add(1);
-  const uintptr_t first = plan_.first_object(page);
-  if (plan_.forward(first) != first) c_.large_pages_moved.add(1);
-  if (backend_.kind() == REMAP_BACKEND_COPY) c_.large_pages_copied.add(1);
+  const LargePage lp = large_page(page, nullptr);
+  count_mutator_large(lp);
   c_.produce_ns.add(now_ns() - t0);
   return reinterpret_cast<uintptr_t>(lp.build);
 }
@@ -312,23 +313,7 @@ void Producer::build_page(size_t page, char* buf) const noexcept {
   uint64_t t0 = now_ns();
 
   if (kind == PageKind::LARGE) {
-    // The same page of the old object, wherever that now lies.
-    const uintptr_t op = ps + (first - plan_.forward(first));
-    const char* src = reinterpret_cast<const char*>(op + spaces_.read[heap_.region_index(op)]);
-    if (buf != src) {
-      memcpy(buf, src, page_);
-      c_.bytes_copied.add(page_);
-      c_.large_pages_copied.add(1);
-    }
-    if (op != ps) c_.large_pages_moved.add(1);
-    bool updated = false;
-    for_each_ref(refs, op, op + page_, [&](uintptr_t a) {
-      char* slot = buf + (a - op);
-      store64(slot, forwarded(plan_, load64(slot)));
-      updated = true;
-    });
-    c_.large_pages_updated.add(updated);
-    c_.large_pages_by_mutator.add(1);
+    count_mutator_large(large_page(page, buf));
     c_.produce_ns.add(now_ns() - t0);
     return;
   }
@@ -342,7 +327,7 @@ void Producer::build_page(size_t page, char* buf) const noexcept {
       memcpy(buf, src, page_);
       c_.bytes_copied.add(page_);
     }
-    for_each_ref(refs, ps, pe, [&](uintptr_t a) {
+    refs.for_each_set(ps, pe, [&](uintptr_t a) {
       char* slot = buf + (a - ps);
       store64(slot, forwarded(plan_, load64(slot)));
     });
@@ -363,7 +348,7 @@ void Producer::build_page(size_t page, char* buf) const noexcept {
     copied += hi - lo;
     // The slots of the part in this page, at their old addresses.
     const uintptr_t old = o.old_addr;
-    for_each_ref(refs, old + (lo - nw), old + (hi - nw), [&](uintptr_t a) {
+    refs.for_each_set(old + (lo - nw), old + (hi - nw), [&](uintptr_t a) {
       const size_t off = a - old;
       store64(buf + (nw + off - ps), forwarded(plan_, load64(old_obj + off)));
     });

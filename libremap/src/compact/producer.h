@@ -72,15 +72,19 @@ class Producer {
   struct Pass;  // one worker's state over a chunk of regions
   struct LargePage {
     char* build = nullptr;  // where the page's new bytes are
+    bool moved = false;     // the object slid: the page is at a new address
     bool copied = false;    // the library copied the page to get them there
     bool updated = false;   // it had reference slots to forward
   };
   void gc_region(Pass& pass, size_t r);
   void gc_large(Pass& pass, size_t head);
   // Page `page` (to-space) of a live large object, from the same page of the
-  // old object: built where it lies in from-space (in_place) or at its build
-  // address (copied there first if that differs), slots forwarded.
-  LargePage large_page(size_t page, bool in_place) const noexcept;
+  // old object: built where it lies in from-space (into == nullptr) or in
+  // `into` (copied there first unless that is the old page itself), slots
+  // forwarded. Async-signal-safe.
+  LargePage large_page(size_t page, char* into) const noexcept;
+  // The counters of one large page a faulting mutator produced.
+  void count_mutator_large(const LargePage& lp) const noexcept;
   // Adds page `page`, built at page + delta, to the pass's run (PROCESSED).
   void append(Pass& pass, size_t page, intptr_t delta);
   // Installs the pass's pending run of complete pages and marks them MAPPED.

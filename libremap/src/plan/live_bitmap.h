@@ -94,6 +94,11 @@ class LiveBitmap {
 
   // Address of the first set bit in [from, limit), or limit if none.
   uintptr_t find_next_set(uintptr_t from, uintptr_t limit) const;
+  // Calls f(address) for every set bit in [from, to), in address order.
+  template <typename F>
+  void for_each_set(uintptr_t from, uintptr_t to, F&& f) const {
+    for (uintptr_t a = find_next_set(from, to); a < to; a = find_next_set(a + 8, to)) f(a);
+  }
   // Address of the first clear bit in [from, limit), or limit if none.
   uintptr_t find_next_clear(uintptr_t from, uintptr_t limit) const;
   // Address of the last set bit in [floor, at] (inclusive), or 0 if none.

@@ -2,8 +2,8 @@
 // bitmap-only object walk (see plan.h for the layout rules).
 //
 // Cost: classify is O(regions); sliding large objects is O(regions) plus
-// one jump per obstacle run passed per large object; forwarding is one popcount per 512-byte chunk
-// of FRAGMENTED regions; page tables are O(pages) plus one bitmap walk per
+// one jump per obstacle run passed per large object; forwarding is one
+// popcount per 512-byte chunk of FRAGMENTED regions; page tables are O(pages) plus one bitmap walk per
 // object of FRAGMENTED regions; the validation pass is one visit_ref_offsets
 // call per live object plus one load and one bit test per reference slot (it
 // touches every live object, which nothing else in prepare does).
