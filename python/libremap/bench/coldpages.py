@@ -62,7 +62,7 @@ from types import FrameType
 from typing import Any, final
 
 from .floor import madvise
-from .procfs import PAGE_SIZE, vm_swap_bytes
+from .procfs import PAGE_SIZE, read_vmstat, vm_swap_bytes
 from .workloads import REGION, MiB, Point, Synthetic, Unavailable
 
 MADV_PAGEOUT = 21
@@ -150,12 +150,6 @@ def _mincore(addr: int, npages: int) -> bytes:
         err = ctypes.get_errno()
         raise OSError(err, f"mincore: {os.strerror(err)}")
     return bytes(vec)
-
-
-def in_swap_cache(addr: int, npages: int) -> int:
-    """How many of the pages from ``addr`` are held in memory: mincore(2)
-    answers for a swapped-out page whether the swap cache still has it."""
-    return sum(v & 1 for v in _mincore(addr, npages))
 
 
 @dataclass
@@ -488,14 +482,7 @@ class ColdPages(Synthetic):
 
 def read_zswpin() -> int | None:
     """/proc/vmstat zswpin (swap-ins served by zswap, which pswpin misses)."""
-    try:
-        with open("/proc/vmstat") as f:
-            for line in f:
-                if line.startswith("zswpin "):
-                    return int(line.split()[1])
-    except OSError:
-        pass
-    return None
+    return read_vmstat().get("zswpin")
 
 
 def point_needs_swap(point: Point) -> int:
@@ -513,7 +500,6 @@ __all__ = [
     "PageOut",
     "SwapFile",
     "count_pages",
-    "in_swap_cache",
     "page_out",
     "pagemap",
     "pages_of",

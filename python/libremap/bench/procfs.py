@@ -25,7 +25,7 @@ def read_vmstat() -> dict[str, int]:
         with open("/proc/vmstat") as f:
             for line in f:
                 k, _, v = line.partition(" ")
-                if k.startswith(("pgalloc_", "pswp", "pgfault", "pgmajfault", "thp_")):
+                if k.startswith(("pgalloc_", "pswp", "zswp", "pgfault", "pgmajfault", "thp_")):
                     out[k] = int(v)
     except OSError:
         pass
