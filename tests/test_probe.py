@@ -330,10 +330,20 @@ def test_cli_without_command_shows_usage():
     assert r.returncode == 2 and "probe" in r.stderr
 
 
-def test_cli_skips_missing_optional_commands(monkeypatch):
-    monkeypatch.setattr(cli, "KNOWN_COMMANDS", ("probe", "no_such_command_xyz"))
-    mods = cli._command_modules()
-    assert "probe" in mods and "no_such_command_xyz" not in mods
+def test_cli_missing_command_is_an_error(monkeypatch):
+    # Issue 12 (7): a command that cannot be imported must not vanish silently.
+    monkeypatch.setattr(cli, "COMMANDS", ("probe", "no_such_command_xyz"))
+    with pytest.raises(ModuleNotFoundError, match="no_such_command_xyz"):
+        cli._command_modules()
+
+
+def test_cli_lists_every_command_module():
+    import pkgutil
+
+    from libremap import commands
+
+    found = {m.name for m in pkgutil.iter_modules(commands.__path__) if not m.name.startswith("_")}
+    assert found == set(cli.COMMANDS)
 
 
 def test_pybind_and_cffi_probes_agree(info):

@@ -1,40 +1,28 @@
 """The command line: ``python -m libremap <command> ...``.
 
-Subcommands are the modules of ``libremap.commands`` (see its docstring):
-the known ones are listed first in a fixed order, any other module found there
-is added after them, and a listed module that is not installed is skipped.
+Subcommands are the modules of ``libremap.commands`` (see its docstring),
+named in ``COMMANDS`` in the order ``--help`` lists them. Each must import and
+define ``add_arguments`` and ``run``: a missing or broken command is an error,
+never a command that silently disappears.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
-import pkgutil
 import sys
 from types import ModuleType
 
-# Preferred order in --help; absence is fine.
-KNOWN_COMMANDS = ("probe", "demo", "bench")
+COMMANDS = ("probe", "demo", "bench")
 
 
 def _command_modules() -> dict[str, ModuleType]:
-    from . import commands
-
-    names = list(KNOWN_COMMANDS)
-    for m in pkgutil.iter_modules(commands.__path__):
-        if not m.name.startswith("_") and m.name not in names:
-            names.append(m.name)
     found: dict[str, ModuleType] = {}
-    for name in names:
-        modname = f"libremap.commands.{name}"
-        try:
-            mod = importlib.import_module(modname)
-        except ModuleNotFoundError as e:
-            if e.name == modname:
-                continue
-            raise
-        if hasattr(mod, "add_arguments") and hasattr(mod, "run"):
-            found[name] = mod
+    for name in COMMANDS:
+        mod = importlib.import_module(f"libremap.commands.{name}")
+        if not (hasattr(mod, "add_arguments") and hasattr(mod, "run")):
+            raise ImportError(f"libremap.commands.{name} lacks add_arguments() or run()")
+        found[name] = mod
     return found
 
 

@@ -2,19 +2,15 @@
 // finish, touch.
 //
 // The stw backend's flip does the whole compaction in the pause (flip_stw)
-// and the heap goes back to IDLE. The concurrent backends (move, copy) go
-// through api/concurrent_cycle.h when the engine is in the tree; otherwise
-// they answer REMAP_EUNSUPPORTED.
+// and the heap goes back to IDLE. The concurrent backends go through
+// api/concurrent_cycle.h.
 #include <cstring>
 
 #include "api/handle.h"
 #include "api/status.h"
 #include "backends/stw.h"
 
-#if __has_include("api/concurrent_cycle.h") && __has_include("compact/compactor.cpp")
-#define REMAP_HAVE_ENGINE 1
 #include "api/concurrent_cycle.h"
-#endif
 
 namespace remap::api {
 
@@ -61,21 +57,14 @@ Status need_heap(const remap_heap* h) {
   return Status::ok();
 }
 
-Status not_built(const remap_heap* h) {
-  return fail(REMAP_EUNSUPPORTED, "backend %s: concurrent engine not built yet (use stw)",
-              remap_backend_name(h->backend));
-}
-
-// compact / work / finish: only in COMPACTING, which only a concurrent
-// backend reaches; *engine tells whether the engine can take the call.
-Status compacting_only(remap_heap* h, const char* what, bool* engine) {
-  *engine = false;
+// Only a concurrent backend's heap reaches COMPACTING, and it always has a
+// compactor (engine_attach at create).
+Status compacting_only(remap_heap* h, const char* what) {
   Status s = need_heap(h);
   if (!s) return s;
   int ph = h->phase.load(std::memory_order_acquire);
   if (ph != REMAP_PHASE_COMPACTING) return wrong_phase(what, ph, "COMPACTING");
-  if (!h->compactor) return not_built(h);
-  *engine = true;
+  if (!h->compactor) return fail(REMAP_EINTERNAL, "%s: a COMPACTING heap has no engine", what);
   return Status::ok();
 }
 
@@ -92,48 +81,36 @@ REMAP_API remap_status remap_flip(remap_heap* heap) {
     int ph = heap->phase.load(std::memory_order_acquire);
     if (ph != REMAP_PHASE_PREPARED || !heap->plan) return wrong_phase("remap_flip", ph, "PREPARED");
     if (heap->backend == REMAP_BACKEND_STW) return remap::api::flip_stw(*heap, t0);
-#ifdef REMAP_HAVE_ENGINE
-    if (heap->compactor) return remap::api::flip_concurrent(*heap, t0);
-#endif
-    return not_built(heap);
+    if (!heap->compactor)
+      return fail(REMAP_EINTERNAL, "backend %s has no engine", remap_backend_name(heap->backend));
+    return remap::api::flip_concurrent(*heap, t0);
   });
 }
 
 REMAP_API remap_status remap_compact(remap_heap* heap) {
   return remap::api_call("remap_compact", [&]() -> Status {
-    bool engine = false;
-    Status s = compacting_only(heap, "remap_compact", &engine);
-#ifdef REMAP_HAVE_ENGINE
-    if (engine) return remap::api::compact_concurrent(*heap);
-#endif
-    return s;
+    Status s = compacting_only(heap, "remap_compact");
+    if (!s) return s;
+    return remap::api::compact_concurrent(*heap);
   });
 }
 
 REMAP_API remap_status remap_compact_work(remap_heap* heap) {
   return remap::api_call("remap_compact_work", [&]() -> Status {
-    bool engine = false;
-    Status s = compacting_only(heap, "remap_compact_work", &engine);
-#ifdef REMAP_HAVE_ENGINE
-    if (engine) return remap::api::work_concurrent(*heap);
-#endif
-    return s;
+    Status s = compacting_only(heap, "remap_compact_work");
+    if (!s) return s;
+    return remap::api::work_concurrent(*heap);
   });
 }
 
 REMAP_API remap_status remap_finish(remap_heap* heap) {
   return remap::api_call("remap_finish", [&]() -> Status {
-    bool engine = false;
-    Status s = compacting_only(heap, "remap_finish", &engine);
-    if (!engine) return s;
-#ifdef REMAP_HAVE_ENGINE
+    Status s = compacting_only(heap, "remap_finish");
+    if (!s) return s;
     std::lock_guard<std::mutex> g(heap->cycle_mutex);
     if (heap->phase.load(std::memory_order_acquire) != REMAP_PHASE_COMPACTING)
       return wrong_phase("remap_finish", heap->phase.load(), "COMPACTING");
     return remap::api::finish_concurrent(*heap);
-#else
-    return s;
-#endif
   });
 }
 
@@ -145,10 +122,8 @@ REMAP_API remap_status remap_touch(remap_heap* heap, const void* addr, size_t le
     // Outside COMPACTING every page is in place: nothing to do.
     if (heap->phase.load(std::memory_order_acquire) != REMAP_PHASE_COMPACTING)
       return Status::ok();
-#ifdef REMAP_HAVE_ENGINE
-    if (heap->compactor) return remap::api::touch_concurrent(*heap, addr, len);
-#endif
-    return not_built(heap);
+    if (!heap->compactor) return fail(REMAP_EINTERNAL, "a COMPACTING heap has no engine");
+    return remap::api::touch_concurrent(*heap, addr, len);
   });
 }
 

@@ -16,23 +16,9 @@
 #include "heap/heap.h"
 #include "plan/plan.h"
 
-// The engine's header is used once its implementation is in the tree (until
-// then ~Compactor would not link); the handle's compactor stays NULL anyway.
-// TODO(lead): include compact/compactor.h unconditionally once it lands.
-#if __has_include("compact/compactor.cpp")
-#include "compact/compactor.h"
-#if __has_include("compact/producer.h")
-#include "compact/producer.h"  // Compactor's inline constructor needs ~Producer
-#endif
-#if __has_include("api/concurrent_cycle.h")
-#define REMAP_HAVE_ENGINE 1
 #include "api/concurrent_cycle.h"  // engine_attach, engine_prepare
-#endif
-#else
-namespace remap {
-class Compactor {};  // the engine is not in this tree yet
-}  // namespace remap
-#endif
+#include "compact/compactor.h"
+#include "compact/producer.h"  // Compactor's inline constructor needs ~Producer
 
 remap_heap::remap_heap() { last_stats.struct_size = sizeof last_stats; }
 remap_heap::~remap_heap() = default;
@@ -117,9 +103,7 @@ REMAP_API remap_status remap_heap_create(const remap_heap_config* config, remap_
     resolve_auto(&h->backend, &h->fault_mode);
     h->last_stats.backend = h->backend;
     h->last_stats.fault_mode = h->fault_mode;
-#ifdef REMAP_HAVE_ENGINE
-    if (!(s = remap::api::engine_attach(*h))) return s;  // the compactor of move/copy heaps
-#endif
+    if (!(s = remap::api::engine_attach(*h))) return s;  // the compactor of concurrent heaps
     *out = h.release();
     return Status::ok();
   });
@@ -245,12 +229,10 @@ REMAP_API remap_status remap_prepare(remap_heap* heap) {
     st.regions_large = plan->regions_large();
     st.large_objects_moved = plan->large_objects_moved();
     heap->plan = std::move(plan);
-#ifdef REMAP_HAVE_ENGINE
     if (!(s = remap::api::engine_prepare(*heap))) {  // page states, outside the pause
       heap->plan.reset();
       return s;
     }
-#endif
     st.prepare_ns = remap::api::now_ns() - t0;
     heap->phase.store(REMAP_PHASE_PREPARED, std::memory_order_release);
     return Status::ok();

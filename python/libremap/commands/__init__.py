@@ -2,6 +2,6 @@
 
 Each module here is one subcommand named after the module and exposes
 ``HELP: str`` (one line), ``add_arguments(parser)`` and ``run(args) -> int``.
-``libremap.cli`` finds them by listing this package; nothing else needs
-editing to add one.
+``libremap.cli`` lists them in ``COMMANDS``; adding one is a module here and
+its name there (a test checks the two agree).
 """
