@@ -20,6 +20,7 @@ py::dict stats_dict(const remap_cycle_stats& s) {
   F(vmas_before) F(vmas_after)
   F(large_objects_moved) F(large_pages_moved) F(large_pages_copied) F(large_pages_updated)
   F(large_pages_by_mutator)
+  F(slots_stray)
 #undef F
   py::list hist;
   for (uint64_t v : s.fault_hist) hist.append(v);

@@ -218,18 +218,14 @@ void SyntheticHeap::flip() {
     raise_status(REMAP_EPHASE, "flip() needs prepare() first: the object table's forwarding is recorded there");
   check(remap_flip(heap_), "remap_flip");
   prepared_ = false;
-  // The runtime's part of the pause: rewrite the roots. While COMPACTING
-  // remap_forward is the protocol; with stw the cycle is already over, so
-  // use what forward said at prepare (valid then by the header's contract).
-  if (phase() == REMAP_PHASE_COMPACTING) {
-    for (size_t i = 0; i < roots_.size(); ++i) {
-      uintptr_t nw = forward(roots_[i]);
-      if (nw != fwd_roots_[i])
-        throw std::logic_error("remap_forward of a root changed between prepare and flip");
-      roots_[i] = nw;
-    }
-  } else {
-    roots_ = fwd_roots_;
+  // The runtime's part of the pause: rewrite the roots with remap_forward,
+  // the same way on every backend (forwarding stays valid after an stw flip
+  // ended the cycle). The answer must not have changed since prepare.
+  for (size_t i = 0; i < roots_.size(); ++i) {
+    uintptr_t nw = forward(roots_[i]);
+    if (nw != fwd_roots_[i])
+      throw std::logic_error("remap_forward of a root changed between prepare and flip");
+    roots_[i] = nw;
   }
   for (size_t i = 0; i < word_.size(); ++i) word_[i] = fwd_word_[i];  // dead -> kGone
   region_top_ = new_top_;

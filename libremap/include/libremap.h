@@ -202,20 +202,36 @@ REMAP_API remap_status remap_uffd_wake(remap_uffd* uffd, void* addr, size_t len)
 
 typedef void (*remap_visit_fn)(void* vctx, size_t offset);
 
-/* Both callbacks run on GC threads and, in SIGBUS mode, inside a signal
- * handler on a mutator thread. They must only read the object (no locks, no
- * allocation), must not depend on the values of reference slots, and the
- * class metadata they read must not live in the moving heap.
- * `obj` is a readable copy of the object (a from-space address during
- * compaction). */
+/* Both callbacks are called at remap_mark only, on the marking thread, once
+ * per object per cycle (the library records each object's size and slot
+ * offsets in its bitmaps then, and never calls back while pages are
+ * produced). They must only read the object (no locks, no allocation), must
+ * not depend on the values of reference slots, and the class metadata they
+ * read must not live in the moving heap. What they return is checked where
+ * it is used: a size that is not a positive multiple of 8 or runs past
+ * allocated memory, or a slot offset outside the object or not 8-aligned,
+ * fails that remap_mark with REMAP_EOBJMODEL and changes nothing.
+ *
+ * What a slot value means (see also remap_heap_config's ref_* fields):
+ * a value is decoded as a reference only if it passes the heap's reference
+ * check; its address is the value without its tag bits. A reference whose
+ * address is the start of an object marked this cycle is rewritten to the
+ * object's new address with the same tag bits. Every other value is left
+ * exactly as it is: NULL, values outside the heap, immediates (fixnums,
+ * Smis, ...), and in-heap values that are not a marked object start
+ * (interior or derived pointers, stale pointers): the library never
+ * rewrites those. It counts the ones that point into memory that moves or
+ * is freed (remap_cycle_stats.slots_stray), and REMAP_HEAP_VERIFY_REFS
+ * refuses such a cycle at prepare with REMAP_EOBJMODEL naming the slot. */
 typedef struct remap_object_model {
   size_t struct_size;
   void* ctx;
   /* Size in bytes of the object at obj: a multiple of 8, > 0. */
   size_t (*object_size)(void* ctx, const void* obj);
   /* Calls visit(vctx, offset) for each reference slot (8-byte aligned byte
-   * offset from the object start). Slots hold an object start, NULL, or a
-   * value outside the heap (left alone). May be NULL: no references. */
+   * offset from the object start, inside the object). A slot may hold any
+   * value; see above for which ones are rewritten. May be NULL: no
+   * references. */
   void (*visit_ref_offsets)(void* ctx, const void* obj, remap_visit_fn visit, void* vctx);
 } remap_object_model;
 
@@ -239,13 +255,30 @@ typedef struct remap_heap_config {
   remap_object_model model;
   /* Added in 0.1 after model: a caller whose struct_size ends at model gets 0. */
   unsigned flags;             /* REMAP_HEAP_* bits; default 0 */
+  /* Added in 0.2 (additive: a caller whose struct_size ends at flags gets 0,
+   * i.e. untagged references). How a reference slot encodes a reference:
+   *   a slot value v is a reference iff (v & ref_check_mask) == ref_check_value;
+   *   its address is v & ~ref_tag_mask; the bits v & ref_tag_mask are kept
+   *   when it is forwarded: new value = forward(address) | (v & ref_tag_mask).
+   * Tag bits may only be the low 3 bits (objects are 8-aligned) and bits
+   * 47..63 (above any user address: NaN-boxing, top-byte tags).
+   * Examples: Guile-like (heap pointers end in 000, fixnums in 10):
+   *   check_mask 7, check_value 0, tag_mask 0. V8-like (Smis end in 0,
+   *   pointers are address | 1, weak ones | 3): check_mask 1, check_value 1,
+   *   tag_mask 3. Lisp-style low tags (address | 3-bit type tag): check 0/0,
+   *   tag_mask 7. */
+  uint64_t ref_tag_mask;      /* default 0 */
+  uint64_t ref_check_mask;    /* default 0: every value is a reference candidate */
+  uint64_t ref_check_value;   /* default 0; must have no bit outside ref_check_mask */
 } remap_heap_config;
 
 enum {
   /* remap_prepare also checks that every reference slot of every live object
-   * holds NULL, a value outside the heap, or a marked object start (a missed
-   * mark otherwise). One visit per live object in the runtime's pause: for
-   * development and tests. (Slot offsets are always checked, at remap_mark.) */
+   * holds NULL, a value outside the heap, an immediate (per the ref_* fields),
+   * or a reference to a marked object start (a missed mark or an interior
+   * pointer otherwise: REMAP_EOBJMODEL naming the slot). One pass over the
+   * recorded slots in the runtime's pause: for development and tests. (Slot
+   * offsets are always checked, at remap_mark.) */
   REMAP_HEAP_VERIFY_REFS = 1,
   /* Large objects never move. By default a live large object slides down,
    * whole regions at a time, over dead large objects and free regions
@@ -271,6 +304,11 @@ typedef enum remap_phase {
   REMAP_PHASE_BROKEN = 3      /* an unrecoverable kernel failure; only destroy works */
 } remap_phase;
 
+/* Memory handed out by remap_region_acquire reads as zero, on every backend
+ * and after any number of cycles, provided the runtime never writes past the
+ * cursor it later passes to remap_region_retire (bytes written past it are
+ * the runtime's garbage: the library does not know they were written). Large
+ * objects from remap_alloc_large read as zero likewise. */
 typedef struct remap_heap_info {
   size_t struct_size;
   void* base;                 /* first byte of the heap */
@@ -284,6 +322,9 @@ typedef struct remap_heap_info {
   uint64_t cycles;            /* completed compaction cycles */
   size_t regions_free;
   size_t bytes_allocated;     /* sum of region tops */
+  /* Added in 0.2. */
+  size_t large_object_threshold; /* effective: remap_alloc_large takes sizes >= this */
+  unsigned flags;             /* the REMAP_HEAP_* bits the heap was created with */
 } remap_heap_info;
 
 REMAP_API remap_status remap_heap_get_info(const remap_heap* heap, remap_heap_info* out);
@@ -308,25 +349,48 @@ REMAP_API remap_status remap_mark(remap_heap* heap, const void* obj);
 /* Forget all marks (IDLE or PREPARED: a prepared cycle is cancelled). */
 REMAP_API remap_status remap_clear_marks(remap_heap* heap);
 
-/* The cycle. prepare: classify regions, compute forwarding (IDLE ->
- * PREPARED). flip: in the runtime's pause; with backend stw the whole
- * compaction happens here and the heap returns to IDLE; otherwise ->
- * COMPACTING, and the runtime rewrites its roots with remap_forward and
- * resumes its mutators. compact: runs the concurrent phase on the library's
- * GC threads and returns when every page is installed. work: the calling
- * (runtime-owned) thread joins as a GC worker until no work is left.
- * finish: waits for every page, unregisters, recycles from-space, fills the
- * stats (COMPACTING -> IDLE). */
+/* The cycle, in this order on every backend:
+ *
+ *   remap_mark ...          (IDLE) each live object
+ *   remap_prepare           classify regions, compute forwarding (-> PREPARED)
+ *   -- pause --
+ *   remap_flip              stw: the whole compaction, -> IDLE;
+ *                           others: -> COMPACTING, pages are produced lazily
+ *   remap_forward(root) ... rewrite every root (valid on every backend here)
+ *   -- resume mutators --
+ *   remap_compact           only while COMPACTING (concurrent backends);
+ *   remap_finish            after an stw flip the heap is IDLE: cycle done
+ *
+ * compact: runs the concurrent phase on the library's GC threads and
+ * returns when every page is installed. work: the calling (runtime-owned)
+ * thread joins as a GC worker until no work is left. finish: waits for every
+ * page, unregisters, recycles from-space, fills the stats (COMPACTING ->
+ * IDLE). A runtime that drives every backend the same way checks
+ * remap_heap_get_info's phase after the flip: COMPACTING needs compact (or
+ * work) and finish, IDLE means the cycle is complete. */
 REMAP_API remap_status remap_prepare(remap_heap* heap);
 REMAP_API remap_status remap_flip(remap_heap* heap);
 REMAP_API remap_status remap_compact(remap_heap* heap);
 REMAP_API remap_status remap_compact_work(remap_heap* heap);
 REMAP_API remap_status remap_finish(remap_heap* heap);
 
-/* New address of the object that started at `old`, valid from prepare to
- * the end of finish. Addresses outside the heap come back unchanged.
- * O(1), lock-free, async-signal-safe. */
+/* New address of the object that started at `old` (an address from before
+ * the flip). Valid from remap_prepare until the next cycle starts (the next
+ * remap_mark, remap_clear_marks or remap_prepare), on every backend: roots
+ * may be forwarded right after remap_flip whether or not the flip already
+ * finished the cycle (stw), and weak tables later. Addresses outside the
+ * heap come back unchanged; an in-heap address that is not the start of an
+ * object marked this cycle is REMAP_EINVAL. Not concurrently with the call
+ * that starts the next cycle. O(1), lock-free, async-signal-safe. */
 REMAP_API remap_status remap_forward(const remap_heap* heap, const void* old, void** new_out);
+/* The same for a slot value in the heap's reference encoding (ref_* fields
+ * of remap_heap_config): a reference to a marked object start comes back
+ * forwarded with its tag bits; every other value (immediates, NULL, values
+ * outside the heap, in-heap values that are not a marked start) comes back
+ * unchanged with REMAP_OK, exactly as the library treats slots. Same
+ * validity and cost as remap_forward. */
+REMAP_API remap_status remap_forward_value(const remap_heap* heap, uint64_t value,
+                                           uint64_t* new_out);
 
 /* Produce and install [addr, addr+len) now (COMPACTING), for runtimes that
  * hand heap memory to system calls during compaction. A no-op otherwise. */
@@ -399,6 +463,12 @@ typedef struct remap_cycle_stats {
   uint64_t large_pages_updated;  /* pages of live large objects whose reference slots were
                                     rewritten: with move, the only ones read or written */
   uint64_t large_pages_by_mutator; /* pages of live large objects a faulting mutator produced */
+  /* Added in 0.2. Reference slots of live objects whose value decoded as an
+   * in-heap address in a region that moves or is freed this cycle (not
+   * DENSE) but was not a marked object start: left unchanged (see
+   * remap_object_model). Nonzero means a missed mark, an interior pointer,
+   * or an immediate the encoding does not describe. */
+  uint64_t slots_stray;
 } remap_cycle_stats;
 
 REMAP_API remap_status remap_heap_last_stats(const remap_heap* heap, remap_cycle_stats* out);

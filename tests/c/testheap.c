@@ -154,19 +154,19 @@ uint64_t th_checksum(th_heap* h) {
   return x;
 }
 
-/* mark, prepare, flip, roots forwarded: the heap is COMPACTING after this
- * (or IDLE again with stw). */
+/* mark, prepare, flip, roots forwarded — the header's order, the same on
+ * every backend: the heap is COMPACTING after this (or IDLE again with stw). */
 int th_cycle_begin(th_heap* h) {
   int s;
   for (size_t i = 0; i < h->nroots; i++)
     if ((s = remap_mark(h->heap, (const void*)h->roots[i])) != REMAP_OK) return s;
   if ((s = remap_prepare(h->heap)) != REMAP_OK) return s;
+  if ((s = remap_flip(h->heap)) != REMAP_OK) return s;
   for (size_t i = 0; i < h->nroots; i++) {
     void* nw;
     if ((s = remap_forward(h->heap, (const void*)h->roots[i], &nw)) != REMAP_OK) return s;
     h->fwd[i] = (uintptr_t)nw;
   }
-  if ((s = remap_flip(h->heap)) != REMAP_OK) return s;
   memcpy(h->roots, h->fwd, h->nroots * sizeof *h->roots);
   return REMAP_OK;
 }

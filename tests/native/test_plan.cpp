@@ -361,6 +361,11 @@ TEST(plan_and_stw_match_the_reference_model) {
         CHECK_EQ(size_t(h.region(t).large_head), head);
       }
     }
+    // The cycle's marks outlive it (forward() stays valid until the next
+    // cycle starts); the next cycle's first mark discards them.
+    CHECK(h.marks_stale());
+    h.discard_stale_marks();
+    CHECK(!h.marks_stale());
     for (size_t r = 0; r < h.region_count(); ++r) {
       RegionClass c = p->region_class(r);
       if (c == RegionClass::EMPTY && !large_now[r])
@@ -439,13 +444,13 @@ TEST(plan_verify_refs_rejects_object_model_nonsense) {
   uintptr_t victim = w.live[w.live.size() / 2];
   size_t size = obj_size(nullptr, reinterpret_cast<void*>(victim));
   std::unique_ptr<Plan> p;
-  // A model that changes its answer after marking.
+  // A model that changes its answer after marking cannot matter: the
+  // library calls it only at mark (where every answer is checked), and
+  // prepare and every producer read the slots recorded then (issue 12.5).
   for (size_t bad : {size, size + 64, size_t(12)}) {
     w.ctx.bad_obj = victim;
     w.ctx.bad_offset = bad;
-    Status s = Plan::build(*w.heap, &p);
-    CHECK_EQ(s.code, REMAP_EOBJMODEL);
-    CHECK(s.message.find("offset") != std::string::npos);
+    CHECK(Plan::build(*w.heap, &p).is_ok());
   }
   w.ctx.bad_obj = 0;
   // A live object referring to a dead one: a missed mark.
@@ -563,6 +568,7 @@ TEST(slid_large_object_leaves_no_marks_behind) {
   CHECK_EQ(h.region(0).large_regions, 3u);
   CHECK(h.region(3).get_state() == RegionState::FREE);
   CHECK(h.region(4).get_state() == RegionState::FREE);
+  h.discard_stale_marks();  // what the next cycle's first mark does
   CHECK_EQ(h.begin_bits().count(h.base(), h.end()), size_t(0));
   CHECK_EQ(h.live_bits().count(h.base(), h.end()), size_t(0));
   CHECK_EQ(h.ref_bits().count(h.base(), h.end()), size_t(0));

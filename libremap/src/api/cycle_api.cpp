@@ -40,8 +40,14 @@ void publish_cycle(remap_heap& h, const remap_cycle_stats& st) {
     std::lock_guard<std::mutex> g(h.stats_mutex);
     h.last_stats = st;
   }
-  h.plan.reset();
+  h.plan_done.store(true, std::memory_order_release);
   h.phase.store(REMAP_PHASE_IDLE, std::memory_order_release);
+}
+
+void drop_done_plan(remap_heap& h) {
+  if (!h.plan_done.load(std::memory_order_acquire)) return;
+  h.plan.reset();
+  h.plan_done.store(false, std::memory_order_release);
 }
 
 }  // namespace remap::api

@@ -1,11 +1,14 @@
 // handle.h — struct remap_heap, the opaque handle behind the C ABI.
 //
-// Owns the heap, the plan of the current cycle (from prepare to the end of
-// finish), the phase, the last cycle's stats, and the concurrent compactor.
+// Owns the heap, the plan of the current cycle (from prepare until the next
+// cycle starts), the phase, the last cycle's stats, and the concurrent
+// compactor.
 //
 // Invariants:
-//   - phase is a remap_phase. IDLE: no plan (or a stale one being dropped);
-//     PREPARED and COMPACTING: plan is set and the heap's marks are frozen.
+//   - phase is a remap_phase. PREPARED and COMPACTING: plan is set and the
+//     heap's marks are frozen. IDLE: plan is either NULL or the completed
+//     cycle's (plan_done), kept so that remap_forward answers on every
+//     backend until the next mark, clear_marks or prepare drops it.
 //   - cycle_mutex serializes the cycle's transitions (prepare, flip, finish,
 //     clear_marks); marking and allocation do not take it (phase checks are
 //     atomic loads: a runtime that marks while it prepares breaks the rules).
@@ -29,6 +32,7 @@ class Compactor;  // compact/compactor.h (the concurrent engine)
 struct remap_heap {
   std::unique_ptr<remap::Heap> heap;
   std::unique_ptr<remap::Plan> plan;
+  std::atomic<bool> plan_done{false};  // plan is a completed cycle's (IDLE)
   std::atomic<int> phase{REMAP_PHASE_IDLE};
   int backend = REMAP_BACKEND_STW;    // resolved remap_backend
   int fault_mode = REMAP_FAULT_THREAD;  // resolved remap_fault_mode
@@ -52,9 +56,12 @@ Status wrong_phase(const char* what, int phase, const char* expected);
 uint64_t now_ns();
 
 // The end of every cycle, whatever the backend: `st` becomes the last
-// cycle's stats, the plan is dropped, the heap is IDLE again. The caller
-// holds cycle_mutex.
+// cycle's stats, the plan is kept for remap_forward (plan_done), the heap is
+// IDLE again. The caller holds cycle_mutex.
 void publish_cycle(remap_heap& h, const remap_cycle_stats& st);
+// The start of the next cycle: drops a completed cycle's plan (the caller
+// holds cycle_mutex; the heap's stale marks go at the next mark or prepare).
+void drop_done_plan(remap_heap& h);
 
 // The whole STW cycle for a PREPARED heap (caller holds cycle_mutex): runs
 // stw_compact in the pause, completes the cycle, fills last_stats, phase ->

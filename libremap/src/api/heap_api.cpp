@@ -141,6 +141,8 @@ REMAP_API remap_status remap_heap_get_info(const remap_heap* heap, remap_heap_in
     info.cycles = hp.cycles();
     info.regions_free = hp.regions_free();
     info.bytes_allocated = hp.bytes_allocated();
+    info.large_object_threshold = hp.config().large_object_threshold;
+    info.flags = hp.config().flags;
     std::memcpy(out, &info, out->struct_size);
     return Status::ok();
   });
@@ -188,6 +190,11 @@ REMAP_API remap_status remap_mark(remap_heap* heap, const void* obj) {
     if (!s) return s;
     int ph = heap->phase.load(std::memory_order_acquire);
     if (ph != REMAP_PHASE_IDLE) return wrong_phase("remap_mark", ph, "IDLE");
+    if (heap->plan_done.load(std::memory_order_acquire)) {
+      // The first mark of a cycle ends the last one's forwarding.
+      std::lock_guard<std::mutex> g(heap->cycle_mutex);
+      remap::api::drop_done_plan(*heap);
+    }
     return heap->heap->mark(uintptr_t(obj));
   });
 }
@@ -200,7 +207,8 @@ REMAP_API remap_status remap_clear_marks(remap_heap* heap) {
     int ph = heap->phase.load(std::memory_order_acquire);
     if (ph != REMAP_PHASE_IDLE && ph != REMAP_PHASE_PREPARED)
       return wrong_phase("remap_clear_marks", ph, "IDLE and PREPARED");
-    heap->plan.reset();  // a prepared cycle is cancelled
+    heap->plan.reset();  // a prepared cycle is cancelled, or a completed one's plan dropped
+    heap->plan_done.store(false, std::memory_order_release);
     heap->heap->clear_marks();
     heap->phase.store(REMAP_PHASE_IDLE, std::memory_order_release);
     return Status::ok();
@@ -215,6 +223,8 @@ REMAP_API remap_status remap_prepare(remap_heap* heap) {
     int ph = heap->phase.load(std::memory_order_acquire);
     if (ph != REMAP_PHASE_IDLE) return wrong_phase("remap_prepare", ph, "IDLE");
     uint64_t t0 = remap::api::now_ns();
+    remap::api::drop_done_plan(*heap);
+    heap->heap->discard_stale_marks();  // prepare with no mark: nothing is live
     std::unique_ptr<remap::Plan> plan;
     if (!(s = remap::Plan::build(*heap->heap, &plan))) return s;
     remap_cycle_stats& st = heap->current;
@@ -239,13 +249,31 @@ REMAP_API remap_status remap_prepare(remap_heap* heap) {
   });
 }
 
+// The plan remap_forward may read: from prepare until the next cycle starts
+// (PREPARED, COMPACTING, or IDLE with a completed cycle's plan kept), on
+// every backend. NULL otherwise.
+static const remap::Plan* forwarding_plan(const remap_heap* h) {
+  int ph = h->phase.load(std::memory_order_acquire);
+  if (ph == REMAP_PHASE_PREPARED || ph == REMAP_PHASE_COMPACTING ||
+      (ph == REMAP_PHASE_IDLE && h->plan_done.load(std::memory_order_acquire)))
+    return h->plan.get();
+  return nullptr;
+}
+
+static Status no_forwarding(const remap_heap* h, const char* what) {
+  int ph = h->phase.load(std::memory_order_acquire);
+  if (ph == REMAP_PHASE_IDLE)
+    return fail(REMAP_EPHASE,
+                "the heap is IDLE with no forwarding: it is valid from remap_prepare until the "
+                "next cycle starts (remap_mark, remap_clear_marks or remap_prepare)");
+  return wrong_phase(what, ph, "PREPARED, COMPACTING, or IDLE after a cycle");
+}
+
 REMAP_API remap_status remap_forward(const remap_heap* heap, const void* old, void** new_out) {
   // Fast path: no api_call (see the file comment). Failures below take the
   // ordinary error path.
   if (heap && new_out) {
-    int ph = heap->phase.load(std::memory_order_acquire);
-    const remap::Plan* plan = heap->plan.get();
-    if ((ph == REMAP_PHASE_PREPARED || ph == REMAP_PHASE_COMPACTING) && plan) {
+    if (const remap::Plan* plan = forwarding_plan(heap)) {
       uintptr_t o = uintptr_t(old);
       if (!plan->in_heap(o)) {
         *new_out = const_cast<void*>(old);
@@ -261,14 +289,29 @@ REMAP_API remap_status remap_forward(const remap_heap* heap, const void* old, vo
     Status s = need_heap(heap);
     if (!s) return s;
     if (!new_out) return fail(REMAP_EINVAL, "new_out is NULL");
-    int ph = heap->phase.load(std::memory_order_acquire);
-    const remap::Plan* plan = heap->plan.get();
-    if ((ph != REMAP_PHASE_PREPARED && ph != REMAP_PHASE_COMPACTING) || !plan)
-      return wrong_phase("remap_forward", ph, "PREPARED and COMPACTING (prepare to finish)");
+    const remap::Plan* plan = forwarding_plan(heap);
+    if (!plan) return no_forwarding(heap, "remap_forward");
     uintptr_t n = 0;
     if (!(s = plan->forward_checked(uintptr_t(old), &n))) return s;
     *new_out = reinterpret_cast<void*>(n);
     return Status::ok();
+  });
+}
+
+REMAP_API remap_status remap_forward_value(const remap_heap* heap, uint64_t value,
+                                           uint64_t* new_out) {
+  if (heap && new_out) {
+    if (const remap::Plan* plan = forwarding_plan(heap)) {
+      uint64_t stray = 0;  // a root is the runtime's business: not counted
+      *new_out = plan->forward_value(value, &stray);
+      return REMAP_OK;
+    }
+  }
+  return remap::api_call("remap_forward_value", [&]() -> Status {
+    Status s = need_heap(heap);
+    if (!s) return s;
+    if (!new_out) return fail(REMAP_EINVAL, "new_out is NULL");
+    return no_forwarding(heap, "remap_forward_value");
   });
 }
 

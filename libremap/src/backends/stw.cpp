@@ -4,10 +4,12 @@
 // visited in address order and each moves to new <= old, after the objects
 // before it; an object's bytes are therefore never overwritten before it is
 // moved (memmove handles the overlap with itself). Reference slots are
-// rewritten before the move, reading forward() of the slot's value: forward
-// only reads the plan and the live bitmap, never object bytes, so rewriting
-// in any order gives the same result. The object model was validated by
-// Plan::build, so no callback returns nonsense midway.
+// rewritten before the move, with Plan::forward_value of the slot's value:
+// it only reads the plan and the bitmaps, never object bytes, so rewriting
+// in any order gives the same result. The slots are the ones Heap::mark
+// recorded (offsets checked there), as the concurrent producers use: no
+// object-model callback runs here, so nothing the runtime answers now can
+// differ from what was checked.
 #include "backends/stw.h"
 
 #include "os/clock.h"
@@ -20,26 +22,11 @@ namespace {
 
 using os::now_ns;
 
-struct SlotRewrite {
-  const Plan* plan;
-  uintptr_t obj;
-};
-
-void forward_slot(const Plan& plan, uintptr_t at) {
-  auto* slot = reinterpret_cast<uintptr_t*>(at);
-  uintptr_t v = *slot;
-  if (v != 0) *slot = plan.forward(v);  // outside the heap: unchanged
-}
-
-void rewrite_slot(void* vctx, size_t offset) {
-  auto* c = static_cast<SlotRewrite*>(vctx);
-  forward_slot(*c->plan, c->obj + offset);
-}
 
 class StwPass {
  public:
   StwPass(Heap& heap, const Plan& plan, remap_cycle_stats* stats)
-      : heap_(heap), plan_(plan), model_(heap.model()), stats_(stats) {}
+      : heap_(heap), plan_(plan), stats_(stats) {}
 
   Status run() {
     uint64_t t0 = now_ns();
@@ -62,22 +49,17 @@ class StwPass {
       stats_->large_pages_moved += large_pages_moved_;
       stats_->large_pages_copied += large_pages_copied_;
       stats_->large_pages_updated += large_pages_updated_;
+      stats_->slots_stray += stray_;
     }
     return s;
   }
 
  private:
-  void rewrite(uintptr_t obj) {
-    if (!model_.visit_ref_offsets) return;
-    SlotRewrite c{&plan_, obj};
-    model_.visit_ref_offsets(model_.ctx, reinterpret_cast<const void*>(obj), rewrite_slot, &c);
-  }
-
   void slide(size_t r) {
     uintptr_t to = heap_.region_base(r);
     LiveObject o;
     for (LiveCursor c = plan_.objects(r); c.next(&o);) {
-      rewrite(o.old_addr);
+      rewrite_recorded(o.old_addr, o.size);
       if (to != o.old_addr) {
         std::memmove(reinterpret_cast<void*>(to), reinterpret_cast<const void*>(o.old_addr),
                      o.size);
@@ -113,7 +95,8 @@ class StwPass {
     size_t pages = 0;
     uintptr_t last_page = 0;
     heap_.ref_bits().for_each_set(obj, obj + bytes, [&](uintptr_t a) {
-      forward_slot(plan_, a);
+      auto* slot = reinterpret_cast<uint64_t*>(a);
+      *slot = plan_.forward_value(*slot, &stray_);
       const uintptr_t page = a & ~uintptr_t(heap_.page_size() - 1);
       pages += page != last_page;
       last_page = page;
@@ -123,7 +106,7 @@ class StwPass {
 
   void update_in_place(size_t r) {
     LiveObject o;
-    for (LiveCursor c = plan_.objects(r); c.next(&o);) rewrite(o.old_addr);
+    for (LiveCursor c = plan_.objects(r); c.next(&o);) rewrite_recorded(o.old_addr, o.size);
   }
 
   // Free memory must read as zero after the cycle: zero the partial page at
@@ -184,8 +167,8 @@ class StwPass {
 
   Heap& heap_;
   const Plan& plan_;
-  const remap_object_model& model_;
   remap_cycle_stats* stats_;
+  uint64_t stray_ = 0;
   uint64_t bytes_copied_ = 0;
   uint64_t madvise_calls_ = 0;
   uint64_t large_pages_moved_ = 0, large_pages_copied_ = 0, large_pages_updated_ = 0;

@@ -10,7 +10,8 @@ void CycleCounters::reset() {
                      &ioctl_continue, &ioctl_wake, &pages_moved, &pages_copied,
                      &mprotect_calls, &madvise_calls, &bytes_copied, &buffers_recycled,
                      &buffers_new, &fallback_ebusy, &fallback_other, &large_pages_moved,
-                     &large_pages_copied, &large_pages_updated, &large_pages_by_mutator})
+                     &large_pages_copied, &large_pages_updated, &large_pages_by_mutator,
+                     &slots_stray})
     c->reset();
   latency.reset();
 }
@@ -44,6 +45,7 @@ void CycleCounters::fill(remap_cycle_stats* s) const {
   s->large_pages_copied = large_pages_copied.get();
   s->large_pages_updated = large_pages_updated.get();
   s->large_pages_by_mutator = large_pages_by_mutator.get();
+  s->slots_stray = slots_stray.get();
   latency.fill(s);
 }
 

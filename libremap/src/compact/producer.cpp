@@ -15,10 +15,6 @@ namespace {
 // microseconds, not milliseconds.
 constexpr size_t kMaxRunPages = 64;
 
-// The forwarded value of the slot holding v.
-inline uint64_t forwarded(const Plan& plan, uint64_t v) {
-  return plan.in_heap(v) ? plan.forward(v) : v;
-}
 
 inline uint64_t load64(const char* p) {
   uint64_t v;
@@ -147,7 +143,7 @@ void Producer::gc_region(Pass& pass, size_t r) {
   // no callback.
   const LiveBitmap& refs = heap_.ref_bits();
   uintptr_t next_new = rb;
-  uint64_t copied = 0;
+  uint64_t copied = 0, stray = 0;
   LiveObject o;
   for (LiveCursor cur = plan_.objects(r); cur.next(&o);) {
     const uintptr_t nw = cls == RegionClass::FRAGMENTED ? next_new : o.old_addr;
@@ -168,7 +164,7 @@ void Producer::gc_region(Pass& pass, size_t r) {
       }
       refs.for_each_set(old, old + o.size, [&](uintptr_t a) {
         char* slot = dst + (a - old);
-        store64(slot, forwarded(plan_, load64(slot)));
+        store64(slot, plan_.forward_value(load64(slot), &stray));
       });
     } else {
       // Clipped: only the parts in pages this worker owns; values are read
@@ -185,7 +181,7 @@ void Producer::gc_region(Pass& pass, size_t r) {
       refs.for_each_set(old, old + o.size, [&](uintptr_t a) {
         const size_t off = a - old;
         if (!pass.mine[heap_.page_index(nw + off) - first]) return;
-        store64(dst + off, forwarded(plan_, load64(src + off)));
+        store64(dst + off, plan_.forward_value(load64(src + off), &stray));
       });
     }
     next_new = nw + o.size;
@@ -210,6 +206,7 @@ void Producer::gc_region(Pass& pass, size_t r) {
   }
 
   c_.bytes_copied.add(copied);
+  c_.slots_stray.add(stray);
   c_.pages_in_place.add(in_place);
   c_.produce_ns.add((now_ns() - t_start) - (pass.install_ns - install_before) -
                     (pass.wait_ns - wait_before) - release_ns);
@@ -230,7 +227,7 @@ void Producer::gc_large(Pass& pass, size_t head) {
   const uintptr_t nw = old - shift;
   const size_t first = heap_.page_index(nw);
   const size_t end = first + plan_.old_top(head) / page_;
-  uint64_t mine = 0, copied = 0, updated = 0;
+  uint64_t mine = 0, copied = 0, updated = 0, stray = 0;
   for (size_t p = first; p < end; p++) {
     if (!states_.claim_for_gc(p)) continue;  // a faulting mutator has it
     // Clipped, the page is built at its own build address; else in place.
@@ -240,6 +237,7 @@ void Producer::gc_large(Pass& pass, size_t head) {
     mine++;
     copied += lp.copied;
     updated += lp.updated;
+    stray += lp.stray;
     append(pass, p, intptr_t(lp.build) - intptr_t(np));
   }
   uint64_t release_ns = 0;
@@ -260,6 +258,7 @@ void Producer::gc_large(Pass& pass, size_t head) {
   c_.bytes_copied.add(copied * page_);
   (shift ? c_.large_pages_moved : c_.pages_in_place).add(mine);
   c_.large_pages_updated.add(updated);
+  c_.slots_stray.add(stray);
   // With copy the kernel copies every page it installs.
   c_.large_pages_copied.add(backend_.kind() == REMAP_BACKEND_COPY ? mine : copied);
   c_.produce_ns.add((now_ns() - t_start) - (pass.install_ns - install_before) - release_ns);
@@ -279,7 +278,7 @@ Producer::LargePage Producer::large_page(size_t page, char* into) const noexcept
   }
   heap_.ref_bits().for_each_set(op, op + page_, [&](uintptr_t a) {
     char* slot = lp.build + (a - op);
-    store64(slot, forwarded(plan_, load64(slot)));
+    store64(slot, plan_.forward_value(load64(slot), &lp.stray));
     lp.updated = true;
   });
   return lp;
@@ -288,6 +287,7 @@ Producer::LargePage Producer::large_page(size_t page, char* into) const noexcept
 void Producer::count_mutator_large(const LargePage& lp) const noexcept {
   c_.large_pages_by_mutator.add(1);
   c_.large_pages_updated.add(lp.updated);
+  c_.slots_stray.add(lp.stray);
   c_.large_pages_moved.add(lp.moved);
   if (lp.copied) c_.bytes_copied.add(page_);
   // With copy the kernel copies every page it installs.
@@ -327,17 +327,19 @@ void Producer::build_page(size_t page, char* buf) const noexcept {
       memcpy(buf, src, page_);
       c_.bytes_copied.add(page_);
     }
+    uint64_t stray = 0;
     refs.for_each_set(ps, pe, [&](uintptr_t a) {
       char* slot = buf + (a - ps);
-      store64(slot, forwarded(plan_, load64(slot)));
+      store64(slot, plan_.forward_value(load64(slot), &stray));
     });
+    c_.slots_stray.add(stray);
     c_.produce_ns.add(now_ns() - t0);
     return;
   }
 
   const uintptr_t data_end = std::min(plan_.new_top(r), pe);
   uintptr_t nw = plan_.forward(first);
-  uint64_t copied = 0;
+  uint64_t copied = 0, stray = 0;
   LiveObject o;
   for (LiveCursor cur(plan_, first, plan_.live_end(r)); cur.next(&o); nw += o.size) {
     if (nw >= pe) break;
@@ -350,11 +352,12 @@ void Producer::build_page(size_t page, char* buf) const noexcept {
     const uintptr_t old = o.old_addr;
     refs.for_each_set(old + (lo - nw), old + (hi - nw), [&](uintptr_t a) {
       const size_t off = a - old;
-      store64(buf + (nw + off - ps), forwarded(plan_, load64(old_obj + off)));
+      store64(buf + (nw + off - ps), plan_.forward_value(load64(old_obj + off), &stray));
     });
   }
   if (data_end < pe) memset(buf + (data_end - ps), 0, pe - data_end);
   c_.bytes_copied.add(copied);
+  c_.slots_stray.add(stray);
   c_.produce_ns.add(now_ns() - t0);
 }
 

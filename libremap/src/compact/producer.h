@@ -75,6 +75,7 @@ class Producer {
     bool moved = false;     // the object slid: the page is at a new address
     bool copied = false;    // the library copied the page to get them there
     bool updated = false;   // it had reference slots to forward
+    uint64_t stray = 0;     // slots left unchanged as stray (Plan::forward_value)
   };
   void gc_region(Pass& pass, size_t r);
   void gc_large(Pass& pass, size_t head);

@@ -45,6 +45,16 @@ Status validate_config(const remap_heap_config& in, size_t page_size, remap_heap
   if (c.flags & ~unsigned(REMAP_HEAP_VERIFY_REFS | REMAP_HEAP_PIN_LARGE))
     return fail(REMAP_EINVAL, "flags %#x has bits this library does not know (REMAP_HEAP_*)",
                 c.flags);
+  if (c.ref_tag_mask & ~kTagBitsAllowed)
+    return fail(REMAP_EINVAL,
+                "ref_tag_mask %#llx has bits inside the address (bits 3..46): tags may only use "
+                "bits 0..2 and 47..63",
+                (unsigned long long)c.ref_tag_mask);
+  if (c.ref_check_value & ~c.ref_check_mask)
+    return fail(REMAP_EINVAL,
+                "ref_check_value %#llx has bits outside ref_check_mask %#llx: no value could "
+                "be a reference",
+                (unsigned long long)c.ref_check_value, (unsigned long long)c.ref_check_mask);
 
   if (c.region_size < kMinRegionSize || c.region_size > kMaxRegionSize ||
       !std::has_single_bit(c.region_size))
@@ -85,6 +95,14 @@ Status validate_config(const remap_heap_config& in, size_t page_size, remap_heap
     return fail(REMAP_EINVAL, "model.object_size is NULL: the library needs object sizes");
   *out = c;
   return Status::ok();
+}
+
+size_t table_bytes(size_t capacity, size_t region_size, size_t page_size) {
+  const size_t regions = capacity / region_size, pages = capacity / page_size;
+  // Region (~40 B) + the plan's eight per-region vectors (~50 B);
+  // per page: the plan's kind (1 B) and first object (8 B), the engine's
+  // state (1 B); per 512-byte chunk: a uint32 prefix sum.
+  return regions * 96 + pages * 10 + (capacity >> 9) * 4;
 }
 
 }  // namespace remap

@@ -49,6 +49,19 @@ Status Heap::init(const remap_heap_config& config) {
   region_size_ = config_.region_size;
   region_shift_ = unsigned(std::countr_zero(region_size_));
 
+  // Size-dependent tables are refused up front, before anything is
+  // allocated: a capacity the machine cannot index must fail in
+  // microseconds with a message, not take seconds and gigabytes to fail (or
+  // get the process killed). A quarter of physical memory is the bound.
+  const size_t tables = table_bytes(capacity_, region_size_, page_size_);
+  const size_t phys = os::physical_memory();
+  if (phys && tables > phys / 4)
+    return fail(REMAP_ENOMEM,
+                "capacity %zu bytes needs about %zu MiB of tables per cycle (region table, "
+                "forwarding and page tables), more than a quarter of this machine's %zu MiB of "
+                "memory: choose a smaller capacity",
+                capacity_, tables >> 20, phys >> 20);
+
   // DESIGN §3: a whole number of GiB, GiB aligned, so that the flip's mremap
   // (and from-space, mapped the same way) moves page tables at PUD level.
   size_t map_size = (capacity_ + kMapAlign - 1) & ~(kMapAlign - 1);
@@ -226,17 +239,31 @@ struct SlotOffsetCheck {
   }
 };
 
+// The second visit, for objects with more slots than SlotOffsetCheck keeps.
+// The runtime's answers are checked again: a callback that reported good
+// offsets the first time may not the second (issue 12: it wrote the refs
+// bitmap out of bounds), so a bad offset is never recorded.
 struct SlotRecorder {
   LiveBitmap* refs;
   uintptr_t obj;
+  size_t size;
+  bool bad = false;
+  size_t bad_offset = 0;
   static void visit(void* vctx, size_t off) {
     auto* c = static_cast<SlotRecorder*>(vctx);
+    if (c->bad) return;
+    if (off >= c->size || c->size - off < 8 || (off & 7)) {
+      c->bad = true;
+      c->bad_offset = off;
+      return;
+    }
     c->refs->test_and_set(c->obj + off);
   }
 };
 }  // namespace
 
 Status Heap::mark(uintptr_t obj) {
+  if (marks_stale_.load(std::memory_order_acquire)) discard_stale_marks();
   size_t r = 0;
   uintptr_t limit = 0;
   Status s = locate_for_mark(obj, &r, &limit);
@@ -278,12 +305,30 @@ Status Heap::mark(uintptr_t obj) {
   if (chk.n <= SlotOffsetCheck::kKept) {
     for (size_t i = 0; i < chk.n; i++) refs_.test_and_set(obj + chk.kept[i]);
   } else {
-    SlotRecorder rec{&refs_, obj};
+    SlotRecorder rec{&refs_, obj, size};
     config_.model.visit_ref_offsets(config_.model.ctx, reinterpret_cast<const void*>(obj),
                                     &SlotRecorder::visit, &rec);
+    if (rec.bad) {
+      // Undo: [obj, obj + size) is ours alone (set_range_exclusive), so the
+      // refs bits in it are this mark's; words at its edges are shared with
+      // neighbours being marked, hence the atomic clear.
+      refs_.clear_range_atomic(obj, obj + size);
+      live_.clear_range_atomic(obj, obj + size);
+      begin_.clear_bit(obj);
+      return fail(REMAP_EOBJMODEL,
+                  "visit_ref_offsets(%#zx) reported offset %zu on its second visit: outside the "
+                  "object (%zu bytes) or not 8-byte aligned (the first visit reported other "
+                  "offsets: callbacks must answer the same every time)",
+                  size_t(obj), rec.bad_offset, size);
+    }
   }
   regions_[r].live_bytes.fetch_add(size, std::memory_order_relaxed);
   return Status::ok();
+}
+
+void Heap::discard_stale_marks() {
+  std::lock_guard<std::mutex> g(stale_mutex_);
+  if (marks_stale_.load(std::memory_order_acquire)) clear_marks();
 }
 
 void Heap::clear_marks() {
@@ -312,6 +357,7 @@ void Heap::clear_marks() {
     }
     reg.live_bytes.store(0, std::memory_order_relaxed);
   }
+  marks_stale_.store(false, std::memory_order_release);
 }
 
 // --- the cycle ----------------------------------------------------------------------
@@ -393,7 +439,7 @@ void Heap::adopt_layout_locked(const Plan& plan) {
 
 void Heap::complete_cycle(const Plan& plan) {
   adopt_layout(plan);
-  clear_marks();
+  marks_stale_.store(true, std::memory_order_release);
   std::lock_guard<std::mutex> g(alloc_mutex_);
   adopted_plan_ = nullptr;
   pending_plan_ = nullptr;

@@ -8,9 +8,11 @@
 //   - The config was validated at create and never changes.
 //   - Region states/tops change under alloc_mutex_; marking only reads them
 //     and writes the bitmaps and live_bytes with atomics.
-//   - Marks (both bitmaps, live_bytes) are valid from the end of marking to
-//     complete_cycle(), which clears them: the plan reads the live bitmap for
-//     forward() until then.
+//   - Marks (the bitmaps, live_bytes) are valid from the end of marking until
+//     the next cycle starts: complete_cycle() only flags them stale, and the
+//     next mark(), clear_marks() or discard_stale_marks() clears them. The
+//     plan reads them for forward(), which a runtime may call after the
+//     cycle ended (remap_forward's contract: valid until the next cycle).
 //
 // Uses plan/live_bitmap.h (a leaf utility with no dependency) for its marks:
 // the bitmaps are filled here at marking and read by the plan.
@@ -18,6 +20,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <atomic>
 #include <memory>
 #include <mutex>
 #include <utility>
@@ -94,8 +97,13 @@ class Heap {
   // large object's pages). On failure nothing changes. Re-marking the same
   // object is a no-op (its begin bit is already set).
   Status mark(uintptr_t obj);
-  // Forgets every mark: both bitmaps and every region's live_bytes.
+  // Forgets every mark: the bitmaps and every region's live_bytes.
   void clear_marks();
+  // Clears the marks of a completed cycle if they are still there (see the
+  // invariants). mark() calls it first; prepare calls it before a plan is
+  // built. Thread-safe: concurrent markers wait until it is done.
+  void discard_stale_marks();
+  bool marks_stale() const { return marks_stale_.load(std::memory_order_acquire); }
   const LiveBitmap& begin_bits() const { return begin_; }
   const LiveBitmap& live_bits() const { return live_; }
   // A bit at every reference slot of every marked object, recorded by mark()
@@ -123,8 +131,8 @@ class Heap {
   // for remap_heap_get_info, which a runtime calls right after the flip to
   // decide when to collect next).
   void adopt_published();
-  // The end of a cycle: adopt_layout(plan) if not done yet, clear_marks(),
-  // cycles() + 1. The STW backend calls it at the end of its pause, the
+  // The end of a cycle: adopt_layout(plan) if not done yet, the marks
+  // flagged stale (kept for forward() until the next cycle), cycles() + 1. The STW backend calls it at the end of its pause, the
   // concurrent engine at finish.
   void complete_cycle(const Plan& plan);
   uint64_t cycles() const { return cycles_; }
@@ -174,6 +182,8 @@ class Heap {
     if (pending_plan_) adopt_layout_locked(*std::exchange(pending_plan_, nullptr));
   }
   uint64_t cycles_ = 0;
+  std::atomic<bool> marks_stale_{false};
+  std::mutex stale_mutex_;  // discard_stale_marks only
 };
 
 }  // namespace remap

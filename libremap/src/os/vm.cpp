@@ -72,6 +72,11 @@ size_t page_size() noexcept {
   return g_page_size;
 }
 
+size_t physical_memory() noexcept {
+  long pages = sysconf(_SC_PHYS_PAGES);
+  return pages > 0 ? size_t(pages) * page_size() : 0;
+}
+
 void Mapping::reset() {
   if (addr_) ::munmap(addr_, size_);
   addr_ = nullptr;

@@ -35,6 +35,8 @@ namespace remap::os {
 // The base page size (cached; async-signal-safe after the first call, which
 // happens at library load).
 size_t page_size() noexcept;
+// Physical memory of the machine in bytes (sysconf), 0 if unknown.
+size_t physical_memory() noexcept;
 
 class Mapping {
  public:

@@ -5,6 +5,7 @@
 // scan racing with marking is defined (it is only meaningful after marking).
 #include "plan/live_bitmap.h"
 
+#include <algorithm>
 #include <cstring>
 
 namespace remap {
@@ -69,6 +70,17 @@ void LiveBitmap::clear_range(uintptr_t from, uintptr_t to) {
   words_[w0] &= ~mask_bits(unsigned(b0 & 63), 64);
   if (wl > w0 + 1) std::memset(words_ + w0 + 1, 0, (wl - w0 - 1) * sizeof(uint64_t));
   words_[wl] &= ~mask_bits(0, unsigned(((b1 - 1) & 63) + 1));
+}
+
+void LiveBitmap::clear_range_atomic(uintptr_t from, uintptr_t to) {
+  size_t b0 = bit_index(from), b1 = bit_index(to);
+  for (size_t b = b0; b < b1;) {
+    const size_t w = b >> 6;
+    const unsigned lo = unsigned(b & 63);
+    const unsigned hi = unsigned(std::min<size_t>(64, lo + (b1 - b)));
+    std::atomic_ref<uint64_t>(words_[w]).fetch_and(~mask_bits(lo, hi), std::memory_order_acq_rel);
+    b += hi - lo;
+  }
 }
 
 void LiveBitmap::clear_all() {

@@ -89,6 +89,9 @@ class LiveBitmap {
   // Clears every bit of [from, to) (non-atomic words in the middle are fine:
   // callers use it with no concurrent writer).
   void clear_range(uintptr_t from, uintptr_t to);
+  // Clears every bit of [from, to) with atomic fetch_and on every word, for
+  // use while other threads set bits in the same words.
+  void clear_range_atomic(uintptr_t from, uintptr_t to);
   // Zeroes the whole bitmap (madvise when big, else memset).
   void clear_all();
 

@@ -105,6 +105,9 @@ Status Plan::build(const Heap& heap, std::unique_ptr<Plan>* out) {
   if (!s) return s;
   std::unique_ptr<Plan> p(new Plan());
   p->heap_ = &heap;
+  p->tag_mask_ = heap.config().ref_tag_mask;
+  p->check_mask_ = heap.config().ref_check_mask;
+  p->check_value_ = heap.config().ref_check_value;
   p->live_ = &heap.live_bits();
   p->begin_ = &heap.begin_bits();
   p->base_ = heap.base();
@@ -332,56 +335,31 @@ void Plan::build_page_tables() {
   }
 }
 
-namespace {
-
-struct SlotCheck {
-  const Plan* plan;
-  uintptr_t obj;
-  size_t size;
-  bool bad = false;
-  size_t bad_offset = 0;
-  uintptr_t bad_value = 0;
-  bool bad_is_value = false;
-};
-
-void check_slot(void* vctx, size_t offset) {
-  auto* c = static_cast<SlotCheck*>(vctx);
-  if (c->bad) return;
-  if ((offset & 7) || offset >= c->size) {
-    c->bad = true;
-    c->bad_offset = offset;
-    return;
-  }
-  uintptr_t v = *reinterpret_cast<const uintptr_t*>(c->obj + offset);
-  if (v != 0 && c->plan->in_heap(v) && !c->plan->is_live_start(v)) {
-    c->bad = true;
-    c->bad_is_value = true;
-    c->bad_offset = offset;
-    c->bad_value = v;
-  }
-}
-
-}  // namespace
-
+// Reads every slot Heap::mark recorded for a live object (offsets were
+// checked there) and refuses the first whose value forward_value would
+// leave alone as stray. No callback: the recorded slots are exactly what
+// the producers will rewrite.
 Status Plan::validate_object_model() {
-  const remap_object_model& m = heap_->model();
   for (size_t r = 0; r < region_class_.size(); ++r) {
     if (region_class_[r] == RegionClass::EMPTY) continue;
+    if (old_state_[r] == RegionState::LARGE_TAIL) continue;  // its head's object covers it
     LiveObject o;
     for (LiveCursor c = objects(r); c.next(&o);) {
-      if (!m.visit_ref_offsets) continue;
-      SlotCheck sc{this, o.old_addr, o.size};
-      m.visit_ref_offsets(m.ctx, reinterpret_cast<const void*>(o.old_addr), check_slot, &sc);
-      if (!sc.bad) continue;
-      if (sc.bad_is_value)
+      uintptr_t bad = 0;
+      heap_->ref_bits().for_each_set(o.old_addr, o.old_addr + o.size, [&](uintptr_t a) {
+        if (bad) return;
+        const uint64_t v = *reinterpret_cast<const uint64_t*>(a);
+        const uintptr_t addr = uintptr_t(v & ~tag_mask_);
+        if (is_reference(v) && in_heap(addr) && !is_live_start(addr)) bad = a;
+      });
+      if (bad)
         return fail(REMAP_EOBJMODEL,
-                    "the slot at offset %zu of object %#zx holds %#zx, inside the heap but not "
-                    "a marked object start (a missed mark, or an interior pointer)",
-                    sc.bad_offset, size_t(o.old_addr), size_t(sc.bad_value));
-      return fail(REMAP_EOBJMODEL,
-                  "visit_ref_offsets(%#zx) reported offset %zu: outside the object (%zu bytes) "
-                  "or not 8-byte aligned",
-                  size_t(o.old_addr), sc.bad_offset, o.size);
+                    "the slot at offset %zu of object %#zx holds %#zx, which decodes to %#zx: "
+                    "inside the heap but not a marked object start (a missed mark, an "
+                    "interior pointer, or an immediate the ref_* encoding does not describe)",
+                    size_t(bad - o.old_addr), size_t(o.old_addr),
+                    size_t(*reinterpret_cast<const uint64_t*>(bad)),
+                    size_t(*reinterpret_cast<const uint64_t*>(bad) & ~tag_mask_));
     }
   }
   return Status::ok();

@@ -90,12 +90,11 @@ class LiveCursor {
 class Plan {
  public:
   // Classifies regions and computes forwarding and the page tables from the
-  // heap's marks (O(heap) bitmap scans, no object reads: prepare runs in the
-  // runtime's pause). Slot offsets were already checked by Heap::mark. With
-  // REMAP_HEAP_VERIFY_REFS it also visits every live object and checks each
-  // slot holds NULL, a value outside the heap, or a marked object start
-  // (REMAP_EOBJMODEL otherwise). Requires every region retired (REMAP_EPHASE
-  // otherwise).
+  // heap's marks (O(heap) bitmap scans, no object reads). Slot offsets were
+  // already checked by Heap::mark. With REMAP_HEAP_VERIFY_REFS it also reads
+  // every recorded slot and checks that forward_value would count none as
+  // stray (REMAP_EOBJMODEL naming the first one otherwise). Requires every
+  // region retired (REMAP_EPHASE otherwise).
   static Status build(const Heap& heap, std::unique_ptr<Plan>* out);
 
   const Heap& heap() const { return *heap_; }
@@ -123,6 +122,33 @@ class Plan {
   // Checked variant for the C API: REMAP_EINVAL if `old` is inside the heap
   // but not the start of a live object. Outside the heap: *out = old.
   Status forward_checked(uintptr_t old, uintptr_t* out) const;
+
+  // The new value of a reference slot holding `v` — the one rule every
+  // producer (GC workers, faulting mutators, stw, large-object pages) and
+  // remap_forward_value apply. `v` is decoded with the heap's reference
+  // encoding (remap_heap_config.ref_*): a reference to a live object start
+  // is forwarded and keeps its tag bits. Anything else comes back unchanged:
+  // immediates, NULL and values outside the heap, and in-heap addresses
+  // that are not a live object start; those last are counted in *stray
+  // when they point into a region that is not DENSE (memory that moves or
+  // is freed this cycle; a DENSE region keeps every byte where it is, so
+  // the unchanged value still means what it meant). Async-signal-safe.
+  uint64_t forward_value(uint64_t v, uint64_t* stray) const noexcept {
+    if ((v & check_mask_) != check_value_) return v;  // an immediate
+    const uintptr_t a = uintptr_t(v & ~tag_mask_);
+    const uintptr_t off = a - base_;
+    if (off >= capacity_) return v;
+    const RegionClass c = region_class_[off >> region_shift_];
+    if (c == RegionClass::DENSE) return v;
+    if ((a & 7) || !begin_->test(a)) {
+      ++*stray;
+      return v;
+    }
+    return uint64_t(forward(a)) | (v & tag_mask_);
+  }
+  // Whether `v` decodes as a reference (passes the encoding's check).
+  bool is_reference(uint64_t v) const { return (v & check_mask_) == check_value_; }
+  uint64_t ref_tag_mask() const { return tag_mask_; }
 
   // --- regions --------------------------------------------------------------------
   RegionClass region_class(size_t r) const { return region_class_[r]; }
@@ -201,6 +227,7 @@ class Plan {
   uintptr_t object_end(uintptr_t old, uintptr_t limit) const;
 
   const Heap* heap_ = nullptr;
+  uint64_t tag_mask_ = 0, check_mask_ = 0, check_value_ = 0;  // the reference encoding
   const LiveBitmap* live_ = nullptr;
   const LiveBitmap* begin_ = nullptr;
   uintptr_t base_ = 0;
