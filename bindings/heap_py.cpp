@@ -76,7 +76,7 @@ void register_synthetic(py::module_& m) {
                        size_t large_object_size, double large_live_fraction, int large_max_refs,
                        int backend,
                        int fault_mode, unsigned gc_threads, unsigned handler_threads,
-                       double dense_threshold) {
+                       double dense_threshold, int tagging, double immediate_fraction) {
              SyntheticParams p;
              p.capacity = capacity;
              p.region_size = region_size;
@@ -99,6 +99,8 @@ void register_synthetic(py::module_& m) {
              p.gc_threads = gc_threads;
              p.handler_threads = handler_threads;
              p.dense_threshold = dense_threshold;
+             p.tagging = tagging;
+             p.immediate_fraction = immediate_fraction;
              py::gil_scoped_release nogil;
              return std::make_unique<SyntheticHeap>(p);
            }),
@@ -112,7 +114,8 @@ void register_synthetic(py::module_& m) {
            py::arg("large_live_fraction") = 0.5, py::arg("large_max_refs") = -1,
            py::arg("backend") = int(REMAP_BACKEND_AUTO),
            py::arg("fault_mode") = int(REMAP_FAULT_AUTO), py::arg("gc_threads") = 1,
-           py::arg("handler_threads") = 1, py::arg("dense_threshold") = 0.90)
+           py::arg("handler_threads") = 1, py::arg("dense_threshold") = 0.90,
+           py::arg("tagging") = 0, py::arg("immediate_fraction") = 0.0)
       .def("mutate",
            [](SyntheticHeap& h, double kill, size_t grow, double ratio, double dense) {
              locked(h, [&] { h.mutate(kill, grow, ratio, dense); });

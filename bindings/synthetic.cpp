@@ -28,6 +28,8 @@ SyntheticHeap::SyntheticHeap(const SyntheticParams& p) : params_(p), rng_(p.seed
     throw std::invalid_argument("object sizes: need 16 <= min_object_size <= max_object_size, min a multiple of 8");
   if (p.max_refs > 0xffff) throw std::invalid_argument("max_refs must fit in 16 bits");
   if (p.large_max_refs > 0xffff) throw std::invalid_argument("large_max_refs must fit in 16 bits");
+  if (p.tagging < kTagNone || p.tagging > kTagLow)
+    throw std::invalid_argument("tagging must be 0 (none), 1 (guile), 2 (v8) or 3 (low tags)");
 
   model_.region_size = p.region_size;
   remap_heap_config cfg;
@@ -41,6 +43,12 @@ SyntheticHeap::SyntheticHeap(const SyntheticParams& p) : params_(p), rng_(p.seed
   cfg.gc_threads = p.gc_threads;
   cfg.handler_threads = p.handler_threads;
   install_model(cfg.model, &model_);
+  cfg.ref_tag_mask = tag_mask();
+  switch (p.tagging) {
+    case kTagGuile: cfg.ref_check_mask = 7; cfg.ref_check_value = 0; break;
+    case kTagV8: cfg.ref_check_mask = 1; cfg.ref_check_value = 1; break;
+    default: break;
+  }
   check(remap_heap_create(&cfg, &heap_), "remap_heap_create");
   try {
     remap_heap_info hi = info();
@@ -55,6 +63,37 @@ SyntheticHeap::SyntheticHeap(const SyntheticParams& p) : params_(p), rng_(p.seed
 }
 
 SyntheticHeap::~SyntheticHeap() { remap_heap_destroy(heap_); }
+
+uint64_t SyntheticHeap::tag_mask() const {
+  return params_.tagging == kTagV8 ? 3 : params_.tagging == kTagLow ? 7 : 0;
+}
+
+bool SyntheticHeap::is_reference(uint64_t v) const {
+  switch (params_.tagging) {
+    case kTagGuile: return (v & 7) == 0;
+    case kTagV8: return (v & 1) == 1;
+    default: return true;
+  }
+}
+
+uint64_t SyntheticHeap::encode_ref(uintptr_t addr) {
+  switch (params_.tagging) {
+    case kTagV8: return addr | (coin(0.25) ? 3 : 1);
+    case kTagLow: return addr | (rng_() & 7);
+    default: return addr;
+  }
+}
+
+uint64_t SyntheticHeap::in_heap_immediate(const std::vector<uint32_t>& live) {
+  const uint64_t k = rng_() % (params_.capacity / 8);
+  switch (params_.tagging) {
+    case kTagNone: return base_ + 8 * k + 4;   // not 8-aligned: never an object start
+    case kTagGuile: return base_ + 8 * k + 2;  // a fixnum: low bits 10
+    case kTagV8:  // a Smi whose bits equal a live object's address
+      return live.empty() ? base_ : addr_of(live[rng_() % live.size()]);
+    default: return foreign_value();  // every in-heap value is a reference
+  }
+}
 
 // Log-uniform between min and max: most objects small, a tail up to max, as
 // in the heaps of managed runtimes (median ~ sqrt(min * max)).
@@ -207,7 +246,7 @@ void SyntheticHeap::build_graph() {
     } else {
       size_t k = std::uniform_int_distribution<size_t>(0, open.size() - 1)(rng_);
       uint32_t parent = open[k];
-      slots(obj(parent))[used[parent]++] = addr_of(idx);
+      slots(obj(parent))[used[parent]++] = encode_ref(addr_of(idx));
       if (used[parent] == header(obj(parent))->nrefs) {
         open[k] = open.back();
         open.pop_back();
@@ -226,8 +265,10 @@ void SyntheticHeap::build_graph() {
     unsigned n = header(obj(idx))->nrefs;
     uint64_t* s = slots(obj(idx));
     for (unsigned i = used[idx]; i < n; ++i) {
-      if (coin(params_.foreign_ref_fraction)) s[i] = foreign_value();
-      else s[i] = coin(0.5) ? random_of(live) : 0;
+      if (params_.immediate_fraction > 0 && coin(params_.immediate_fraction))
+        s[i] = in_heap_immediate(live);
+      else if (coin(params_.foreign_ref_fraction)) s[i] = foreign_value();
+      else s[i] = coin(0.5) ? encode_ref(random_of(live)) : 0;
     }
   }
   for (uint32_t idx : all) {
@@ -236,7 +277,7 @@ void SyntheticHeap::build_graph() {
     uint64_t* s = slots(obj(idx));
     for (unsigned i = 0; i < n; ++i) {
       if (coin(params_.foreign_ref_fraction)) s[i] = foreign_value();
-      else s[i] = coin(0.6) ? random_of(all) : 0;
+      else s[i] = coin(0.6) ? encode_ref(random_of(all)) : 0;
     }
   }
   recount_live();

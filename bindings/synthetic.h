@@ -59,7 +59,20 @@ struct SyntheticParams {
   unsigned gc_threads = 1;
   unsigned handler_threads = 1;
   double dense_threshold = 0.90;
+  // How slots encode references (remap_heap_config.ref_*), issue 12:
+  //   kTagNone   plain addresses; "immediates" are in-heap values that are
+  //              not object starts (base + 8k + 4): the library must leave
+  //              them alone
+  //   kTagGuile  heap pointers end in 000; immediates are fixnums (.. 10)
+  //              whose raw value lies inside the heap
+  //   kTagV8     pointers are address | 1 (strong) or | 3 (weak); immediates
+  //              are Smis (even), drawn equal to live objects' addresses
+  //   kTagLow    address | a 3-bit type tag; no in-heap immediates
+  int tagging = 0;
+  double immediate_fraction = 0.0;  // fraction of spare slots holding an in-heap immediate
 };
+
+enum SyntheticTagging : int { kTagNone = 0, kTagGuile = 1, kTagV8 = 2, kTagLow = 3 };
 
 // One present object, for tests.
 struct ObjectView {
@@ -140,6 +153,13 @@ class SyntheticHeap {
   bool present(size_t idx) const { return word_[idx] != kGone; }
   uint64_t random_payload_word() { return rng_() | (uint64_t(1) << 63); }
   uint64_t foreign_value() { return (uint64_t(1) << 63) | (rng_() & 0xffff) << 3; }
+  // Slot encoding (params_.tagging): a reference to the object at addr, and
+  // an in-heap value that is not a reference (or not an object start).
+  uint64_t encode_ref(uintptr_t addr);
+  uint64_t in_heap_immediate(const std::vector<uint32_t>& live);
+  // The encoding's parts, as given to remap_heap_config.
+  uint64_t tag_mask() const;
+  bool is_reference(uint64_t v) const;
   bool coin(double p) { return std::uniform_real_distribution<double>(0.0, 1.0)(rng_) < p; }
 
   void build();

@@ -76,11 +76,20 @@ size_t SyntheticHeap::traverse(bool strict, Visit&& visit_object) const {
     throw std::logic_error(std::string("synthetic heap graph is inconsistent: ") + what +
                            " (value base+" + std::to_string(v - base_) + ")");
   };
-  // Returns the tag to hash for value v and enqueues its target.
-  auto reach = [&](uint64_t v, uint64_t& payload) -> uint64_t {
+  // Returns the tag to hash for value v and enqueues its target. A slot is
+  // decoded as the library is told to (params_.tagging): immediates, and
+  // in-heap values that can never be an object start (unaligned), are
+  // values, hashed raw — the library must have left them exactly as they
+  // were. A reference hashes its target's id and its tag bits.
+  // Roots are plain addresses (the runtime's own words), never encoded.
+  auto reach = [&](uint64_t v, uint64_t& payload, bool root = false) -> uint64_t {
+    const uint64_t tmask = root ? 0 : tag_mask();
     if (v == 0) return payload = 0, kTagNull;
-    if (v < base_ || v - base_ >= params_.capacity) return payload = v, kTagForeign;
-    long idx = resolve(v);
+    if (!root && !is_reference(v)) return payload = v, kTagForeign;
+    const uint64_t a = v & ~tmask;
+    if (a < base_ || a - base_ >= params_.capacity) return payload = v, kTagForeign;
+    if (a & 7) return payload = v - base_, kTagForeign;  // kTagNone's in-heap immediates
+    long idx = resolve(a);
     if (idx < 0) {
       if (strict) fail("a reference that is not the start of a present object", v);
       return payload = v - base_, kTagBad;
@@ -90,12 +99,12 @@ size_t SyntheticHeap::traverse(bool strict, Visit&& visit_object) const {
       seen[idx] = 1;
       queue.push_back(uint32_t(idx));
     }
-    payload = idx + 1;
+    payload = (idx + 1) | (v & tmask) << 56;
     return kTagRef;
   };
   for (uintptr_t r : roots_) {
     uint64_t payload = 0;
-    uint64_t tag = reach(r, payload);
+    uint64_t tag = reach(r, payload, true);
     visit_object(-1, tag, payload);
   }
   for (size_t qi = 0; qi < queue.size(); ++qi) {

@@ -44,6 +44,10 @@ MiB = 1024 * KiB
 
 
 
+# Slot encodings of the synthetic heap (SyntheticParams::tagging).
+TAGGINGS = {"none": 0, "guile": 1, "v8": 2, "lowtag": 3}
+
+
 class SyntheticHeap:
     """A libremap heap holding a deterministic synthetic object graph.
 
@@ -65,6 +69,14 @@ class SyntheticHeap:
             0: primitive arrays). A large object's slots are at its start.
         backend, fault_mode, gc_threads, handler_threads, dense_threshold:
             the heap's configuration (remap_heap_config).
+        tagging: how slots encode references (``TAGGINGS``): "none" (plain
+            addresses), "guile" (fixnums end in 10, pointers in 000), "v8"
+            (Smis are even, pointers are address|1 or |3), "lowtag" (address
+            | a 3-bit tag). The heap's ref_* encoding is set to match.
+        immediate_fraction: fraction of spare slots holding an in-heap value
+            that is not a reference: a fixnum or Smi whose bits lie inside the
+            heap, or (tagging "none") an unaligned in-heap value. The library
+            must leave each one exactly as it is.
     """
 
     def __init__(
@@ -91,6 +103,8 @@ class SyntheticHeap:
         gc_threads: int = 1,
         handler_threads: int = 1,
         dense_threshold: float = 0.90,
+        tagging: str = "none",
+        immediate_fraction: float = 0.0,
     ) -> None:
         self.params: dict[str, Any] = {
             "capacity": capacity,
@@ -114,8 +128,11 @@ class SyntheticHeap:
             "gc_threads": gc_threads,
             "handler_threads": handler_threads,
             "dense_threshold": dense_threshold,
+            "tagging": tagging,
+            "immediate_fraction": immediate_fraction,
         }
         native = dict(self.params)
+        native["tagging"] = enum_value(tagging, TAGGINGS, "tagging")
         native["backend"] = enum_value(backend, BACKENDS, "backend")
         native["fault_mode"] = enum_value(fault_mode, FAULT_MODES, "fault mode")
         self._h = _core.SyntheticHeap(**native)
