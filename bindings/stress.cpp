@@ -228,6 +228,11 @@ class Stress {
   bool cycle();
 
   const StressParams p_;
+  // A tracked slot's value for target address addr (0: null), in the
+  // run's encoding (StressParams::tagged).
+  uint64_t encode(uintptr_t addr, uint32_t owner, unsigned k) const {
+    return addr && p_.tagged ? addr | ((owner * 5 + k) & 7) : addr;
+  }
   ModelCtx model_ctx_;
   remap_heap* heap_ = nullptr;
   uintptr_t base_ = 0;
@@ -281,6 +286,7 @@ void Stress::create_heap() {
   cfg.backend = p_.backend;
   cfg.fault_mode = p_.fault_mode;
   cfg.gc_threads = p_.gc_threads;
+  cfg.ref_tag_mask = p_.tagged ? 7 : 0;
   model_ctx_.region_size = cfg.region_size;
   install_model(cfg.model, &model_ctx_);
   check(remap_heap_create(&cfg, &heap_), "remap_heap_create");
@@ -439,7 +445,7 @@ void Stress::build() {
     for (unsigned k = 0; k < tracked(table_[id]) && !ids.empty(); k++) {
       if (rng() % 10 < 1) continue;
       uint32_t t = ids[rng() % ids.size()];
-      store_word(at + slot_byte(table_[id], k), table_[t].addr.load());
+      store_word(at + slot_byte(table_[id], k), encode(table_[t].addr.load(), id, k));
       table_[id].target[k].store(t);
       model_[id].target[k] = t;
     }
@@ -571,7 +577,8 @@ bool Stress::check_snapshot(uint32_t id, uintptr_t a, const Snapshot& s) {
       return bad("payload word " + std::to_string(i - first) + " matches no version (torn or foreign)");
     }
   for (unsigned k = 0; k < tracked(o); k++) {
-    uint64_t want = s.target[k] ? table_[s.target[k]].addr.load(std::memory_order_acquire) : 0;
+    uint64_t want =
+        encode(s.target[k] ? table_[s.target[k]].addr.load(std::memory_order_acquire) : 0, id, k);
     if (s.slot[k] != want)
       return bad("slot " + std::to_string(k) + " (at +" + std::to_string(slot_byte(o, k)) + ") holds heap+" +
                  std::to_string(s.slot[k] - base_) + ", its target " + std::to_string(s.target[k]) +
@@ -625,7 +632,8 @@ bool Stress::write(Mutator& m, uint32_t id, uintptr_t a, int slot, uint32_t targ
   const uint32_t v = o.version.load(std::memory_order_relaxed) + 1;
   const size_t first = min_object_size(o.nrefs);
   if (slot >= 0) {
-    store_word(a + slot_byte(o, unsigned(slot)), target ? table_[target].addr.load() : 0);
+    store_word(a + slot_byte(o, unsigned(slot)),
+               encode(target ? table_[target].addr.load() : 0, id, unsigned(slot)));
     o.target[slot].store(target, std::memory_order_relaxed);
   }
   if (o.large) {
@@ -767,7 +775,7 @@ void Stress::mutator_loop(Mutator& m) {
       prev = id;
       prev_a = a;
       id = snap.target[k];
-      a = snap.slot[k];
+      a = snap.slot[k] & (p_.tagged ? ~uint64_t(7) : ~uint64_t(0));  // the tag off
     }
     if (failed()) return;
   }
@@ -914,9 +922,14 @@ bool Stress::verify_and_mark(bool mark) {
     heap_hash.add(uint64_t(h.id) << 32 | load_word(a + first) >> 32);
     model_hash.add(uint64_t(id) << 32 | payload_word(id, first_version, 0) >> 32);
     for (unsigned k = 0; k < tracked(o); k++) {
-      const uint64_t v = load_word(a + slot_byte(o, k));
+      uint64_t v = load_word(a + slot_byte(o, k));
       const uint32_t t = mo.target[k];
       uint32_t got = 0;
+      if (v && p_.tagged) {
+        if ((v & 7) != (encode(8, id, k) & 7))
+          return bad(id, "slot " + std::to_string(k) + " lost its tag bits");
+        v &= ~uint64_t(7);
+      }
       if (v) {
         if (v < base_ || v >= base_ + capacity_ || (v & 7)) return bad(id, "slot outside the heap");
         got = reinterpret_cast<const ObjectHeader*>(v)->id;
@@ -1162,7 +1175,7 @@ void register_stress(py::module_& m) {
          unsigned mutators, unsigned cycles, size_t heap_mib, uint64_t seed, size_t idle_ops,
          double write_fraction, double alloc_fraction, size_t region_kib, double timeout_s,
          bool keep_stats, unsigned inject_stale_cycle, double large_fraction,
-         bool inject_stale_large) {
+         bool inject_stale_large, bool tagged) {
         static const char* const backends[] = {"auto", "move", "copy", "minor", "sigsegv", "stw"};
         static const char* const modes[] = {"auto", "sigbus", "thread"};
         StressParams p;
@@ -1182,6 +1195,7 @@ void register_stress(py::module_& m) {
         p.inject_stale_cycle = inject_stale_cycle;
         p.large_fraction = large_fraction;
         p.inject_stale_large = inject_stale_large;
+        p.tagged = tagged;
         StressResult r;
         {
           py::gil_scoped_release nogil;
@@ -1205,7 +1219,7 @@ void register_stress(py::module_& m) {
       py::arg("idle_ops") = 500, py::arg("write_fraction") = 0.1, py::arg("alloc_fraction") = 0.6,
       py::arg("region_kib") = 64, py::arg("timeout_s") = 60.0, py::arg("keep_stats") = false,
       py::arg("inject_stale_cycle") = 0, py::arg("large_fraction") = StressParams{}.large_fraction,
-      py::arg("inject_stale_large") = false,
+      py::arg("inject_stale_large") = false, py::arg("tagged") = false,
       "C++ mutator threads reading, writing and allocating while compaction cycles run "
       "(bindings/stress.h). Returns counts, `verified` and the first `error`.");
 }

@@ -92,6 +92,11 @@ struct StressParams {
   // ... and with this set, the object rolled back is a reachable large
   // object, one page of it (a root object if there is none).
   bool inject_stale_large = false;
+  // Tagged references (issue 12): every tracked slot holds its target's
+  // address | a 3-bit tag that depends on (owner id, slot), with the heap's
+  // ref_tag_mask = 7; readers and the safepoint check expect the tag back
+  // with the target's current address. Untagged when false.
+  bool tagged = false;
 };
 
 struct StressResult {

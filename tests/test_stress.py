@@ -93,6 +93,16 @@ def test_mutators_race_compaction(backend, fault_mode):
     assert produced > 0, "mutators never produced a page: they did not race the GC"
 
 
+@pytest.mark.timeout(240)
+@pytest.mark.parametrize("backend,fault_mode", COMBOS + [("stw", "sigbus")])
+def test_tagged_references_under_mutators(backend, fault_mode):
+    # Issue 12: every tracked slot holds address | a 3-bit tag (ref_tag_mask
+    # 7); readers during compaction and every safepoint expect the target's
+    # current address with the same tag, in every backend and fault mode.
+    r = stress(backend, fault_mode, 2, 2, 12, seed=41, tagged=True)
+    check(r, 12)
+
+
 @pytest.mark.timeout(120)
 def test_stw_under_the_same_mutators():
     # The harness itself against the reference: every cycle in the pause,
