@@ -23,4 +23,5 @@ install(FILES ${LIBREMAP_PKGFILES}/libremapConfig.cmake
 install(FILES ${LIBREMAP_PKGFILES}/libremap.pc DESTINATION ${LIBREMAP_PKG_DIR}/pkgconfig)
 install(FILES ${LIBREMAP_PKGFILES}/libremap.so DESTINATION ${LIBREMAP_PKG_DIR})
 install(FILES ${CMAKE_CURRENT_SOURCE_DIR}/libremap/examples/embed.c
+              ${CMAKE_CURRENT_SOURCE_DIR}/libremap/examples/cycle.c
         DESTINATION ${LIBREMAP_PKG_DIR}/examples)

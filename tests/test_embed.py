@@ -88,6 +88,19 @@ def test_embed_with_cmake(tmp_path):
     run_embed(exe, PKG_DIR / "libremap.so.0")
 
 
+@pytest.mark.parametrize("backend", ["move", "copy", "minor", "sigsegv", "stw"])
+def test_cycle_example_runs_on_every_backend(tmp_path, backend):
+    # libremap/examples/cycle.c: the documented cycle order (flip, then
+    # forward the roots) and a Guile-like tagged encoding, from C.
+    cycle_c = package_file("examples") / "cycle.c"
+    exe = build_with_pkg_config(tmp_path, cli_dir("--pkgconfigdir"), cycle_c)
+    r = run_with_timeout([str(exe), backend])
+    if r.returncode != 0 and "REMAP_EUNSUPPORTED" in r.stderr:
+        pytest.skip(f"{backend}: {r.stderr.strip()}")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith(f"{backend}: 1000 cells intact"), r.stdout
+
+
 def test_embed_with_pkg_config(tmp_path):
     exe = build_with_pkg_config(tmp_path, cli_dir("--pkgconfigdir"), EMBED_C)
     run_embed(exe, PKG_DIR / "libremap.so.0")

@@ -203,7 +203,7 @@ def cycle(h, roots):
 def build_fragmented(h):
     """One region: a dead object, then A (live, 2 slots), then B (live).
     A's slots: an interior pointer into B, and B itself. Returns A, B."""
-    s, e = acquire(h)
+    s, _ = acquire(h)
     dead, a, b = s, s + 256, s + 512
     obj(dead, 256)
     obj(a, 256, nrefs=2)
@@ -310,7 +310,7 @@ def test_flip_then_forward_works_on_every_backend(backend):
     try:
         a, b = build_fragmented(h)
         u64(a)[1] = 0
-        na, nb = cycle(h, [a, b])  # flip, then remap_forward: asserts inside
+        na, _ = cycle(h, [a, b])  # flip, then remap_forward: asserts inside
         # Still valid after the cycle ended, until the next one starts.
         assert forward(h, a) == (0, na)
         assert lib.remap_mark(h, ffi.cast("void *", na)) == 0  # the next cycle starts
