@@ -292,6 +292,9 @@ enum {
 /* Sets struct_size (also of model) and every default. */
 REMAP_API void remap_heap_config_init(remap_heap_config* config);
 
+/* REMAP_ENOMEM, before anything is allocated, when the tables a cycle needs
+ * for this capacity (about 1% of it: region table, forwarding prefix sums,
+ * per-page tables) would exceed a quarter of the machine's physical memory. */
 REMAP_API remap_status remap_heap_create(const remap_heap_config* config, remap_heap** out);
 /* Releases everything. Not allowed while compaction runs (returns quietly
  * after finishing it). NULL is fine. */
