@@ -35,6 +35,11 @@ Status flip_stw(remap_heap& h, uint64_t pause_start_ns) {
   return Status::ok();
 }
 
+bool trivial_cycle(const remap_heap& h) {
+  return (h.backend == REMAP_BACKEND_MOVE || h.backend == REMAP_BACKEND_COPY) && h.plan &&
+         h.plan->nothing_moves();
+}
+
 void publish_cycle(remap_heap& h, const remap_cycle_stats& st) {
   {
     std::lock_guard<std::mutex> g(h.stats_mutex);
@@ -86,7 +91,8 @@ REMAP_API remap_status remap_flip(remap_heap* heap) {
     std::lock_guard<std::mutex> g(heap->cycle_mutex);
     int ph = heap->phase.load(std::memory_order_acquire);
     if (ph != REMAP_PHASE_PREPARED || !heap->plan) return wrong_phase("remap_flip", ph, "PREPARED");
-    if (heap->backend == REMAP_BACKEND_STW) return remap::api::flip_stw(*heap, t0);
+    if (heap->backend == REMAP_BACKEND_STW || remap::api::trivial_cycle(*heap))
+      return remap::api::flip_stw(*heap, t0);
     if (!heap->compactor)
       return fail(REMAP_EINTERNAL, "backend %s has no engine", remap_backend_name(heap->backend));
     return remap::api::flip_concurrent(*heap, t0);

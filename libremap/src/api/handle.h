@@ -63,6 +63,14 @@ void publish_cycle(remap_heap& h, const remap_cycle_stats& st);
 // holds cycle_mutex; the heap's stale marks go at the next mark or prepare).
 void drop_done_plan(remap_heap& h);
 
+// A cycle that moves nothing (Plan::nothing_moves: every region dense or
+// empty, no large object sliding) on a private anonymous heap (move, copy):
+// it needs no flip and no page production, only the empty regions' memory
+// released, which flip_stw does in the pause (issue 14). Shared layouts
+// (minor, sigsegv) keep their cycle: MADV_DONTNEED does not free a memfd's
+// pages.
+bool trivial_cycle(const remap_heap& h);
+
 // The whole STW cycle for a PREPARED heap (caller holds cycle_mutex): runs
 // stw_compact in the pause, completes the cycle, fills last_stats, phase ->
 // IDLE. On a compaction failure the heap is BROKEN (nothing is half-moved by

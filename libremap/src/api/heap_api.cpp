@@ -239,7 +239,8 @@ REMAP_API remap_status remap_prepare(remap_heap* heap) {
     st.regions_large = plan->regions_large();
     st.large_objects_moved = plan->large_objects_moved();
     heap->plan = std::move(plan);
-    if (!(s = remap::api::engine_prepare(*heap))) {  // page states, outside the pause
+    if (!remap::api::trivial_cycle(*heap) &&
+        !(s = remap::api::engine_prepare(*heap))) {  // page states, outside the pause
       heap->plan.reset();
       return s;
     }

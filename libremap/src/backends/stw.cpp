@@ -30,7 +30,9 @@ class StwPass {
 
   Status run() {
     uint64_t t0 = now_ns();
-    for (size_t r = 0; r < plan_.region_count(); ++r) {
+    // Nothing moves: every slot would be rewritten to its own value, and
+    // free memory is all that changes.
+    for (size_t r = 0; r < plan_.region_count() && !plan_.nothing_moves(); ++r) {
       switch (plan_.region_class(r)) {
         case RegionClass::FRAGMENTED: slide(r); break;
         case RegionClass::DENSE: update_in_place(r); break;

@@ -22,7 +22,10 @@ namespace remap {
 // Compacts `heap` according to `plan` (built from the heap's current marks;
 // the object model was validated by Plan::build). Does not complete the cycle
 // (the caller calls heap.complete_cycle(plan)). Adds to *stats (may be NULL):
-// bytes_copied, madvise_calls, madvise_ns, produce_ns.
+// bytes_copied, madvise_calls, madvise_ns, produce_ns. When the plan moves
+// nothing (Plan::nothing_moves) it only releases free memory: the engine's
+// flip uses it then for every backend, instead of a flip and a cycle of
+// page production that would rebuild every page as it was.
 Status stw_compact(Heap& heap, const Plan& plan, remap_cycle_stats* stats);
 
 }  // namespace remap

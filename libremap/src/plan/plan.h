@@ -211,6 +211,10 @@ class Plan {
   uint64_t regions_empty() const { return n_empty_; }  // regions RETIRED/LARGE at prepare only
   uint64_t regions_large() const { return n_large_; }  // large objects (heads), not regions
   uint64_t large_objects_moved() const { return large_moves_.size(); }
+  // No object changes address this cycle (no FRAGMENTED region, no large
+  // object slides): every reference keeps its value, so no page needs
+  // producing; only EMPTY regions' memory is freed (issue 14).
+  bool nothing_moves() const { return n_fragmented_ == 0 && large_moves_.empty(); }
   uint64_t build_ns() const { return build_ns_; }      // whole build, incl. validation
   uint64_t validate_ns() const { return validate_ns_; }  // the object-model validation pass
   uint64_t objects_live() const { return n_objects_; }
