@@ -122,6 +122,10 @@ void register_synthetic(py::module_& m) {
            },
            py::kw_only(), py::arg("kill_fraction") = 0.3, py::arg("grow_bytes") = 0,
            py::arg("live_ratio") = 0.5, py::arg("dense_fraction") = 0.25)
+      .def("begin_cycle", [](SyntheticHeap& h) { locked(h, [&] { h.begin_cycle(); }); })
+      .def("allocate_black",
+           [](SyntheticHeap& h, size_t bytes) { locked(h, [&] { h.allocate_black(bytes); }); },
+           py::arg("bytes"))
       .def("mark", [](SyntheticHeap& h) { return shared(h, [&] { return h.mark(); }); })
       .def("clear_marks", [](SyntheticHeap& h) { locked(h, [&] { h.clear_marks(); }); })
       .def("prepare", [](SyntheticHeap& h) { locked(h, [&] { h.prepare(); }); })

@@ -21,6 +21,8 @@ py::dict stats_dict(const remap_cycle_stats& s) {
   F(large_objects_moved) F(large_pages_moved) F(large_pages_copied) F(large_pages_updated)
   F(large_pages_by_mutator)
   F(slots_stray)
+  F(regions_black)
+  F(black_walk_errors)
 #undef F
   py::list hist;
   for (uint64_t v : s.fault_hist) hist.append(v);

@@ -206,6 +206,57 @@ void SyntheticHeap::build() {
   build_graph();
 }
 
+void SyntheticHeap::begin_cycle() {
+  if (prepared_) raise_status(REMAP_EPHASE, "begin_cycle: a cycle is prepared already");
+  check(remap_cycle_begin(heap_), "remap_cycle_begin");
+}
+
+void SyntheticHeap::allocate_black(size_t bytes) {
+  std::vector<uint32_t> old_live;
+  for (size_t i = 0; i < word_.size(); ++i)
+    if (present(i) && (flags_[i] & kLive)) old_live.push_back(uint32_t(i));
+  const size_t first_new = word_.size();
+  size_t grown = 0;
+  while (grown < bytes) {
+    void *s = nullptr, *e = nullptr;
+    check(remap_region_acquire(heap_, &s, &e), "remap_region_acquire (black allocation)");
+    fill_span(reinterpret_cast<uintptr_t>(s), reinterpret_cast<uintptr_t>(e), 1.0);
+    grown += reinterpret_cast<uintptr_t>(e) - reinterpret_cast<uintptr_t>(s);
+  }
+  std::vector<uint32_t> fresh;
+  for (size_t i = first_new; i < word_.size(); ++i) {
+    flags_[i] |= kLive;  // black: live by construction
+    fresh.push_back(uint32_t(i));
+  }
+  auto obj = [&](size_t idx) { return reinterpret_cast<void*>(addr_of(idx)); };
+  std::vector<uint32_t> all_live = old_live;
+  all_live.insert(all_live.end(), fresh.begin(), fresh.end());
+  for (uint32_t idx : fresh) {
+    uint64_t* s = slots(obj(idx));
+    for (unsigned i = 0; i < header(obj(idx))->nrefs; ++i)
+      s[i] = coin(0.6) ? encode_ref(addr_of(all_live[rng_() % all_live.size()])) : 0;
+    roots_.push_back(addr_of(idx));
+  }
+  // Writes into old objects after their marking: null slots now name black
+  // objects (never a slot that was some object's only path).
+  for (uint32_t idx : old_live) {
+    uint64_t* s = slots(obj(idx));
+    for (unsigned i = 0; i < header(obj(idx))->nrefs; ++i)
+      if (s[i] == 0 && coin(0.2)) s[i] = encode_ref(addr_of(fresh[rng_() % fresh.size()]));
+  }
+  if (prepared_) {
+    // Allocated after prepare: the forwarding recorded there is the identity
+    // for them, and their regions keep their tops.
+    for (size_t i = first_new; i < word_.size(); ++i) fwd_word_.push_back(word_[i]);
+    for (uint32_t idx : fresh) {
+      const size_t r = size_t(word_[idx]) * 8 / params_.region_size;
+      new_top_[r] = region_top_[r];
+      fwd_roots_.push_back(addr_of(idx));
+    }
+  }
+  recount_live();
+}
+
 void SyntheticHeap::mutate(double kill_fraction, size_t grow_bytes, double live_ratio,
                            double dense_fraction) {
   if (phase() != REMAP_PHASE_IDLE) raise_status(REMAP_EPHASE, "mutate: the heap is not IDLE");

@@ -97,6 +97,16 @@ class SyntheticHeap {
   // then draws a new reference graph and new roots over the live set.
   void mutate(double kill_fraction, size_t grow_bytes, double live_ratio, double dense_fraction);
 
+  // ---- a cycle begun beside the mutators (remap_cycle_begin) ----
+  // remap_cycle_begin: objects allocated from now until the flip are black.
+  void begin_cycle();
+  // Black allocation (IDLE after begin_cycle, or PREPARED): about `bytes` of
+  // new objects in fresh regions, all live and each made a root; their
+  // slots name random live objects (old or new), and some null slots of old
+  // live objects now name new ones (writes after marking, which the cycle
+  // must honour).
+  void allocate_black(size_t bytes);
+
   // ---- the cycle, step by step ----
   // Marks by BFS from the roots, one remap_mark per reached object; throws
   // std::logic_error unless exactly the live set was reached.

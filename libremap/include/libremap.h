@@ -202,10 +202,12 @@ REMAP_API remap_status remap_uffd_wake(remap_uffd* uffd, void* addr, size_t len)
 
 typedef void (*remap_visit_fn)(void* vctx, size_t offset);
 
-/* Both callbacks are called at remap_mark only, on the marking thread, once
- * per object per cycle (the library records each object's size and slot
- * offsets in its bitmaps then, and never calls back while pages are
- * produced). They must only read the object (no locks, no allocation), must
+/* Both callbacks are called at remap_mark, on the marking thread, once per
+ * object per cycle (the library records each object's size and slot offsets
+ * in its bitmaps then); and for objects allocated during a cycle begun with
+ * remap_cycle_begin ("black" objects, never marked), while their pages are
+ * produced: on GC threads and inside the SIGBUS handler of a mutator that
+ * touches one. They must only read the object (no locks, no allocation), must
  * not depend on the values of reference slots, and the class metadata they
  * read must not live in the moving heap. What they return is checked where
  * it is used: a size that is not a positive multiple of 8 or runs past
@@ -352,6 +354,30 @@ REMAP_API remap_status remap_mark(remap_heap* heap, const void* obj);
 /* Forget all marks (IDLE or PREPARED: a prepared cycle is cancelled). */
 REMAP_API remap_status remap_clear_marks(remap_heap* heap);
 
+/* A cycle whose marking and prepare run beside the mutators (a concurrent
+ * collector: pauses are the runtime's initial mark, its remark, and the flip).
+ * Call remap_cycle_begin in the initial-mark pause, with every region retired
+ * (REMAP_EPHASE otherwise). From then until remap_flip:
+ *   - mutators may allocate (remap_region_acquire / _retire / remap_alloc_large
+ *     work in IDLE and PREPARED) and write any object;
+ *   - what they allocate is "black": live this cycle by construction, never
+ *     moved in it, and never marked (remap_mark of a black object is accepted
+ *     and ignored). Black memory comes from free regions only (compacted
+ *     regions' tails are not offered in this window). Its reference slots are
+ *     found with the object model when its pages are produced: every region
+ *     acquired in the window must hold objects parseable from its start to the
+ *     cursor it is retired with (object_size of each, back to back), and a
+ *     large object is one object;
+ *   - the runtime marks (remap_mark, any thread) every object reachable at
+ *     the snapshot, e.g. with a snapshot-at-the-beginning write barrier, and
+ *     then calls remap_prepare, which may run while mutators run;
+ *   - at remap_flip, in the final pause, every region must be retired again
+ *     (REMAP_EPHASE otherwise, nothing changed): the runtime retires its TLABs
+ *     in that pause. Slot values written up to the flip are honoured.
+ * In such a cycle large objects stay where they are (none slides). Backends
+ * move, copy and stw; minor and sigsegv answer REMAP_EUNSUPPORTED. */
+REMAP_API remap_status remap_cycle_begin(remap_heap* heap);
+
 /* The cycle, in this order on every backend:
  *
  *   remap_mark ...          (IDLE) each live object
@@ -472,6 +498,13 @@ typedef struct remap_cycle_stats {
    * remap_object_model). Nonzero means a missed mark, an interior pointer,
    * or an immediate the encoding does not describe. */
   uint64_t slots_stray;
+  /* Added in 0.2. Regions allocated black since remap_cycle_begin (they stay,
+   * their slots are forwarded by walking their objects), and walk errors: an
+   * object_size in a black region that was 0, unaligned or ran past the
+   * region's cursor (the rest of that region's slots were not forwarded; the
+   * cycle fails with REMAP_EOBJMODEL at remap_finish / remap_flip). */
+  uint64_t regions_black;
+  uint64_t black_walk_errors;
 } remap_cycle_stats;
 
 REMAP_API remap_status remap_heap_last_stats(const remap_heap* heap, remap_cycle_stats* out);

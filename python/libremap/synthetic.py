@@ -162,6 +162,17 @@ class SyntheticHeap:
         finish unless flip already finished it (stw). Returns ``stats()``."""
         return self._h.collect()
 
+    def begin_cycle(self) -> None:
+        """remap_cycle_begin: objects allocated from now until the flip are
+        black (live by construction, never moved in this cycle)."""
+        self._h.begin_cycle()
+
+    def allocate_black(self, nbytes: int) -> None:
+        """After begin_cycle (IDLE, or PREPARED): about ``nbytes`` of new live
+        objects, each made a root, whose slots name random live objects; some
+        null slots of old live objects now name them (writes after marking)."""
+        self._h.allocate_black(nbytes)
+
     def mark(self) -> int:
         """Marks by BFS from the roots (one remap_mark per object); returns the
         count, which is checked to equal the live set (RuntimeError if not)."""

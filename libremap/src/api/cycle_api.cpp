@@ -5,10 +5,13 @@
 // and the heap goes back to IDLE. The concurrent backends go through
 // api/concurrent_cycle.h.
 #include <cstring>
+#include <vector>
 
 #include "api/handle.h"
 #include "api/status.h"
 #include "backends/stw.h"
+#include "compact/compactor.h"
+#include "compact/producer.h"
 
 #include "api/concurrent_cycle.h"
 
@@ -91,6 +94,16 @@ REMAP_API remap_status remap_flip(remap_heap* heap) {
     std::lock_guard<std::mutex> g(heap->cycle_mutex);
     int ph = heap->phase.load(std::memory_order_acquire);
     if (ph != REMAP_PHASE_PREPARED || !heap->plan) return wrong_phase("remap_flip", ph, "PREPARED");
+    // A cycle begun with remap_cycle_begin: what was allocated since is black
+    // (every region of it must be retired now; nothing changes otherwise).
+    if (heap->heap->black_window()) {
+      std::vector<uint32_t> black;
+      if (!(s = heap->heap->close_black_window(&black))) return s;
+      heap->plan->patch_black(black);
+      heap->current.regions_black = heap->plan->regions_black();
+      if (heap->compactor && !remap::api::trivial_cycle(*heap))
+        heap->compactor->add_black_pages(*heap->plan);
+    }
     if (heap->backend == REMAP_BACKEND_STW || remap::api::trivial_cycle(*heap))
       return remap::api::flip_stw(*heap, t0);
     if (!heap->compactor)

@@ -74,11 +74,13 @@ Status need_heap(const remap_heap* h) {
   return Status::ok();
 }
 
-// Allocation is allowed in IDLE and COMPACTING (not while a plan is frozen).
+// Allocation is allowed in IDLE and COMPACTING, and in PREPARED when the
+// cycle was begun with remap_cycle_begin (what is allocated then is black).
 Status alloc_phase(const remap_heap* h, const char* what) {
   int ph = h->phase.load(std::memory_order_acquire);
+  if (ph == REMAP_PHASE_PREPARED && h->heap->black_window()) return Status::ok();
   if (ph != REMAP_PHASE_IDLE && ph != REMAP_PHASE_COMPACTING)
-    return wrong_phase(what, ph, "IDLE and COMPACTING");
+    return wrong_phase(what, ph, "IDLE and COMPACTING (and PREPARED after remap_cycle_begin)");
   return Status::ok();
 }
 
@@ -210,8 +212,28 @@ REMAP_API remap_status remap_clear_marks(remap_heap* heap) {
     heap->plan.reset();  // a prepared cycle is cancelled, or a completed one's plan dropped
     heap->plan_done.store(false, std::memory_order_release);
     heap->heap->clear_marks();
+    heap->heap->end_black({});  // a cycle begun concurrently is cancelled too
     heap->phase.store(REMAP_PHASE_IDLE, std::memory_order_release);
     return Status::ok();
+  });
+}
+
+REMAP_API remap_status remap_cycle_begin(remap_heap* heap) {
+  return remap::api_call("remap_cycle_begin", [&]() -> Status {
+    Status s = need_heap(heap);
+    if (!s) return s;
+    if (heap->backend == REMAP_BACKEND_MINOR || heap->backend == REMAP_BACKEND_SIGSEGV)
+      return fail(REMAP_EUNSUPPORTED,
+                  "backend %s cannot take allocation beside a prepared cycle (its layout is "
+                  "fixed at prepare): use move, copy or stw, or mark and prepare in the pause",
+                  remap_backend_name(heap->backend));
+    std::lock_guard<std::mutex> g(heap->cycle_mutex);
+    int ph = heap->phase.load(std::memory_order_acquire);
+    if (ph != REMAP_PHASE_IDLE) return wrong_phase("remap_cycle_begin", ph, "IDLE");
+    // The start of a cycle: the last one's forwarding ends here.
+    remap::api::drop_done_plan(*heap);
+    heap->heap->discard_stale_marks();
+    return heap->heap->begin_cycle();
   });
 }
 

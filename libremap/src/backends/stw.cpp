@@ -13,6 +13,7 @@
 #include "backends/stw.h"
 
 #include "os/clock.h"
+#include "plan/black_walk.h"
 
 #include <algorithm>
 #include <cstring>
@@ -37,9 +38,16 @@ class StwPass {
         case RegionClass::FRAGMENTED: slide(r); break;
         case RegionClass::DENSE: update_in_place(r); break;
         case RegionClass::LARGE: slide_large(r); break;
+        case RegionClass::BLACK: update_black(r); break;
         case RegionClass::EMPTY: break;
       }
     }
+    if (black_errors_)
+      return fail(REMAP_EOBJMODEL,
+                  "the object model gave a size or slot offset that cannot be right while "
+                  "walking %llu black region(s) (objects allocated since remap_cycle_begin); "
+                  "their later slots were not forwarded",
+                  (unsigned long long)black_errors_);
     uint64_t t1 = now_ns();
     Status s = release_free_pages();
     uint64_t t2 = now_ns();
@@ -52,6 +60,7 @@ class StwPass {
       stats_->large_pages_copied += large_pages_copied_;
       stats_->large_pages_updated += large_pages_updated_;
       stats_->slots_stray += stray_;
+      stats_->black_walk_errors += black_errors_;
     }
     return s;
   }
@@ -104,6 +113,18 @@ class StwPass {
       last_page = page;
     });
     return pages;
+  }
+
+  // A black region (or large object, at its head): its objects stay; their
+  // slots, found by walking them with the object model, are forwarded.
+  void update_black(size_t r) {
+    if (plan_.old_state(r) == RegionState::LARGE_TAIL) return;
+    const uintptr_t rb = heap_.region_base(r), end = plan_.new_top(r);
+    bool ok = walk_black(heap_.model(), rb, end, 0, rb, end, [&](uintptr_t a) {
+      auto* slot = reinterpret_cast<uint64_t*>(a);
+      *slot = plan_.forward_value(*slot, &stray_);
+    });
+    black_errors_ += !ok;
   }
 
   void update_in_place(size_t r) {
@@ -171,6 +192,7 @@ class StwPass {
   const Plan& plan_;
   remap_cycle_stats* stats_;
   uint64_t stray_ = 0;
+  uint64_t black_errors_ = 0;
   uint64_t bytes_copied_ = 0;
   uint64_t madvise_calls_ = 0;
   uint64_t large_pages_moved_ = 0, large_pages_copied_ = 0, large_pages_updated_ = 0;

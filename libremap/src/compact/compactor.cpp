@@ -134,6 +134,16 @@ Status Compactor::prepare(const Plan& plan) {
   return Status::ok();
 }
 
+void Compactor::add_black_pages(const Plan& plan) {
+  for (uint32_t r : plan.black_regions()) {
+    const uintptr_t rb = heap_.region_base(r);
+    for (size_t p = heap_.page_index(rb); p < states_.count(); p++) {
+      if (plan.page_kind(p) != PageKind::BLACK || plan.first_object(p) != rb) break;
+      states_.init(p, kPageUnprocessed);
+    }
+  }
+}
+
 Status Compactor::flip() {
   if (!plan_) return fail(REMAP_EPHASE, "flip before prepare");
   Status s = layout_->flip(*plan_);
@@ -274,6 +284,12 @@ Status Compactor::finish(remap_cycle_stats* stats) {
 
   s = layout_->release_old(*plan_);
   heap_.complete_cycle(*plan_);
+  if (s && counters_.black_walk_errors.get())
+    s = fail(REMAP_EOBJMODEL,
+             "the object model gave a size or slot offset that cannot be right while walking "
+             "black objects (allocated since remap_cycle_begin) on %llu page(s) or region(s): "
+             "their later slots were not forwarded",
+             (unsigned long long)counters_.black_walk_errors.get());
 
   if (stats) {
     counters_.fill(stats);

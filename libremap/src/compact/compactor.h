@@ -56,6 +56,10 @@ class Compactor final : public FaultTarget {
   Status prepare(const Plan& plan);
   // The pause. On failure the heap is unchanged (mapping back in place).
   Status flip();
+  // In the flip's pause, after Plan::patch_black: the pages of the black
+  // regions are to be produced (their states were set EMPTY at prepare,
+  // before those regions were known). O(their pages).
+  void add_black_pages(const Plan& plan);
   // Joins as a GC worker until no region is left.
   Status work();
   // Runs `threads` GC workers and returns when every region is done.

@@ -11,7 +11,7 @@ void CycleCounters::reset() {
                      &mprotect_calls, &madvise_calls, &bytes_copied, &buffers_recycled,
                      &buffers_new, &fallback_ebusy, &fallback_other, &large_pages_moved,
                      &large_pages_copied, &large_pages_updated, &large_pages_by_mutator,
-                     &slots_stray})
+                     &slots_stray, &black_walk_errors})
     c->reset();
   latency.reset();
 }
@@ -46,6 +46,7 @@ void CycleCounters::fill(remap_cycle_stats* s) const {
   s->large_pages_updated = large_pages_updated.get();
   s->large_pages_by_mutator = large_pages_by_mutator.get();
   s->slots_stray = slots_stray.get();
+  s->black_walk_errors = black_walk_errors.get();
   latency.fill(s);
 }
 

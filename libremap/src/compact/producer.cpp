@@ -6,6 +6,8 @@
 
 #include <algorithm>
 
+#include "plan/black_walk.h"
+
 namespace remap {
 namespace {
 
@@ -97,6 +99,7 @@ void Producer::gc_region(Pass& pass, size_t r) {
   const RegionClass cls = plan_.region_class(r);
   if (cls == RegionClass::EMPTY) return;
   if (cls == RegionClass::LARGE) return gc_large(pass, r);
+  if (cls == RegionClass::BLACK) return gc_black(pass, r);
 
   const uint64_t t_start = now_ns();
   const uint64_t install_before = pass.install_ns;
@@ -212,6 +215,61 @@ void Producer::gc_region(Pass& pass, size_t r) {
                     (pass.wait_ns - wait_before) - release_ns);
 }
 
+// A black region (or a black large object, from its head): its bytes stay,
+// and the slots found by walking its objects are forwarded where they lie
+// (the build place). Every page is claimed first and foreign pages waited
+// for, so no page this worker rewrites can be built by a mutator after it.
+void Producer::gc_black(Pass& pass, size_t r) {
+  const uint64_t t_start = now_ns();
+  const uint64_t install_before = pass.install_ns;
+  const uint64_t wait_before = pass.wait_ns;
+  const uintptr_t rb = heap_.region_base(r);
+  const uintptr_t top = plan_.new_top(r);
+  const uintptr_t content_end = (top + page_ - 1) & ~uintptr_t(page_ - 1);
+  const size_t first = heap_.page_index(rb);
+  const size_t end = heap_.page_index(content_end);
+  if (end <= first) return;
+  const intptr_t rd = spaces_.read[r], wd = spaces_.write[r];
+  pass.first_page = first;
+  pass.mine.assign(end - first, 0);
+  for (size_t p = first; p < end; p++) pass.mine[p - first] = states_.claim_for_gc(p);
+  for (size_t p = first; p < end; p++) {
+    if (pass.mine[p - first] || states_.load(p) == kPageMapped) continue;
+    const uint64_t t0 = now_ns();
+    states_.wait_mapped(p);
+    pass.wait_ns += now_ns() - t0;
+  }
+  uint64_t stray = 0, copied = 0;
+  if (rd != wd) {  // a layout that builds elsewhere: bring the bytes of our pages there
+    for (size_t p = first; p < end; p++) {
+      if (!pass.mine[p - first]) continue;
+      memcpy(reinterpret_cast<char*>(heap_.page_addr(p) + wd),
+             reinterpret_cast<const char*>(heap_.page_addr(p) + rd), page_);
+      copied += page_;
+    }
+  }
+  const bool ok = walk_black(heap_.model(), rb, top, rd, rb, top, [&](uintptr_t a) {
+    if (!pass.mine[heap_.page_index(a) - first]) return;
+    char* slot = reinterpret_cast<char*>(a + wd);
+    store64(slot, plan_.forward_value(load64(slot), &stray));
+  });
+  if (!ok) c_.black_walk_errors.add(1);
+  for (size_t p = first; p < end; p++)
+    if (pass.mine[p - first]) append(pass, p, wd);
+  uint64_t release_ns = 0;
+  if (release_regions_) {
+    flush(pass);
+    const size_t len = std::max(heap_.region_size(), content_end - rb);
+    const uint64_t t0 = now_ns();
+    backend_.from_space_done(rb + rd, len);
+    release_ns = now_ns() - t0;
+  }
+  c_.bytes_copied.add(copied);
+  c_.slots_stray.add(stray);
+  c_.produce_ns.add((now_ns() - t_start) - (pass.install_ns - install_before) -
+                    (pass.wait_ns - wait_before) - release_ns);
+}
+
 // A live large object, page by page at its new place (DESIGN §8): page i
 // of the new object is page i of the old one, so no page depends on another
 // and nothing waits. Unclipped (anon), the old page itself is the build
@@ -314,6 +372,28 @@ void Producer::build_page(size_t page, char* buf) const noexcept {
 
   if (kind == PageKind::LARGE) {
     count_mutator_large(large_page(page, buf));
+    c_.produce_ns.add(now_ns() - t0);
+    return;
+  }
+
+  if (kind == PageKind::BLACK) {
+    // Same bytes; the slots in this page, found by walking the black
+    // objects from where the page's walk starts (its region, or its large
+    // object's head), are forwarded in the copy.
+    const char* src = reinterpret_cast<const char*>(ps + rd);
+    if (buf != src) {
+      memcpy(buf, src, page_);
+      c_.bytes_copied.add(page_);
+    }
+    const size_t wr = heap_.region_index(first);
+    uint64_t stray = 0;
+    const bool ok = walk_black(heap_.model(), first, plan_.new_top(wr), spaces_.read[wr], ps, pe,
+                               [&](uintptr_t a) {
+                                 char* slot = buf + (a - ps);
+                                 store64(slot, plan_.forward_value(load64(slot), &stray));
+                               });
+    if (!ok) c_.black_walk_errors.add(1);
+    c_.slots_stray.add(stray);
     c_.produce_ns.add(now_ns() - t0);
     return;
   }

@@ -79,6 +79,7 @@ class Producer {
   };
   void gc_region(Pass& pass, size_t r);
   void gc_large(Pass& pass, size_t head);
+  void gc_black(Pass& pass, size_t r);
   // Page `page` (to-space) of a live large object, from the same page of the
   // old object: built where it lies in from-space (into == nullptr) or in
   // `into` (copied there first unless that is the old page itself), slots

@@ -26,6 +26,7 @@ const char* region_class_name(RegionClass c) {
     case RegionClass::DENSE: return "DENSE";
     case RegionClass::FRAGMENTED: return "FRAGMENTED";
     case RegionClass::LARGE: return "LARGE";
+    case RegionClass::BLACK: return "BLACK";
   }
   return "?";
 }
@@ -82,7 +83,10 @@ Status Heap::init(const remap_heap_config& config) {
 Status Heap::acquire_region(uintptr_t* start, uintptr_t* end) {
   std::lock_guard<std::mutex> g(alloc_mutex_);
   adopt_pending_locked();
-  while (next_tail_ < offered_tails_.size()) {
+  const bool black = black_window_.load(std::memory_order_relaxed);
+  // In the black window only whole free regions: a tail would put black
+  // objects in a region the plan may compact.
+  while (!black && next_tail_ < offered_tails_.size()) {
     size_t r = offered_tails_[next_tail_++];
     Region& reg = regions_[r];
     if (!reg.tail_offered || reg.get_state() != RegionState::RETIRED) continue;
@@ -100,6 +104,7 @@ Status Heap::acquire_region(uintptr_t* start, uintptr_t* end) {
     free_hint_ = r + 1;
     reg.top.store(0, std::memory_order_relaxed);
     reg.tail_offered = false;
+    if (black) make_black_locked(r);
     reg.set_state(RegionState::ALLOCATING);
     *start = region_base(r);
     *end = region_base(r) + region_size_;
@@ -167,6 +172,9 @@ Status Heap::alloc_large(size_t size, uintptr_t* out) {
       regions_[t].set_state(RegionState::LARGE_TAIL);
     }
     Region& h = regions_[head];
+    if (black_window_.load(std::memory_order_relaxed)) {
+      for (size_t t = head; t <= r; ++t) make_black_locked(t);
+    }
     h.top.store(bytes, std::memory_order_relaxed);
     h.large_head = uint32_t(head);
     h.large_regions = uint32_t(n);
@@ -264,6 +272,10 @@ struct SlotRecorder {
 
 Status Heap::mark(uintptr_t obj) {
   if (marks_stale_.load(std::memory_order_acquire)) discard_stale_marks();
+  // A black object is live by construction and never moves this cycle: its
+  // mark is accepted and ignored (a tracer may reach new objects).
+  if (contains(obj) && regions_[region_index(obj)].black.load(std::memory_order_acquire))
+    return Status::ok();
   size_t r = 0;
   uintptr_t limit = 0;
   Status s = locate_for_mark(obj, &r, &limit);
@@ -437,8 +449,57 @@ void Heap::adopt_layout_locked(const Plan& plan) {
   }
 }
 
+// --- the black window ----------------------------------------------------------------
+
+Status Heap::begin_cycle() {
+  std::lock_guard<std::mutex> g(alloc_mutex_);
+  if (black_window_.load(std::memory_order_relaxed))
+    return fail(REMAP_EPHASE, "remap_cycle_begin: a cycle has begun already");
+  for (size_t r = 0; r < region_count_; ++r)
+    if (regions_[r].get_state() == RegionState::ALLOCATING)
+      return fail(REMAP_EPHASE,
+                  "remap_cycle_begin: region %zu at %#zx is still acquired: retire every region "
+                  "(every TLAB) in the initial-mark pause",
+                  r, size_t(region_base(r)));
+  black_regions_.clear();
+  black_window_.store(true, std::memory_order_release);
+  return Status::ok();
+}
+
+void Heap::make_black_locked(size_t r) {
+  if (!regions_[r].black.exchange(true, std::memory_order_acq_rel))
+    black_regions_.push_back(uint32_t(r));
+}
+
+Status Heap::close_black_window(std::vector<uint32_t>* regions) {
+  std::lock_guard<std::mutex> g(alloc_mutex_);
+  regions->clear();
+  if (!black_window_.load(std::memory_order_relaxed)) return Status::ok();
+  for (uint32_t r : black_regions_)
+    if (regions_[r].black.load(std::memory_order_relaxed) &&
+        regions_[r].get_state() == RegionState::ALLOCATING)
+      return fail(REMAP_EPHASE,
+                  "region %u at %#zx, acquired since remap_cycle_begin, is still acquired: "
+                  "retire every region (every TLAB) in the flip's pause",
+                  r, size_t(region_base(r)));
+  for (uint32_t r : black_regions_)
+    if (regions_[r].black.load(std::memory_order_relaxed)) regions->push_back(r);
+  std::sort(regions->begin(), regions->end());
+  black_window_.store(false, std::memory_order_release);
+  return Status::ok();
+}
+
+void Heap::end_black(const std::vector<uint32_t>& regions) {
+  std::lock_guard<std::mutex> g(alloc_mutex_);
+  black_window_.store(false, std::memory_order_release);
+  for (uint32_t r : black_regions_) regions_[r].black.store(false, std::memory_order_release);
+  for (uint32_t r : regions) regions_[r].black.store(false, std::memory_order_release);
+  black_regions_.clear();
+}
+
 void Heap::complete_cycle(const Plan& plan) {
   adopt_layout(plan);
+  end_black(plan.black_regions());
   marks_stale_.store(true, std::memory_order_release);
   std::lock_guard<std::mutex> g(alloc_mutex_);
   adopted_plan_ = nullptr;
@@ -468,7 +529,8 @@ size_t Heap::bytes_allocated() const {
 
 Status Heap::check_all_retired() const {
   for (size_t r = 0; r < region_count_; ++r)
-    if (regions_[r].get_state() == RegionState::ALLOCATING)
+    if (regions_[r].get_state() == RegionState::ALLOCATING &&
+        !regions_[r].black.load(std::memory_order_acquire))
       return fail(REMAP_EPHASE,
                   "region %zu at %#zx is still acquired: retire every region "
                   "(remap_region_retire) before remap_prepare",

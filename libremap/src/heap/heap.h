@@ -146,8 +146,23 @@ class Heap {
   // Sum of region tops (large heads count their page-rounded size).
   size_t bytes_allocated() const;
   // Non-OK if some region is still ALLOCATING (prepare requires every region
-  // retired: objects above an ALLOCATING region's top are unknown to us).
+  // retired: objects above an ALLOCATING region's top are unknown to us),
+  // black regions excepted (their objects are walked after the flip).
   Status check_all_retired() const;
+
+  // --- the black window (remap_cycle_begin; libremap.h) ------------------------------
+  // Opens it: every region must be retired (REMAP_EPHASE). Until it closes,
+  // acquire_region hands out whole FREE regions only and flags them black,
+  // alloc_large flags its regions black, and mark() ignores black objects.
+  Status begin_cycle();
+  bool black_window() const { return black_window_.load(std::memory_order_acquire); }
+  // At the flip: every black region must be retired (REMAP_EPHASE, nothing
+  // changed); closes the window and returns the black regions, ascending.
+  // They stay flagged until end_black (the end of the cycle).
+  Status close_black_window(std::vector<uint32_t>* regions);
+  // Clears the flags (the regions of `regions` and any still listed) and the
+  // window: at the end of a cycle, or when it is cancelled.
+  void end_black(const std::vector<uint32_t>& regions);
 
  private:
   Heap() = default;
@@ -183,6 +198,9 @@ class Heap {
   }
   uint64_t cycles_ = 0;
   std::atomic<bool> marks_stale_{false};
+  std::atomic<bool> black_window_{false};
+  std::vector<uint32_t> black_regions_;  // flagged in this window (alloc_mutex_)
+  void make_black_locked(size_t r);
   std::mutex stale_mutex_;  // discard_stale_marks only
 };
 

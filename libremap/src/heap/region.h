@@ -34,7 +34,8 @@ enum class RegionClass : uint8_t {
   EMPTY = 0,       // no live bytes: every page is free after the cycle
   DENSE = 1,       // live/top >= dense_threshold: objects stay, references are updated
   FRAGMENTED = 2,  // live objects slide to the region start, order preserved
-  LARGE = 3,       // a live large object (head and tails): not moved in this version
+  LARGE = 3,       // a live large object (head and tails); it may slide (plan.h)
+  BLACK = 4,       // allocated since remap_cycle_begin: stays; slots found by walking it
 };
 
 const char* region_state_name(RegionState s);
@@ -57,6 +58,10 @@ struct Region {
   uint32_t large_head = 0;
   // LARGE_HEAD: number of regions the large object spans (>= 1).
   uint32_t large_regions = 0;
+  // Acquired (or, for a large object's regions, allocated) in the black
+  // window of a concurrent cycle: every object in it is black (see
+  // Heap::begin_cycle). Cleared when that cycle ends.
+  std::atomic<bool> black{false};
 
   RegionState get_state() const { return RegionState(state.load(std::memory_order_acquire)); }
   void set_state(RegionState s) { state.store(uint8_t(s), std::memory_order_release); }

@@ -28,6 +28,7 @@ const char* page_kind_name(PageKind k) {
     case PageKind::DENSE: return "DENSE";
     case PageKind::FRAGMENTED: return "FRAGMENTED";
     case PageKind::LARGE: return "LARGE";
+    case PageKind::BLACK: return "BLACK";
   }
   return "?";
 }
@@ -86,8 +87,9 @@ LiveCursor Plan::objects(size_t r) const {
 }
 
 Status Plan::forward_checked(uintptr_t old, uintptr_t* out) const {
-  if (!in_heap(old)) {
-    *out = old;
+  if (!in_heap(old) || region_class_[(old - base_) >> region_shift_] == RegionClass::BLACK ||
+      heap_->region(heap_->region_index(old)).black.load(std::memory_order_acquire)) {
+    *out = old;  // outside the heap, or black: never moves this cycle
     return Status::ok();
   }
   if ((old & 7) || !begin_->test(old))
@@ -115,7 +117,11 @@ Status Plan::build(const Heap& heap, std::unique_ptr<Plan>* out) {
   p->region_shift_ = heap.region_shift();
   p->page_shift_ = heap.page_shift();
   if (!(s = p->classify())) return s;
-  if (!(heap.config().flags & REMAP_HEAP_PIN_LARGE)) p->slide_large_objects();
+  // A cycle begun concurrently keeps large objects in place: a region a
+  // mutator acquires after this plan may be one a large object would slide
+  // onto.
+  if (!(heap.config().flags & REMAP_HEAP_PIN_LARGE) && !heap.black_window())
+    p->slide_large_objects();
   p->build_forwarding();
   p->build_page_tables();
   for (size_t w = 0; w < p->begin_->word_count(); ++w)
@@ -158,6 +164,12 @@ Status Plan::classify() {
     new_top_[r] = rb;
     live_end_[r] = rb;
     live_total_ += lb;
+    if (reg.black.load(std::memory_order_acquire)) {
+      // Black (remap_cycle_begin): stays; its tables are set at the flip
+      // (patch_black), when it is retired and its extent is known.
+      region_class_[r] = RegionClass::BLACK;
+      continue;
+    }
     switch (st) {
       case RegionState::FREE:
       case RegionState::ALLOCATING:  // excluded by check_all_retired
@@ -286,6 +298,7 @@ void Plan::build_page_tables() {
     size_t p0 = r * pages_per_region;
     switch (region_class_[r]) {
       case RegionClass::EMPTY:
+      case RegionClass::BLACK:  // patch_black, at the flip
         break;
       case RegionClass::LARGE: {
         // From the head, at the object's new place: page i of the new object
@@ -339,6 +352,34 @@ void Plan::build_page_tables() {
 // checked there) and refuses the first whose value forward_value would
 // leave alone as stray. No callback: the recorded slots are exactly what
 // the producers will rewrite.
+void Plan::patch_black(const std::vector<uint32_t>& regions) {
+  const Heap& h = *heap_;
+  const size_t ps = h.page_size();
+  black_regions_ = regions;
+  for (uint32_t r : regions) {
+    const Region& reg = h.region(r);
+    const RegionState st = reg.get_state();
+    if (st != RegionState::RETIRED && st != RegionState::LARGE_HEAD) continue;  // FREE again, or a tail
+    const uintptr_t rb = h.region_base(r);
+    const size_t top = reg.top.load(std::memory_order_acquire);
+    const size_t nreg = st == RegionState::LARGE_HEAD ? reg.large_regions : 1;
+    for (size_t t = r; t < r + nreg; ++t) {
+      region_class_[t] = RegionClass::BLACK;
+      old_state_[t] = t == r ? st : RegionState::LARGE_TAIL;
+      old_top_[t] = t == r ? top : 0;
+      live_bytes_[t] = 0;
+      const uintptr_t tb = h.region_base(t), te = tb + h.region_size();
+      new_top_[t] = t == r ? rb + top : std::clamp(rb + top, tb, te);
+      live_end_[t] = new_top_[t];
+      ++n_black_;
+    }
+    for (size_t p = h.page_index(rb); p < h.page_index(rb + ((top + ps - 1) & ~(ps - 1))); ++p) {
+      page_kind_[p] = PageKind::BLACK;
+      first_object_[p] = rb;
+    }
+  }
+}
+
 Status Plan::validate_object_model() {
   for (size_t r = 0; r < region_class_.size(); ++r) {
     if (region_class_[r] == RegionClass::EMPTY) continue;
@@ -350,7 +391,9 @@ Status Plan::validate_object_model() {
         if (bad) return;
         const uint64_t v = *reinterpret_cast<const uint64_t*>(a);
         const uintptr_t addr = uintptr_t(v & ~tag_mask_);
-        if (is_reference(v) && in_heap(addr) && !is_live_start(addr)) bad = a;
+        if (is_reference(v) && in_heap(addr) && !is_live_start(addr) &&
+            !heap_->region(heap_->region_index(addr)).black.load(std::memory_order_acquire))
+          bad = a;
       });
       if (bad)
         return fail(REMAP_EOBJMODEL,

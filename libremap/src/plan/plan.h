@@ -47,6 +47,8 @@ enum class PageKind : uint8_t {
   FRAGMENTED = 2,  // built from objects slid down from this page or later pages of its region
   LARGE = 3,       // a page of a live large object: the same page of the old object,
                    // slid to the object's new place, references updated
+  BLACK = 4,       // a page of a black region: same bytes, slots found by walking
+                   // its objects (plan/black_walk.h) from first_object
 };
 const char* page_kind_name(PageKind k);
 
@@ -139,7 +141,7 @@ class Plan {
     const uintptr_t off = a - base_;
     if (off >= capacity_) return v;
     const RegionClass c = region_class_[off >> region_shift_];
-    if (c == RegionClass::DENSE) return v;
+    if (c == RegionClass::DENSE || c == RegionClass::BLACK) return v;
     if ((a & 7) || !begin_->test(a)) {
       ++*stray;
       return v;
@@ -211,6 +213,18 @@ class Plan {
   uint64_t regions_empty() const { return n_empty_; }  // regions RETIRED/LARGE at prepare only
   uint64_t regions_large() const { return n_large_; }  // large objects (heads), not regions
   uint64_t large_objects_moved() const { return large_moves_.size(); }
+
+  // --- black regions (remap_cycle_begin) ---------------------------------------------
+  // At the flip, with the heap's black window closed: every region of
+  // `regions` (Heap::close_black_window) becomes BLACK — it stays where it
+  // is, its pages [base, base + top) are BLACK pages whose first_object is
+  // where their walk starts (the region base, or a large object's head),
+  // the rest EMPTY. O(those regions' pages), in the pause; the plan is not
+  // read by anyone else then (no fault delivery yet, forwarding of BLACK
+  // regions is the identity either way).
+  void patch_black(const std::vector<uint32_t>& regions);
+  const std::vector<uint32_t>& black_regions() const { return black_regions_; }
+  uint64_t regions_black() const { return n_black_; }
   // No object changes address this cycle (no FRAGMENTED region, no large
   // object slides): every reference keeps its value, so no page needs
   // producing; only EMPTY regions' memory is freed (issue 14).
@@ -252,11 +266,12 @@ class Plan {
   std::vector<intptr_t> large_delta_;
   std::vector<uintptr_t> large_new_end_;
   std::vector<LargeMove> large_moves_;
+  std::vector<uint32_t> black_regions_;
   std::vector<PageKind> page_kind_;
   std::vector<uintptr_t> first_object_;
 
   uint64_t live_total_ = 0;
-  uint64_t n_dense_ = 0, n_fragmented_ = 0, n_empty_ = 0, n_large_ = 0;
+  uint64_t n_dense_ = 0, n_fragmented_ = 0, n_empty_ = 0, n_large_ = 0, n_black_ = 0;
   uint64_t build_ns_ = 0, validate_ns_ = 0, n_objects_ = 0;
 };
 
