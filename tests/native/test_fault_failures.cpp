@@ -36,6 +36,7 @@
 #include "compact/compactor.h"
 #include "compact/producer.h"  // Compactor's members need ~Producer
 #include "libremap.h"
+#include "os/vm.h"
 
 namespace {
 
@@ -71,7 +72,9 @@ class RefusingBackend final : public Backend {
     }
     return inner_->install_run(dst, src, n);
   }
-  void* take_buffer(uintptr_t dst, intptr_t wd) noexcept override { return inner_->take_buffer(dst, wd); }
+  void* take_buffer(uintptr_t dst, intptr_t wd) noexcept override {
+    return inner_->take_buffer(dst, wd);
+  }
   InstallOutcome install_buffer(uintptr_t dst, void* buf) noexcept override {
     if (dst == bad()) {
       inner_->return_buffer(buf);
@@ -89,8 +92,12 @@ class RefusingBackend final : public Backend {
   InstallOutcome fill_hole(uintptr_t dst) noexcept override {
     return dst == bad() ? refused() : inner_->fill_hole(dst);
   }
-  void from_space_done(uintptr_t from, size_t len) noexcept override { inner_->from_space_done(from, len); }
-  Status finish_from_space(uintptr_t from, size_t len) override { return inner_->finish_from_space(from, len); }
+  void from_space_done(uintptr_t from, size_t len) noexcept override {
+    inner_->from_space_done(from, len);
+  }
+  Status finish_from_space(uintptr_t from, size_t len) override {
+    return inner_->finish_from_space(from, len);
+  }
 
  private:
   static InstallOutcome refused() { return {false, ENOMEM, "UFFDIO_MOVE (injected)"}; }
@@ -173,7 +180,8 @@ void flip(Flipped* f, const Scenario& sc, int refuse_root) {
   CHILD_CHECK(remap_prepare(f->heap) == REMAP_OK, remap_last_error());
   for (uintptr_t o : old_roots) {
     void* nw = nullptr;
-    CHILD_CHECK(remap_forward(f->heap, reinterpret_cast<void*>(o), &nw) == REMAP_OK, remap_last_error());
+    CHILD_CHECK(remap_forward(f->heap, reinterpret_cast<void*>(o), &nw) == REMAP_OK,
+                remap_last_error());
     f->roots.push_back(uintptr_t(nw));
   }
   if (refuse_root >= 0) f->refused_page = f->roots[size_t(refuse_root)] & ~uintptr_t(kPage - 1);
@@ -208,17 +216,16 @@ void expect_broken_finish(Flipped& f, remap_status code, const char* needle) {
   fprintf(stderr, "  finish: %s\n", msg.c_str());
 }
 
-// Runs `body` in a forked child under kDeadlineS; reports a hang as a
-// failure (the child is killed), a skip as a skip.
-template <typename F>
-void in_child(const char* what, F body) {
+// Runs `scenario(sc)` in a forked child under kDeadlineS; reports a hang as
+// a failure (the child is killed), an engine missing here as a note.
+void in_child(const char* what, void (*scenario)(const Scenario&), Scenario sc) {
   fflush(stdout);
   fflush(stderr);
   pid_t pid = fork();
   REQUIRE(pid >= 0);
   if (pid == 0) {
     alarm(0);  // the parent's watchdog; ours is below
-    body();
+    scenario(sc);
     fflush(stderr);
     _exit(0);
   }
@@ -240,12 +247,17 @@ void in_child(const char* what, F body) {
     }
     usleep(10000);
   }
-  if (WIFEXITED(status) && WEXITSTATUS(status) == kChildSkip) SKIP(std::string(what) + ": engine unavailable");
+  if (WIFEXITED(status) && WEXITSTATUS(status) == kChildSkip) {
+    // One engine missing here must not hide the others' results.
+    printf("  [ note ] %s: engine unavailable, not run\n", what);
+    return;
+  }
   if (WIFSIGNALED(status))
     check::fail(__FILE__, __LINE__,
                 std::string(what) + ": killed by signal " + std::to_string(WTERMSIG(status)));
   else if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
-    check::fail(__FILE__, __LINE__, std::string(what) + ": exit " + std::to_string(WEXITSTATUS(status)));
+    check::fail(__FILE__, __LINE__,
+                std::string(what) + ": exit " + std::to_string(WEXITSTATUS(status)));
 }
 
 // A faulting thread's page cannot be installed: the thread goes on (a zero
@@ -256,7 +268,7 @@ void mutator_install_refused(const Scenario& sc) {
   flip(&f, sc, 0);
   uint64_t got = read_word(f.roots[0] + 16);
   const bool anon = sc.backend == REMAP_BACKEND_MOVE || sc.backend == REMAP_BACKEND_COPY;
-  if (anon) CHILD_CHECK(got == 0, "the refused page should read as a zero page, read " + std::to_string(got));
+  if (anon) CHILD_CHECK(got == 0, "the refused page reads " + std::to_string(got) + ", not zero");
   // The handler thread (or the SIGBUS handler) still serves other pages.
   size_t j = far_root(f, 3);
   got = read_word(f.roots[j] + 16);
@@ -276,7 +288,7 @@ void gc_install_refused(const Scenario& sc) {
   CHILD_CHECK(cs == REMAP_ENOMEM, std::string("remap_compact: ") + remap_last_error());
   uint64_t got = read_word(f.roots[1] + 16);
   const bool anon = sc.backend == REMAP_BACKEND_MOVE || sc.backend == REMAP_BACKEND_COPY;
-  if (anon) CHILD_CHECK(got == 0, "the refused page should read as a zero page, read " + std::to_string(got));
+  if (anon) CHILD_CHECK(got == 0, "the refused page reads " + std::to_string(got) + ", not zero");
   // The rest of the refused run is lost too (a run fails as a whole past
   // the refused page), but not the runs of other regions.
   size_t j = far_root(f, 160);
@@ -301,11 +313,46 @@ void past_capacity(const Scenario& sc) {
   expect_broken_finish(f, REMAP_EINVAL, "past the heap's capacity");
 }
 
+// The other threads of this (child) process, once each sleeps in poll(2):
+// /proc/<tid>/syscall names the system call a blocked thread is in. A
+// handler thread that has not reached poll yet would read RLIMIT_NOFILE too
+// early, and the scenario would be another one.
+std::vector<pid_t> handler_threads_in_poll() {
+  std::vector<pid_t> tids;
+  DIR* d = opendir("/proc/self/task");
+  CHILD_CHECK(d != nullptr, "opendir /proc/self/task");
+  while (dirent* e = readdir(d)) {
+    pid_t tid = pid_t(atoi(e->d_name));
+    if (tid > 0 && tid != pid_t(syscall(SYS_gettid))) tids.push_back(tid);
+  }
+  closedir(d);
+  CHILD_CHECK(!tids.empty(), "no handler thread");
+  for (pid_t tid : tids) {
+    std::string path = "/proc/self/task/" + std::to_string(tid) + "/syscall";
+    bool in_poll = false;
+    for (int i = 0; i < 5000 && !in_poll; i++) {
+      char buf[64] = {};
+      FILE* f = fopen(path.c_str(), "r");
+      if (f) {
+        if (fgets(buf, sizeof buf, f)) {
+          long nr = atol(buf);
+          in_poll = nr == SYS_poll || nr == SYS_ppoll;
+        }
+        fclose(f);
+      }
+      if (!in_poll) usleep(1000);
+    }
+    CHILD_CHECK(in_poll, "a handler thread never sat in poll: " + path);
+  }
+  return tids;
+}
+
 // The handler thread's poll fails (EINVAL: more fds than RLIMIT_NOFILE):
 // it cannot serve any fault any more, so the heap stops faulting and breaks.
 void poll_fails(const Scenario& sc) {
   Flipped f;
   flip(&f, sc, -1);
+  (void)handler_threads_in_poll();
   rlimit old;
   CHILD_CHECK(getrlimit(RLIMIT_NOFILE, &old) == 0, "getrlimit");
   rlimit one = old;
@@ -317,6 +364,26 @@ void poll_fails(const Scenario& sc) {
   (void)read_word(f.roots[j] + 16);  // must return: no handler can serve it
   CHILD_CHECK(setrlimit(RLIMIT_NOFILE, &old) == 0, "setrlimit back");
   expect_broken_finish(f, REMAP_EKERNEL, "poll");
+}
+
+// A fault message for an address registered with the heap's uffd but not in
+// the heap (in thread mode the uffd also has the move backend's page pool):
+// the engine has nothing to produce there. Called directly, as the handler
+// thread would with such a message; an unregistered address stands in for
+// the pool page (no zero page can be mapped there: unserved, and the handler
+// thread would then unregister it).
+void outside_heap(const Scenario& sc) {
+  Flipped f;
+  flip(&f, sc, -1);
+  os::Mapping elsewhere;
+  CHILD_CHECK(os::reserve_aligned(kPage, kPage, PROT_READ | PROT_WRITE, &elsewhere).is_ok(),
+              "mmap");
+  FaultOutcome out = f.heap->compactor->resolve_fault(uintptr_t(elsewhere.addr()));
+  CHILD_CHECK(out == FaultOutcome::unserved, "an unregistered page cannot be zero-filled");
+  CHILD_CHECK(f.heap->compactor->broken(), "the engine is not broken");
+  // The heap's own faults are still served with their data.
+  CHILD_CHECK(read_word(f.roots[0] + 16) == f.ids[0], "a later fault got wrong data");
+  expect_broken_finish(f, REMAP_EINTERNAL, "outside the heap's mapping");
 }
 
 void on_usr1(int) {}
@@ -331,15 +398,7 @@ void poll_fails_between_cycles(const Scenario& sc) {
   CHILD_CHECK(remap_finish(f.heap) == REMAP_OK, remap_last_error());
   // The handler thread sits in poll(2); a signal makes it poll again (EINTR)
   // while RLIMIT_NOFILE is too low for its two fds.
-  std::vector<pid_t> others;
-  DIR* d = opendir("/proc/self/task");
-  CHILD_CHECK(d != nullptr, "opendir /proc/self/task");
-  while (dirent* e = readdir(d)) {
-    pid_t tid = pid_t(atoi(e->d_name));
-    if (tid > 0 && tid != pid_t(syscall(SYS_gettid))) others.push_back(tid);
-  }
-  closedir(d);
-  CHILD_CHECK(!others.empty(), "no handler thread");
+  std::vector<pid_t> others = handler_threads_in_poll();
   struct sigaction sa;
   memset(&sa, 0, sizeof sa);
   sa.sa_handler = on_usr1;
@@ -362,37 +421,41 @@ void poll_fails_between_cycles(const Scenario& sc) {
 }  // namespace
 
 TEST(fault_failure_thread_mode_install_refused) {
-  in_child("move/thread", [] { mutator_install_refused({REMAP_BACKEND_MOVE, REMAP_FAULT_THREAD}); });
-  in_child("copy/thread", [] { mutator_install_refused({REMAP_BACKEND_COPY, REMAP_FAULT_THREAD}); });
-  in_child("minor/thread", [] { mutator_install_refused({REMAP_BACKEND_MINOR, REMAP_FAULT_THREAD}); });
+  in_child("move/thread", mutator_install_refused, {REMAP_BACKEND_MOVE, REMAP_FAULT_THREAD});
+  in_child("copy/thread", mutator_install_refused, {REMAP_BACKEND_COPY, REMAP_FAULT_THREAD});
+  in_child("minor/thread", mutator_install_refused, {REMAP_BACKEND_MINOR, REMAP_FAULT_THREAD});
 }
 
 TEST(fault_failure_sigbus_mode_install_refused) {
-  in_child("move/sigbus", [] { mutator_install_refused({REMAP_BACKEND_MOVE, REMAP_FAULT_SIGBUS}); });
-  in_child("copy/sigbus", [] { mutator_install_refused({REMAP_BACKEND_COPY, REMAP_FAULT_SIGBUS}); });
-  in_child("minor/sigbus", [] { mutator_install_refused({REMAP_BACKEND_MINOR, REMAP_FAULT_SIGBUS}); });
+  in_child("move/sigbus", mutator_install_refused, {REMAP_BACKEND_MOVE, REMAP_FAULT_SIGBUS});
+  in_child("copy/sigbus", mutator_install_refused, {REMAP_BACKEND_COPY, REMAP_FAULT_SIGBUS});
+  in_child("minor/sigbus", mutator_install_refused, {REMAP_BACKEND_MINOR, REMAP_FAULT_SIGBUS});
   // sigsegv delivers by SIGSEGV on its PROT_NONE heap: the same promise.
-  in_child("sigsegv", [] { mutator_install_refused({REMAP_BACKEND_SIGSEGV, REMAP_FAULT_SIGBUS}); });
+  in_child("sigsegv", mutator_install_refused, {REMAP_BACKEND_SIGSEGV, REMAP_FAULT_SIGBUS});
 }
 
 TEST(fault_failure_gc_install_refused) {
-  in_child("move/thread", [] { gc_install_refused({REMAP_BACKEND_MOVE, REMAP_FAULT_THREAD}); });
-  in_child("move/sigbus", [] { gc_install_refused({REMAP_BACKEND_MOVE, REMAP_FAULT_SIGBUS}); });
-  in_child("minor/thread", [] { gc_install_refused({REMAP_BACKEND_MINOR, REMAP_FAULT_THREAD}); });
+  in_child("move/thread", gc_install_refused, {REMAP_BACKEND_MOVE, REMAP_FAULT_THREAD});
+  in_child("move/sigbus", gc_install_refused, {REMAP_BACKEND_MOVE, REMAP_FAULT_SIGBUS});
+  in_child("minor/thread", gc_install_refused, {REMAP_BACKEND_MINOR, REMAP_FAULT_THREAD});
 }
 
 TEST(fault_failure_thread_mode_past_capacity) {
-  in_child("move/thread", [] { past_capacity({REMAP_BACKEND_MOVE, REMAP_FAULT_THREAD}); });
+  in_child("move/thread", past_capacity, {REMAP_BACKEND_MOVE, REMAP_FAULT_THREAD});
 }
 
 TEST(fault_failure_sigbus_mode_past_capacity) {
-  in_child("move/sigbus", [] { past_capacity({REMAP_BACKEND_MOVE, REMAP_FAULT_SIGBUS}); });
+  in_child("move/sigbus", past_capacity, {REMAP_BACKEND_MOVE, REMAP_FAULT_SIGBUS});
 }
 
 TEST(fault_failure_thread_mode_poll_error) {
-  in_child("move/thread", [] { poll_fails({REMAP_BACKEND_MOVE, REMAP_FAULT_THREAD}); });
+  in_child("move/thread", poll_fails, {REMAP_BACKEND_MOVE, REMAP_FAULT_THREAD});
 }
 
 TEST(fault_failure_thread_mode_poll_error_between_cycles) {
-  in_child("move/thread", [] { poll_fails_between_cycles({REMAP_BACKEND_MOVE, REMAP_FAULT_THREAD}); });
+  in_child("move/thread", poll_fails_between_cycles, {REMAP_BACKEND_MOVE, REMAP_FAULT_THREAD});
+}
+
+TEST(fault_failure_thread_mode_outside_heap) {
+  in_child("move/thread", outside_heap, {REMAP_BACKEND_MOVE, REMAP_FAULT_THREAD});
 }

@@ -332,6 +332,19 @@ void Compactor::delivery_failed(const char* what, int err) noexcept {
     Status s = layout_->stop_faults();
     (void)s;  // if even that fails the uffd is gone, and with it the ranges
   }
+  wake_stragglers();
+}
+
+void Compactor::wake_stragglers() noexcept {
+  // The unregister wakes the range before it detaches each VMA from the
+  // uffd (fs/userfaultfd.c), and a fault taken under the per-VMA lock may
+  // queue itself in between: we could not rule it out (a test thread stayed
+  // parked once in a few hundred runs before this wake existed). Once the
+  // unregister has returned no fault can start queueing any more (detaching
+  // waits for the VMA's readers), so one more wake of the whole mapping
+  // releases any straggler; normally it wakes nobody.
+  if (!uffd_.valid()) return;
+  os::uffd_wake(uffd_.get(), reinterpret_cast<void*>(heap_.map_base()), heap_.map_size());
 }
 
 void Compactor::break_heap(remap_status code, const char* msg) noexcept {
@@ -447,6 +460,9 @@ Status Compactor::finish(remap_cycle_stats* stats) {
   Status stopped = layout_->stop_faults();
   active_.store(false);
   closing_.store(false);
+  // Handler threads that lost the uffd cannot wake a fault that raced the
+  // unregister.
+  if (broken()) wake_stragglers();
   if (!stopped) {
     // Faults keep coming: from now on resolve_fault zero-fills them.
     SafeMsg m;

@@ -106,6 +106,9 @@ class Compactor final : public FaultTarget {
   Status broken_status() const;
   // The last answer to a fault the engine cannot serve: a zero page at addr.
   FaultOutcome zero_fill(uintptr_t addr) noexcept;
+  // After an unregister with no handler thread left: UFFDIO_WAKE of the
+  // whole mapping, for a fault that queued itself during the unregister.
+  void wake_stragglers() noexcept;
 
   Heap& heap_;
   int backend_kind_ = REMAP_BACKEND_MOVE;
