@@ -18,16 +18,18 @@
 #include <dirent.h>
 #include <signal.h>
 #include <string.h>
-#include <sys/syscall.h>
 #include <sys/resource.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cstdint>
 #include <cstdio>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "api/handle.h"
@@ -109,6 +111,7 @@ class RefusingBackend final : public Backend {
 struct Scenario {
   int backend;
   int fault_mode;
+  unsigned handler_threads = 1;
 };
 
 // A heap of 48 fragmented regions (every other 64-byte object live), planned
@@ -143,7 +146,7 @@ void flip(Flipped* f, const Scenario& sc, int refuse_root) {
   cfg.region_size = 65536;
   cfg.backend = sc.backend;
   cfg.fault_mode = sc.fault_mode;
-  cfg.handler_threads = 1;
+  cfg.handler_threads = sc.handler_threads;
   cfg.model.object_size = obj_size;
   cfg.model.visit_ref_offsets = obj_visit;
   remap_status s = remap_heap_create(&cfg, &f->heap);
@@ -386,6 +389,33 @@ void outside_heap(const Scenario& sc) {
   expect_broken_finish(f, REMAP_EINTERNAL, "outside the heap's mapping");
 }
 
+// Two threads fault on the same refused page at once (two handler threads in
+// thread mode): the one that loses the claim waits for the page, which is
+// given up rather than installed; both go on, neither loops for ever.
+void concurrent_faults_on_refused_page(const Scenario& sc) {
+  Flipped f;
+  flip(&f, sc, 0);
+  std::atomic<int> ready{0};
+  std::atomic<bool> go{false};
+  uint64_t got[2] = {1, 1};
+  std::thread ts[2];
+  for (int i = 0; i < 2; i++)
+    ts[i] = std::thread([&, i] {
+      ready.fetch_add(1);
+      while (!go.load()) {
+      }
+      got[i] = read_word(f.roots[0] + 16 + 8 * i);
+    });
+  while (ready.load() != 2) {
+  }
+  go = true;
+  for (auto& t : ts) t.join();
+  CHILD_CHECK(got[0] == 0 && got[1] == 0, "a refused page read nonzero");
+  size_t j = far_root(f, 3);
+  CHILD_CHECK(read_word(f.roots[j] + 16) == f.ids[j], "a later fault got wrong data");
+  expect_broken_finish(f, REMAP_ENOMEM, "ENOMEM");
+}
+
 void on_usr1(int) {}
 
 // The same failure between cycles: nothing is compacting, so the runtime
@@ -458,4 +488,11 @@ TEST(fault_failure_thread_mode_poll_error_between_cycles) {
 
 TEST(fault_failure_thread_mode_outside_heap) {
   in_child("move/thread", outside_heap, {REMAP_BACKEND_MOVE, REMAP_FAULT_THREAD});
+}
+
+TEST(fault_failure_concurrent_faults_on_a_refused_page) {
+  in_child("move/thread", concurrent_faults_on_refused_page,
+           {REMAP_BACKEND_MOVE, REMAP_FAULT_THREAD, 2});
+  in_child("move/sigbus", concurrent_faults_on_refused_page,
+           {REMAP_BACKEND_MOVE, REMAP_FAULT_SIGBUS});
 }
