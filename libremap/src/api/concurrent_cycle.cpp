@@ -20,7 +20,12 @@ Status engine_attach(remap_heap& h) {
 
 Status engine_prepare(remap_heap& h) {
   if (!h.compactor) return Status::ok();
-  return h.compactor->prepare(*h.plan);
+  Status s = h.compactor->prepare(*h.plan);
+  // The engine broke between cycles (thread mode: its handler threads lost
+  // the uffd after the last finish): this prepare is where the runtime
+  // hears of it, so the heap is BROKEN from here, like after a failed finish.
+  if (!s && h.compactor->broken()) h.phase.store(REMAP_PHASE_BROKEN, std::memory_order_release);
+  return s;
 }
 
 Status flip_concurrent(remap_heap& h, uint64_t pause_start_ns) {
@@ -45,6 +50,10 @@ Status finish_concurrent(remap_heap& h) {
   const uint64_t t0 = now_ns();
   remap_cycle_stats& st = h.current;
   Status s = h.compactor->finish(&st);
+  // Any failure here is final, and a fault the engine could not serve during
+  // the cycle (a page the kernel would not install, a fault past capacity,
+  // handler threads that lost the uffd) surfaces here: the engine returns
+  // the first one's message (compactor.h).
   if (!s) {
     h.phase.store(REMAP_PHASE_BROKEN, std::memory_order_release);
     return s;

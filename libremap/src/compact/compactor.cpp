@@ -5,9 +5,8 @@
 
 #include <sched.h>
 #include <signal.h>
-#include <stdio.h>
+#include <sys/mman.h>
 #include <unistd.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include <thread>
@@ -18,6 +17,7 @@
 #include "compact/producer.h"
 #include "compact/shmem_layout.h"
 #include "os/procfs.h"
+#include "os/sigsafe_vm.h"
 #include "os/uffd_abi.h"
 #include "os/uffd_open.h"
 #include "os/uffd_ops.h"
@@ -28,6 +28,52 @@ namespace {
 constexpr size_t kRegionsPerClaim = 4;  // consecutive regions keep a worker's MOVE runs long
 constexpr size_t kPrimedPages = 256;    // buffers ready before the first cycle
 constexpr size_t kStackPage = 4096;
+
+// A message built without allocation, locks or locale, so that a failure can
+// be recorded from inside a SIGBUS handler. Truncates at its size.
+class SafeMsg {
+ public:
+  SafeMsg& s(const char* t) {
+    while (t && *t && len_ + 1 < sizeof buf_) buf_[len_++] = *t++;
+    buf_[len_] = 0;
+    return *this;
+  }
+  SafeMsg& u(uint64_t v) {
+    char d[20];
+    int n = 0;
+    do d[n++] = char('0' + v % 10); while ((v /= 10) != 0);
+    char out[21];
+    for (int i = 0; i < n; i++) out[i] = d[n - 1 - i];
+    out[n] = 0;
+    return s(out);
+  }
+  SafeMsg& x(uint64_t v) {
+    char out[19] = "0x";
+    int n = 2;
+    for (int shift = 60; shift >= 0; shift -= 4) {
+      unsigned digit = (v >> shift) & 0xf;
+      if (n == 2 && digit == 0 && shift) continue;
+      out[n++] = "0123456789abcdef"[digit];
+    }
+    out[n] = 0;
+    return s(out);
+  }
+  // "errno 12 (ENOMEM)": strerrorname_np is a table lookup, no locale.
+  SafeMsg& err(int e) {
+    s("errno ").u(uint64_t(e));
+    if (const char* name = strerrorname_np(e)) s(" (").s(name).s(")");
+    return *this;
+  }
+  const char* c_str() const { return buf_; }
+
+ private:
+  char buf_[320] = {};
+  size_t len_ = 0;
+};
+
+// The status for an install the kernel refused with errno `e` (ENOMEM stays
+// REMAP_ENOMEM, ...).
+remap_status install_code(int e) { return os::uffd_err_code(os::uffd_classify(e), e); }
 
 }  // namespace
 
@@ -117,6 +163,7 @@ Compactor::~Compactor() {
 
 Status Compactor::prepare(const Plan& plan) {
   if (active_.load()) return fail(REMAP_EPHASE, "a cycle is still compacting");
+  if (broken()) return broken_status();  // its fault delivery may be gone
   plan_ = &plan;
   // Page states are set here, outside the pause: O(pages), not O(1).
   const size_t pages = heap_.page_count();
@@ -164,9 +211,18 @@ Status Compactor::work() {
     size_t r0 = next_region_.fetch_add(kRegionsPerClaim);
     if (r0 >= n) break;
     InstallOutcome bad;
-    if (!producer_->gc_regions(r0, std::min(n, r0 + kRegionsPerClaim), &bad)) fatal("install", bad);
+    if (!producer_->gc_regions(r0, std::min(n, r0 + kRegionsPerClaim), &bad)) {
+      // The producer marked the run's pages MAPPED anyway, so nobody waits
+      // for them; a fault there is zero-filled (resolve_fault). The other
+      // regions are still produced: their pages keep their data.
+      SafeMsg m;
+      m.s("a GC worker could not install a run of pages: ").s(bad.op).s(" failed with ")
+          .err(bad.sys_errno);
+      break_heap(install_code(bad.sys_errno), m.c_str());
+    }
   }
   workers_.fetch_sub(1);
+  if (broken()) return broken_status();
   return Status::ok();
 }
 
@@ -185,13 +241,15 @@ Status Compactor::touch(uintptr_t addr, size_t len) {
   if (end < addr || addr < heap_.base() || end > heap_.end())
     return fail(REMAP_EINVAL, "range [%#lx, +%zu) is not inside the heap", (unsigned long)addr, len);
   for (size_t p = heap_.page_index(addr); p <= heap_.page_index(end - 1); p++) {
-    if (!ensure_page(p, false)) return fail(REMAP_EKERNEL, "could not produce page %zu", p);
+    if (!ensure_page(p, false)) return broken_status();
     // The kernel will access it without a fault we can serve (SIGBUS mode):
     // a hole left by a run must be mapped too.
     InstallOutcome o = backend_->fill_hole(heap_.page_addr(p));
     if (!o.ok) return fail(REMAP_EKERNEL, "could not map the zero page at page %zu: %s errno %d", p,
                            o.op, o.sys_errno);
   }
+  // A page given up earlier reads zero, not its data: the caller must know.
+  if (broken()) return broken_status();
   return Status::ok();
 }
 
@@ -199,7 +257,7 @@ bool Compactor::covers(uintptr_t addr) const noexcept {
   return addr >= heap_.map_base() && addr < heap_.map_base() + heap_.map_size();
 }
 
-bool Compactor::resolve_fault(uintptr_t addr) noexcept {
+FaultOutcome Compactor::resolve_fault(uintptr_t addr) noexcept {
   // in_flight_ is raised before closing_ is read (both seq_cst), and finish
   // raises closing_ before it waits for in_flight_ == 0: once that wait ends
   // no handler is installing anything, so the layout can stop faults (a
@@ -209,13 +267,125 @@ bool Compactor::resolve_fault(uintptr_t addr) noexcept {
   // page states. A fault that arrives while closing does nothing: the access
   // is retried, and faults normally once the layout has stopped faulting.
   in_flight_.fetch_add(1);
-  bool ok = true;
-  if (active_.load() && !closing_.load()) {
-    if (heap_.contains(addr)) ok = ensure_page(heap_.page_index(addr), true);
-    else ok = false;  // past capacity: a runtime bug
+  FaultOutcome out = FaultOutcome::resolved;
+  if (!covers(addr)) {
+    // Only thread mode gets here: the uffd has a range registered outside
+    // the heap (the move backend's page pool, as MOVE's destination).
+    SafeMsg m;
+    m.s("a thread touched ").x(addr).s(", registered with the heap's userfaultfd but outside "
+                                     "the heap's mapping (a libremap bug: please report it)");
+    break_heap(REMAP_EINTERNAL, m.c_str());
+    out = zero_fill(addr);
+  } else if (active_.load() && !closing_.load()) {
+    if (!heap_.contains(addr)) {
+      // The anon layout registers the whole mapping (layout.h), so a touch
+      // past capacity faults instead of reading the reservation's zeros.
+      SafeMsg m;
+      m.s("a thread touched ").x(addr).s(" during compaction, past the heap's capacity (heap ")
+          .x(heap_.base()).s(" + ").u(heap_.capacity())
+          .s(" bytes): the runtime read outside its heap");
+      break_heap(REMAP_EINVAL, m.c_str());
+      out = zero_fill(addr);
+    } else if (!ensure_page(heap_.page_index(addr), true)) {
+      out = zero_fill(addr);
+    }
+  } else if (broken() && !closing_.load()) {
+    // Faults still arrive after finish only if it could not stop them: no
+    // page will be produced any more, and a retry would fault again forever.
+    out = zero_fill(addr);
   }
   in_flight_.fetch_sub(1);
-  return ok;
+  return out;
+}
+
+FaultOutcome Compactor::zero_fill(uintptr_t addr) noexcept {
+  void* page = reinterpret_cast<void*>(addr & ~uintptr_t(kStackPage - 1));
+  if (backend_kind_ == REMAP_BACKEND_SIGSEGV) {
+    // The page lives in the memfd: opening it shows whatever its slot holds.
+    if (os::protect_nothrow(page, kStackPage, PROT_READ | PROT_WRITE) != 0)
+      return FaultOutcome::unserved;
+    zero_filled_.fetch_add(1);
+    return FaultOutcome::zero_filled;
+  }
+  // UFFDIO_ZEROPAGE ends the fault: it maps the zero page (a zeroed page in
+  // the file for shmem) and, without DONTWAKE, wakes the threads parked on it.
+  os::UffdResult z = os::uffd_zeropage(uffd_.get(), page, kStackPage, 0);
+  if (z.ok()) {
+    zero_filled_.fetch_add(1);
+    return FaultOutcome::zero_filled;
+  }
+  if (z.err != os::UffdErr::exists) return FaultOutcome::unserved;
+  // EEXIST. Anonymous memory: the page is mapped (installed, or zero-filled
+  // for another thread, meanwhile). Shmem (minor): the file has a page there
+  // that this mapping does not map yet, a MINOR fault, which only
+  // UFFDIO_CONTINUE ends (EEXIST again: mapped by now).
+  if (backend_kind_ == REMAP_BACKEND_MINOR) {
+    os::UffdResult c = os::uffd_continue(uffd_.get(), page, kStackPage, 0);
+    if (!c.ok() && c.err != os::UffdErr::exists) return FaultOutcome::unserved;
+    if (c.ok()) zero_filled_.fetch_add(1);  // whatever the file held: not its data
+  }
+  return FaultOutcome::zero_filled;
+}
+
+void Compactor::delivery_failed(const char* what, int err) noexcept {
+  SafeMsg m;
+  m.s("the fault handler threads stopped: ").s(what).s(" on the heap's userfaultfd failed");
+  if (err) m.s(" with ").err(err);
+  m.s("; no later fault could be served, so the heap stopped faulting (unproduced pages read "
+      "zero or stale bytes)");
+  break_heap(REMAP_EKERNEL, m.c_str());
+  // Unregistering wakes every fault pending on the range (fs/userfaultfd.c,
+  // userfaultfd_unregister) and later accesses fault in normally: no thread
+  // parks on a range that nobody reads any more. A GC worker's MOVE into it
+  // then fails (MOVE's destination must be registered) and is recorded too.
+  if (layout_) {
+    Status s = layout_->stop_faults();
+    (void)s;  // if even that fails the uffd is gone, and with it the ranges
+  }
+  wake_stragglers();
+}
+
+void Compactor::wake_stragglers() noexcept {
+  // The unregister wakes the range before it detaches each VMA from the
+  // uffd (fs/userfaultfd.c), and a fault taken under the per-VMA lock may
+  // queue itself in between: we could not rule it out (a test thread stayed
+  // parked once in a few hundred runs before this wake existed). Once the
+  // unregister has returned no fault can start queueing any more (detaching
+  // waits for the VMA's readers), so one more wake of the whole mapping
+  // releases any straggler; normally it wakes nobody.
+  if (!uffd_.valid()) return;
+  os::uffd_wake(uffd_.get(), reinterpret_cast<void*>(heap_.map_base()), heap_.map_size());
+}
+
+void Compactor::break_heap(remap_status code, const char* msg) noexcept {
+  int expect = 0;
+  if (!broken_.compare_exchange_strong(expect, 1)) return;  // the first failure is the cause
+  broken_code_ = code;
+  size_t n = 0;
+  while (msg[n] && n + 1 < sizeof broken_msg_) {
+    broken_msg_[n] = msg[n];
+    n++;
+  }
+  broken_msg_[n] = 0;
+  broken_.store(2, std::memory_order_release);
+  // Now, not only at finish: a mutator that was given a zero page may crash
+  // long before the runtime calls remap_finish.
+  static const char head[] = "libremap: the heap is broken: ";
+  ssize_t w = write(2, head, sizeof head - 1);
+  w = write(2, broken_msg_, n);
+  w = write(2, "\n", 1);
+  (void)w;
+}
+
+Status Compactor::broken_status() const {
+  while (broken_.load(std::memory_order_acquire) == 1) sched_yield();  // a message is being written
+  const unsigned long long zeroed = zero_filled_.load();
+  if (zeroed)
+    return fail(broken_code_,
+                "%s; faults given a zero (or stale) page instead of their data: %llu; the heap "
+                "cannot be trusted, destroy it",
+                broken_msg_, zeroed);
+  return fail(broken_code_, "%s; the heap cannot be trusted, destroy it", broken_msg_);
 }
 
 bool Compactor::ensure_page(size_t page, bool by_fault) noexcept {
@@ -238,7 +408,16 @@ bool Compactor::ensure_page(size_t page, bool by_fault) noexcept {
       producer_->build_page(page, tmp);
       o = backend_->install_copy(addr, tmp);
     }
-    if (!o.ok) fatal("install a faulted page", o);
+    if (!o.ok) {
+      SafeMsg m;
+      m.s("could not install page ").x(addr).s(by_fault ? " for a faulting thread: " : ": ")
+          .s(o.op).s(" failed with ").err(o.sys_errno);
+      break_heap(install_code(o.sys_errno), m.c_str());
+      // MAPPED means "given up" here: threads waiting for the page go on, and
+      // their retry faults into the zero fill (resolve_fault, below).
+      states_.set(page, kPageMapped);
+      return false;
+    }
     states_.set(page, kPageMapped);
     counters_.pages_by_mutator.add(1);
   } else if (was != kPageMapped) {
@@ -247,9 +426,19 @@ bool Compactor::ensure_page(size_t page, bool by_fault) noexcept {
     counters_.wait_ns.add(now_ns() - w0);
   } else if (by_fault) {
     // Installed, yet it faulted: a run moved with source holes skipped left
-    // it unmapped (or it was mapped just now, and this is a no-op).
+    // it unmapped (or it was mapped just now, and this is a no-op). On a
+    // broken engine it may be a page whose install failed (marked MAPPED so
+    // nobody waits): the caller zero-fills it, where fill_hole would do
+    // nothing for minor and the thread would fault again forever.
+    if (broken()) return false;
     InstallOutcome o = backend_->fill_hole(heap_.page_addr(page));
-    if (!o.ok) fatal("fill a hole", o);
+    if (!o.ok) {
+      SafeMsg m;
+      m.s("could not map the zero page at ").x(heap_.page_addr(page)).s(" (a hole left by a run): ")
+          .s(o.op).s(" failed with ").err(o.sys_errno);
+      break_heap(install_code(o.sys_errno), m.c_str());
+      return false;
+    }
   }
   if (by_fault) counters_.latency.record(now_ns() - t0);
   return true;
@@ -257,8 +446,9 @@ bool Compactor::ensure_page(size_t page, bool by_fault) noexcept {
 
 Status Compactor::finish(remap_cycle_stats* stats) {
   if (!active_.load()) return fail(REMAP_EPHASE, "no cycle is compacting");
-  Status s = work();  // regions no worker took yet
-  if (!s) return s;
+  // Regions no worker took yet. A failure is recorded (broken()) and the
+  // rest still runs: faults must be stopped whatever happened.
+  (void)work();
   // Workers of a concurrent remap_compact may still be returning from their
   // last region: the producer must outlive them.
   while (workers_.load() != 0) sched_yield();
@@ -266,7 +456,7 @@ Status Compactor::finish(remap_cycle_stats* stats) {
   // work(), but producing it is the safe answer.
   for (size_t p = 0; p < states_.count(); p++) {
     uint8_t st = states_.load(p);
-    if (st != kPageMapped && st != kPageEmpty) ensure_page(p, false);
+    if (st != kPageMapped && st != kPageEmpty) (void)ensure_page(p, false);
   }
   uint64_t done_ns = now_ns();
 
@@ -280,9 +470,20 @@ Status Compactor::finish(remap_cycle_stats* stats) {
   Status stopped = layout_->stop_faults();
   active_.store(false);
   closing_.store(false);
-  if (!stopped) return stopped;
+  // Handler threads that lost the uffd cannot wake a fault that raced the
+  // unregister.
+  if (broken()) wake_stragglers();
+  if (!stopped) {
+    // Faults keep coming: from now on resolve_fault zero-fills them.
+    SafeMsg m;
+    m.s("cannot stop faults at the end of the cycle: ").s(stopped.message.c_str());
+    break_heap(stopped.code, m.c_str());
+  }
+  // A broken cycle is not completed: the heap's regions and from-space are
+  // left as they are, since the heap is BROKEN and only destroy follows.
+  if (broken()) return broken_status();
 
-  s = layout_->release_old(*plan_);
+  Status s = layout_->release_old(*plan_);
   heap_.complete_cycle(*plan_);
   if (s && counters_.black_walk_errors.get())
     s = fail(REMAP_EOBJMODEL,
@@ -300,19 +501,6 @@ Status Compactor::finish(remap_cycle_stats* stats) {
   plan_ = nullptr;
   producer_.reset();
   return s;
-}
-
-void Compactor::fatal(const char* what, const InstallOutcome& o) noexcept {
-  // A page that cannot be installed leaves a mutator parked forever and the
-  // heap half-moved: there is no safe way on.
-  char msg[256];
-  int n = snprintf(msg, sizeof msg, "libremap: fatal: cannot %s: %s failed with errno %d\n", what,
-                   o.op, o.sys_errno);
-  if (n > 0) {
-    ssize_t w = write(2, msg, size_t(n) < sizeof msg ? size_t(n) : sizeof msg - 1);
-    (void)w;
-  }
-  abort();
 }
 
 }  // namespace remap

@@ -22,6 +22,19 @@
 // contents; a page is installed exactly once (the state CAS decides who);
 // from-space bytes are read only while some unproduced page needs them
 // (producer.h states the exact rule).
+//
+// Unless the engine is broken. A page the kernel refuses to install (an
+// ioctl failing with an errno the backend cannot work around), a fault past
+// the heap's capacity or outside the heap, or handler threads that can no
+// longer read the uffd break it: the first failure's message is kept
+// (async-signal-safe, fault handlers record it), written to stderr at once,
+// and returned by work(), touch() and finish(); the API then makes the heap
+// REMAP_PHASE_BROKEN. A broken engine never leaves a thread parked or
+// looping: a page whose install failed is marked MAPPED (so nobody waits for
+// it) and any fault on it, or on a page it cannot produce, gets a zero page
+// (fault_target.h); finish still stops faults on the whole range, and a
+// fault that arrives after a finish that could not is zero-filled too.
+// Pages that could be produced still are, with their data.
 #pragma once
 
 #include <atomic>
@@ -71,16 +84,35 @@ class Compactor final : public FaultTarget {
 
   // FaultTarget
   bool covers(uintptr_t addr) const noexcept override;
-  bool resolve_fault(uintptr_t addr) noexcept override;
+  FaultOutcome resolve_fault(uintptr_t addr) noexcept override;
+  void delivery_failed(const char* what, int err) noexcept override;
+
+  // True once a failure broke the engine (see above); for good.
+  bool broken() const noexcept { return broken_.load(std::memory_order_acquire) != 0; }
 
   const CycleCounters& counters() const { return counters_; }
+
+  // Tests only (tests/native): the backend, to wrap in a fault-injecting one
+  // before prepare() (the producer binds to it there; the layout keeps the
+  // wrapped one, which the wrapper owns).
+  std::unique_ptr<Backend>& backend_slot_for_test() { return backend_; }
 
  private:
   explicit Compactor(Heap& heap) : heap_(heap) {}
   Status init(int backend, int fault_mode);
   // Makes page `page` mapped; by_fault: count and time it as a mutator fault.
+  // False if it could not (the engine is then broken).
   bool ensure_page(size_t page, bool by_fault) noexcept;
-  [[noreturn]] void fatal(const char* what, const InstallOutcome& o) noexcept;
+  // Records the first failure (code, message) and writes it to stderr.
+  // Async-signal-safe; later failures keep the first message.
+  void break_heap(remap_status code, const char* msg) noexcept;
+  // The failure as a Status, for work/touch/finish.
+  Status broken_status() const;
+  // The last answer to a fault the engine cannot serve: a zero page at addr.
+  FaultOutcome zero_fill(uintptr_t addr) noexcept;
+  // After an unregister with no handler thread left: UFFDIO_WAKE of the
+  // whole mapping, for a fault that queued itself during the unregister.
+  void wake_stragglers() noexcept;
 
   Heap& heap_;
   int backend_kind_ = REMAP_BACKEND_MOVE;
@@ -103,6 +135,11 @@ class Compactor final : public FaultTarget {
   std::atomic<int> workers_{0};         // threads inside work()
   uint64_t flip_end_ns_ = 0;
   uint64_t vmas_before_ = 0;
+  // 0: sound; 1: the first failure is writing its message; 2: broken.
+  std::atomic<int> broken_{0};
+  remap_status broken_code_ = REMAP_OK;
+  char broken_msg_[384] = {};
+  std::atomic<uint64_t> zero_filled_{0};  // faults given a zero page instead of their data
 };
 
 }  // namespace remap

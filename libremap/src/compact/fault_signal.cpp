@@ -72,13 +72,20 @@ void on_fault_signal(int sig, siginfo_t* info, void* uctx) {
       slot.in_flight.fetch_add(1);
       FaultTarget* target = slot.target.load();
       bool mine = target && target->covers(addr);
-      bool ok = mine && target->resolve_fault(addr);
+      FaultOutcome out = mine ? target->resolve_fault(addr) : FaultOutcome::unserved;
       slot.in_flight.fetch_sub(1);
-      if (ok) {
+      if (!mine) continue;
+      // A heap fault the target could not produce was recorded (the heap is
+      // broken; finish says why) and zero-filled: returning retries the
+      // access, which now succeeds, as the same fault in thread mode would.
+      // Only if nothing could be mapped does it chain: returning would fault
+      // again forever, so the previous handler or the default action (which
+      // ends the process) is the loud way out.
+      if (out != FaultOutcome::unserved) {
         errno = saved_errno;
         return;
       }
-      if (mine) break;  // an unresolvable heap fault: the previous handler or default acts
+      break;
     }
   }
   errno = saved_errno;

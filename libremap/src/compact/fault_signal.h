@@ -17,9 +17,16 @@
 // The registry is the library's only global state: per signal, a fixed table
 // of active targets read lock-free from the handler and the sigaction that was
 // installed before ours. A target leaves a table only after every handler
-// that might be using it has returned (per-slot in-flight counts). A signal
-// no target resolves is passed to the previous handler; if that was the
-// default, the default action runs.
+// that might be using it has returned (per-slot in-flight counts).
+//
+// A signal at an address no target covers is passed to the previous handler;
+// if that was the default, the default action runs. A covered address whose
+// page cannot be produced (the kernel refuses the install, an address past
+// the heap's capacity) behaves as in thread mode (fault_target.h): the
+// target records the failure, the heap is broken (remap_finish returns the
+// message, the heap becomes BROKEN), and a zero page is mapped so the thread
+// goes on; only when not even that can be mapped is the signal chained,
+// since returning would just fault again.
 #pragma once
 
 #include "api/status.h"

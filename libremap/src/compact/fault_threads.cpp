@@ -13,12 +13,21 @@
 #include "os/vm.h"
 
 namespace remap {
+namespace {
+
+// poll(2) failing with ENOMEM (or EAGAIN) is the kernel short of memory for
+// its wait tables; it may pass. Retried this many times, 1 ms apart, before
+// delivery counts as lost (parked threads wait that long at most).
+constexpr int kPollRetries = 1000;
+
+}  // namespace
 
 Status FaultThreads::start(int uffd, unsigned n, FaultTarget* target) {
   stop();
   int efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   if (efd < 0) return fail(REMAP_EKERNEL, "eventfd failed: %s", strerror(errno));
   stop_fd_.reset(efd);
+  stopping_.store(false);
   uffd_ = uffd;
   target_ = target;
   try {
@@ -32,6 +41,7 @@ Status FaultThreads::start(int uffd, unsigned n, FaultTarget* target) {
 
 void FaultThreads::stop() {
   if (threads_.empty()) return;
+  stopping_.store(true);
   uint64_t one = 1;
   // An eventfd counter: every thread sees it readable until it is read, and
   // nobody reads it, so one write stops them all.
@@ -42,33 +52,79 @@ void FaultThreads::stop() {
   stop_fd_.reset();
 }
 
+void FaultThreads::release_page(uintptr_t page) {
+  // The target could not even map a zero page. Unregistering the page wakes
+  // every fault pending on it (fs/userfaultfd.c, userfaultfd_unregister) and
+  // its retry faults in like any anonymous or file page: the thread goes on,
+  // and the heap is already broken (the target recorded why). If the kernel
+  // refuses that too, the wake below makes the thread fault again and come
+  // back here: a retry loop through the kernel, never a parked thread.
+  os::uffd_unregister(uffd_, reinterpret_cast<void*>(page), os::page_size());
+}
+
 void FaultThreads::loop() {
   const uintptr_t page_mask = ~uintptr_t(os::page_size() - 1);
   pollfd fds[2] = {{uffd_, POLLIN, 0}, {stop_fd_.get(), POLLIN, 0}};
+  nfds_t nfds = 2;
+  int timeout_ms = -1;
+  int retries = 0;
   for (;;) {
-    int r = poll(fds, 2, -1);
+    if (stopping_.load()) return;
+    int r = poll(fds, nfds, timeout_ms);
     if (r < 0) {
-      if (errno == EINTR) continue;
+      const int err = errno;
+      if (err == EINTR) continue;
+      if ((err == ENOMEM || err == EAGAIN) && ++retries <= kPollRetries) {
+        usleep(1000);
+        continue;
+      }
+      // No thread can read this uffd any more (EINVAL: nfds above
+      // RLIMIT_NOFILE; EFAULT; ENOMEM that did not pass): every fault from
+      // now on would park for good. The target stops faulting instead.
+      target_->delivery_failed("poll", err);
       return;
     }
-    if (fds[1].revents) return;
-    if (!(fds[0].revents & POLLIN)) {
-      if (fds[0].revents & (POLLERR | POLLHUP)) return;
-      continue;
+    retries = 0;
+    if (nfds == 2 && (fds[1].revents & POLLIN)) return;
+    if (nfds == 2 && fds[1].revents) {
+      // The stop eventfd was closed under us (POLLNVAL) or broke: keep
+      // serving faults, and notice stop() through stopping_ instead.
+      nfds = 1;
+      timeout_ms = 50;
     }
+    if (fds[0].revents & (POLLNVAL | POLLERR | POLLHUP)) {
+      // POLLNVAL: the uffd was closed (the kernel then released every range
+      // and woke its faults); POLLERR: the uffd is not usable (the kernel
+      // reports it for a uffd without its UFFDIO_API handshake).
+      target_->delivery_failed(fds[0].revents & POLLNVAL ? "poll (the uffd is closed: POLLNVAL)"
+                                                          : "poll (POLLERR or POLLHUP on the uffd)",
+                               0);
+      return;
+    }
+    if (!(fds[0].revents & POLLIN)) continue;
     uffd_msg msg;
     ssize_t got = read(uffd_, &msg, sizeof msg);
-    if (got != sizeof msg) continue;  // EAGAIN: another handler thread took it
-    if (msg.event != UFFD_EVENT_PAGEFAULT) continue;
-    uintptr_t page = uintptr_t(msg.arg.pagefault.address) & page_mask;
-    if (!target_->covers(page) || !target_->resolve_fault(page)) {
-      // Never leave a thread parked forever: the fault was not ours or could
-      // not be produced. Count it; the engine reports it at finish.
-      unresolved_.fetch_add(1);
-      continue;
+    if (got < 0) {
+      const int err = errno;
+      if (err == EAGAIN || err == EINTR) continue;  // another handler thread took it
+      target_->delivery_failed("read", err);
+      return;
     }
-    // Resolving with MOVE/COPY already woke the range unless someone else
-    // mapped it first; waking again is cheap and covers that case.
+    if (got != sizeof msg) {
+      // A uffd returns whole messages or nothing: this is not one any more.
+      target_->delivery_failed("read (a short message)", 0);
+      return;
+    }
+    if (msg.event != UFFD_EVENT_PAGEFAULT) continue;  // no other event was asked for
+    const uintptr_t page = uintptr_t(msg.arg.pagefault.address) & page_mask;
+    FaultOutcome out = target_->resolve_fault(page);
+    if (out != FaultOutcome::resolved) {
+      unresolved_.fetch_add(1);
+      if (out == FaultOutcome::unserved) release_page(page);
+    }
+    // Resolving with MOVE/COPY/ZEROPAGE already woke the range unless someone
+    // else mapped it first; waking again is cheap and covers that case (and
+    // a fault that only needs a retry).
     os::uffd_wake(uffd_, reinterpret_cast<void*>(page), os::page_size());
   }
 }
