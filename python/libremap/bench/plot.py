@@ -37,6 +37,8 @@ def write(result: dict[str, Any], path: str) -> None:
     bars: dict[str, list[dict[str, Any]]] = {}
     sweeps: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for e in summary:
+        if e.get("runtime") == "jvm":
+            continue  # no compaction split to draw: the JVM's pauses are in the table
         if e["sweep"] is None:
             bars.setdefault(e["workload"], []).append(e)
         else:
