@@ -273,6 +273,7 @@ def test_demo_command():
     out = r.stdout
     assert out.startswith("kernel "), out
     assert "[1/" in out and "collections per run" in out and "fault latency p99" in out, out
+    assert "pause p99" in out and "pauses by kind" in out and "remap_mark" in out, out
     assert "every run verified its trees and arrays: yes" in out, out
     if libremap.probe().has_move and "move/copy" not in out:
         # Both concurrent backends ran side by side unless one is unsupported.
