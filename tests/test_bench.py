@@ -92,6 +92,7 @@ def test_quick_json_keeps_the_contract_and_every_run_is_verified(tmp_path: Path)
         assert r["pause_count"] >= r["gc_count"] > 0
         assert 0 < r["pause_p50_ns"] <= r["pause_p99_ns"] <= r["pause_max_ns"]
         assert r["pauses_by_kind"]["collection"]["count"] == r["gc_count"]
+        assert len(r["pause_log"]) >= r["pause_count"]
         assert r["mutator_wall_ns"] > 0
         assert r["mark_ns_per_object"] > 0 and r["mark_floor_ns_per_object"] > 0
         assert r["mark_phase_ns_per_object"] > 0

@@ -152,6 +152,7 @@ def test_jvm_runs_beside_the_toy_vm_or_skips(tmp_path: Path) -> None:
     assert r["collector"] == "G1" and r["pause_count"] > 0 and r["mutator_wall_ns"] > 0
     assert 0 < r["pause_p50_ns"] <= r["pause_p99_ns"] <= r["pause_max_ns"]
     assert "toy VM's stw run" in r["verify_detail"]
+    assert len(r["pause_log"]) == r["pause_count"]
     assert "jvm-g1" in p.stdout and "pauses by kind" in p.stdout
 
 

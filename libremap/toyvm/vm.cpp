@@ -201,9 +201,16 @@ void Mutator::enter_native() {
 
 void Mutator::leave_native() {
   std::unique_lock<std::mutex> lk(vm_.mu_);
+  const bool held = vm_.stop_requested_;
   vm_.resume_cv_.wait(lk, [&] { return !vm_.stop_requested_; });
   running_ = true;
   ++vm_.running_;
+  // Held back by a pause on the way out of native code: that pause ends for
+  // the mutators when this one runs too.
+  if (held) {
+    auto& p = vm_.pauses_.back();
+    p.t_last_running = std::max(p.t_last_running, now_ns());
+  }
 }
 
 void Vm::stop_world(PauseKind kind, uint64_t gc_index) {

@@ -282,6 +282,7 @@ class JvmGcBench:
         rec["pause_source"] = parsed["source"]
         rec["gc_count"] = parsed["gc_count"]
         rec.update(pause_fields(parsed["pauses"]))
+        rec["pause_log"] = parsed["pauses"]
         rec["process_wall_ns"] = t1 - t0
         cpu = (ru1.ru_utime + ru1.ru_stime) - (ru0.ru_utime + ru0.ru_stime)
         rec["cpu_ns"] = int(cpu * 1e9)

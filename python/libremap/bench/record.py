@@ -201,5 +201,6 @@ def redact(rec: dict[str, Any]) -> None:
     rec["split_ns"] = {k: None for k in SPLIT_KEYS}
     rec["fault_latency_ns"] = {k: None for k in ("p50", "p99", "max", "count")}
     rec["vs_floor"] = None
-    if rec.get("pauses_by_kind") is not None:
-        rec["pauses_by_kind"] = None
+    for k in ("pauses_by_kind", "pause_log"):
+        if rec.get(k) is not None:
+            rec[k] = None

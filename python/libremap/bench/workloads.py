@@ -339,6 +339,9 @@ class ToyVm(Workload):
             rec[k] = t[k]
         rec["ttsp_max_ns"] = t["ttsp_max_ns"]
         rec["pauses_by_kind"] = t["pauses_by_kind"]
+        rec["pause_log"] = [
+            {k: p[k] for k in ("kind", "start_ns", "ttsp_ns", "duration_ns")} for p in r["pauses"]
+        ]
         rec["mark_phase_ns_per_object"] = t["mark_phase_ns_per_object"]
         rec["runtime"] = "toyvm"
         rec["gc_cycle_ns"] = sum(int(g["pause_ns"]) + int(g["concurrent_ns"]) for g in gcs)
