@@ -218,7 +218,9 @@ class Jdk:
         return f"{self.version}: {flag} refused: {lines[0] if lines else r.returncode}"
 
 
-_RESULT = re.compile(r"GCBENCH nodes=(\d+) expected=(\d+) wall_ns=(\d+) ok=(true|false)(?: error=(\S+))?")
+_RESULT = re.compile(
+    r"GCBENCH nodes=(\d+) expected=(\d+) wall_ns=(\d+) ok=(true|false)(?: error=(\S+))?"
+)
 
 
 class JvmGcBench:

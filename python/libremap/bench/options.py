@@ -211,7 +211,9 @@ def resolve(args: argparse.Namespace) -> Options:
                     f"unknown JVM collector {c!r}; expected some of {','.join(COLLECTORS)}"
                 )
         if "gcbench" not in workloads:
-            raise UsageError("--jvm runs GCBench on the JVM beside the toy VM: add gcbench to --workload")
+            raise UsageError(
+                "--jvm runs GCBench on the JVM beside the toy VM: add gcbench to --workload"
+            )
     runs = pick(args.runs, "runs", 5)
     warmup = pick(args.warmup, "warmup", 1)
     if runs < 1 or warmup < 0:

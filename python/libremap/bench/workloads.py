@@ -298,7 +298,11 @@ class ToyVm(Workload):
             rec["note"] = f"mark bench: {e}"
             return
         rec["mark_objects"] = m["objects"]
-        for k in ("mark_ns_per_object", "mark_floor_ns_per_object", "mark_floor_atomic_ns_per_object"):
+        for k in (
+            "mark_ns_per_object",
+            "mark_floor_ns_per_object",
+            "mark_floor_atomic_ns_per_object",
+        ):
             rec[k] = m[k]
 
     def gcbench_params(self) -> dict[str, Any]:
