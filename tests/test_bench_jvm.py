@@ -185,3 +185,25 @@ def test_jvm_flag_errors(tmp_path: Path) -> None:
             [sys.executable, "-m", "libremap", "bench", *args], timeout=60, cwd=tmp_path
         )
         assert p.returncode == 2, (args, p.stdout, p.stderr)
+
+
+def test_plot_has_a_pause_panel_for_the_runtimes(tmp_path: Path) -> None:
+    pytest.importorskip("matplotlib")
+    from libremap.bench import plot, summary
+
+    def rec(backend: str, runtime: str, p99: int) -> dict[str, Any]:
+        r = record.empty("gcbench", backend, "none")
+        r.update(runtime=runtime, verified=True, pause_count=3, pause_p50_ns=p99 // 2,
+                 pause_p99_ns=p99, pause_max_ns=p99, compaction_ns=10**6)  # fmt: skip
+        r["point"] = {"heap_mib": 8, "threads": 2}
+        return r
+
+    runs = [rec("move", "toyvm", 2 * 10**6), rec("jvm-g1", "jvm", 10**6)]
+    result = {
+        "machine": {"kernel": "k", "cpu": "c", "cpus": 2, "date": "d"},
+        "params": {"backends": ["move"], "jvm_collectors": ["g1"]},
+        "summary": summary.summarize(runs),
+    }
+    out = tmp_path / "p.png"
+    plot.write(result, str(out))
+    assert out.stat().st_size > 0
