@@ -123,6 +123,7 @@ def _bench(tmp_path: Path, *args: str, env: dict[str, str] | None = None) -> tup
     out = tmp_path / "out.json"
     e = dict(os.environ if env is None else env)
     e.pop("LIBREMAP_ARENAS", None)
+    e["XDG_CACHE_HOME"] = str(tmp_path / "cache")  # the compiled GCBench: not in ~/.cache
     p = run_with_timeout(
         [sys.executable, "-m", "libremap", "bench", *args, "--json", str(out)],
         timeout=240,
