@@ -1,5 +1,7 @@
 // toyvm_py.cpp — libremap._core.toyvm_run: one toy-VM workload run (see
-// libremap/toyvm/), its per-GC records and result as plain Python data.
+// libremap/toyvm/), its per-GC records, its pause log and result as plain
+// Python data; libremap._core.toyvm_mark_bench: remap_mark per object
+// against a plain bitmap (libremap/toyvm/mark_bench.h).
 //
 // The VM and its mutator threads run with the GIL released; the C++ side
 // never calls back into Python. Options come as a dict of known keys (the
@@ -30,6 +32,15 @@ py::dict gc_dict(const toyvm::GcRecord& r) {
 #undef F
   d["cause"] = r.cause;
   d["lib"] = stats_dict(r.lib);
+  return d;
+}
+
+py::dict pause_dict(const toyvm::PauseRecord& p) {
+  py::dict d;
+  d["kind"] = toyvm::pause_kind_name(p.kind);
+#define F(name) d[#name] = p.name;
+  F(gc_index) F(start_ns) F(ttsp_ns) F(resume_ns) F(duration_ns) F(mutators_stopped)
+#undef F
   return d;
 }
 
@@ -84,6 +95,9 @@ py::dict run(const std::string& workload, const py::dict& options) {
   py::list gcs;
   for (const auto& g : r.gcs) gcs.append(gc_dict(g));
   d["gcs"] = gcs;
+  py::list pauses;
+  for (const auto& p : r.pauses) pauses.append(pause_dict(p));
+  d["pauses"] = pauses;
   if (r.error_kind == toyvm::VmErrorKind::none) {
     d["error"] = py::none();
   } else {
@@ -97,12 +111,37 @@ py::dict run(const std::string& workload, const py::dict& options) {
   return d;
 }
 
+py::dict mark_bench(uint64_t objects, unsigned reps, int backend) {
+  toyvm::MarkBenchOptions o;
+  o.objects = objects;
+  o.reps = reps;
+  o.backend = backend;
+  toyvm::MarkBenchResult r;
+  {
+    py::gil_scoped_release nogil;
+    r = toyvm::run_mark_bench(o);
+  }
+  py::dict d;
+  d["objects"] = r.objects;
+  d["object_bytes"] = r.object_bytes;
+  d["remap_mark_ns"] = r.remap_mark_ns;
+  d["bitmap_ns"] = r.bitmap_ns;
+  d["bitmap_atomic_ns"] = r.bitmap_atomic_ns;
+  d["status"] = r.status;
+  d["status_name"] = remap_status_name(r.status);
+  d["error"] = r.error.empty() ? py::object(py::none()) : py::object(py::str(r.error));
+  return d;
+}
+
 }  // namespace
 
 void register_toyvm(py::module_& m) {
   m.def("toyvm_run", &run, py::arg("workload"), py::arg("options") = py::dict(),
         "Run one toy-VM workload on a fresh heap (GIL released); returns a dict "
         "(workload, backend, fault_mode, result, gcs, error, ...).");
+  m.def("toyvm_mark_bench", &mark_bench, py::arg("objects"), py::arg("reps"), py::arg("backend"),
+        "remap_mark over `objects` GCBench nodes of a built heap against a plain (and an "
+        "atomic) bitmap set, alternating, `reps` timed passes each (GIL released); ns per pass.");
   m.attr("TOYVM_WORKLOADS") = py::cast(toyvm::workload_names());
   py::list opts;
   for (const auto& kv : setters()) opts.append(kv.first);

@@ -83,6 +83,20 @@ def test_quick_json_keeps_the_contract_and_every_run_is_verified(tmp_path: Path)
             n = sum(1 for r in counted if r["workload"] == w and r["backend"] == b)
             assert n == options.QUICK["runs"]
     assert "counted runs verified" in stdout
+    # Toy VM runs: every pause measured (issue 13.4), and marking per object
+    # against the plain-bitmap floor.
+    toy = [r for r in counted if r["workload"] == "gcbench"]
+    assert toy
+    for r in toy:
+        assert r["runtime"] == "toyvm"
+        assert r["pause_count"] >= r["gc_count"] > 0
+        assert 0 < r["pause_p50_ns"] <= r["pause_p99_ns"] <= r["pause_max_ns"]
+        assert r["pauses_by_kind"]["collection"]["count"] == r["gc_count"]
+        assert len(r["pause_log"]) >= r["pause_count"]
+        assert r["mutator_wall_ns"] > 0
+        assert r["mark_ns_per_object"] > 0 and r["mark_floor_ns_per_object"] > 0
+        assert r["mark_phase_ns_per_object"] > 0
+    assert "remap_mark per object" in stdout and "pauses by kind" in stdout
 
 
 def test_readers_during_compaction_are_verified(tmp_path: Path) -> None:

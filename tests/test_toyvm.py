@@ -163,7 +163,20 @@ def test_stats_shape_and_totals():
     assert r["verified"] and r["error"] is None
     t = r["totals"]
     assert t["gc_count"] == len(r["gcs"]) > 0
-    assert t["pause_max_ns"] == max(g["pause_ns"] for g in r["gcs"])
+    # The pause log: one collection pause per GC, each at least as long as
+    # the collector's own timing of it (it ends when the last stopped
+    # mutator runs again), plus the harness's checks (not binary_trees').
+    vm = [p for p in r["pauses"] if p["kind"] not in toyvm.HARNESS_PAUSE_KINDS]
+    assert [p["gc_index"] for p in vm] == [g["index"] for g in r["gcs"]]
+    for p, g in zip(vm, r["gcs"]):
+        assert p["kind"] == "collection"
+        assert p["duration_ns"] >= p["resume_ns"] >= g["pause_ns"] > 0
+        assert 0 <= p["ttsp_ns"] <= p["resume_ns"]
+    assert t["pause_count"] == len(vm)
+    assert t["pause_max_ns"] == max(p["duration_ns"] for p in vm)
+    assert 0 < t["pause_p50_ns"] <= t["pause_p99_ns"] <= t["pause_max_ns"]
+    assert t["pauses_by_kind"]["collection"]["count"] == len(vm)
+    assert t["mark_phase_ns_per_object"] > 0
     for g in r["gcs"]:
         for key in (
             "pause_ns",
@@ -185,6 +198,38 @@ def test_stats_shape_and_totals():
         assert 0 <= g["occupancy_after"] <= 1 and 0 <= g["occupancy_before"] <= 1
     # Everything is garbage after the run: the explicit last collection empties it.
     assert r["gcs"][-1]["cause"] == "explicit" and r["gcs"][-1]["heap_after"] == 0
+
+
+def test_pause_log_has_every_stop_by_kind():
+    # random_graph checks its shadow model after every GC in a pause of its
+    # own: two kinds in the log, in order, never overlapping.
+    r = toyvm.run("random_graph", backend="stw", heap_mib=6, size=512, ops=8_000, threads=2)
+    assert r["verified"], r["error"]
+    kinds = [p["kind"] for p in r["pauses"]]
+    assert kinds == ["collection", "check"] * len(r["gcs"]), kinds
+    starts = [p["start_ns"] for p in r["pauses"]]
+    ends = [p["start_ns"] + p["duration_ns"] for p in r["pauses"]]
+    assert all(e <= s for e, s in zip(ends, starts[1:])), "pauses overlap"
+    assert all(p["mutators_stopped"] <= 2 for p in r["pauses"])
+    t = r["totals"]
+    assert t["pause_count"] == len(r["gcs"])
+    assert t["pauses_by_kind"]["check"]["count"] == len(r["gcs"])
+
+
+def test_percentiles_are_nearest_rank():
+    empty = {"count": 0, "p50_ns": 0, "p99_ns": 0, "max_ns": 0, "total_ns": 0}
+    assert toyvm.pause_stats([]) == empty
+    s = toyvm.pause_stats(list(range(1, 201)))
+    assert (s["count"], s["p50_ns"], s["p99_ns"], s["max_ns"]) == (200, 100, 198, 200)
+    assert toyvm.pause_stats([5, 1, 9])["p99_ns"] == 9
+
+
+def test_mark_bench_reports_remap_mark_against_the_floor():
+    m = toyvm.mark_bench(objects=20_000, reps=2)
+    assert m["objects"] == 16_383 * 1  # whole trees: one of depth 13 fits 20000
+    assert len(m["remap_mark_ns"]) == len(m["bitmap_ns"]) == len(m["bitmap_atomic_ns"]) == 2
+    assert m["mark_ns_per_object"] > 0 and m["mark_floor_ns_per_object"] > 0
+    assert m["object_bytes"] == 40 * m["objects"]
 
 
 def test_heap_exhaustion_is_a_clean_error():
@@ -231,6 +276,7 @@ def test_demo_command():
     out = r.stdout
     assert out.startswith("kernel "), out
     assert "[1/" in out and "collections per run" in out and "fault latency p99" in out, out
+    assert "pause p99" in out and "pauses by kind" in out and "remap_mark" in out, out
     assert "every run verified its trees and arrays: yes" in out, out
     if libremap.probe().has_move and "move/copy" not in out:
         # Both concurrent backends ran side by side unless one is unsupported.

@@ -140,7 +140,7 @@ void Collector::collect(const char* cause) {
   rec.lib.struct_size = sizeof rec.lib;
 
   const uint64_t t0 = now_ns();
-  vm_.stop_world();
+  vm_.stop_world(PauseKind::collection, rec.index);
   WorldStopped world{&vm_, &Vm::resume_world};
   const uint64_t t1 = now_ns();
   rec.ttsp_ns = t1 - t0;
@@ -243,7 +243,7 @@ void Collector::collect(const char* cause) {
 
   if (vm_.after_gc_) {
     const uint64_t tv = now_ns();
-    vm_.stop_world();
+    vm_.stop_world(PauseKind::check, rec.index);
     std::string problem;
     try {
       problem = vm_.after_gc_();

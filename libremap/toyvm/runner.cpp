@@ -95,6 +95,7 @@ RunResult run_workload(const RunOptions& opt) {
     out.error = vm->error_message();
   }
   out.gcs = vm->records();
+  out.pauses = vm->pauses();
   out.bytes_allocated = vm->bytes_allocated_total();
   return out;
 }

@@ -1,6 +1,7 @@
-// stats.h — what the toy VM records about each garbage collection: its own
-// timers (the pause as mutators see it, split into its parts) joined with the
-// library's remap_cycle_stats of the same cycle.
+// stats.h — what the toy VM records: each garbage collection (its own
+// timers, the pause split into its parts, joined with the library's
+// remap_cycle_stats of the same cycle), and each stop-the-world pause, of
+// whatever kind, as a mutator experiences it (the pause log).
 #pragma once
 
 #include <cstdint>
@@ -34,6 +35,29 @@ struct GcRecord {
   uint64_t capacity = 0;
   // The library's view of the same cycle.
   remap_cycle_stats lib{};
+};
+
+// Why the world was stopped. A collection's pauses are `collection` today
+// (mark + prepare + flip in one stop); a collector that marks concurrently
+// stops for `initial_mark`, `remark` and `flip` instead. `check` is the
+// workloads' after-GC verification, a pause of the test harness that a
+// production runtime would not make: reports leave it out of the VM's pause
+// statistics and show it on its own.
+enum class PauseKind : uint8_t { collection, initial_mark, remark, flip, check, other };
+const char* pause_kind_name(PauseKind k);
+
+// One stop-the-world pause, from "every mutator asked to stop" (the
+// safepoint request, so time-to-safepoint is in it) to "every mutator that
+// stopped for it runs again" (the last one to wake from the safepoint), the
+// pause a mutator experiences. Times are ns; start_ns is since the VM's birth.
+struct PauseRecord {
+  PauseKind kind = PauseKind::other;
+  uint64_t gc_index = 0;       // the collection it belongs to (GcRecord::index)
+  uint64_t start_ns = 0;       // safepoint requested, since the VM was created
+  uint64_t ttsp_ns = 0;        // request to every running mutator stopped
+  uint64_t resume_ns = 0;      // request to the resume (the collector's end)
+  uint64_t duration_ns = 0;    // request to the last stopped mutator running
+  uint32_t mutators_stopped = 0;  // mutators that waited at a safepoint
 };
 
 }  // namespace toyvm

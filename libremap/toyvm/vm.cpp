@@ -8,6 +8,12 @@
 //   entering blocking(), or on detaching, and re-enters only when no pause
 //   is requested. So between stop_world() and resume_world() the collector
 //   owns every handle table and TLAB.
+//
+// Pause log: stop_world opens an entry at the request (before taking mu_,
+// so a contended lock counts too), resume_world stamps its resume, and each
+// mutator that waited in slow_poll stamps its own wake-up: the pause ends
+// for mutators when the last of them runs again, which on a busy machine is
+// later than the collector's resume by a scheduling delay.
 #include <time.h>
 
 #include <algorithm>
@@ -32,6 +38,18 @@ std::string status_message(const char* call, remap_status s) {
   return head + call + ": " + msg;
 }
 
+const char* pause_kind_name(PauseKind k) {
+  switch (k) {
+    case PauseKind::collection: return "collection";
+    case PauseKind::initial_mark: return "initial_mark";
+    case PauseKind::remark: return "remark";
+    case PauseKind::flip: return "flip";
+    case PauseKind::check: return "check";
+    case PauseKind::other: return "other";
+  }
+  return "?";
+}
+
 const char* error_kind_name(VmErrorKind k) {
   switch (k) {
     case VmErrorKind::none: return "none";
@@ -46,7 +64,7 @@ const char* error_kind_name(VmErrorKind k) {
 // ---------------------------------------------------------------------------
 // Life cycle
 
-Vm::Vm(const VmConfig& config) : config_(config) {
+Vm::Vm(const VmConfig& config) : config_(config), born_ns_(now_ns()) {
   remap_heap_config cfg;
   std::memset(&cfg, 0, sizeof cfg);
   remap_heap_config_init(&cfg);
@@ -155,12 +173,20 @@ void Mutator::slow_poll() {
   {
     std::unique_lock<std::mutex> lk(vm_.mu_);
     if (vm_.stop_requested_) {
+      const size_t pause = vm_.pauses_.size() - 1;  // stop_world opened it
+      vm_.pauses_[pause].rec.mutators_stopped += 1;
       running_ = false;
       --vm_.running_;
       vm_.world_cv_.notify_all();
       vm_.resume_cv_.wait(lk, [&] { return !vm_.stop_requested_; });
       running_ = true;
       ++vm_.running_;
+      // Woken by a later pause's resume (we never ran in between): that
+      // pause is the one we resume from, and we stopped for it too.
+      const size_t last = vm_.pauses_.size() - 1;
+      if (last != pause) vm_.pauses_[last].rec.mutators_stopped += 1;
+      auto& p = vm_.pauses_[last];
+      p.t_last_running = std::max(p.t_last_running, now_ns());
     }
   }
   if (vm_.failed()) throw VmAbort{};
@@ -175,16 +201,30 @@ void Mutator::enter_native() {
 
 void Mutator::leave_native() {
   std::unique_lock<std::mutex> lk(vm_.mu_);
+  const bool held = vm_.stop_requested_;
   vm_.resume_cv_.wait(lk, [&] { return !vm_.stop_requested_; });
   running_ = true;
   ++vm_.running_;
+  // Held back by a pause on the way out of native code: that pause ends for
+  // the mutators when this one runs too.
+  if (held) {
+    auto& p = vm_.pauses_.back();
+    p.t_last_running = std::max(p.t_last_running, now_ns());
+  }
 }
 
-void Vm::stop_world() {
+void Vm::stop_world(PauseKind kind, uint64_t gc_index) {
+  const uint64_t t0 = now_ns();
   std::unique_lock<std::mutex> lk(mu_);
+  OpenPause p;
+  p.rec.kind = kind;
+  p.rec.gc_index = gc_index;
+  p.t_request = t0;
+  pauses_.push_back(p);
   stop_requested_ = true;
   safepoint_.store(true, std::memory_order_release);
   world_cv_.wait(lk, [&] { return running_ == 0; });
+  pauses_.back().rec.ttsp_ns = now_ns() - t0;
 }
 
 void Vm::resume_world() {
@@ -192,6 +232,22 @@ void Vm::resume_world() {
   stop_requested_ = false;
   safepoint_.store(failed_.load(), std::memory_order_release);
   resume_cv_.notify_all();
+  if (!pauses_.empty()) pauses_.back().t_resume = now_ns();
+}
+
+std::vector<PauseRecord> Vm::pauses() const {
+  std::lock_guard<std::mutex> g(mu_);
+  std::vector<PauseRecord> out;
+  out.reserve(pauses_.size());
+  for (const OpenPause& p : pauses_) {
+    PauseRecord r = p.rec;
+    r.start_ns = p.t_request - born_ns_;
+    const uint64_t end = std::max(p.t_resume, p.t_last_running);
+    r.resume_ns = p.t_resume ? p.t_resume - p.t_request : 0;
+    r.duration_ns = end ? end - p.t_request : 0;
+    out.push_back(r);
+  }
+  return out;
 }
 
 void Vm::fail(VmErrorKind kind, remap_status status, const std::string& message) {

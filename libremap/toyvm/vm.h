@@ -182,6 +182,8 @@ class Vm {
   std::string error_message() const;
 
   std::vector<GcRecord> records() const;
+  // Every stop-the-world pause so far, in order (stats.h, PauseRecord).
+  std::vector<PauseRecord> pauses() const;
   remap_heap* heap() const { return heap_; }
   const remap_heap_info& info() const { return info_; }
   const VmConfig& config() const { return config_; }
@@ -192,8 +194,9 @@ class Vm {
   friend class Mutator;
   friend class Collector;
 
-  // Safepoint protocol (Vm::mu_).
-  void stop_world();
+  // Safepoint protocol (Vm::mu_). Each stop..resume is one entry of the
+  // pause log, of the given kind.
+  void stop_world(PauseKind kind, uint64_t gc_index);
   void resume_world();
   // Bytes handed to a mutator: may ask the collector for a cycle.
   void note_allocated(size_t bytes);
@@ -223,6 +226,14 @@ class Vm {
   bool stop_requested_ = false;
   size_t running_ = 0;                 // attached mutators not stopped
   std::vector<Mutator*> mutators_;
+  // The pause log (under mu_): absolute CLOCK_MONOTONIC times while open;
+  // a stopped mutator that wakes moves its pause's end to its wake-up.
+  struct OpenPause {
+    PauseRecord rec;
+    uint64_t t_request = 0, t_resume = 0, t_last_running = 0;
+  };
+  std::vector<OpenPause> pauses_;
+  uint64_t born_ns_ = 0;
   unsigned next_mutator_id_ = 0;
   bool gc_pending_ = false;
   const char* gc_cause_ = "allocation";

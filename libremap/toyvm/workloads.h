@@ -80,6 +80,7 @@ struct RunResult {
   size_t region_size = 0;
   WorkloadResult result;
   std::vector<GcRecord> gcs;
+  std::vector<PauseRecord> pauses;  // every stop-the-world pause, in order
   uint64_t wall_ns = 0;           // mutators start to last mutator done
   uint64_t bytes_allocated = 0;   // TLABs and large objects handed out
   // Why the run failed; kind none when it did not.

@@ -98,6 +98,54 @@ def _percentile_from_hist(hist: list[int], q: float) -> float:
     return float(2.0 ** len(hist))
 
 
+# Pause kinds that are the harness's, not the VM's: the workloads' after-GC
+# checks. They are in the pause log and in ``pauses_by_kind`` but not in the
+# VM's pause statistics (a production runtime would not make them).
+HARNESS_PAUSE_KINDS = frozenset({"check"})
+
+
+def percentile(sorted_values: list[int] | list[float], q: float) -> float:
+    """Nearest-rank q-quantile of an ascending list (0 if empty): a value that
+    occurred, so with fewer than 100 pauses p99 is the largest."""
+    if not sorted_values:
+        return 0
+    k = max(1, math.ceil(q * len(sorted_values)))
+    return sorted_values[min(k, len(sorted_values)) - 1]
+
+
+def pause_stats(durations_ns: list[int]) -> dict[str, int]:
+    """count, p50, p99, max and total of a list of pause durations (ns)."""
+    xs = sorted(int(d) for d in durations_ns)
+    return {
+        "count": len(xs),
+        "p50_ns": int(percentile(xs, 0.50)),
+        "p99_ns": int(percentile(xs, 0.99)),
+        "max_ns": xs[-1] if xs else 0,
+        "total_ns": sum(xs),
+    }
+
+
+def _pause_totals(pauses: list[dict[str, Any]]) -> dict[str, Any]:
+    """The VM's pause statistics from its pause log: every pause but the
+    harness's checks, and each kind on its own."""
+    vm = pause_stats([p["duration_ns"] for p in pauses if p["kind"] not in HARNESS_PAUSE_KINDS])
+    kinds: dict[str, list[int]] = {}
+    for p in pauses:
+        kinds.setdefault(p["kind"], []).append(p["duration_ns"])
+    return {
+        "pause_count": vm["count"],
+        "pause_p50_ns": vm["p50_ns"],
+        "pause_p99_ns": vm["p99_ns"],
+        "pause_max_ns": vm["max_ns"],
+        "pause_total_ns": vm["total_ns"],
+        "pause_median_ns": vm["p50_ns"],
+        "ttsp_max_ns": max(
+            (p["ttsp_ns"] for p in pauses if p["kind"] not in HARNESS_PAUSE_KINDS), default=0
+        ),
+        "pauses_by_kind": {k: pause_stats(v) for k, v in kinds.items()},
+    }
+
+
 def _gc_row(g: dict[str, Any]) -> dict[str, Any]:
     lib = g["lib"]
     cap = g["capacity"] or 1
@@ -139,7 +187,7 @@ def _gc_row(g: dict[str, Any]) -> dict[str, Any]:
     return row
 
 
-def _totals(gcs: list[dict[str, Any]]) -> dict[str, Any]:
+def _totals(gcs: list[dict[str, Any]], pauses: list[dict[str, Any]]) -> dict[str, Any]:
     def col(k: str) -> list[int]:
         return [g[k] for g in gcs]
 
@@ -147,14 +195,16 @@ def _totals(gcs: list[dict[str, Any]]) -> dict[str, Any]:
     for g in gcs:
         for i, n in enumerate(g["lib"]["fault_hist"]):
             hist[i] += n
-    pauses = col("pause_ns")
     faults = sum(col("faults"))
+    marked = sum(col("objects_marked"))
     return {
         "gc_count": len(gcs),
-        "pause_total_ns": sum(pauses),
-        "pause_max_ns": max(pauses, default=0),
-        "pause_median_ns": int(statistics.median(pauses)) if pauses else 0,
+        # From the pause log: request to the last mutator running again.
+        **_pause_totals(pauses),
         "mark_pause_total_ns": sum(col("mark_ns")),
+        # The marking phase (the VM's trace: header checks, its side bitmap,
+        # one remap_mark per object) per object marked.
+        "mark_phase_ns_per_object": sum(col("mark_ns")) / marked if marked else None,
         "mark_pause_max_ns": max(col("mark_ns"), default=0),
         "flip_pause_total_ns": sum(col("flip_ns")),
         "flip_pause_max_ns": max(col("flip_ns"), default=0),
@@ -212,8 +262,14 @@ def run(
     resolved them), ``params``, ``gcs`` (one dict per collection: pause and
     its parts in ns, concurrent compaction, pages by GC vs mutators, fault
     latency, pages recycled/allocated, occupancy before/after, and ``lib``:
-    the library's remap_cycle_stats), ``totals``, ``result`` (the workload's
-    check), ``verified``, ``wall_s``, ``error`` (None or a dict).
+    the library's remap_cycle_stats), ``pauses`` (the pause log: one dict per
+    stop-the-world pause with ``kind``, ``gc_index``, ``start_ns``,
+    ``ttsp_ns``, ``resume_ns``, ``duration_ns`` from the safepoint request to
+    the last stopped mutator running again, ``mutators_stopped``),
+    ``totals`` (sums and maxima; ``pause_count``/``pause_p50_ns``/
+    ``pause_p99_ns``/``pause_max_ns`` over the VM's pauses, the harness's
+    after-GC checks left out, and ``pauses_by_kind``), ``result`` (the
+    workload's check), ``verified``, ``wall_s``, ``error`` (None or a dict).
     """
     if workload not in WORKLOADS:
         raise ValueError(f"unknown workload {workload!r}; expected one of {list(WORKLOADS)}")
@@ -260,7 +316,8 @@ def run(
         "region_kib": raw["region_size"] // 1024,
         "params": params,
         "gcs": gcs,
-        "totals": _totals(gcs),
+        "pauses": raw["pauses"],
+        "totals": _totals(gcs, raw["pauses"]),
         "result": raw["result"],
         "verified": bool(raw["result"]["verified"]) and raw["error"] is None,
         "wall_s": raw["wall_ns"] / 1e9,
@@ -275,6 +332,36 @@ def run(
             raise BackendUnsupported(out)
         raise ToyVmError(out)
     return out
+
+
+def mark_bench(objects: int = 1 << 20, reps: int = 3, backend: str | int = "stw") -> dict[str, Any]:
+    """remap_mark per object against the floor, side by side in this process.
+
+    ``objects`` GCBench nodes (40 B) of one built heap, in a tracer's order,
+    are marked with ``remap_mark`` and, in alternating passes, by setting a
+    bit in a plain bitmap (and with an atomic fetch_or, as a thread-safe
+    marker must); each pass reads every object's header. Returns
+    ``objects``, the per-pass times, and the medians per object:
+    ``mark_ns_per_object`` (remap_mark), ``mark_floor_ns_per_object``
+    (plain bitmap), ``mark_floor_atomic_ns_per_object``. Raises RuntimeError
+    when the library refuses (the message says why).
+    """
+    if objects < 3 or reps < 1:
+        raise ValueError("objects must be >= 3 and reps >= 1")
+    r = _core.toyvm_mark_bench(objects, reps, enum_value(backend, BACKENDS, "backend"))
+    if r["error"] is not None:
+        raise RuntimeError(r["error"])
+    n = r["objects"]
+
+    def per_object(ns: list[int]) -> float:
+        return float(statistics.median(ns)) / n
+
+    return dict(
+        r,
+        mark_ns_per_object=per_object(r["remap_mark_ns"]),
+        mark_floor_ns_per_object=per_object(r["bitmap_ns"]),
+        mark_floor_atomic_ns_per_object=per_object(r["bitmap_atomic_ns"]),
+    )
 
 
 def fmt_ns(ns: float) -> str:
@@ -294,10 +381,14 @@ __all__ = [
     "BACKENDS",
     "DEFAULTS",
     "FAULT_MODES",
+    "HARNESS_PAUSE_KINDS",
     "WORKLOADS",
     "BackendUnsupported",
     "HeapExhausted",
     "ToyVmError",
     "fmt_ns",
+    "mark_bench",
+    "pause_stats",
+    "percentile",
     "run",
 ]

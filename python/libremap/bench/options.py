@@ -86,6 +86,19 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="synthetic object sizes in bytes (default 16-2048)",
     )
     p.add_argument(
+        "--jvm",
+        action="store_true",
+        help="with gcbench: also run GCBench (same shape, threads and heap) on this machine's JDK"
+        " under ZGC, Shenandoah, G1 and Parallel, alternating with the backends (skipped with a"
+        " message when java/javac are missing)",
+    )
+    p.add_argument(
+        "--jvm-collectors",
+        default="zgc,shenandoah,g1,parallel",
+        metavar="LIST",
+        help="collectors for --jvm (default zgc,shenandoah,g1,parallel)",
+    )
+    p.add_argument(
         "--floor-reps",
         type=int,
         metavar="N",
@@ -106,6 +119,7 @@ class Options:
     plot_path: str | None
     floor_reps: int
     quick: bool
+    jvm_collectors: tuple[str, ...] = ()  # empty: no --jvm
 
     def params(self) -> dict[str, Any]:
         return {
@@ -118,6 +132,7 @@ class Options:
             "sweeps": [{"key": k, "values": list(v)} for k, v in self.sweeps],
             "floor_reps": self.floor_reps,
             "quick": self.quick,
+            "jvm_collectors": list(self.jvm_collectors),
         }
 
     def points(self) -> list[Point]:
@@ -185,6 +200,20 @@ def resolve(args: argparse.Namespace) -> Options:
             return given
         return QUICK[key] if quick else default
 
+    jvm: tuple[str, ...] = ()
+    if getattr(args, "jvm", False):
+        from .jvm import COLLECTORS
+
+        jvm = tuple(_split(args.jvm_collectors))
+        for c in jvm:
+            if c not in COLLECTORS:
+                raise UsageError(
+                    f"unknown JVM collector {c!r}; expected some of {','.join(COLLECTORS)}"
+                )
+        if "gcbench" not in workloads:
+            raise UsageError(
+                "--jvm runs GCBench on the JVM beside the toy VM: add gcbench to --workload"
+            )
     runs = pick(args.runs, "runs", 5)
     warmup = pick(args.warmup, "warmup", 1)
     if runs < 1 or warmup < 0:
@@ -213,4 +242,5 @@ def resolve(args: argparse.Namespace) -> Options:
         plot_path=args.plot,
         floor_reps=pick(args.floor_reps, "floor_reps", 100),
         quick=quick,
+        jvm_collectors=jvm,
     )

@@ -1,6 +1,8 @@
 """``--plot FILE.png``: the compaction time split per backend (stacked bars,
-the wall time as a marker) for each workload at the base point, and each
-sweep as a line chart of the median compaction wall time per backend.
+the wall time as a marker) for each workload at the base point, each sweep
+as a line chart of the median compaction wall time per backend, and for the
+runtimes (toy VM, and the JVM's collectors with ``--jvm``) the pauses: p50,
+p99 and max per column on a log scale.
 matplotlib is the optional extra ``plot``."""
 
 from __future__ import annotations
@@ -34,15 +36,21 @@ def write(result: dict[str, Any], path: str) -> None:
 
     summary = result["summary"]
     order = result["params"]["backends"]
+    order = list(order) + [f"jvm-{c}" for c in result["params"].get("jvm_collectors", [])]
     bars: dict[str, list[dict[str, Any]]] = {}
     sweeps: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    pauses: dict[str, list[dict[str, Any]]] = {}
     for e in summary:
+        if e["sweep"] is None and "pause_p99_ns" in e["metrics"]:
+            pauses.setdefault(e["workload"], []).append(e)
+        if e.get("runtime") == "jvm":
+            continue  # no compaction split to draw: its pauses are in the pause panel
         if e["sweep"] is None:
             bars.setdefault(e["workload"], []).append(e)
         else:
             key = e["sweep"].split("=")[0]
             sweeps.setdefault((e["workload"], key), []).append(e)
-    panels = len(bars) + len(sweeps)
+    panels = len(bars) + len(sweeps) + len(pauses)
     if panels == 0:
         raise PlotUnavailable("no verified runs to plot")
     cols = min(3, panels)
@@ -90,6 +98,25 @@ def write(result: dict[str, Any], path: str) -> None:
         if key == "heap":
             ax.set_xscale("log", base=2)
             ax.set_yscale("log")
+        ax.legend(fontsize=7)
+    for workload, entries in pauses.items():
+        ax = flat[i]
+        i += 1
+        entries.sort(key=lambda e: order.index(e["backend"]) if e["backend"] in order else 99)
+        names = [e["backend"] for e in entries]
+        width = 0.27
+        for j, (k, label) in enumerate(
+            (("pause_p50_ns", "p50"), ("pause_p99_ns", "p99"), ("pause_max_ns", "max"))
+        ):
+            vals = [
+                max((e["metrics"].get(k) or {}).get("median", 0.0) / 1e6, 1e-3) for e in entries
+            ]
+            ax.bar([x + (j - 1) * width for x in range(len(names))], vals, width, label=label)
+        ax.set_xticks(range(len(names)))
+        ax.set_xticklabels(names, rotation=30, ha="right", fontsize=7)
+        ax.set_yscale("log")
+        ax.set_ylabel("stop-the-world pause, ms (median over runs)")
+        ax.set_title(f"{workload}: pauses (toy VM pause log, JVM safepoints)")
         ax.legend(fontsize=7)
     for ax in flat[i:]:
         ax.axis("off")

@@ -18,8 +18,17 @@ TIME_FIELDS = (
     "flip_pause_ns",
     "gc_cycle_ns",
     "pause_max_ns",
+    "pause_p50_ns",
+    "pause_p99_ns",
+    "pause_total_ns",
+    "ttsp_max_ns",
     "mutator_wall_ns",
+    "process_wall_ns",
     "cpu_ns",
+    "mark_phase_ns_per_object",
+    "mark_ns_per_object",
+    "mark_floor_ns_per_object",
+    "mark_floor_atomic_ns_per_object",
 )
 
 BACKEND_NAMES = {0: "auto", 1: "move", 2: "copy", 3: "minor", 4: "sigsegv", 5: "stw"}
@@ -45,9 +54,21 @@ def empty(workload: str, backend: str, fault_mode: str) -> dict[str, Any]:
         "compaction_ns": None,
         "flip_pause_ns": None,
         "gc_cycle_ns": None,
+        # Stop-the-world pauses of a runtime (toy VM: its pause log; JVM:
+        # its safepoints), request to resume; null for a bare heap.
+        "pause_count": None,
+        "pause_p50_ns": None,
+        "pause_p99_ns": None,
         "pause_max_ns": None,
+        "pause_total_ns": None,
+        "pauses_by_kind": None,
         "mutator_wall_ns": None,
         "gc_count": None,
+        # Marking per object (toy VM workloads): the VM's marking phase, and
+        # remap_mark vs a plain bitmap set on the same objects (mark bench).
+        "mark_phase_ns_per_object": None,
+        "mark_ns_per_object": None,
+        "mark_floor_ns_per_object": None,
         "split_ns": {k: None for k in SPLIT_KEYS},
         "fault_latency_ns": {"p50": None, "p99": None, "max": None, "count": None},
         "pages_installed": None,
@@ -180,3 +201,6 @@ def redact(rec: dict[str, Any]) -> None:
     rec["split_ns"] = {k: None for k in SPLIT_KEYS}
     rec["fault_latency_ns"] = {k: None for k in ("p50", "p99", "max", "count")}
     rec["vs_floor"] = None
+    for k in ("pauses_by_kind", "pause_log"):
+        if rec.get(k) is not None:
+            rec[k] = None

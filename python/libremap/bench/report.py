@@ -4,9 +4,11 @@ ratios to ``move`` pair by pair, and ``move`` against the floor."""
 
 from __future__ import annotations
 
+import statistics
 from typing import Any
 
 from ..toyvm import fmt_ns
+from .summary import group_key
 
 # label, metric, kind: ns (with min-max) | count | bytes | float | rate (per second)
 ROWS: tuple[tuple[str, str, str], ...] = (
@@ -18,10 +20,19 @@ ROWS: tuple[tuple[str, str, str], ...] = (
     ("  madvise", "split_ns.madvise", "ns"),
     ("flip .. finish wall", "gc_cycle_ns", "ns"),
     ("flip pause", "flip_pause_ns", "ns"),
-    ("GC pause max (VM)", "pause_max_ns", "ns"),
+    ("pauses (VM / JVM safepoints)", "pause_count", "count"),
+    ("  pause p50", "pause_p50_ns", "ns"),
+    ("  pause p99", "pause_p99_ns", "ns"),
+    ("  pause max", "pause_max_ns", "ns"),
+    ("  time to safepoint max", "ttsp_max_ns", "ns"),
     ("mutator wall", "mutator_wall_ns", "ns"),
+    ("JVM process wall", "process_wall_ns", "ns"),
     ("CPU time (user+sys)", "cpu_ns", "ns"),
     ("collections", "gc_count", "count"),
+    ("mark phase per object (VM)", "mark_phase_ns_per_object", "nsf"),
+    ("remap_mark per object", "mark_ns_per_object", "nsf"),
+    ("  floor: bitmap set", "mark_floor_ns_per_object", "nsf"),
+    ("  floor: atomic bitmap set", "mark_floor_atomic_ns_per_object", "nsf"),
     ("fault latency p50", "fault_latency_ns.p50", "ns"),
     ("fault latency p99", "fault_latency_ns.p99", "ns"),
     ("fault latency max", "fault_latency_ns.max", "ns"),
@@ -68,6 +79,8 @@ RATIO_ROWS = (
     ("flip .. finish wall", "gc_cycle_ns"),
     ("flip pause", "flip_pause_ns"),
     ("fault latency p99", "fault_latency_ns.p99"),
+    ("pause p99", "pause_p99_ns"),
+    ("pause max", "pause_max_ns"),
     ("mutator wall", "mutator_wall_ns"),
     ("CPU time (user+sys)", "cpu_ns"),
     ("minor faults (rusage)", "minor_faults"),
@@ -85,6 +98,8 @@ def _bytes(v: float) -> str:
 def _fmt(v: float, kind: str) -> str:
     if kind == "ns":
         return fmt_ns(v) if v else "0"
+    if kind == "nsf":
+        return f"{v:.1f} ns"
     if kind == "bytes":
         return _bytes(v)
     if kind == "float":
@@ -101,7 +116,7 @@ def _cell(m: dict[str, float] | None, kind: str) -> str:
     if m is None:
         return "-"
     s = _fmt(m["median"], kind)
-    if kind == "ns" and m["n"] > 1 and m["max"] > 0:
+    if kind in ("ns", "nsf") and m["n"] > 1 and m["max"] > 0:
         s += f" ({_fmt(m['min'], kind)}..{_fmt(m['max'], kind)})"
     return s
 
@@ -159,6 +174,51 @@ def cold_pages_headline(entries: list[dict[str, Any]]) -> list[str]:
     return out
 
 
+# Issue 13's goal for the library's part of marking.
+MARK_GOAL_NS_PER_OBJECT = 15.0
+
+
+def pause_lines(entries: list[dict[str, Any]]) -> list[str]:
+    """Pauses per kind, per column: count x p50 / p99 / max (medians over runs)."""
+    out = []
+    for e in entries:
+        kinds = e.get("pauses_by_kind")
+        if not kinds:
+            continue
+        parts = [
+            f"{k} {v['count']:.0f}x {fmt_ns(v['p50_ns'])} / {fmt_ns(v['p99_ns'])}"
+            f" / {fmt_ns(v['max_ns'])}"
+            for k, v in kinds.items()
+        ]
+        out.append(f"  {e['backend']}: {'; '.join(parts)}")
+    if out:
+        out.insert(0, "pauses by kind (count x p50 / p99 / max, medians over runs):")
+    return out
+
+
+def mark_headline(runs: list[dict[str, Any]]) -> list[str]:
+    """remap_mark per object against the floor, over a group's counted and
+    verified toy VM runs (each measured both side by side), and issue 13's
+    goal. The ratio is taken run by run."""
+    pairs = [
+        (r["mark_ns_per_object"], r["mark_floor_ns_per_object"])
+        for r in runs
+        if r.get("mark_ns_per_object") and r.get("mark_floor_ns_per_object")
+    ]
+    if not pairs:
+        return []
+    m = statistics.median(a for a, _ in pairs)
+    f = statistics.median(b for _, b in pairs)
+    ratios = [a / b for a, b in pairs]
+    verdict = "met" if m <= MARK_GOAL_NS_PER_OBJECT else "NOT met"
+    return [
+        f"remap_mark {m:.1f} ns/object vs a plain bitmap set {f:.1f} ns/object over"
+        f" {len(pairs)} runs: {statistics.median(ratios):.1f}x the floor"
+        f" ({min(ratios):.1f}..{max(ratios):.1f}); issue 13's goal <= {MARK_GOAL_NS_PER_OBJECT:g}"
+        f" ns: {verdict}"
+    ]
+
+
 def table(result: dict[str, Any]) -> str:
     summary = result["summary"]
     groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
@@ -167,6 +227,8 @@ def table(result: dict[str, Any]) -> str:
     order = result["params"]["backends"]
     out: list[str] = []
     for (workload, sweep), entries in groups.items():
+        jvm = [f"jvm-{c}" for c in result["params"].get("jvm_collectors", [])]
+        order = list(order) + jvm
         entries.sort(key=lambda e: order.index(e["backend"]) if e["backend"] in order else 99)
         names = [e["backend"] for e in entries]
         p = entries[0]["point"]
@@ -211,6 +273,16 @@ def table(result: dict[str, Any]) -> str:
         move = next((e for e in entries if e["backend"] == "move"), None)
         if workload == "cold-pages":
             out.extend(cold_pages_headline(entries))
+        out.extend(pause_lines(entries))
+        out.extend(
+            mark_headline(
+                [
+                    r
+                    for r in result["runs"]
+                    if not r["warmup"] and r["verified"] and group_key(r) == (workload, sweep)
+                ]
+            )
+        )
         if move and "vs_floor" in move["metrics"]:
             vf = move["metrics"]["vs_floor"]
             out.append(

@@ -7,6 +7,8 @@ run: the first touch of memory the VM never backed costs 5-20x more), then
 (A B C A B C ...). A backend the library answers REMAP_EUNSUPPORTED for is
 listed as unavailable with the reason and dropped; the others go on. The
 floor is measured once, after the first warm-up, in the same process.
+With ``--jvm`` the JDK's collectors (``jvm-zgc``, ``jvm-g1``, ...) join
+gcbench's rounds as more columns, alternating with the backends.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from dataclasses import replace
 from typing import Any
 
 from . import floor as floor_mod
+from . import jvm as jvm_mod
 from . import procfs, record
 from .options import Options
 from .summary import summarize
@@ -135,10 +138,17 @@ class Bench:
             self._unavailable(name, None, str(e), point)
             return
         backends = list(self.opts.backends)
+        jvm_run = self._jvm_for(wl, point) if name == "gcbench" else None
+        if jvm_run is not None:
+            backends += jvm_run[1]
 
         def one(backend: str, run: int, warmup: bool, label: str) -> None:
             try:
-                rec = wl.run(backend)
+                if jvm_mod.is_jvm_backend(backend):
+                    assert jvm_run is not None
+                    rec = jvm_run[0](backend)
+                else:
+                    rec = wl.run(backend)
             except Unavailable as e:
                 self._unavailable(name, backend, str(e), point)
                 backends.remove(backend)
@@ -157,9 +167,21 @@ class Bench:
             if rec.get("note"):
                 status += f"; {rec['note']}"
             faults = rec["fault_latency_ns"]["count"]
+            pauses = ""
+            if rec.get("pause_count") is not None:
+                pauses = (
+                    f" {rec['pause_count']} pauses p50 {_fmt_ms(rec.get('pause_p50_ns'))}"
+                    f" max {_fmt_ms(rec.get('pause_max_ns'))},"
+                )
+            if rec.get("runtime") == "jvm":
+                self.say(
+                    f"  {label} {backend:<7}{pauses}"
+                    f" mutator wall {_fmt_ms(rec['mutator_wall_ns'])}, {status}"
+                )
+                return
             self.say(
                 f"  {label} {backend:<7} compaction {_fmt_ms(rec['compaction_ns']):>10},"
-                f" flip {_fmt_ms(rec['flip_pause_ns']):>9},"
+                f" flip {_fmt_ms(rec['flip_pause_ns']):>9},{pauses}"
                 f" {rec['pages_installed'] or 0} pages, {faults or 0} faults, {status}"
             )
 
@@ -174,6 +196,42 @@ class Bench:
                 k += 1
                 one(b, i, False, f"[{k}/{total}]")
             total = k + (self.opts.runs - i - 1) * len(backends)
+
+    def _jvm_for(
+        self, wl: Any, point: Point
+    ) -> tuple[Callable[[str], dict[str, Any]], list[str]] | None:
+        """With --jvm: the JDK found, GCBench.java compiled, the collectors
+        this JDK runs at this heap; (run one, their backend names). None (and
+        a one-line message) when there is no JDK or nothing to run."""
+        if not self.opts.jvm_collectors:
+            return None
+        try:
+            jdk = jvm_mod.Jdk.find()
+            classes = jdk.compile()
+        except jvm_mod.JvmUnavailable as e:
+            self._unavailable(wl.name, "jvm", str(e), point)
+            return None
+        runnable = []
+        for c in self.opts.jvm_collectors:
+            why = jdk.has_collector(c, point.heap_mib)
+            if why is None:
+                runnable.append(c)
+            else:
+                self._unavailable(wl.name, jvm_mod.backend_name(c), why, point)
+        if not runnable:
+            return None
+        bench = jvm_mod.JvmGcBench(jdk, classes, point.heap_mib, wl.gcbench_params())
+        shape = ", ".join(f"{k} {v}" for k, v in bench.params.items())
+        self.say(
+            f"  JVM: {jdk.version}; GCBench.java ({shape}), -Xms/-Xmx {point.heap_mib}m,"
+            f" under {', '.join(jvm_mod.COLLECTORS[c][1] for c in runnable)}"
+        )
+
+        def run(backend: str) -> dict[str, Any]:
+            c = backend[len(jvm_mod.BACKEND_PREFIX) :]
+            return bench.run(c, point.to_json(), wl.ref)
+
+        return run, [jvm_mod.backend_name(c) for c in runnable]
 
     # ------------------------------------------------------------ all
     def run(self) -> dict[str, Any]:

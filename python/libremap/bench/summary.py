@@ -35,9 +35,19 @@ METRICS: tuple[str, ...] = (
     "compaction_ns",
     "gc_cycle_ns",
     "flip_pause_ns",
+    "pause_count",
+    "pause_p50_ns",
+    "pause_p99_ns",
     "pause_max_ns",
+    "pause_total_ns",
+    "ttsp_max_ns",
     "mutator_wall_ns",
+    "process_wall_ns",
     "cpu_ns",
+    "mark_phase_ns_per_object",
+    "mark_ns_per_object",
+    "mark_floor_ns_per_object",
+    "mark_floor_atomic_ns_per_object",
     "split_ns.produce",
     "split_ns.install",
     "split_ns.wait",
@@ -87,6 +97,8 @@ RATIO_METRICS = (
     "gc_cycle_ns",
     "flip_pause_ns",
     "fault_latency_ns.p99",
+    "pause_p99_ns",
+    "pause_max_ns",
     "mutator_wall_ns",
     "cpu_ns",
     "minor_faults",
@@ -98,6 +110,27 @@ def _mmm(xs: list[float]) -> dict[str, float] | None:
     if not xs:
         return None
     return {"median": float(statistics.median(xs)), "min": min(xs), "max": max(xs), "n": len(xs)}
+
+
+def _pauses_by_kind(runs: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
+    """Per pause kind, the median over runs of its count, p50, p99 and max
+    (a run without that kind counts 0 pauses of it)."""
+    kinds: list[str] = []
+    for r in runs:
+        for k in r.get("pauses_by_kind") or {}:
+            if k not in kinds:
+                kinds.append(k)
+    out = {}
+    for k in kinds:
+        per = [(r.get("pauses_by_kind") or {}).get(k) for r in runs]
+        have = [p for p in per if p]
+        out[k] = {
+            "count": float(statistics.median([p["count"] if p else 0 for p in per])),
+            "p50_ns": float(statistics.median([p["p50_ns"] for p in have])),
+            "p99_ns": float(statistics.median([p["p99_ns"] for p in have])),
+            "max_ns": float(statistics.median([p["max_ns"] for p in have])),
+        }
+    return out
 
 
 def group_key(rec: dict[str, Any]) -> tuple[str, str]:
@@ -135,6 +168,11 @@ def summarize(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 s = _mmm([v for v in (g(r) for r in ok) if v is not None])
                 if s is not None:
                     entry["metrics"][m] = s
+            kinds = _pauses_by_kind(ok)
+            if kinds:
+                entry["pauses_by_kind"] = kinds
+            if ok and ok[0].get("runtime"):
+                entry["runtime"] = ok[0]["runtime"]
             if move and backend != baseline:
                 for m in RATIO_METRICS:
                     g = _get(m)

@@ -12,7 +12,10 @@ the ``stw`` reference computed once per point.
   during it, equal the stw reference.
 - ``gcbench``, ``binary-trees``, ``lru``: the toy VM (``libremap.toyvm``);
   ``threads`` are its mutator threads (>= 1). A run is verified when the
-  VM's own checks pass and its result checksum equals the stw run's.
+  VM's own checks pass and its result checksum equals the stw run's. Each
+  record carries the VM's pause log statistics and, measured right after
+  the run, remap_mark per object against a plain bitmap set per object.
+  With ``--jvm``, gcbench also runs on the JDK (``jvm.py``).
 - ``cold-pages``: see ``coldpages.py``.
 - ``cpython-arenas``: ``libremap.workloads.cpython_arenas.run(params)``
   when that module exists; its records are taken as they come.
@@ -30,6 +33,10 @@ from .procfs import Counters, vma_count
 
 MiB = 1 << 20
 REGION = 256 * 1024
+
+# GCBench nodes of the mark microbenchmark's heap (40 B each: 40 / 5 MiB).
+MARK_OBJECTS = 1 << 20
+MARK_OBJECTS_QUICK = 1 << 17
 
 TOYVM_WORKLOADS = {"gcbench": "gcbench", "binary-trees": "binary_trees", "lru": "lru_cache"}
 ALL_WORKLOADS = ("synthetic", *TOYVM_WORKLOADS, "cold-pages", "cpython-arenas")
@@ -280,6 +287,39 @@ class ToyVm(Workload):
             raise Unavailable(err["message"])
         return r
 
+    def mark_bench(self, rec: dict[str, Any]) -> None:
+        """remap_mark per object vs a plain bitmap set per object, right after
+        the run, in this process (toyvm.mark_bench): issue 13's <= 15 ns goal."""
+        from .. import toyvm
+
+        try:
+            m = toyvm.mark_bench(objects=MARK_OBJECTS_QUICK if self.point.quick else MARK_OBJECTS)
+        except RuntimeError as e:
+            rec["note"] = f"mark bench: {e}"
+            return
+        rec["mark_objects"] = m["objects"]
+        for k in (
+            "mark_ns_per_object",
+            "mark_floor_ns_per_object",
+            "mark_floor_atomic_ns_per_object",
+        ):
+            rec[k] = m[k]
+
+    def gcbench_params(self) -> dict[str, Any]:
+        """The shape of this gcbench run (for the JVM's GCBench.java)."""
+        from .. import toyvm
+
+        d = dict(toyvm.DEFAULTS["gcbench"])
+        d.update({k: v for k, v in self.options().items() if k in d})
+        return {
+            "threads": self.point.threads,
+            "rounds": 1,
+            "depth": int(d["depth"]),
+            "min_depth": 4,
+            "iteration_scale": float(d["iteration_scale"]),
+            "array_size": int(d["array_size"]),
+        }
+
     def reference(self) -> None:
         r = self._run("stw")
         if not r["verified"]:
@@ -297,14 +337,24 @@ class ToyVm(Workload):
         record.fill_from_cycles(rec, [g["lib"] for g in gcs])
         t = r["totals"]
         rec["gc_count"] = t["gc_count"]
-        rec["pause_max_ns"] = t["pause_max_ns"]
-        rec["pause_total_ns"] = t["pause_total_ns"]
+        # The VM's pause log (request to the last stopped mutator running),
+        # its after-GC checks left out; every kind in pauses_by_kind.
+        for k in ("pause_count", "pause_p50_ns", "pause_p99_ns", "pause_max_ns", "pause_total_ns"):
+            rec[k] = t[k]
+        rec["ttsp_max_ns"] = t["ttsp_max_ns"]
+        rec["pauses_by_kind"] = t["pauses_by_kind"]
+        rec["pause_log"] = [
+            {k: p[k] for k in ("kind", "start_ns", "ttsp_ns", "duration_ns")} for p in r["pauses"]
+        ]
+        rec["mark_phase_ns_per_object"] = t["mark_phase_ns_per_object"]
+        rec["runtime"] = "toyvm"
         rec["gc_cycle_ns"] = sum(int(g["pause_ns"]) + int(g["concurrent_ns"]) for g in gcs)
         rec["mutator_wall_ns"] = int(r["wall_s"] * 1e9)
         rec["bytes_allocated"] = r.get("bytes_allocated")
         if r.get("error"):
             e = r["error"]
             rec["error"] = f"{e.get('kind')}: {e.get('status_name')}: {e.get('message')}"
+        self.mark_bench(rec)
         ok = bool(r["verified"]) and r["result"].get("checksum") == self.ref
         rec["verified"] = ok
         rec["verify_detail"] = (

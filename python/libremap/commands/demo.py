@@ -3,7 +3,8 @@
 Two mutator threads run GCBench on the toy VM (libremap/toyvm/, a small
 JVM/ART-like runtime over libremap's C ABI) while libremap compacts the heap
 concurrently, alternating backends run by run (move, copy, move, copy...) so
-that both see the same machine noise. Then one table: collections, pauses,
+that both see the same machine noise. Then one table: collections, pauses
+(count, p50, p99, max, by kind: the VM's pause log), marking per object,
 concurrent compaction, mutator fault latency, pages recycled vs allocated,
 and move/copy ratios. A backend the kernel (or this build) cannot run is
 reported and left out; if neither can run, the stop-the-world backend runs
@@ -75,9 +76,13 @@ def _summary(runs: list[dict[str, Any]]) -> dict[str, float]:
 
     return {
         "gcs": per_run(lambda r: r["totals"]["gc_count"]),
-        "pause_med": per_run(lambda r: r["totals"]["pause_median_ns"]),
+        "pauses": per_run(lambda r: r["totals"]["pause_count"]),
+        "pause_p50": per_run(lambda r: r["totals"]["pause_p50_ns"]),
+        "pause_p99": per_run(lambda r: r["totals"]["pause_p99_ns"]),
         "pause_max": per_run(lambda r: r["totals"]["pause_max_ns"]),
+        "ttsp_max": per_run(lambda r: r["totals"]["ttsp_max_ns"]),
         "mark_med": per_run(lambda r: gc_median(r, "mark_ns")),
+        "mark_obj": per_run(lambda r: r["totals"]["mark_phase_ns_per_object"] or 0.0),
         "flip_med": per_run(lambda r: gc_median(r, "flip_ns")),
         "conc_med": per_run(lambda r: gc_median(r, "concurrent_ns")),
         "conc_total": per_run(lambda r: r["totals"]["concurrent_total_ns"]),
@@ -99,10 +104,14 @@ ROWS: list[tuple[str, str, str]] = [
     ("collections per run", "gcs", "count"),
     ("heap occupancy before GC (median)", "occ_before", "pct"),
     ("heap occupancy after GC (median)", "occ_after", "pct"),
-    ("pause, median", "pause_med", "ns"),
-    ("pause, max", "pause_max", "ns"),
-    ("  of which marking (median)", "mark_med", "ns"),
-    ("  of which flip + roots (median)", "flip_med", "ns"),
+    ("stop-the-world pauses per run", "pauses", "count"),
+    ("pause p50", "pause_p50", "ns"),
+    ("pause p99", "pause_p99", "ns"),
+    ("pause max", "pause_max", "ns"),
+    ("  time to safepoint, max", "ttsp_max", "ns"),
+    ("  marking per GC (median)", "mark_med", "ns"),
+    ("  marking per object marked", "mark_obj", "nsf"),
+    ("  flip + roots per GC (median)", "flip_med", "ns"),
     ("concurrent compaction per GC", "conc_med", "ns"),
     ("concurrent compaction per run", "conc_total", "ns"),
     ("pages produced by GC thread", "pages_gc", "count"),
@@ -121,9 +130,42 @@ def _fmt(v: float, kind: str) -> str:
 
     if kind == "ns":
         return fmt_ns(v)
+    if kind == "nsf":
+        return f"{v:.1f} ns"
     if kind == "pct":
         return f"{100 * v:.0f}%"
     return f"{v:,.0f}"
+
+
+def _kinds(runs: list[dict[str, Any]]) -> str:
+    """count x p50 / p99 / max per pause kind, over every pause of the runs."""
+    from ..toyvm import fmt_ns, pause_stats
+
+    kinds: dict[str, list[int]] = {}
+    for r in runs:
+        for p in r["pauses"]:
+            kinds.setdefault(p["kind"], []).append(p["duration_ns"])
+    parts = []
+    for k, v in kinds.items():
+        s = pause_stats(v)
+        parts.append(
+            f"{k} {s['count']}x {fmt_ns(s['p50_ns'])} / {fmt_ns(s['p99_ns'])}"
+            f" / {fmt_ns(s['max_ns'])}"
+        )
+    return "; ".join(parts) or "none"
+
+
+def _mark_line(toyvm: Any) -> str:
+    """remap_mark per object against a plain bitmap set, in this process."""
+    try:
+        m = toyvm.mark_bench(objects=1 << 19, reps=3)
+    except RuntimeError as e:
+        return f"mark bench: {e}"
+    return (
+        f"marking {m['objects']:,} GCBench nodes: remap_mark {m['mark_ns_per_object']:.1f}"
+        f" ns/object, a plain bitmap set {m['mark_floor_ns_per_object']:.1f} ns/object"
+        f" (atomic {m['mark_floor_atomic_ns_per_object']:.1f}); issue 13's goal: <= 15 ns"
+    )
 
 
 def _table(summaries: dict[str, dict[str, float]]) -> str:
@@ -211,11 +253,18 @@ def run(args: argparse.Namespace) -> int:
     print(_table({b: _summary(rs) for b, rs in runs.items()}))
     ok = all(r["verified"] for rs in runs.values() for r in rs)
     print(
-        "pause: the VM's stop-the-world (its own tracer, one remap_mark per live object,"
-        " then remap_prepare and remap_flip + root rewrite);\n"
+        "pause: each stop-the-world, from the safepoint request to the last stopped mutator"
+        " running again (p50/p99 nearest rank over a run's pauses);\n"
+        "today one per GC: the VM's own tracer, one remap_mark per live object,"
+        " then remap_prepare and remap_flip + root rewrite;\n"
         "compaction then runs on the collector thread while the mutators keep allocating;"
         " a mutator touching a page not yet compacted produces it itself (a fault)."
     )
+    for b, rs in runs.items():
+        print(f"pauses by kind, {b}: {_kinds(rs)}")
+    mark = _mark_line(toyvm)
+    if mark:
+        print(mark)
     print(
         f"\nevery run verified its trees and arrays: {'yes' if ok else 'NO'}"
         f"  ({time.monotonic() - t_start:.0f} s)"
