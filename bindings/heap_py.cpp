@@ -126,7 +126,9 @@ void register_synthetic(py::module_& m) {
       .def("allocate_black",
            [](SyntheticHeap& h, size_t bytes) { locked(h, [&] { h.allocate_black(bytes); }); },
            py::arg("bytes"))
-      .def("mark", [](SyntheticHeap& h) { return shared(h, [&] { return h.mark(); }); })
+      .def("mark",
+           [](SyntheticHeap& h, bool deferred) { return shared(h, [&] { return h.mark(deferred); }); },
+           py::arg("deferred") = false)
       .def("clear_marks", [](SyntheticHeap& h) { locked(h, [&] { h.clear_marks(); }); })
       .def("prepare", [](SyntheticHeap& h) { locked(h, [&] { h.prepare(); }); })
       .def("flip", [](SyntheticHeap& h) { locked(h, [&] { h.flip(); }); })

@@ -110,7 +110,9 @@ class SyntheticHeap {
   // ---- the cycle, step by step ----
   // Marks by BFS from the roots, one remap_mark per reached object; throws
   // std::logic_error unless exactly the live set was reached.
-  size_t mark();
+  // deferred: remap_try_mark (sizes and slots read at prepare) instead of
+  // remap_mark.
+  size_t mark(bool deferred = false);
   void clear_marks();
   // remap_prepare, then records remap_forward of every live object and root.
   void prepare();

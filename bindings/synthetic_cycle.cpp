@@ -128,10 +128,18 @@ size_t SyntheticHeap::traverse(bool strict, Visit&& visit_object) const {
   return queue.size();
 }
 
-size_t SyntheticHeap::mark() {
+size_t SyntheticHeap::mark(bool deferred) {
   size_t n = traverse(true, [&](long idx, uint64_t tag, uint64_t) {
-    if (idx >= 0 && tag == kTagRef)
-      check(remap_mark(heap_, reinterpret_cast<const void*>(addr_of(size_t(idx)))), "remap_mark");
+    if (idx < 0 || tag != kTagRef) return;
+    const void* o = reinterpret_cast<const void*>(addr_of(size_t(idx)));
+    if (!deferred) {
+      check(remap_mark(heap_, o), "remap_mark");
+      return;
+    }
+    // The traversal reaches each object once: a fresh object is newly
+    // marked unless it is black (0).
+    const int r = remap_try_mark(heap_, o);
+    if (r < 0) check(r, "remap_try_mark");
   });
   if (n != live_count_)
     throw std::logic_error("marking reached " + std::to_string(n) + " objects; the live set has " +

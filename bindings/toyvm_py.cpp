@@ -125,6 +125,8 @@ py::dict mark_bench(uint64_t objects, unsigned reps, int backend) {
   d["objects"] = r.objects;
   d["object_bytes"] = r.object_bytes;
   d["remap_mark_ns"] = r.remap_mark_ns;
+  d["try_mark_ns"] = r.try_mark_ns;
+  d["try_complete_ns"] = r.try_complete_ns;
   d["bitmap_ns"] = r.bitmap_ns;
   d["bitmap_atomic_ns"] = r.bitmap_atomic_ns;
   d["status"] = r.status;

@@ -351,6 +351,19 @@ REMAP_API remap_status remap_alloc_large(remap_heap* heap, size_t size, void** o
  * object is harmless; a mark that overlaps another marked object, lies
  * outside allocated memory, or is misaligned is rejected. */
 REMAP_API remap_status remap_mark(remap_heap* heap, const void* obj);
+/* Marking at bitmap speed: sets the object's mark bit and nothing else (no
+ * callback, one atomic). Returns 1 if this call marked the object, 0 if it
+ * was marked already or is black (see remap_cycle_begin), or a negative
+ * remap_status for an address that cannot be an object start (misaligned,
+ * not allocated memory, inside a large object) or a call out of phase: a
+ * tracer can use it as its mark bitmap. Thread-safe, lock-free, IDLE only.
+ * The object's size and reference slots are read at remap_prepare, once per
+ * object (off the pause when prepare runs beside the mutators): an answer
+ * that cannot be right, or two marked objects that overlap, fail that
+ * prepare with REMAP_EOBJMODEL / REMAP_EINVAL naming the object, leaving the
+ * heap IDLE with its marks (remap_clear_marks to start over). May be mixed
+ * with remap_mark in one cycle. */
+REMAP_API int remap_try_mark(remap_heap* heap, const void* obj);
 /* Forget all marks (IDLE or PREPARED: a prepared cycle is cancelled). */
 REMAP_API remap_status remap_clear_marks(remap_heap* heap);
 

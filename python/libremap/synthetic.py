@@ -173,10 +173,12 @@ class SyntheticHeap:
         null slots of old live objects now name them (writes after marking)."""
         self._h.allocate_black(nbytes)
 
-    def mark(self) -> int:
-        """Marks by BFS from the roots (one remap_mark per object); returns the
-        count, which is checked to equal the live set (RuntimeError if not)."""
-        return self._h.mark()
+    def mark(self, *, deferred: bool = False) -> int:
+        """Marks by BFS from the roots (one remap_mark per object, or with
+        ``deferred`` one remap_try_mark: sizes and slots read at prepare);
+        returns the count, which is checked to equal the live set
+        (RuntimeError if not)."""
+        return self._h.mark(deferred)
 
     def clear_marks(self) -> None:
         """remap_clear_marks: forget marks, cancelling a prepared cycle."""

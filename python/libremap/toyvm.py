@@ -342,7 +342,10 @@ def mark_bench(objects: int = 1 << 20, reps: int = 3, backend: str | int = "stw"
     bit in a plain bitmap (and with an atomic fetch_or, as a thread-safe
     marker must); each pass reads every object's header. Returns
     ``objects``, the per-pass times, and the medians per object:
-    ``mark_ns_per_object`` (remap_mark), ``mark_floor_ns_per_object``
+    ``mark_ns_per_object`` (remap_mark), ``try_mark_ns_per_object``
+    (remap_try_mark: the mark bit only) and ``try_mark_prepare_ns_per_object``
+    (the remap_prepare that reads those objects' sizes and slots),
+    ``mark_floor_ns_per_object``
     (plain bitmap), ``mark_floor_atomic_ns_per_object``. Raises RuntimeError
     when the library refuses (the message says why).
     """
@@ -359,6 +362,8 @@ def mark_bench(objects: int = 1 << 20, reps: int = 3, backend: str | int = "stw"
     return dict(
         r,
         mark_ns_per_object=per_object(r["remap_mark_ns"]),
+        try_mark_ns_per_object=per_object(r["try_mark_ns"]),
+        try_mark_prepare_ns_per_object=per_object(r["try_complete_ns"]),
         mark_floor_ns_per_object=per_object(r["bitmap_ns"]),
         mark_floor_atomic_ns_per_object=per_object(r["bitmap_atomic_ns"]),
     )

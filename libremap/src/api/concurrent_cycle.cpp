@@ -20,7 +20,10 @@ Status engine_attach(remap_heap& h) {
 
 Status engine_prepare(remap_heap& h) {
   if (!h.compactor) return Status::ok();
-  Status s = h.compactor->prepare(*h.plan);
+  // A cycle that moves nothing needs no engine (trivial_cycle), but a
+  // broken engine is reported all the same.
+  Status s = trivial_cycle(h) ? (h.compactor->broken() ? h.compactor->broken_status() : Status::ok())
+                              : h.compactor->prepare(*h.plan);
   // The engine broke between cycles (thread mode: its handler threads lost
   // the uffd after the last finish): this prepare is where the runtime
   // hears of it, so the heap is BROKEN from here, like after a failed finish.

@@ -201,6 +201,42 @@ REMAP_API remap_status remap_mark(remap_heap* heap, const void* obj) {
   });
 }
 
+REMAP_API int remap_try_mark(remap_heap* heap, const void* obj) {
+  // The fast path takes no lock and formats nothing: errors, a completed
+  // cycle's plan still kept, and the phase check's failure go the slow way.
+  if (heap && heap->phase.load(std::memory_order_acquire) == REMAP_PHASE_IDLE &&
+      !heap->plan_done.load(std::memory_order_acquire)) {
+    const uintptr_t a = uintptr_t(obj);
+    remap::Heap& hp = *heap->heap;
+    if ((a & 7) == 0 && hp.contains(a) && !hp.marks_stale()) {
+      const remap::Region& reg = hp.region(hp.region_index(a));
+      const auto st = reg.get_state();
+      const uintptr_t rb = hp.region_base(hp.region_index(a));
+      if (!reg.black.load(std::memory_order_acquire) &&
+          (st == remap::RegionState::RETIRED || st == remap::RegionState::ALLOCATING) &&
+          a < rb + reg.top.load(std::memory_order_acquire)) {
+        remap::LiveBitmap& begin = hp.begin_bits_for_marking();
+        if (begin.test_and_set(a)) return 0;   // marked before
+        if (!hp.live_bits().test(a)) return 1;  // newly marked
+        begin.clear_bit(a);  // inside an object remap_mark marked: the slow path says so
+      }
+    }
+  }
+  int newly = 0;
+  remap_status st = remap::api_call("remap_try_mark", [&]() -> Status {
+    Status s = need_heap(heap);
+    if (!s) return s;
+    int ph = heap->phase.load(std::memory_order_acquire);
+    if (ph != REMAP_PHASE_IDLE) return wrong_phase("remap_try_mark", ph, "IDLE");
+    if (heap->plan_done.load(std::memory_order_acquire)) {
+      std::lock_guard<std::mutex> g(heap->cycle_mutex);
+      remap::api::drop_done_plan(*heap);
+    }
+    return heap->heap->try_mark(uintptr_t(obj), &newly);
+  });
+  return st == REMAP_OK ? newly : st;
+}
+
 REMAP_API remap_status remap_clear_marks(remap_heap* heap) {
   return remap::api_call("remap_clear_marks", [&]() -> Status {
     Status s = need_heap(heap);
@@ -247,6 +283,7 @@ REMAP_API remap_status remap_prepare(remap_heap* heap) {
     uint64_t t0 = remap::api::now_ns();
     remap::api::drop_done_plan(*heap);
     heap->heap->discard_stale_marks();  // prepare with no mark: nothing is live
+    if (!(s = heap->heap->complete_deferred_marks())) return s;  // remap_try_mark's
     std::unique_ptr<remap::Plan> plan;
     if (!(s = remap::Plan::build(*heap->heap, &plan))) return s;
     remap_cycle_stats& st = heap->current;
@@ -261,8 +298,7 @@ REMAP_API remap_status remap_prepare(remap_heap* heap) {
     st.regions_large = plan->regions_large();
     st.large_objects_moved = plan->large_objects_moved();
     heap->plan = std::move(plan);
-    if (!remap::api::trivial_cycle(*heap) &&
-        !(s = remap::api::engine_prepare(*heap))) {  // page states, outside the pause
+    if (!(s = remap::api::engine_prepare(*heap))) {  // page states, outside the pause
       heap->plan.reset();
       return s;
     }

@@ -89,6 +89,9 @@ class Compactor final : public FaultTarget {
 
   // True once a failure broke the engine (see above); for good.
   bool broken() const noexcept { return broken_.load(std::memory_order_acquire) != 0; }
+  // The failure as a Status (for work/touch/finish, and for a prepare that
+  // needs no engine but must report one that broke).
+  Status broken_status() const;
 
   const CycleCounters& counters() const { return counters_; }
 
@@ -106,8 +109,6 @@ class Compactor final : public FaultTarget {
   // Records the first failure (code, message) and writes it to stderr.
   // Async-signal-safe; later failures keep the first message.
   void break_heap(remap_status code, const char* msg) noexcept;
-  // The failure as a Status, for work/touch/finish.
-  Status broken_status() const;
   // The last answer to a fault the engine cannot serve: a zero page at addr.
   FaultOutcome zero_fill(uintptr_t addr) noexcept;
   // After an unregister with no handler thread left: UFFDIO_WAKE of the

@@ -307,7 +307,12 @@ Status Heap::mark(uintptr_t obj) {
                   size_t(obj), chk.bad_offset, size);
   }
   if (begin_.test_and_set(obj)) return Status::ok();  // a concurrent mark of the same object
-  if (!live_.set_range_exclusive(obj, obj + size)) {
+  // A begin bit inside the object is another mark (remap_try_mark's, which
+  // sets no live bits) at an interior address: both sides set their bit
+  // first and look for the other's second (seq_cst RMWs), so one sees it.
+  if (!live_.set_range_exclusive(obj, obj + size) ||
+      (begin_.find_next_set(obj + 8, obj + size) < obj + size &&
+       (live_.clear_range_atomic(obj, obj + size), true))) {
     begin_.clear_bit(obj);
     return fail(REMAP_EINVAL,
                 "object %#zx (%zu bytes) overlaps another marked object: only object starts "
@@ -335,6 +340,76 @@ Status Heap::mark(uintptr_t obj) {
     }
   }
   regions_[r].live_bytes.fetch_add(size, std::memory_order_relaxed);
+  return Status::ok();
+}
+
+Status Heap::try_mark(uintptr_t obj, int* newly) {
+  if (marks_stale_.load(std::memory_order_acquire)) discard_stale_marks();
+  if (contains(obj) && regions_[region_index(obj)].black.load(std::memory_order_acquire)) {
+    *newly = 0;
+    return Status::ok();
+  }
+  size_t r = 0;
+  uintptr_t limit = 0;
+  Status s = locate_for_mark(obj, &r, &limit);
+  if (!s) return s;
+  *newly = begin_.test_and_set(obj) ? 0 : 1;
+  if (*newly && live_.test(obj)) {
+    // Inside an object marked by remap_mark (its own start was set before
+    // its live bits, so this is not it): an interior address.
+    begin_.clear_bit(obj);
+    *newly = 0;
+    return fail(REMAP_EINVAL,
+                "object %#zx lies inside another marked object: only object starts may be marked",
+                size_t(obj));
+  }
+  return Status::ok();
+}
+
+Status Heap::complete_deferred_marks() {
+  for (size_t r = 0; r < region_count_; ++r) {
+    const Region& reg = regions_[r];
+    const RegionState st = reg.get_state();
+    if (st != RegionState::RETIRED && st != RegionState::LARGE_HEAD) continue;
+    if (reg.black.load(std::memory_order_acquire)) continue;
+    const uintptr_t rb = region_base(r);
+    const uintptr_t limit = rb + reg.top.load(std::memory_order_acquire);
+    const uintptr_t scan_end = std::min(limit, rb + region_size_);
+    // Words of the begin bitmap over [rb, scan_end): a begin bit whose live
+    // bit is clear was set by try_mark and not completed yet.
+    for (uintptr_t obj = begin_.find_next_set(rb, scan_end); obj < scan_end;
+         obj = begin_.find_next_set(obj + 8, scan_end)) {
+      if (live_.test(obj)) continue;  // completed by mark(), or inside another object
+      const size_t size = config_.model.object_size(config_.model.ctx, reinterpret_cast<const void*>(obj));
+      if (size == 0 || (size & 7) || size > limit - obj)
+        return fail(REMAP_EOBJMODEL,
+                    "object_size(%#zx) returned %zu at remap_prepare (marked by remap_try_mark): "
+                    "must be a non-zero multiple of 8 within allocated memory (ends at %#zx)",
+                    size_t(obj), size, size_t(limit));
+      if (begin_.find_next_set(obj + 8, obj + size) < obj + size ||
+          !live_.set_range_exclusive(obj, obj + size))
+        return fail(REMAP_EINVAL,
+                    "object %#zx (%zu bytes) overlaps another marked object: only object starts "
+                    "may be marked",
+                    size_t(obj), size);
+      if (config_.model.visit_ref_offsets) {
+        SlotRecorder rec{&refs_, obj, size};
+        config_.model.visit_ref_offsets(config_.model.ctx, reinterpret_cast<const void*>(obj),
+                                        &SlotRecorder::visit, &rec);
+        if (rec.bad) {
+          refs_.clear_range_atomic(obj, obj + size);
+          live_.clear_range_atomic(obj, obj + size);
+          return fail(REMAP_EOBJMODEL,
+                      "visit_ref_offsets(%#zx) reported offset %zu at remap_prepare (marked by "
+                      "remap_try_mark): outside the object (%zu bytes) or not 8-byte aligned",
+                      size_t(obj), rec.bad_offset, size);
+        }
+      }
+      regions_[r].live_bytes.fetch_add(size, std::memory_order_relaxed);
+      if (st == RegionState::LARGE_HEAD) break;  // one object
+      obj += size - 8;  // the next object starts at or after its end
+    }
+  }
   return Status::ok();
 }
 

@@ -97,6 +97,17 @@ class Heap {
   // large object's pages). On failure nothing changes. Re-marking the same
   // object is a no-op (its begin bit is already set).
   Status mark(uintptr_t obj);
+  // remap_try_mark: the begin bit only (1 newly marked, 0 marked before or
+  // black); the rest of the mark is done by complete_deferred_marks.
+  // REMAP_EINVAL as mark() for an address that cannot be an object start.
+  Status try_mark(uintptr_t obj, int* newly);
+  // At prepare (no marker running): every object marked by try_mark (a
+  // begin bit whose live bit is clear) gets what mark() records — its size
+  // checked, its live bits, its slots in the refs bitmap, its region's live
+  // bytes — from one object_size and one visit_ref_offsets. Fails on the
+  // first object whose size or offsets cannot be right, or that overlaps
+  // another marked object.
+  Status complete_deferred_marks();
   // Forgets every mark: the bitmaps and every region's live_bytes.
   void clear_marks();
   // Clears the marks of a completed cycle if they are still there (see the
@@ -105,6 +116,8 @@ class Heap {
   void discard_stale_marks();
   bool marks_stale() const { return marks_stale_.load(std::memory_order_acquire); }
   const LiveBitmap& begin_bits() const { return begin_; }
+  // For remap_try_mark's lock-free fast path (the address checked by the caller).
+  LiveBitmap& begin_bits_for_marking() { return begin_; }
   const LiveBitmap& live_bits() const { return live_; }
   // A bit at every reference slot of every marked object, recorded by mark()
   // from visit_ref_offsets; the concurrent engine forwards slots from it.

@@ -29,6 +29,8 @@ TIME_FIELDS = (
     "mark_ns_per_object",
     "mark_floor_ns_per_object",
     "mark_floor_atomic_ns_per_object",
+    "try_mark_ns_per_object",
+    "try_mark_prepare_ns_per_object",
 )
 
 BACKEND_NAMES = {0: "auto", 1: "move", 2: "copy", 3: "minor", 4: "sigsegv", 5: "stw"}
@@ -69,6 +71,8 @@ def empty(workload: str, backend: str, fault_mode: str) -> dict[str, Any]:
         "mark_phase_ns_per_object": None,
         "mark_ns_per_object": None,
         "mark_floor_ns_per_object": None,
+        "try_mark_ns_per_object": None,
+        "try_mark_prepare_ns_per_object": None,
         "split_ns": {k: None for k in SPLIT_KEYS},
         "fault_latency_ns": {"p50": None, "p99": None, "max": None, "count": None},
         "pages_installed": None,

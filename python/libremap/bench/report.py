@@ -31,6 +31,8 @@ ROWS: tuple[tuple[str, str, str], ...] = (
     ("collections", "gc_count", "count"),
     ("mark phase per object (VM)", "mark_phase_ns_per_object", "nsf"),
     ("remap_mark per object", "mark_ns_per_object", "nsf"),
+    ("remap_try_mark per object", "try_mark_ns_per_object", "nsf"),
+    ("  + its prepare, per object", "try_mark_prepare_ns_per_object", "nsf"),
     ("  floor: bitmap set", "mark_floor_ns_per_object", "nsf"),
     ("  floor: atomic bitmap set", "mark_floor_atomic_ns_per_object", "nsf"),
     ("fault latency p50", "fault_latency_ns.p50", "ns"),

@@ -48,6 +48,8 @@ METRICS: tuple[str, ...] = (
     "mark_ns_per_object",
     "mark_floor_ns_per_object",
     "mark_floor_atomic_ns_per_object",
+    "try_mark_ns_per_object",
+    "try_mark_prepare_ns_per_object",
     "split_ns.produce",
     "split_ns.install",
     "split_ns.wait",

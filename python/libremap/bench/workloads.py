@@ -302,6 +302,8 @@ class ToyVm(Workload):
             "mark_ns_per_object",
             "mark_floor_ns_per_object",
             "mark_floor_atomic_ns_per_object",
+            "try_mark_ns_per_object",
+            "try_mark_prepare_ns_per_object",
         ):
             rec[k] = m[k]
 
