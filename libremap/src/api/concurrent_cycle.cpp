@@ -1,29 +1,65 @@
 // concurrent_cycle.cpp — the cycle API's calls into the concurrent engine
 // (compact/compactor.h) for the backends that compact while mutators run.
 // cycle_api.cpp and heap_api.cpp check arguments and phases, then call these.
+//
+// A heap inherited across fork() (api/fork_guard.h) keeps the parent's
+// engine until its next cycle starts: a cycle that was COMPACTING at the fork
+// was completed before it, so compact/work/touch have nothing to do and
+// finish is bookkeeping; prepare (or the flip of a heap inherited PREPARED)
+// first gives the heap an engine of this process.
 #include "api/concurrent_cycle.h"
 
+#include "api/fork_guard.h"
 #include "compact/compactor.h"
 #include "compact/producer.h"
 
 namespace remap::api {
+namespace {
+
+Status create_engine(remap_heap& h) {
+  if (!is_concurrent(h.backend)) return Status::ok();
+  return Compactor::create(*h.heap, h.backend, h.fault_mode, &h.compactor);
+}
+
+// In a fork child: the parent's engine is abandoned (leaked: its threads are
+// the parent's) and a new one is made for the heap's memory, which is this
+// process's own (private copy-on-write pages, or the private snapshot of a
+// shared heap). Pages still shared with the parent make UFFDIO_MOVE fail
+// EBUSY; the move backend installs those with UFFDIO_COPY (counted).
+Status own_engine(remap_heap& h, const char* what) {
+  if (!fork_inherited(h)) return Status::ok();
+  if (h.compactor) {
+    h.compactor->abandon_in_child();
+    (void)h.compactor.release();
+  }
+  Status s = fork_guard_attach(h, create_engine);
+  if (!s) return fork_refusal(h, what, s);
+  return Status::ok();
+}
+
+}  // namespace
 
 bool is_concurrent(int backend) {
   return backend == REMAP_BACKEND_MOVE || backend == REMAP_BACKEND_COPY ||
          backend == REMAP_BACKEND_MINOR || backend == REMAP_BACKEND_SIGSEGV;
 }
 
-Status engine_attach(remap_heap& h) {
-  if (!is_concurrent(h.backend)) return Status::ok();
-  return Compactor::create(*h.heap, h.backend, h.fault_mode, &h.compactor);
-}
+Status engine_attach(remap_heap& h) { return fork_guard_attach(h, create_engine); }
 
 Status engine_prepare(remap_heap& h) {
-  if (!h.compactor) return Status::ok();
+  if (!is_concurrent(h.backend)) return Status::ok();
+  Status s = own_engine(h, "remap_prepare");
+  if (!s) return s;
   return h.compactor->prepare(*h.plan);
 }
 
 Status flip_concurrent(remap_heap& h, uint64_t pause_start_ns) {
+  if (fork_inherited(h)) {
+    // Prepared in the parent: the new engine prepares the same plan.
+    Status s = own_engine(h, "remap_flip");
+    if (!s) return s;
+    if (!(s = h.compactor->prepare(*h.plan))) return s;
+  }
   Status s = h.compactor->flip();
   if (!s) return s;  // the heap is as it was: still PREPARED
   h.current.flip_pause_ns = now_ns() - pause_start_ns;
@@ -32,19 +68,24 @@ Status flip_concurrent(remap_heap& h, uint64_t pause_start_ns) {
 }
 
 Status compact_concurrent(remap_heap& h) {
+  if (fork_inherited(h)) return Status::ok();  // completed before the fork
   return h.compactor->run(h.heap->config().gc_threads);
 }
 
-Status work_concurrent(remap_heap& h) { return h.compactor->work(); }
+Status work_concurrent(remap_heap& h) {
+  if (fork_inherited(h)) return Status::ok();
+  return h.compactor->work();
+}
 
 Status touch_concurrent(remap_heap& h, const void* addr, size_t len) {
+  if (fork_inherited(h)) return Status::ok();
   return h.compactor->touch(reinterpret_cast<uintptr_t>(addr), len);
 }
 
 Status finish_concurrent(remap_heap& h) {
   const uint64_t t0 = now_ns();
   remap_cycle_stats& st = h.current;
-  Status s = h.compactor->finish(&st);
+  Status s = fork_inherited(h) ? h.compactor->finish_inherited(&st) : h.compactor->finish(&st);
   if (!s) {
     h.phase.store(REMAP_PHASE_BROKEN, std::memory_order_release);
     return s;
