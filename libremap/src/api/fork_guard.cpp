@@ -26,30 +26,48 @@ std::vector<remap_heap*>* g_registry = nullptr;  // never freed: fork may run at
 std::once_flag g_atfork_once;
 Status g_atfork_status;
 
+// The mutexes a child must not inherit locked by a thread it does not have.
+enum : unsigned { kCycle = 1, kStats = 2, kAlloc = 4 };
+
+// A thread that holds one of a heap's mutexes and forks is inside a call
+// that runs the runtime's code: an object-model callback of remap_prepare
+// or the stw flip (under cycle_mutex). Taking it again would deadlock, and
+// nothing else can change that heap meanwhile: the child's copy of the
+// thread returns from the callback and finishes the call on the child's own
+// memory (and unlocks it there).
+void lock_unless_mine(remap_heap* h, std::mutex& m, unsigned bit) {
+  if (os::held_by_this_thread(m)) return;
+  m.lock();
+  h->fork_locked |= bit;
+}
+
+void unlock_taken(remap_heap* h) {
+  if (h->fork_locked & kAlloc) h->heap->fork_lock().unlock();
+  if (h->fork_locked & kStats) h->stats_mutex.unlock();
+  if (h->fork_locked & kCycle) h->cycle_mutex.unlock();
+  h->fork_locked = 0;
+}
+
 void fork_prepare() {
   g_registry_mutex.lock();
   if (!g_registry) return;
   for (remap_heap* h : *g_registry) {
-    // A thread that holds a heap's cycle_mutex and forks is inside an
-    // object-model callback of remap_prepare or the stw flip: taking it
-    // would deadlock, and no other transition can run meanwhile anyway. The
-    // child's copy of that thread returns from the callback and finishes
-    // the call on the child's own memory.
-    h->fork_locked = !os::held_by_this_thread(h->cycle_mutex);
-    if (h->fork_locked) h->cycle_mutex.lock();
+    h->fork_locked = 0;
+    // cycle_mutex first (the order the cycle takes them in): no flip,
+    // finish or prepare runs while the engine completes the cycle in
+    // progress and the layout takes the child's snapshot.
+    lock_unless_mine(h, h->cycle_mutex, kCycle);
     if (h->compactor) h->compactor->fork_prepare();
-    h->stats_mutex.lock();
-    h->heap->fork_lock().lock();
+    lock_unless_mine(h, h->stats_mutex, kStats);
+    lock_unless_mine(h, h->heap->fork_lock(), kAlloc);
   }
 }
 
 void fork_parent() {
   if (g_registry) {
     for (remap_heap* h : *g_registry) {
-      h->heap->fork_lock().unlock();
-      h->stats_mutex.unlock();
       if (h->compactor) h->compactor->fork_parent();
-      if (h->fork_locked) h->cycle_mutex.unlock();
+      unlock_taken(h);
     }
   }
   g_registry_mutex.unlock();
@@ -63,9 +81,7 @@ void fork_child() {
       // without one the range is inaccessible and the heap unusable here.
       if (h->compactor && !h->compactor->fork_child())
         h->phase.store(REMAP_PHASE_BROKEN, std::memory_order_release);
-      h->heap->fork_lock().unlock();
-      h->stats_mutex.unlock();
-      if (h->fork_locked) h->cycle_mutex.unlock();
+      unlock_taken(h);
     }
   }
   g_registry_mutex.unlock();
@@ -83,7 +99,7 @@ Status fork_guard_attach(remap_heap& h, Status (*attach)(remap_heap&)) {
   if (!h.fork_registered) g_registry->reserve(g_registry->size() + 1);  // no throw after attach
   Status s = attach(h);
   if (!s) return s;
-  h.fork_gen = g_generation.load(std::memory_order_relaxed);
+  h.fork_gen.store(g_generation.load(std::memory_order_relaxed), std::memory_order_relaxed);
   h.owner_pid = int(os::current_pid());
   if (!h.fork_registered) {
     g_registry->push_back(&h);
@@ -111,7 +127,8 @@ void fork_guard_detach(remap_heap& h) {
 }
 
 bool fork_inherited(const remap_heap& h) {
-  return h.fork_gen != g_generation.load(std::memory_order_relaxed);
+  return h.fork_gen.load(std::memory_order_relaxed) !=
+         g_generation.load(std::memory_order_relaxed);
 }
 
 Status fork_refusal(const remap_heap& h, const char* what, const Status& why) {

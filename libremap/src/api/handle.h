@@ -42,10 +42,10 @@ struct remap_heap {
   remap_cycle_stats current{};        // the cycle in progress (prepare_ns set at prepare)
   std::unique_ptr<remap::Compactor> compactor;
   // api/fork_guard.h
-  uint64_t fork_gen = 0;
+  std::atomic<uint64_t> fork_gen{0};  // read relaxed on the cycle calls
   int owner_pid = 0;
   bool fork_registered = false;  // in the fork registry (under its lock)
-  bool fork_locked = false;      // the atfork prepare handler took cycle_mutex
+  unsigned fork_locked = 0;      // which mutexes the atfork prepare handler took
 
   remap_heap();
   ~remap_heap();  // defined where Compactor is complete (api/heap_api.cpp)
