@@ -212,3 +212,76 @@ def test_fork_while_library_threads_run(fork_program, backend, fault_mode):
         pytest.skip(r.stdout.strip())
     assert r.returncode == 0, f"exit {r.returncode}\n{r.stdout}\n{r.stderr}"
     assert r.stdout.split() == ["ok", "9"]
+
+
+REFUSED = """
+import resource
+from libremap.synthetic import PHASE_IDLE, SyntheticHeap
+params = dict(capacity=4 << 20, region_size=64 << 10, seed=3, live_ratio=0.4)
+try:
+    h = SyntheticHeap(backend={backend!r}, fault_mode="sigbus", **params)
+except RemapError as e:
+    unsupported(e)
+want = h.checksum()
+r, w = os.pipe()
+pid = os.fork()
+if pid == 0:
+    res = {{}}
+    code = 1
+    try:
+        # No file descriptor left: the child's new engine (a userfaultfd or a
+        # memfd) cannot be made.
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        top = max(int(f) for f in os.listdir("/proc/self/fd"))
+        resource.setrlimit(resource.RLIMIT_NOFILE, (top + 1, hard))
+        held = []
+        try:
+            while True:
+                held.append(os.dup(0))
+        except OSError:
+            pass
+        h.mark()
+        try:
+            h.prepare()
+            res["refused"] = None
+        except RemapError as e:
+            res["refused"] = [e.status_name, e.message]
+        res["phase"] = h.phase
+        for fd in held:
+            os.close(fd)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+        res["sum"] = h.checksum() == want
+        h.clear_marks()
+        h.collect()  # the next try makes the engine
+        res["after"] = h.checksum() == want
+        h.verify()
+        code = 0
+    except BaseException as e:
+        res["error"] = repr(e)
+    os.write(w, json.dumps(res).encode())
+    os._exit(code)
+os.close(w)
+child = json.loads(os.read(r, 1 << 16) or b"{{}}")
+_, status = os.waitpid(pid, 0)
+h.collect()
+print(json.dumps(dict(child=child, child_exit=os.waitstatus_to_exitcode(status),
+                      parent=h.checksum() == want, pid=os.getpid())))
+"""
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("backend", CONCURRENT_BACKENDS)
+def test_fork_child_engine_failure_is_a_clear_status(backend):
+    """When the child cannot make its own engine (here: no file descriptor
+    left), remap_prepare fails with a status naming the fork and the parent,
+    the heap stays IDLE and intact, and a later cycle succeeds."""
+    r = run_child(CHILD_PRELUDE + REFUSED.format(backend=backend), timeout=90)
+    child = r["child"]
+    assert r["child_exit"] == 0, r
+    assert child["refused"], f"remap_prepare succeeded without a file descriptor: {r}"
+    name, message = child["refused"]
+    assert name != "REMAP_OK", r
+    assert "inherited across fork()" in message and f"process {r['pid']}" in message, message
+    assert child["phase"] == 0, r
+    assert child["sum"] and child["after"], r
+    assert r["parent"], r

@@ -21,19 +21,33 @@ Status create_engine(remap_heap& h) {
   return Compactor::create(*h.heap, h.backend, h.fault_mode, &h.compactor);
 }
 
-// In a fork child: the parent's engine is abandoned (leaked: its threads are
-// the parent's) and a new one is made for the heap's memory, which is this
+// In a fork child: a new engine for the heap's memory, which is this
 // process's own (private copy-on-write pages, or the private snapshot of a
-// shared heap). Pages still shared with the parent make UFFDIO_MOVE fail
-// EBUSY; the move backend installs those with UFFDIO_COPY (counted).
-Status own_engine(remap_heap& h, const char* what) {
-  if (!fork_inherited(h)) return Status::ok();
+// shared heap), replaces the parent's, which is abandoned and leaked (its
+// threads are the parent's). A heap inherited PREPARED has the new engine
+// prepare the same plan. The old engine stays until the new one is ready, so
+// a failure leaves the heap inherited and the next call tries again. Pages
+// still shared with the parent make UFFDIO_MOVE fail EBUSY: the move backend
+// installs those with UFFDIO_COPY (counted as fallback_ebusy).
+Status replace_engine(remap_heap& h) {
+  std::unique_ptr<Compactor> fresh;
+  Status s = Compactor::create(*h.heap, h.backend, h.fault_mode, &fresh);
+  if (!s) return s;
+  if (h.phase.load(std::memory_order_acquire) == REMAP_PHASE_PREPARED &&
+      !(s = fresh->prepare(*h.plan)))
+    return s;
   if (h.compactor) {
     h.compactor->abandon_in_child();
     (void)h.compactor.release();
   }
-  Status s = fork_guard_attach(h, create_engine);
-  if (!s) return fork_refusal(h, what, s);
+  h.compactor = std::move(fresh);
+  return Status::ok();
+}
+
+Status own_engine(remap_heap& h) {
+  if (!fork_inherited(h)) return Status::ok();
+  Status s = fork_guard_attach(h, replace_engine);
+  if (!s) return fork_refusal(h, s);
   return Status::ok();
 }
 
@@ -48,19 +62,15 @@ Status engine_attach(remap_heap& h) { return fork_guard_attach(h, create_engine)
 
 Status engine_prepare(remap_heap& h) {
   if (!is_concurrent(h.backend)) return Status::ok();
-  Status s = own_engine(h, "remap_prepare");
+  Status s = own_engine(h);
   if (!s) return s;
   return h.compactor->prepare(*h.plan);
 }
 
 Status flip_concurrent(remap_heap& h, uint64_t pause_start_ns) {
-  if (fork_inherited(h)) {
-    // Prepared in the parent: the new engine prepares the same plan.
-    Status s = own_engine(h, "remap_flip");
-    if (!s) return s;
-    if (!(s = h.compactor->prepare(*h.plan))) return s;
-  }
-  Status s = h.compactor->flip();
+  Status s = own_engine(h);  // inherited PREPARED: prepared anew
+  if (!s) return s;
+  s = h.compactor->flip();
   if (!s) return s;  // the heap is as it was: still PREPARED
   h.current.flip_pause_ns = now_ns() - pause_start_ns;
   h.phase.store(REMAP_PHASE_COMPACTING, std::memory_order_release);

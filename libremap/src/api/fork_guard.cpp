@@ -131,12 +131,13 @@ bool fork_inherited(const remap_heap& h) {
          g_generation.load(std::memory_order_relaxed);
 }
 
-Status fork_refusal(const remap_heap& h, const char* what, const Status& why) {
+Status fork_refusal(const remap_heap& h, const Status& why) {
   return fail(why.code == REMAP_OK ? REMAP_EUNSUPPORTED : why.code,
-              "%s: this %s heap was created in process %d and inherited across fork(); its "
+              "this %s heap was created in process %d and inherited across fork(); its "
               "userfaultfd and compaction engine belong to that process, and a new engine for "
-              "this process could not be made: %s",
-              what, remap_backend_name(h.backend), h.owner_pid, why.message.c_str());
+              "this one could not be made (the heap is intact: allocation and marking work, "
+              "retry the cycle once the cause is fixed): %s",
+              remap_backend_name(h.backend), h.owner_pid, why.message.c_str());
 }
 
 }  // namespace remap::api

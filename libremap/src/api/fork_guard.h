@@ -59,7 +59,8 @@ Status fork_guard_attach(remap_heap& h, Status (*attach)(remap_heap&));
 void fork_guard_detach(remap_heap& h);
 // True if `h` was inherited across fork() and has no engine of this process.
 bool fork_inherited(const remap_heap& h);
-// REMAP_EUNSUPPORTED naming the parent, for a failure to rebuild an engine.
-Status fork_refusal(const remap_heap& h, const char* what, const Status& why);
+// A failure to give an inherited heap a new engine: why's status, with a
+// message naming the fork and the parent.
+Status fork_refusal(const remap_heap& h, const Status& why);
 
 }  // namespace remap::api
