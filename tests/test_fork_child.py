@@ -285,3 +285,61 @@ def test_fork_child_engine_failure_is_a_clear_status(backend):
     assert child["phase"] == 0, r
     assert child["sum"] and child["after"], r
     assert r["parent"], r
+
+
+NESTED = """
+import signal
+from libremap.synthetic import PHASE_COMPACTING, SyntheticHeap
+params = dict(capacity=8 << 20, region_size=64 << 10, seed=5, live_ratio=0.4)
+ref = SyntheticHeap(backend="stw", **params)
+ref.collect()
+img = ref.image()
+try:
+    h = SyntheticHeap(backend={backend!r}, fault_mode={mode!r}, **params)
+except RemapError as e:
+    unsupported(e)
+want = [h.checksum()]
+h.mark()
+h.prepare()
+h.flip()
+
+def fork_and_wait(level):
+    pid = os.fork()
+    if pid:
+        _, st = os.waitpid(pid, 0)
+        return os.waitstatus_to_exitcode(st)
+    signal.alarm(30)
+    code = 1
+    try:
+        ok = h.checksum() == want[0]
+        if level < 2:  # the inherited cycle still COMPACTING here
+            ok = fork_and_wait(level + 1) == 0 and ok
+        if h.phase == PHASE_COMPACTING:
+            h.compact()
+            h.finish()
+            ok = ok and h.image() == img and h.checksum() == want[0]
+        h.mutate(grow_bytes=1 << 18)
+        want[0] = h.checksum()
+        h.collect()  # the child's own engine
+        ok = ok and h.checksum() == want[0]
+        if level < 2:  # and once more with that engine
+            ok = fork_and_wait(level + 1) == 0 and ok
+        code = 0 if ok else 1
+    finally:
+        os._exit(code)
+
+rc = fork_and_wait(1)
+h.compact()
+h.finish()
+print(json.dumps(dict(rc=rc, parent=h.image() == img and h.checksum() == want[0])))
+"""
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("backend", CONCURRENT_BACKENDS)
+def test_fork_again_in_the_child(backend):
+    """A child forked mid-cycle forks again before finishing the inherited
+    cycle, and again after running a cycle on its own engine: every
+    generation's heap is right, and so is the parent's."""
+    r = run_child(CHILD_PRELUDE + NESTED.format(backend=backend, mode="sigbus"), timeout=90)
+    assert r == {"rc": 0, "parent": True}, r
