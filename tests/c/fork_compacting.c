@@ -66,7 +66,8 @@ static int child(void) {
 }
 
 int main(int argc, char** argv) {
-  static const char* const backends[] = {"auto", "move", "copy", "minor", "sigsegv", "stw"};  /* remap_backend order */
+  /* remap_backend and remap_fault_mode order */
+  static const char* const backends[] = {"auto", "move", "copy", "minor", "sigsegv", "stw"};
   static const char* const modes[] = {"auto", "sigbus", "thread"};
   if (argc != 4) return 2;
   int backend = parse(argv[1], backends, 6), mode = parse(argv[2], modes, 3);
@@ -100,8 +101,10 @@ int main(int argc, char** argv) {
     pthread_join(mut[1], NULL);
     if (round % 3 != 2) pthread_join(gc, NULL);
     if (pid < 0) return 1;
-    if (th_phase(g_heap) == REMAP_PHASE_COMPACTING && (s = remap_finish(g_heap->heap)) != REMAP_OK) {
-      fprintf(stderr, "round %d: finish: %s: %s\n", round, remap_status_name(s), remap_last_error());
+    if (th_phase(g_heap) == REMAP_PHASE_COMPACTING &&
+        (s = remap_finish(g_heap->heap)) != REMAP_OK) {
+      fprintf(stderr, "round %d: finish: %s: %s\n", round, remap_status_name(s),
+              remap_last_error());
       return 1;
     }
     int status = 0;
