@@ -13,8 +13,11 @@
 
 #include <cerrno>
 #include <cstring>
+#include <mutex>
+#include <thread>
 
 #include "check.h"
+#include "os/fork.h"
 #include "os/uffd_ops.h"
 #include "os/vm.h"
 #include "test_uffd_util.h"
@@ -86,4 +89,21 @@ TEST(uffd_fork_child_ioctls_act_on_the_parent) {
   for (size_t i = 0; i < tu::ps(); i++) all = all && dst.data()[tu::ps() + i] == 0x5a;
   CHECK(all);
   CHECK(tu::page_matches(src.data(), 0, 42));  // the parent's source is untouched
+}
+
+// fork_guard's prepare handler skips a heap mutex the forking thread holds
+// (a fork from an object-model callback): glibc must record the owner.
+TEST(fork_mutex_owner_is_known) {
+  std::mutex m;
+  CHECK(!os::held_by_this_thread(m));
+  m.lock();
+#if defined(__GLIBC__)
+  CHECK(os::held_by_this_thread(m));
+#endif
+  bool other = true;
+  std::thread t([&] { other = os::held_by_this_thread(m); });
+  t.join();
+  CHECK(!other);
+  m.unlock();
+  CHECK(!os::held_by_this_thread(m));
 }
