@@ -13,6 +13,10 @@
 //     clear_marks); marking and allocation do not take it (phase checks are
 //     atomic loads: a runtime that marks while it prepares breaks the rules).
 //   - backend and fault_mode are resolved at create, never AUTO.
+//   - fork_gen/owner_pid name the process whose engine this is (set when the
+//     engine is attached or rebuilt); a heap whose fork_gen is not the
+//     process's current fork generation was inherited across fork() and its
+//     engine belongs to the parent (api/fork_guard.h).
 #pragma once
 
 #include <atomic>
@@ -41,6 +45,11 @@ struct remap_heap {
   remap_cycle_stats last_stats{};     // the last completed cycle (struct_size set)
   remap_cycle_stats current{};        // the cycle in progress (prepare_ns set at prepare)
   std::unique_ptr<remap::Compactor> compactor;
+  // api/fork_guard.h
+  std::atomic<uint64_t> fork_gen{0};  // read relaxed on the cycle calls
+  int owner_pid = 0;
+  bool fork_registered = false;  // in the fork registry (under its lock)
+  unsigned fork_locked = 0;      // which mutexes the atfork prepare handler took
 
   remap_heap();
   ~remap_heap();  // defined where Compactor is complete (api/heap_api.cpp)

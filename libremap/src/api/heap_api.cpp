@@ -17,6 +17,7 @@
 #include "plan/plan.h"
 
 #include "api/concurrent_cycle.h"  // engine_attach, engine_prepare
+#include "api/fork_guard.h"        // fork_guard_detach
 #include "compact/compactor.h"
 #include "compact/producer.h"  // Compactor's inline constructor needs ~Producer
 
@@ -114,6 +115,7 @@ REMAP_API remap_status remap_heap_create(const remap_heap_config* config, remap_
 REMAP_API void remap_heap_destroy(remap_heap* heap) {
   if (!heap) return;
   if (heap->phase.load() == REMAP_PHASE_COMPACTING) (void)remap_finish(heap);
+  remap::api::fork_guard_detach(*heap);  // a fork child leaks the parent's engine
   delete heap;
 }
 

@@ -39,7 +39,16 @@ class AnonLayout final : public Layout {
     if (!s) return s;
     os::UffdResult r = os::uffd_register(uffd_, heap_map, heap_.map_size(),
                                          UFFDIO_REGISTER_MODE_MISSING, nullptr);
-    if (r.ok()) return Status::ok();
+    if (r.ok()) {
+      // From-space now holds the heap's old pages. A fork()ed child needs
+      // none of them (every page is installed before a fork, see
+      // api/fork_guard.cpp), and a copy-on-write share would make them
+      // non-exclusive here: UFFDIO_MOVE out of them would then fail EBUSY.
+      // The mremap replaced the VMA, so the advice is given per cycle (a
+      // flag on one VMA: no page walk). Failing it only costs those copies.
+      from_dontfork_ = os::advise(from_.addr(), from_.size(), os::Advice::dontfork).is_ok();
+      return Status::ok();
+    }
     Status why = os::uffd_status("UFFDIO_REGISTER", r, heap_map, heap_.map_size());
     // Put the pages back: the heap is as it was.
     Status back = os::remap_dontunmap(from_.addr(), heap_.map_size(), heap_map);
@@ -66,16 +75,26 @@ class AnonLayout final : public Layout {
     // The pages moved out of from-space left their page tables behind. A
     // fresh mapping frees them here, outside any pause; otherwise the next
     // flip's mremap(MREMAP_FIXED) would tear them down inside it.
+    from_dontfork_ = false;  // a fresh VMA
     return os::renew_anonymous(from_.addr(), from_.size());
   }
 
   bool clip() const override { return false; }
+
+  void abandon_in_child() noexcept override {
+    // A from-space the child inherited is its own mapping; one marked
+    // MADV_DONTFORK was never copied here, and its range may hold the
+    // child's own mappings by now: leave it alone.
+    if (from_dontfork_) (void)from_.release();
+    else from_.reset();
+  }
 
  private:
   Heap& heap_;
   int uffd_;
   Backend& backend_;
   os::Mapping from_;
+  bool from_dontfork_ = false;  // from-space is MADV_DONTFORK (flip .. release_old)
 };
 
 }  // namespace

@@ -254,6 +254,10 @@ Status Compactor::touch(uintptr_t addr, size_t len) {
 }
 
 bool Compactor::covers(uintptr_t addr) const noexcept {
+  // An abandoned engine stays in the signal tables (the child cannot wait
+  // for the parent's in-flight handlers to leave them) and its heap may be
+  // gone: it must claim nothing and read nothing of the heap.
+  if (abandoned_.load(std::memory_order_acquire)) return false;
   return addr >= heap_.map_base() && addr < heap_.map_base() + heap_.map_size();
 }
 
@@ -266,6 +270,11 @@ FaultOutcome Compactor::resolve_fault(uintptr_t addr) noexcept {
   // and no handler is inside ensure_page when the next prepare resets the
   // page states. A fault that arrives while closing does nothing: the access
   // is retried, and faults normally once the layout has stopped faulting.
+  // A fork child's engine resolves nothing: every page was installed before
+  // the fork and the kernel dropped the registrations, so no fault here is a
+  // page waiting for us (and installing would use the parent's uffd): the
+  // signal goes to the previous handler.
+  if (inherited_) return FaultOutcome::unserved;
   in_flight_.fetch_add(1);
   FaultOutcome out = FaultOutcome::resolved;
   if (!covers(addr)) {
@@ -501,6 +510,62 @@ Status Compactor::finish(remap_cycle_stats* stats) {
   plan_ = nullptr;
   producer_.reset();
   return s;
+}
+
+void Compactor::fork_prepare() noexcept {
+  if (inherited_) return;  // a child forking again: nothing of ours is live
+  if (active_.load(std::memory_order_acquire) && !closing_.load()) {
+    // After fork the child's heap VMAs are no longer registered (the kernel
+    // keeps uffd registrations in a child only with UFFD_FEATURE_EVENT_FORK,
+    // which needs CAP_SYS_PTRACE), so a page not installed now would read as
+    // zero in the child (anon) or as stale file bytes (minor, sigsegv). The
+    // child cannot install it either: an ioctl on the inherited uffd acts on
+    // the parent's mm (UFFDIO_MOVE refuses a cross-mm call with EINVAL;
+    // UFFDIO_COPY would write into the parent). So the parent installs every
+    // page first, as finish does. A page a GC worker or a mutator holds is
+    // waited for; they do not need anything the forking thread holds.
+    // EMPTY pages need nothing: unregistered they read zero in the child
+    // (anon: an unpopulated page; shmem: the new slot's page reads zero, see
+    // shmem_layout.h), which is what installing them would give.
+    for (size_t p = 0; p < states_.count(); p++) {
+      uint8_t st = states_.load(p);
+      if (st != kPageMapped && st != kPageEmpty) (void)ensure_page(p, false);
+    }
+  }
+  layout_->fork_prepare();
+}
+
+void Compactor::fork_parent() noexcept {
+  if (!inherited_) layout_->fork_parent();
+}
+
+bool Compactor::fork_child() noexcept {
+  if (inherited_) return true;  // its layout was made private at the first fork
+  inherited_ = true;
+  return layout_->fork_child();
+}
+
+Status Compactor::finish_inherited(remap_cycle_stats* stats) {
+  if (!active_.load()) return fail(REMAP_EPHASE, "no cycle is compacting");
+  active_.store(false);
+  heap_.complete_cycle(*plan_);
+  if (stats) {
+    counters_.fill(stats);
+    stats->compaction_ns = now_ns() - flip_end_ns_;
+    stats->vmas_before = vmas_before_;
+    int64_t v = os::count_vmas();
+    stats->vmas_after = v < 0 ? 0 : uint64_t(v);
+  }
+  plan_ = nullptr;
+  producer_.reset();
+  return Status::ok();
+}
+
+void Compactor::abandon_in_child() noexcept {
+  abandoned_.store(true, std::memory_order_release);
+  inherited_ = true;
+  layout_->abandon_in_child();
+  uffd_.reset();  // the child's reference; the parent's uffd lives on
 }
 
 }  // namespace remap

@@ -99,6 +99,29 @@ class Compactor final : public FaultTarget {
   // before prepare() (the producer binds to it there; the layout keeps the
   // wrapped one, which the wrapper owns).
   std::unique_ptr<Backend>& backend_slot_for_test() { return backend_; }
+  // --- fork() (api/fork_guard.cpp; see there for the rules) ---------------
+  // Parent, atfork prepare, the heap's cycle_mutex held: installs every page
+  // a cycle in progress has not installed yet (the work remap_touch over the
+  // whole heap does; GC workers may run meanwhile), so the child inherits a
+  // complete heap, then lets the layout take what the child needs.
+  void fork_prepare() noexcept;
+  void fork_parent() noexcept;
+  // Child, single-threaded: from now on this engine is inherited. Its
+  // userfaultfd belongs to the parent's mm (ioctls on it would act there),
+  // its threads do not exist here and the kernel dropped its registrations:
+  // it never makes another kernel call. False if the layout could not make
+  // the heap range this process's own (it is then inaccessible).
+  bool fork_child() noexcept;
+  bool inherited() const { return inherited_; }
+  // Child: the end of the cycle that was in progress at the fork. Every page
+  // was installed before it, so this is bookkeeping only: the heap adopts the
+  // new layout and the counters are published. No kernel call.
+  Status finish_inherited(remap_cycle_stats* stats);
+  // Child: the engine is given up (leaked by the caller: its std::thread
+  // objects name threads of the parent, which must not be joined). Faults it
+  // would have claimed go to the previous handler; closes the child's
+  // references to the parent's userfaultfd and memfd.
+  void abandon_in_child() noexcept;
 
  private:
   explicit Compactor(Heap& heap) : heap_(heap) {}
@@ -141,6 +164,8 @@ class Compactor final : public FaultTarget {
   remap_status broken_code_ = REMAP_OK;
   char broken_msg_[384] = {};
   std::atomic<uint64_t> zero_filled_{0};  // faults given a zero page instead of their data
+  bool inherited_ = false;              // fork child: never a kernel call again
+  std::atomic<bool> abandoned_{false};  // covers() nothing (read by signal handlers)
 };
 
 }  // namespace remap

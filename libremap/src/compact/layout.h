@@ -45,6 +45,23 @@ class Layout {
   virtual Status release_old(const Plan& plan) = 0;
   // True if building a page writes memory the heap will map (see above).
   virtual bool clip() const = 0;
+
+  // fork() (api/fork_guard.cpp drives these from pthread_atfork handlers).
+  // fork_prepare: the parent, before the fork, with every page of a cycle in
+  // progress installed and no cycle transition running; other threads still
+  // run. fork_parent: the parent, after the fork. fork_child: the child,
+  // single-threaded: the heap range must become this process's own memory
+  // holding the heap as it was at the fork. Returns false if it could not;
+  // the range is then made inaccessible (a fault in the child, never a
+  // store into the parent's heap). Anonymous layouts need nothing: fork
+  // copies private memory.
+  virtual void fork_prepare() noexcept {}
+  virtual void fork_parent() noexcept {}
+  virtual bool fork_child() noexcept { return true; }
+  // The child gives this layout up (it belonged to the parent's engine):
+  // close what it owns that is safe to close; unmap nothing (ranges marked
+  // MADV_DONTFORK are not ours here, and their addresses may be reused).
+  virtual void abandon_in_child() noexcept {}
 };
 
 }  // namespace remap

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "os/fd.h"
+#include "os/fork.h"
 #include "os/procfs.h"
 #include "os/uffd_abi.h"
 #include "os/uffd_ops.h"
@@ -31,6 +32,10 @@ class ShmemLayout final : public Layout {
     Status s = os::memfd_create_sized("libremap-heap", 2 * cap, &fd_);
     if (!s) return s;
     s = os::map_file(2 * cap, PROT_READ | PROT_WRITE, fd_.get(), 0, &alias_);
+    if (!s) return s;
+    // The alias writes the parent's file: a fork()ed child must never have
+    // it (its copy of the heap is made private at the fork, see fork_child).
+    s = os::advise(alias_.data(), alias_.size(), os::Advice::dontfork);
     if (!s) return s;
     // The engine is normally created with the heap; if the runtime already
     // allocated, its bytes move into slot 0 before the range is replaced.
@@ -115,6 +120,7 @@ class ShmemLayout final : public Layout {
     }
     if (s) {
       heap_vmas_ = runs;
+      flipped_ = true;
       return s;
     }
     // Put the old layout back, read-write: the heap is as it was.
@@ -160,10 +166,79 @@ class ShmemLayout final : public Layout {
       }
       r = e;
     }
+    flipped_ = false;  // slot_ == new_slot_ for every region now
     return first_error;
   }
 
   bool clip() const override { return true; }
+
+  // A MAP_SHARED heap is shared, not copied, by fork(): a child's stores
+  // would land in the parent's heap and a child's cycle (which re-maps and
+  // punches the file) would wreck it. The child gets a private snapshot
+  // instead, taken here before the fork so that no store the parent makes
+  // after fork() returns can reach it: the data extents of the slots the heap
+  // maps, read with pread (a PROT_NONE sigsegv page or a MINOR-registered one
+  // reads the same; holes are skipped and stay unallocated).
+  void fork_prepare() noexcept override {
+    snapshot_errno_ = 0;
+    if (private_) return;  // already this process's own anonymous memory
+    const size_t cap = heap_.capacity();
+    const size_t rs = heap_.region_size();
+    void* buf = nullptr;
+    int e = os::map_private_nothrow(cap, &buf);
+    if (e) {
+      snapshot_errno_ = e;
+      return;
+    }
+    const std::vector<uint8_t>& mapped = flipped_ ? new_slot_ : slot_;
+    const size_t n = heap_.region_count();
+    for (size_t r = 0; r < n && !e;) {
+      size_t end = r + 1;
+      while (end < n && mapped[end] == mapped[r]) end++;
+      e = os::copy_file_data_nothrow(fd_.get(), off_t(offset(mapped[r], r)), (end - r) * rs,
+                                     static_cast<char*>(buf) + r * rs);
+      r = end;
+    }
+    if (e) {
+      os::unmap_nothrow(buf, cap);
+      snapshot_errno_ = e;
+      return;
+    }
+    snapshot_ = static_cast<char*>(buf);
+  }
+
+  void fork_parent() noexcept override {
+    if (snapshot_) os::unmap_nothrow(snapshot_, heap_.capacity());
+    snapshot_ = nullptr;
+  }
+
+  bool fork_child() noexcept override {
+    if (private_) return true;
+    void* base = reinterpret_cast<void*>(heap_.base());
+    const size_t cap = heap_.capacity();
+    int e = snapshot_errno_;
+    if (snapshot_) {
+      e = os::move_mapping_nothrow(snapshot_, cap, base);
+      if (!e) {
+        snapshot_ = nullptr;
+        private_ = true;
+        return true;
+      }
+    }
+    // No private copy: the child must not reach the parent's heap at all.
+    os::map_inaccessible_nothrow(base, cap);
+    char msg[200];
+    snprintf(msg, sizeof msg,
+             "libremap: fork: no private copy of a shared heap for the child (errno %d); the "
+             "heap range is inaccessible in this process\n", e);
+    os::write_stderr(msg);
+    return false;
+  }
+
+  void abandon_in_child() noexcept override {
+    fd_.reset();          // the child's reference only: the parent keeps its own
+    (void)alias_.release();  // MADV_DONTFORK: not mapped here
+  }
 
  private:
   size_t offset(uint8_t slot, size_t r) const {
@@ -223,6 +298,10 @@ class ShmemLayout final : public Layout {
   std::vector<uint8_t> new_slot_;  // per region: the slot of this cycle's new layout
   std::vector<uint8_t> dirty_;     // per region: its other slot may hold bytes
   size_t heap_vmas_ = 1;           // VMAs covering the heap range between cycles
+  bool flipped_ = false;           // the heap maps new_slot_ (flip to release_old), else slot_
+  bool private_ = false;           // fork child: the heap range is private anonymous memory now
+  char* snapshot_ = nullptr;       // fork_prepare .. fork_parent/child: the child's heap
+  int snapshot_errno_ = 0;         // why fork_prepare made none
 };
 
 }  // namespace

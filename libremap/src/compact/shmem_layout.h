@@ -27,7 +27,10 @@
 //             madvise calls): the slot a region is not in is always a hole.
 //
 // Unlike the anonymous heap, a MAP_SHARED heap is shared, not copied, with a
-// fork()ed child: a child that writes the heap writes the parent's.
+// fork()ed child: a child that wrote the heap would write the parent's. So
+// the alias is MADV_DONTFORK, and at a fork the layout snapshots the heap
+// into private memory (fork_prepare, in the parent) which the child moves
+// over its heap range (fork_child); see api/fork_guard.h.
 //
 // Invariant between cycles: for every region, the slot it is not in reads
 // zero (or is marked dirty and punched before use), and the free bytes of the

@@ -158,6 +158,10 @@ class Heap {
   size_t regions_free() const;
   // Sum of region tops (large heads count their page-rounded size).
   size_t bytes_allocated() const;
+  // The allocation mutex, for api/fork_guard.cpp only: held across fork() so
+  // that a child never inherits it locked by a thread it does not have.
+  std::mutex& fork_lock() const { return alloc_mutex_; }
+
   // Non-OK if some region is still ALLOCATING (prepare requires every region
   // retired: objects above an ALLOCATING region's top are unknown to us),
   // black regions excepted (their objects are walked after the flip).
