@@ -147,12 +147,30 @@ void Producer::gc_region(Pass& pass, size_t r) {
   const LiveBitmap& refs = heap_.ref_bits();
   uintptr_t next_new = rb;
   uint64_t copied = 0, stray = 0;
+
+  // Unclipped, objects go in batches (issue 14): each object of a batch is
+  // moved and its slots gathered, with the forwarding entries their values
+  // need prefetched; then every gathered slot is forwarded. The misses on
+  // random references overlap instead of following one another. A batch's
+  // pages are claimed and waited for before any of it is written, and no
+  // page at or after the batch's first page is completed until the batch is
+  // done (complete_to runs only at a batch's start): a page is never
+  // installed with a slot not forwarded yet.
+  constexpr size_t kBatchObjects = 16, kBatchSlots = 128;
+  char* gathered[kBatchSlots];
+  size_t nslots = 0, nobjects = 0;
+  auto forward_gathered = [&] {
+    for (size_t i = 0; i < nslots; i++)
+      store64(gathered[i], plan_.forward_value(load64(gathered[i]), &stray));
+    nslots = 0;
+  };
+
   LiveObject o;
   for (LiveCursor cur = plan_.objects(r); cur.next(&o);) {
     const uintptr_t nw = cls == RegionClass::FRAGMENTED ? next_new : o.old_addr;
     const size_t pa = heap_.page_index(nw);
     const size_t pb = heap_.page_index(nw + o.size - 1) + 1;
-    complete_to(pa);
+    if (clip_ || nobjects == 0) complete_to(pa);
     claim_to(pb);
     wait_foreign(pa, pb);  // a mutator building one of them reads this object's old bytes
     const char* src = reinterpret_cast<const char*>(o.old_addr + rd);
@@ -160,15 +178,22 @@ void Producer::gc_region(Pass& pass, size_t r) {
     const uintptr_t old = o.old_addr;
     if (!clip_) {
       // In place: dst and src may overlap (memmove); slots are forwarded in
-      // the moved copy.
+      // the moved copy. (Objects slide down in address order, so a later
+      // object's source never lies under an earlier one's copy.)
       if (dst != src) {
         memmove(dst, src, o.size);
         copied += o.size;
       }
       refs.for_each_set(old, old + o.size, [&](uintptr_t a) {
+        if (nslots == kBatchSlots) forward_gathered();
         char* slot = dst + (a - old);
-        store64(slot, plan_.forward_value(load64(slot), &stray));
+        plan_.prefetch_value(load64(slot));
+        gathered[nslots++] = slot;
       });
+      if (++nobjects == kBatchObjects) {
+        forward_gathered();
+        nobjects = 0;
+      }
     } else {
       // Clipped: only the parts in pages this worker owns; values are read
       // from the object's intact old copy (src).
@@ -189,6 +214,7 @@ void Producer::gc_region(Pass& pass, size_t r) {
     }
     next_new = nw + o.size;
   }
+  forward_gathered();
   // The slid region's last page: what lies past the new top is old bytes of
   // this page and must read as zero, like every free byte after a cycle.
   if (cls == RegionClass::FRAGMENTED && top < content_end) {

@@ -101,8 +101,9 @@ size_t table_bytes(size_t capacity, size_t region_size, size_t page_size) {
   const size_t regions = capacity / region_size, pages = capacity / page_size;
   // Region (~40 B) + the plan's eight per-region vectors (~50 B);
   // per page: the plan's kind (1 B) and first object (8 B), the engine's
-  // state (1 B); per 512-byte chunk: a uint32 prefix sum.
-  return regions * 96 + pages * 10 + (capacity >> 9) * 4;
+  // state (1 B); per 512-byte chunk: a ChunkForward (32 B) where the region
+  // is fragmented, counted for all.
+  return regions * 96 + pages * 10 + (capacity >> 9) * 32;
 }
 
 }  // namespace remap

@@ -271,7 +271,7 @@ void Plan::build_forwarding() {
   const Heap& h = *heap_;
   size_t chunks = capacity_ >> LiveBitmap::kChunkShift;
   size_t per_region = h.region_size() >> LiveBitmap::kChunkShift;
-  chunk_prefix_ = std::make_unique_for_overwrite<uint32_t[]>(chunks);
+  chunks_ = std::make_unique_for_overwrite<ChunkForward[]>(chunks);
   for (size_t r = 0; r < region_class_.size(); ++r) {
     if (region_class_[r] != RegionClass::FRAGMENTED) continue;
     size_t c0 = r * per_region;
@@ -279,8 +279,11 @@ void Plan::build_forwarding() {
     // defined (if meaningless) for every address of the region.
     uint32_t sum = 0;
     for (size_t c = c0; c < c0 + per_region; ++c) {
-      chunk_prefix_[c] = sum;
-      sum += uint32_t(popcount64(live_->word(c))) << LiveBitmap::kWordShift;
+      const uint64_t live = live_->word(c);
+      chunks_[c].live = live;
+      chunks_[c].begin = begin_->word(c);
+      chunks_[c].prefix = sum;
+      sum += uint32_t(popcount64(live)) << LiveBitmap::kWordShift;
     }
   }
 }

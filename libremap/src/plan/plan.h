@@ -70,6 +70,21 @@ struct LiveObject {
 
 class Plan;
 
+// What forwarding needs of one 512-byte chunk of a FRAGMENTED region, in
+// one place (issue 14): the chunk's live and begin bitmap words and the
+// live bytes before it in its region. A slot's value is checked (a marked
+// start?) and forwarded with one cache line instead of three tables (the
+// begin bitmap, the live bitmap, the prefix sums: three misses per slot on
+// random references, measured as most of page production). As ART's
+// concurrent mark-compact interleaves its live-words bitmap with its
+// chunk offsets. 32 bytes: two chunks a line, never straddling one.
+struct alignas(32) ChunkForward {
+  uint64_t live;    // live bitmap word of the chunk (frozen from prepare to finish)
+  uint64_t begin;   // begin bitmap word of the chunk
+  uint32_t prefix;  // live bytes before the chunk within its region
+};
+static_assert(sizeof(ChunkForward) == 32, "two chunks per cache line");
+
 // Walks live objects in address order from the bitmaps alone (no header
 // reads): an object starts at a begin bit and ends at the next begin bit or
 // the end of its run of live bits, whichever comes first.
@@ -116,10 +131,10 @@ class Plan {
     const RegionClass c = region_class_[r];
     if (c != RegionClass::FRAGMENTED)
       return c == RegionClass::LARGE ? old + large_delta_[r] : old;  // the page table
-    size_t chunk = off >> LiveBitmap::kChunkShift;
-    unsigned bit = unsigned(off >> LiveBitmap::kWordShift) & 63;
-    return base_ + (r << region_shift_) + chunk_prefix_[chunk] +
-           (live_->rank_in_chunk(chunk, bit) << LiveBitmap::kWordShift);
+    const ChunkForward& cf = chunks_[off >> LiveBitmap::kChunkShift];
+    const unsigned bit = unsigned(off >> LiveBitmap::kWordShift) & 63;
+    return base_ + (r << region_shift_) + cf.prefix +
+           (size_t(popcount64(cf.live & ((uint64_t(1) << bit) - 1))) << LiveBitmap::kWordShift);
   }
   // Checked variant for the C API: REMAP_EINVAL if `old` is inside the heap
   // but not the start of a live object. Outside the heap: *out = old.
@@ -140,13 +155,33 @@ class Plan {
     const uintptr_t a = uintptr_t(v & ~tag_mask_);
     const uintptr_t off = a - base_;
     if (off >= capacity_) return v;
-    const RegionClass c = region_class_[off >> region_shift_];
+    const size_t r = off >> region_shift_;
+    const RegionClass c = region_class_[r];
     if (c == RegionClass::DENSE || c == RegionClass::BLACK) return v;
-    if ((a & 7) || !begin_->test(a)) {
+    if (c == RegionClass::FRAGMENTED) {
+      // The check and the forwarding from one chunk entry (one miss).
+      const ChunkForward& cf = chunks_[off >> LiveBitmap::kChunkShift];
+      const unsigned bit = unsigned(off >> LiveBitmap::kWordShift) & 63;
+      if ((a & 7) || !((cf.begin >> bit) & 1)) {
+        ++*stray;
+        return v;
+      }
+      return uint64_t(base_ + (r << region_shift_) + cf.prefix +
+                      (size_t(popcount64(cf.live & ((uint64_t(1) << bit) - 1)))
+                       << LiveBitmap::kWordShift)) |
+             (v & tag_mask_);
+    }
+    if ((a & 7) || !begin_->test(a)) {  // LARGE or EMPTY
       ++*stray;
       return v;
     }
     return uint64_t(forward(a)) | (v & tag_mask_);
+  }
+  // Starts loading what forward_value(v) will read (the chunk entry of v's
+  // address), so that a batch of slots pays its cache misses in parallel.
+  void prefetch_value(uint64_t v) const noexcept {
+    const uintptr_t off = uintptr_t(v & ~tag_mask_) - base_;
+    if (off < capacity_) __builtin_prefetch(&chunks_[off >> LiveBitmap::kChunkShift]);
   }
   // Whether `v` decodes as a reference (passes the encoding's check).
   bool is_reference(uint64_t v) const { return (v & check_mask_) == check_value_; }
@@ -259,10 +294,10 @@ class Plan {
   std::vector<uintptr_t> live_end_;
   std::vector<size_t> live_bytes_;
   std::vector<size_t> old_top_;
-  // Per 512-byte chunk: live bytes before the chunk within its region
-  // (filled for FRAGMENTED regions only). uint32: regions are <= 1 GiB.
-  // Not value-initialized: only FRAGMENTED regions' chunks are written/read.
-  std::unique_ptr<uint32_t[]> chunk_prefix_;
+  // Per 512-byte chunk (ChunkForward; filled for FRAGMENTED regions only,
+  // and only those are read). Not value-initialized: the pages of chunks
+  // of other regions are never touched. uint32 prefix: regions <= 1 GiB.
+  std::unique_ptr<ChunkForward[]> chunks_;
   std::vector<intptr_t> large_delta_;
   std::vector<uintptr_t> large_new_end_;
   std::vector<LargeMove> large_moves_;
