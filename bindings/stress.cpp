@@ -340,13 +340,23 @@ uintptr_t Stress::alloc_large(size_t size, uint32_t* id_out, uint32_t* large_out
     return 0;
   }
   // Past this point a failure leaves the object allocated and unreachable:
-  // garbage for the next cycle, like any unlinked object.
+  // garbage for the next cycle, like any unlinked object. It gets a header
+  // all the same (id 0, no slots): memory allocated in a concurrent cycle's
+  // black window must be parseable by the object model (libremap.h).
+  auto abandon = [&] {
+    ObjectHeader h{uint32_t(size), 0, 1, 0};
+    uint64_t hw[2];
+    std::memcpy(hw, &h, sizeof h);
+    store_word(reinterpret_cast<uintptr_t>(out), hw[0]);
+    store_word(reinterpret_cast<uintptr_t>(out) + 8, hw[1]);
+    return uintptr_t(0);
+  };
   const uint32_t l = next_large_.fetch_add(1);
-  if (l >= kMaxLarge) return 0;
+  if (l >= kMaxLarge) return abandon();
   const uint32_t id = next_id_.fetch_add(1);
   if (id >= max_ids_) {
     next_id_.store(max_ids_);
-    return 0;
+    return abandon();
   }
   *id_out = id;
   *large_out = l + 1;
@@ -1027,18 +1037,33 @@ void Stress::inject_stale() {
 }
 
 bool Stress::cycle() {
-  if (!safepoint_begin()) return false;
-  if (!verify_and_mark(true)) return false;
-  if (p_.inject_stale_cycle == res_.cycles + 1) inject_stale();
   auto lib = [&](remap_status s, const char* what) {
     if (s != REMAP_OK) fail(std::string(what) + ": " + remap_status_name(s) + ": " + remap_last_error());
     return s == REMAP_OK;
   };
-  if (!lib(remap_prepare(heap_), "remap_prepare")) return false;
+  if (!safepoint_begin()) return false;
+  // Mutators parked with their TLABs retired: the initial mark's pause.
+  if (p_.concurrent_prepare && !lib(remap_cycle_begin(heap_), "remap_cycle_begin")) return false;
+  if (!verify_and_mark(true)) return false;
+  if (p_.inject_stale_cycle == res_.cycles + 1) inject_stale();
+  // Ids from here on are allocated after the marking: black when prepare
+  // runs beside the mutators.
+  const uint32_t ids_marked = std::min(next_id_.load(), max_ids_);
+  if (p_.concurrent_prepare) {
+    safepoint_end();  // the mutators run (and allocate) while prepare does
+    if (!lib(remap_prepare(heap_), "remap_prepare")) return false;
+    if (!safepoint_begin()) return false;  // the flip's pause: TLABs retired
+  } else if (!lib(remap_prepare(heap_), "remap_prepare")) {
+    return false;
+  }
   // Forwarding is valid from prepare: take it now, apply it after the flip.
   const uint32_t ids = std::min(next_id_.load(), max_ids_);
   std::vector<uintptr_t> fwd(ids, 0);
   for (uint32_t id = 1; id < ids; id++) {
+    if (id >= ids_marked && table_[id].addr.load()) {
+      fwd[id] = table_[id].addr.load();  // black: stays (checked below)
+      continue;
+    }
     if (!marked_[id]) {
       if (table_[id].large && table_[id].addr.load()) res_.large_died++;
       continue;
@@ -1069,7 +1094,19 @@ bool Stress::cycle() {
     }
     root_addr_[r].store(nw);
   }
-  for (uint32_t id = 1; id < ids; id++) table_[id].addr.store(marked_[id] ? fwd[id] : 0);
+  for (uint32_t id = 1; id < ids; id++) {
+    if (id >= ids_marked && fwd[id]) {
+      // A black object: remap_forward must answer its own address.
+      void* f = nullptr;
+      if (!lib(remap_forward(heap_, reinterpret_cast<const void*>(fwd[id]), &f), "remap_forward") ||
+          reinterpret_cast<uintptr_t>(f) != fwd[id]) {
+        fail("remap_forward moved a black object (allocated after the marking)");
+        return false;
+      }
+      continue;
+    }
+    table_[id].addr.store(marked_[id] ? fwd[id] : 0);
+  }
   cycles_started_.fetch_add(1);
   compacting_.store(concurrent);
   safepoint_end();
@@ -1175,7 +1212,7 @@ void register_stress(py::module_& m) {
          unsigned mutators, unsigned cycles, size_t heap_mib, uint64_t seed, size_t idle_ops,
          double write_fraction, double alloc_fraction, size_t region_kib, double timeout_s,
          bool keep_stats, unsigned inject_stale_cycle, double large_fraction,
-         bool inject_stale_large, bool tagged) {
+         bool inject_stale_large, bool tagged, bool concurrent_prepare) {
         static const char* const backends[] = {"auto", "move", "copy", "minor", "sigsegv", "stw"};
         static const char* const modes[] = {"auto", "sigbus", "thread"};
         StressParams p;
@@ -1196,6 +1233,7 @@ void register_stress(py::module_& m) {
         p.large_fraction = large_fraction;
         p.inject_stale_large = inject_stale_large;
         p.tagged = tagged;
+        p.concurrent_prepare = concurrent_prepare;
         StressResult r;
         {
           py::gil_scoped_release nogil;
@@ -1220,6 +1258,7 @@ void register_stress(py::module_& m) {
       py::arg("region_kib") = 64, py::arg("timeout_s") = 60.0, py::arg("keep_stats") = false,
       py::arg("inject_stale_cycle") = 0, py::arg("large_fraction") = StressParams{}.large_fraction,
       py::arg("inject_stale_large") = false, py::arg("tagged") = false,
+      py::arg("concurrent_prepare") = false,
       "C++ mutator threads reading, writing and allocating while compaction cycles run "
       "(bindings/stress.h). Returns counts, `verified` and the first `error`.");
 }

@@ -97,6 +97,12 @@ struct StressParams {
   // ref_tag_mask = 7; readers and the safepoint check expect the tag back
   // with the target's current address. Untagged when false.
   bool tagged = false;
+  // Prepare beside the mutators (remap_cycle_begin; issue 13): the first
+  // safepoint calls remap_cycle_begin and marks, then the mutators run
+  // (walking, writing, allocating black objects) while the driver calls
+  // remap_prepare; a second safepoint flips. Objects allocated after the
+  // marking are black: live, at their address.
+  bool concurrent_prepare = false;
 };
 
 struct StressResult {

@@ -103,6 +103,20 @@ def test_tagged_references_under_mutators(backend, fault_mode):
     check(r, 12)
 
 
+@pytest.mark.timeout(240)
+@pytest.mark.parametrize(
+    "backend,fault_mode",
+    [(b, m) for b in ("move", "copy") for m in FAULT_MODES] + [("stw", "sigbus")],
+)
+def test_prepare_beside_running_mutators(backend, fault_mode):
+    # Issue 13: remap_cycle_begin at the first safepoint, marking there, then
+    # the mutators walk, write and allocate (black objects, large ones too)
+    # while remap_prepare runs; a second safepoint flips. Every write, before
+    # and after the flip, is checked against the log at the next safepoint.
+    r = stress(backend, fault_mode, 2, 2, 12, seed=61, concurrent_prepare=True, tagged=True)
+    check(r, 12)
+
+
 @pytest.mark.timeout(120)
 def test_stw_under_the_same_mutators():
     # The harness itself against the reference: every cycle in the pause,

@@ -120,7 +120,8 @@ class StwPass {
   void update_black(size_t r) {
     if (plan_.old_state(r) == RegionState::LARGE_TAIL) return;
     const uintptr_t rb = heap_.region_base(r), end = plan_.new_top(r);
-    bool ok = walk_black(heap_.model(), rb, end, 0, rb, end, [&](uintptr_t a) {
+    const bool large = plan_.old_state(r) == RegionState::LARGE_HEAD;
+    bool ok = walk_black(heap_.model(), rb, end, 0, rb, end, large, [&](uintptr_t a) {
       auto* slot = reinterpret_cast<uint64_t*>(a);
       *slot = plan_.forward_value(*slot, &stray_);
     });

@@ -274,7 +274,8 @@ void Producer::gc_black(Pass& pass, size_t r) {
       copied += page_;
     }
   }
-  const bool ok = walk_black(heap_.model(), rb, top, rd, rb, top, [&](uintptr_t a) {
+  const bool large = plan_.old_state(r) == RegionState::LARGE_HEAD;
+  const bool ok = walk_black(heap_.model(), rb, top, rd, rb, top, large, [&](uintptr_t a) {
     if (!pass.mine[heap_.page_index(a) - first]) return;
     char* slot = reinterpret_cast<char*>(a + wd);
     store64(slot, plan_.forward_value(load64(slot), &stray));
@@ -414,7 +415,7 @@ void Producer::build_page(size_t page, char* buf) const noexcept {
     const size_t wr = heap_.region_index(first);
     uint64_t stray = 0;
     const bool ok = walk_black(heap_.model(), first, plan_.new_top(wr), spaces_.read[wr], ps, pe,
-                               [&](uintptr_t a) {
+                               plan_.old_state(wr) == RegionState::LARGE_HEAD, [&](uintptr_t a) {
                                  char* slot = buf + (a - ps);
                                  store64(slot, plan_.forward_value(load64(slot), &stray));
                                });

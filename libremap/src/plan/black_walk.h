@@ -24,10 +24,11 @@ namespace remap {
 // Calls slot(a) for every reference slot at old address a in [lo, hi) of
 // the objects of [from, end), reading each object at its old address +
 // read_delta. Objects entirely below lo are only sized; the walk stops at
-// the first object starting at or after hi.
+// the first object starting at or after hi. one_object: [from, end) is a
+// large object (end page-rounded past its size): the walk ends after it.
 template <typename F>
 bool walk_black(const remap_object_model& m, uintptr_t from, uintptr_t end, intptr_t read_delta,
-                uintptr_t lo, uintptr_t hi, F&& slot) noexcept {
+                uintptr_t lo, uintptr_t hi, bool one_object, F&& slot) noexcept {
   struct Visit {
     F* slot;
     uintptr_t obj;
@@ -54,6 +55,7 @@ bool walk_black(const remap_object_model& m, uintptr_t from, uintptr_t end, intp
       m.visit_ref_offsets(m.ctx, readable, &Visit::on, &v);
       if (v.bad) return false;
     }
+    if (one_object) break;
     obj += size;
   }
   return true;
