@@ -124,7 +124,11 @@ class MoveBackend final : public Backend {
     std::vector<uint8_t> resident;
     Status s = os::resident_pages(reinterpret_cast<void*>(from), len, &resident);
     if (!s) return s;
-    size_t left = 0;  // resident pages the pool could not take
+    // The runs of resident pages, moved into the pool in one call while it
+    // has room (a page it cannot take, shared after fork: EBUSY, is
+    // skipped); whatever stays resident goes with one madvise.
+    std::vector<heap::PagePool::SourceRun> runs;
+    size_t resident_pages = 0;
     const size_t n = resident.size();
     for (size_t i = 0; i < n;) {
       if (!(resident[i] & 1)) {
@@ -133,17 +137,17 @@ class MoveBackend final : public Backend {
       }
       size_t j = i;
       while (j < n && (resident[j] & 1)) j++;
-      // Move the run [i, j) into the pool while it has room; a page it
-      // cannot take (shared after fork: EBUSY) is skipped.
-      while (i < j && env_.pool && env_.pool->empty_pages() > 0) {
-        size_t got = env_.pool->receive(reinterpret_cast<void*>(from + i * env_.page), j - i);
-        if (got) c_.ioctl_move.add(1);
-        i += got ? got : 1;
-        if (!got) left++;
-      }
-      left += j - i;
+      runs.push_back({reinterpret_cast<char*>(from + i * env_.page), j - i});
+      resident_pages += j - i;
       i = j;
     }
+    size_t received = 0;
+    if (env_.pool && !runs.empty()) {
+      uint64_t ioctls = 0;
+      received = env_.pool->receive_runs(runs.data(), runs.size(), &ioctls);
+      c_.ioctl_move.add(ioctls);
+    }
+    const size_t left = resident_pages - received;  // resident pages the pool did not take
     if (left) {
       uint64_t t0 = now_ns();
       s = os::advise(reinterpret_cast<void*>(from), len, os::Advice::dontneed);

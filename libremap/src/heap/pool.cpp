@@ -182,6 +182,48 @@ size_t PagePool::receive(void* src, size_t npages, Status* why) {
   return moved;
 }
 
+size_t PagePool::receive_runs(const SourceRun* runs, size_t nruns, uint64_t* ioctls) {
+  *ioctls = 0;
+  if (!registered() || nruns == 0) return 0;
+  std::lock_guard<std::mutex> lock(maintenance_);
+  std::unique_ptr<uint32_t[]> holes;
+  size_t nholes = 0;
+  drain(empty_, holes, &nholes);
+  std::sort(holes.get(), holes.get() + nholes);
+  std::unique_ptr<uint32_t[]> filled(new uint32_t[nholes ? nholes : 1]);
+  size_t nfilled = 0, received = 0, used = 0;
+  for (size_t k = 0; k < nruns && used < nholes; ++k) {
+    char* const from = runs[k].src;
+    const size_t npages = runs[k].npages;
+    size_t done = 0;  // source pages of this run moved or skipped
+    while (done < npages && used < nholes) {
+      size_t run = 1;
+      while (used + run < nholes && holes[used + run] == holes[used] + run) ++run;
+      run = std::min(run, npages - done);
+      char* dst0 = page_of(holes[used]);
+      // DONTWAKE: no thread ever waits on a pool page.
+      auto r = os::uffd_move(uffd_, dst0, from + done * page_, run * page_, os::kMoveModeDontwake);
+      ++*ioctls;
+      const size_t pages = r.done / page_;
+      for (size_t i = 0; i < pages; ++i) filled[nfilled++] = holes[used + i];
+      done += pages;
+      used += pages;
+      received += pages;
+      if (r.ok()) continue;
+      if (r.err == os::UffdErr::exists) {
+        filled[nfilled++] = holes[used++];  // populated although filed empty
+        continue;
+      }
+      ++done;  // this source page cannot move (EBUSY after fork, a hole): skip it
+    }
+  }
+  std::sort(filled.get(), filled.get() + nfilled);
+  push_sorted(full_, filled.get(), nfilled);
+  push_sorted(empty_, holes.get() + used, nholes - used);
+  counters_.received.fetch_add(received, std::memory_order_relaxed);
+  return received;
+}
+
 size_t PagePool::prime(size_t n, Status* why) {
   if (why) *why = Status::ok();
   if (n == 0) return 0;

@@ -94,6 +94,16 @@ class PagePool {
   // EBUSY); *why (may be null) gets the reason. Returns pages received: the
   // first `n` source pages are now holes. Needs a registered pool.
   size_t receive(void* src, size_t npages, Status* why = nullptr);
+  // receive() for many source runs with one drain and one sort of the empty
+  // slots (issue 14: one call per run drained and sorted the whole stack
+  // each time, ~10% of a cycle). A page that cannot move is skipped, not a
+  // stop. Returns pages received; *ioctls gets the MOVE calls made. Stops
+  // when the pool has no empty slot left.
+  struct SourceRun {
+    char* src;
+    size_t npages;
+  };
+  size_t receive_runs(const SourceRun* runs, size_t nruns, uint64_t* ioctls);
   // Populates up to n empty slots (lowest first). Registered pool: UFFDIO_COPY
   // from zeroes (never a touch); plain pool: a write per page. Returns pages
   // populated.
