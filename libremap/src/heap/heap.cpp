@@ -322,25 +322,33 @@ Status Heap::mark(uintptr_t obj) {
   if (chk.n <= SlotOffsetCheck::kKept) {
     for (size_t i = 0; i < chk.n; i++) refs_.test_and_set(obj + chk.kept[i]);
   } else {
-    SlotRecorder rec{&refs_, obj, size};
-    config_.model.visit_ref_offsets(config_.model.ctx, reinterpret_cast<const void*>(obj),
-                                    &SlotRecorder::visit, &rec);
-    if (rec.bad) {
-      // Undo: [obj, obj + size) is ours alone (set_range_exclusive), so the
-      // refs bits in it are this mark's; words at its edges are shared with
-      // neighbours being marked, hence the atomic clear.
-      refs_.clear_range_atomic(obj, obj + size);
-      live_.clear_range_atomic(obj, obj + size);
+    size_t bad_offset = 0;
+    if (!record_slots_checked(obj, size, &bad_offset)) {
       begin_.clear_bit(obj);
       return fail(REMAP_EOBJMODEL,
                   "visit_ref_offsets(%#zx) reported offset %zu on its second visit: outside the "
                   "object (%zu bytes) or not 8-byte aligned (the first visit reported other "
                   "offsets: callbacks must answer the same every time)",
-                  size_t(obj), rec.bad_offset, size);
+                  size_t(obj), bad_offset, size);
     }
   }
   regions_[r].live_bytes.fetch_add(size, std::memory_order_relaxed);
   return Status::ok();
+}
+
+bool Heap::record_slots_checked(uintptr_t obj, size_t size, size_t* bad_offset) {
+  if (!config_.model.visit_ref_offsets) return true;
+  SlotRecorder rec{&refs_, obj, size};
+  config_.model.visit_ref_offsets(config_.model.ctx, reinterpret_cast<const void*>(obj),
+                                  &SlotRecorder::visit, &rec);
+  if (!rec.bad) return true;
+  // Undo: [obj, obj + size) is ours alone (its live bits were set
+  // exclusively), so the refs bits in it are this mark's; words at its edges
+  // are shared with neighbours being marked, hence the atomic clear.
+  refs_.clear_range_atomic(obj, obj + size);
+  live_.clear_range_atomic(obj, obj + size);
+  *bad_offset = rec.bad_offset;
+  return false;
 }
 
 Status Heap::try_mark(uintptr_t obj, int* newly) {
@@ -392,19 +400,12 @@ Status Heap::complete_deferred_marks() {
                     "object %#zx (%zu bytes) overlaps another marked object: only object starts "
                     "may be marked",
                     size_t(obj), size);
-      if (config_.model.visit_ref_offsets) {
-        SlotRecorder rec{&refs_, obj, size};
-        config_.model.visit_ref_offsets(config_.model.ctx, reinterpret_cast<const void*>(obj),
-                                        &SlotRecorder::visit, &rec);
-        if (rec.bad) {
-          refs_.clear_range_atomic(obj, obj + size);
-          live_.clear_range_atomic(obj, obj + size);
-          return fail(REMAP_EOBJMODEL,
-                      "visit_ref_offsets(%#zx) reported offset %zu at remap_prepare (marked by "
-                      "remap_try_mark): outside the object (%zu bytes) or not 8-byte aligned",
-                      size_t(obj), rec.bad_offset, size);
-        }
-      }
+      size_t bad_offset = 0;
+      if (!record_slots_checked(obj, size, &bad_offset))
+        return fail(REMAP_EOBJMODEL,
+                    "visit_ref_offsets(%#zx) reported offset %zu at remap_prepare (marked by "
+                    "remap_try_mark): outside the object (%zu bytes) or not 8-byte aligned",
+                    size_t(obj), bad_offset, size);
       regions_[r].live_bytes.fetch_add(size, std::memory_order_relaxed);
       if (st == RegionState::LARGE_HEAD) break;  // one object
       obj += size - 8;  // the next object starts at or after its end

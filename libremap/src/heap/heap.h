@@ -187,6 +187,10 @@ class Heap {
   // Region holding `a`, for marking: state-checked; sets *limit to the end of
   // allocated memory that an object starting at `a` may reach.
   Status locate_for_mark(uintptr_t a, size_t* region, uintptr_t* limit) const;
+  // Records the slots of the object [obj, obj + size) (its live bits set)
+  // from a visit whose every offset is checked. On a bad offset: undoes its
+  // refs and live bits, *bad_offset = the offset, false.
+  bool record_slots_checked(uintptr_t obj, size_t size, size_t* bad_offset);
 
   remap_heap_config config_{};
   os::Mapping mapping_;

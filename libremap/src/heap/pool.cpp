@@ -141,12 +141,10 @@ size_t PagePool::receive(void* src, size_t npages, Status* why) {
   }
   if (npages == 0) return 0;
   std::lock_guard<std::mutex> lock(maintenance_);
-  std::unique_ptr<uint32_t[]> holes;
-  size_t nholes = 0;
-  drain(empty_, holes, &nholes);
-  std::sort(holes.get(), holes.get() + nholes);
-  std::unique_ptr<uint32_t[]> filled(new uint32_t[nholes ? nholes : 1]);
-  size_t nfilled = 0, moved = 0, used = 0;
+  Intake in = take_empty();
+  size_t &nholes = in.nholes, &nfilled = in.nfilled, &used = in.used, moved = 0;
+  auto& holes = in.holes;
+  auto& filled = in.filled;
   char* from = static_cast<char*>(src);
   bool stop = false;
   while (!stop && used < nholes && moved < npages) {
@@ -175,23 +173,33 @@ size_t PagePool::receive(void* src, size_t npages, Status* why) {
   if (!stop && moved < npages && why)
     *why = fail(REMAP_ELIMIT, "the pool has no empty slot left: received %zu of %zu pages", moved,
                 npages);
-  std::sort(filled.get(), filled.get() + nfilled);
-  push_sorted(full_, filled.get(), nfilled);
-  push_sorted(empty_, holes.get() + used, nholes - used);
-  counters_.received.fetch_add(moved, std::memory_order_relaxed);
+  file_back(in, moved);
   return moved;
+}
+
+PagePool::Intake PagePool::take_empty() {
+  Intake in;
+  drain(empty_, in.holes, &in.nholes);
+  std::sort(in.holes.get(), in.holes.get() + in.nholes);
+  in.filled.reset(new uint32_t[in.nholes ? in.nholes : 1]);
+  return in;
+}
+
+void PagePool::file_back(Intake& in, size_t received) {
+  std::sort(in.filled.get(), in.filled.get() + in.nfilled);
+  push_sorted(full_, in.filled.get(), in.nfilled);
+  push_sorted(empty_, in.holes.get() + in.used, in.nholes - in.used);
+  counters_.received.fetch_add(received, std::memory_order_relaxed);
 }
 
 size_t PagePool::receive_runs(const SourceRun* runs, size_t nruns, uint64_t* ioctls) {
   *ioctls = 0;
   if (!registered() || nruns == 0) return 0;
   std::lock_guard<std::mutex> lock(maintenance_);
-  std::unique_ptr<uint32_t[]> holes;
-  size_t nholes = 0;
-  drain(empty_, holes, &nholes);
-  std::sort(holes.get(), holes.get() + nholes);
-  std::unique_ptr<uint32_t[]> filled(new uint32_t[nholes ? nholes : 1]);
-  size_t nfilled = 0, received = 0, used = 0;
+  Intake in = take_empty();
+  size_t &nholes = in.nholes, &nfilled = in.nfilled, &used = in.used, received = 0;
+  auto& holes = in.holes;
+  auto& filled = in.filled;
   for (size_t k = 0; k < nruns && used < nholes; ++k) {
     char* const from = runs[k].src;
     const size_t npages = runs[k].npages;
@@ -217,10 +225,7 @@ size_t PagePool::receive_runs(const SourceRun* runs, size_t nruns, uint64_t* ioc
       ++done;  // this source page cannot move (EBUSY after fork, a hole): skip it
     }
   }
-  std::sort(filled.get(), filled.get() + nfilled);
-  push_sorted(full_, filled.get(), nfilled);
-  push_sorted(empty_, holes.get() + used, nholes - used);
-  counters_.received.fetch_add(received, std::memory_order_relaxed);
+  file_back(in, received);
   return received;
 }
 

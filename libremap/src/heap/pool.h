@@ -127,6 +127,14 @@ class PagePool {
   char* page_of(uint32_t slot) const noexcept { return buffer_.data() + size_t(slot) * page_; }
   // Pops every slot of `s` (maintenance only).
   void drain(SlotStack& s, std::unique_ptr<uint32_t[]>& out, size_t* n);
+  // receive()'s bookkeeping (maintenance_ held): the empty slots, sorted,
+  // and the ones a MOVE filled; file_back returns both to their stacks.
+  struct Intake {
+    std::unique_ptr<uint32_t[]> holes, filled;
+    size_t nholes = 0, nfilled = 0, used = 0;
+  };
+  Intake take_empty();
+  void file_back(Intake& in, size_t received);
   // Pushes slots so that the lowest index ends on top.
   void push_sorted(SlotStack& s, const uint32_t* slots, size_t n);
 
