@@ -120,9 +120,9 @@ class GcBench final : public Workload {
     if (depth <= 0) return;
     HandleScope s(m);
     size_t l = s.make(new_node(m, depth - 1, tag));
-    set_ref(m.get(node), 0, m.get(l));
+    m.write_ref(m.get(node), 0, m.get(l));
     size_t r = s.make(new_node(m, depth - 1, tag));
-    set_ref(m.get(node), 1, m.get(r));
+    m.write_ref(m.get(node), 1, m.get(r));
     populate(m, depth - 1, l, tag);
     populate(m, depth - 1, r, tag);
   }
@@ -134,8 +134,8 @@ class GcBench final : public Workload {
     size_t l = s.make(make_tree(m, depth - 1, tag));
     size_t r = s.make(make_tree(m, depth - 1, tag));
     Ref n = new_node(m, depth, tag);
-    set_ref(n, 0, m.get(l));
-    set_ref(n, 1, m.get(r));
+    m.write_ref(n, 0, m.get(l));
+    m.write_ref(n, 1, m.get(r));
     return n;
   }
 

@@ -50,6 +50,14 @@ const char* pause_kind_name(PauseKind k) {
   return "?";
 }
 
+const char* marking_name(Marking m) {
+  switch (m) {
+    case Marking::stw: return "stw";
+    case Marking::concurrent: return "concurrent";
+  }
+  return "?";
+}
+
 const char* error_kind_name(VmErrorKind k) {
   switch (k) {
     case VmErrorKind::none: return "none";
@@ -75,7 +83,8 @@ Vm::Vm(const VmConfig& config) : config_(config), born_ns_(now_ns()) {
   cfg.fault_mode = config.fault_mode;
   cfg.gc_threads = config.gc_threads;
   cfg.handler_threads = config.handler_threads;
-  install_model(cfg.model);
+  install_model(cfg.model, &model_ctx_);
+  if (config.verify_refs) cfg.flags |= REMAP_HEAP_VERIFY_REFS;
   remap_status s = remap_heap_create(&cfg, &heap_);
   if (s != REMAP_OK) throw VmStartError(s, status_message("remap_heap_create", s));
   std::memset(&info_, 0, sizeof info_);
@@ -88,8 +97,21 @@ Vm::Vm(const VmConfig& config) : config_(config), born_ns_(now_ns()) {
   }
   // The library's default threshold: half a region (remap_heap_config).
   large_threshold_ = cfg.large_object_threshold ? cfg.large_object_threshold : info_.region_size / 2;
+  // Nothing is allocated yet: the model's callbacks have not run.
+  model_ctx_.large_threshold = large_threshold_;
+  model_ctx_.page_size = info_.page_size;
   trigger_bytes_ = std::max<uint64_t>(config_.trigger_min_bytes,
                                       uint64_t(double(info_.capacity) * config_.trigger_fraction));
+  marking_ = config_.marking;
+  if (marking_ == Marking::concurrent &&
+      (info_.backend == REMAP_BACKEND_MINOR || info_.backend == REMAP_BACKEND_SIGSEGV)) {
+    // remap_cycle_begin answers REMAP_EUNSUPPORTED for these backends.
+    marking_ = Marking::stw;
+    marking_note_ = std::string("concurrent marking is not supported by the ") +
+                    (info_.backend == REMAP_BACKEND_MINOR ? "minor" : "sigsegv") +
+                    " backend (remap_cycle_begin): marked stop-the-world";
+  }
+  marker_ = std::make_unique<Marker>(*this);
   collector_ = std::make_unique<Collector>(*this);
   collector_thread_ = std::thread([this] { collector_loop(); });
 }
@@ -150,8 +172,15 @@ std::unique_ptr<Mutator> Vm::attach() {
   return m;
 }
 
-Mutator::Mutator(Vm& vm, unsigned id) : vm_(vm), id_(id), safepoint_flag_(&vm.safepoint_) {
+Mutator::Mutator(Vm& vm, unsigned id)
+    : vm_(vm), id_(id), safepoint_flag_(&vm.safepoint_), satb_active_(&vm.satb_active_) {
   handles_.reserve(256);
+  satb_.reserve(kSatbBufferEntries);
+}
+
+std::string Vm::marking_note() const {
+  std::lock_guard<std::mutex> g(mu_);
+  return marking_note_;
 }
 
 Mutator::~Mutator() {
@@ -159,6 +188,7 @@ Mutator::~Mutator() {
   // PREPARED here and our TLAB may be handed back.
   if (!running_) leave_native();
   retire_tlab();
+  flush_satb();
   std::lock_guard<std::mutex> g(vm_.mu_);
   running_ = false;
   --vm_.running_;
@@ -422,6 +452,7 @@ Ref Mutator::alloc_large(size_t size) {
     void* p = nullptr;
     remap_status s = remap_alloc_large(vm_.heap_, size, &p);
     if (s == REMAP_OK) {
+      vm_.marker_->note_allocated(reinterpret_cast<uintptr_t>(p), size);
       vm_.note_allocated(size);
       return p;
     }
@@ -462,11 +493,26 @@ bool Mutator::refill(size_t size) {
     }
     tlab_start_ = tlab_cursor_ = reinterpret_cast<uintptr_t>(s);
     tlab_end_ = reinterpret_cast<uintptr_t>(e);
+    // Before any object is allocated here (and so before any reference to
+    // one is published): while the collector marks, this region is black.
+    vm_.marker_->note_allocated(tlab_start_, tlab_end_ - tlab_start_);
     vm_.note_allocated(tlab_end_ - tlab_start_);
     // A compacted region's free tail can be shorter than this object: hand
     // it back untouched and take the next one.
     if (tlab_end_ - tlab_cursor_ >= size) return true;
   }
+}
+
+void Mutator::log_old(Ref old) {
+  if (!vm_.config_.satb_barrier) return;  // test switch: the barrier is off
+  const uintptr_t v = reinterpret_cast<uintptr_t>(old);
+  if (!vm_.marker_->needs_log(v)) return;
+  satb_.push_back(v);
+  if (satb_.size() >= kSatbBufferEntries) flush_satb();
+}
+
+void Mutator::flush_satb() {
+  if (!satb_.empty()) vm_.marker_->publish(satb_);
 }
 
 void Mutator::retire_tlab() {
