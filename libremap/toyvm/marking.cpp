@@ -150,7 +150,7 @@ bool Marker::grey(uintptr_t v, uintptr_t from) {
   }
   const ObjectHeader* h = header(reinterpret_cast<const void*>(v));
   ++objects_marked;
-  bytes_marked += h->size;
+  bytes_marked += model_object_size(const_cast<ModelContext*>(&vm_.model_context()), h);  // as libremap counts it
   if (h->nrefs) stack_.push_back(v);
   return true;
 }

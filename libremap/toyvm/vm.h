@@ -230,6 +230,7 @@ class Vm {
   Marking marking() const { return marking_; }
   std::string marking_note() const;
   size_t large_threshold() const { return large_threshold_; }
+  const ModelContext& model_context() const { return model_ctx_; }
   uint64_t bytes_allocated_total() const { return allocated_total_.load(std::memory_order_relaxed); }
 
  private:
