@@ -30,6 +30,9 @@ namespace {
 
 constexpr uint64_t kRemarkBudgetNs = 200'000;
 constexpr unsigned kMaxRemarks = 4;
+// How long the collector lets the mutators wake up after a pause before it
+// competes with them for a CPU again.
+constexpr uint64_t kWakeWaitNs = 2'000'000;
 
 // Resumes the world when a pause ends early on a failure.
 struct WorldStopped {
@@ -84,7 +87,9 @@ void Collector::collect(const char* cause) {
   // The bitmap is cleared here, mutators running: no pause pays O(heap).
   marker_.reset(rec.index);
   const bool ok = vm_.marking_ == Marking::concurrent ? concurrent_cycle(rec) : stw_cycle(rec);
-  if (!ok || !after_flip(rec)) return;
+  if (!ok) return;
+  vm_.await_running(kWakeWaitNs);
+  if (!after_flip(rec)) return;
   check_after_gc(rec);
   std::lock_guard<std::mutex> g(vm_.records_mu_);
   vm_.records_.push_back(rec);
@@ -202,6 +207,7 @@ bool Collector::concurrent_cycle(GcRecord& rec) {
     vm_.satb_active_.store(true, std::memory_order_relaxed);
     rec.initial_mark_ns = now_ns() - t0;
   }
+  vm_.await_running(kWakeWaitNs);
   rec.roots = snapshot_.size();
   rec.heap_before = heap_bytes_allocated();
   if (vm_.config().mark_delay_us)
@@ -227,6 +233,7 @@ bool Collector::concurrent_cycle(GcRecord& rec) {
     rec.remark_ns += now_ns() - t0;
     ++rec.remarks;
     world.end();
+    vm_.await_running(kWakeWaitNs);
     if (drained) break;
     if (!trace_concurrently()) return false;
   }

@@ -17,6 +17,7 @@
 #include <time.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cstring>
 
 #include "collector.h"
@@ -207,10 +208,12 @@ void Mutator::slow_poll() {
       vm_.pauses_[pause].rec.mutators_stopped += 1;
       running_ = false;
       --vm_.running_;
+      ++vm_.parked_;
       vm_.world_cv_.notify_all();
       vm_.resume_cv_.wait(lk, [&] { return !vm_.stop_requested_; });
       running_ = true;
       ++vm_.running_;
+      if (--vm_.parked_ == 0) vm_.world_cv_.notify_all();
       // Woken by a later pause's resume (we never ran in between): that
       // pause is the one we resume from, and we stopped for it too.
       const size_t last = vm_.pauses_.size() - 1;
@@ -263,6 +266,12 @@ void Vm::resume_world() {
   safepoint_.store(failed_.load(), std::memory_order_release);
   resume_cv_.notify_all();
   if (!pauses_.empty()) pauses_.back().t_resume = now_ns();
+}
+
+void Vm::await_running(uint64_t max_ns) {
+  std::unique_lock<std::mutex> lk(mu_);
+  world_cv_.wait_for(lk, std::chrono::nanoseconds(max_ns),
+                     [&] { return parked_ == 0 || stop_requested_ || failed_.load(); });
 }
 
 std::vector<PauseRecord> Vm::pauses() const {

@@ -241,6 +241,11 @@ class Vm {
   // pause log, of the given kind.
   void stop_world(PauseKind kind, uint64_t gc_index);
   void resume_world();
+  // After resume_world, on the collector thread: waits (at most max_ns)
+  // until every mutator that stopped at a poll runs again, so that the
+  // collector's next work does not compete with their wake-ups for a CPU
+  // (on a busy machine that stretches the pause the mutators see).
+  void await_running(uint64_t max_ns);
   // Bytes handed to a mutator: may ask the collector for a cycle.
   void note_allocated(size_t bytes);
   void request_gc(const char* cause);
@@ -271,6 +276,7 @@ class Vm {
   std::atomic<bool> safepoint_{false}; // stop requested or VM failed: mutators take the slow path
   bool stop_requested_ = false;
   size_t running_ = 0;                 // attached mutators not stopped
+  size_t parked_ = 0;                  // mutators stopped in slow_poll, not yet running again
   std::vector<Mutator*> mutators_;
   // The pause log (under mu_): absolute CLOCK_MONOTONIC times while open;
   // a stopped mutator that wakes moves its pause's end to its wake-up.

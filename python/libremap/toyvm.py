@@ -128,6 +128,10 @@ def _pause_totals(pauses: list[dict[str, Any]]) -> dict[str, Any]:
     """The VM's pause statistics from its pause log: every pause but the
     harness's checks, and each kind on its own."""
     vm = pause_stats([p["duration_ns"] for p in pauses if p["kind"] not in HARNESS_PAUSE_KINDS])
+    # The collector's view: safepoint request to its resume (time to
+    # safepoint included, the stopped mutators' wake-up not: on a loaded
+    # machine that wake-up is a scheduler delay of up to a few ms).
+    coll = pause_stats([p["resume_ns"] for p in pauses if p["kind"] not in HARNESS_PAUSE_KINDS])
     kinds: dict[str, list[int]] = {}
     for p in pauses:
         kinds.setdefault(p["kind"], []).append(p["duration_ns"])
@@ -138,6 +142,9 @@ def _pause_totals(pauses: list[dict[str, Any]]) -> dict[str, Any]:
         "pause_max_ns": vm["max_ns"],
         "pause_total_ns": vm["total_ns"],
         "pause_median_ns": vm["p50_ns"],
+        "pause_resume_p50_ns": coll["p50_ns"],
+        "pause_resume_p99_ns": coll["p99_ns"],
+        "pause_resume_max_ns": coll["max_ns"],
         "ttsp_max_ns": max(
             (p["ttsp_ns"] for p in pauses if p["kind"] not in HARNESS_PAUSE_KINDS), default=0
         ),

@@ -349,6 +349,10 @@ class ToyVm(Workload):
         for k in ("pause_count", "pause_p50_ns", "pause_p99_ns", "pause_max_ns", "pause_total_ns"):
             rec[k] = t[k]
         rec["ttsp_max_ns"] = t["ttsp_max_ns"]
+        # The same pauses as the collector sees them (request to resume,
+        # the stopped mutators' wake-up left out).
+        for k in ("pause_resume_p50_ns", "pause_resume_p99_ns", "pause_resume_max_ns"):
+            rec[k] = t[k]
         rec["pauses_by_kind"] = t["pauses_by_kind"]
         rec["pause_log"] = [
             {k: p[k] for k in ("kind", "start_ns", "ttsp_ns", "duration_ns")} for p in r["pauses"]
