@@ -173,6 +173,7 @@ bool Collector::concurrent_cycle(GcRecord& rec) {
     bool armed = true;
     ~Cancel() {
       if (!armed) return;
+      vm.close_black_window();
       vm.satb_active_.store(false, std::memory_order_relaxed);
       (void)remap_clear_marks(vm.heap());
     }
@@ -202,6 +203,10 @@ bool Collector::concurrent_cycle(GcRecord& rec) {
     }
     if (s != REMAP_OK) return fail_library("remap_cycle_begin", s);
     marker_.begin_black_epoch();
+    {
+      std::lock_guard<std::mutex> g(vm_.mu_);
+      vm_.black_window_ = true;
+    }
     snapshot_.clear();
     for (Ref* slot : root_slots_) snapshot_.push_back(reinterpret_cast<uintptr_t>(*slot));
     vm_.satb_active_.store(true, std::memory_order_relaxed);
@@ -260,6 +265,7 @@ bool Collector::concurrent_cycle(GcRecord& rec) {
   // A flip that failed before changing anything leaves the heap PREPARED:
   // Cancel clears the marks so that the VM can still be torn down cleanly.
   if (s != REMAP_OK) return fail_library("remap_flip", s);
+  vm_.close_black_window();
   cancel.armed = false;
   for (Ref* slot : root_slots_) {
     void* nw = nullptr;

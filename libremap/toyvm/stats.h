@@ -50,9 +50,9 @@ struct GcRecord {
   remap_cycle_stats lib{};
 };
 
-// Why the world was stopped. A collection's pauses are `collection` today
-// (mark + prepare + flip in one stop); a collector that marks concurrently
-// stops for `initial_mark`, `remark` and `flip` instead. `check` is the
+// Why the world was stopped. With stw marking a collection's pause is
+// `collection` (mark + prepare + flip in one stop); with concurrent marking
+// it stops for `initial_mark`, `remark` (one or more) and `flip` instead. `check` is the
 // workloads' after-GC verification, a pause of the test harness that a
 // production runtime would not make: reports leave it out of the VM's pause
 // statistics and show it on its own.

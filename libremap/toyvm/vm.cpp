@@ -268,6 +268,14 @@ void Vm::resume_world() {
   if (!pauses_.empty()) pauses_.back().t_resume = now_ns();
 }
 
+void Vm::close_black_window() {
+  std::lock_guard<std::mutex> g(mu_);
+  if (!black_window_) return;
+  black_window_ = false;
+  ++windows_closed_;
+  gc_cv_.notify_all();
+}
+
 void Vm::await_running(uint64_t max_ns) {
   std::unique_lock<std::mutex> lk(mu_);
   world_cv_.wait_for(lk, std::chrono::nanoseconds(max_ns),
@@ -340,15 +348,27 @@ void Vm::request_gc(const char* cause) {
   gc_cv_.notify_all();
 }
 
-bool Vm::wait_for_gc(Mutator& m) {
+bool Vm::wait_for_gc(Mutator& m, bool* window) {
   m.retire_tlab();
+  *window = false;
   bool ok = m.blocking([&] {
     std::unique_lock<std::mutex> lk(mu_);
     if (!accepting_ || failed_.load()) return false;
-    // A cycle running now may have flipped before our allocation failed:
-    // only one that starts after this point is sure to see our garbage.
-    uint64_t target = gc_started_ + 1;
+    if (black_window_) {
+      // Inside a concurrent cycle's black window the library offers free
+      // regions only (no compacted tails): this may be that, not a full
+      // heap. Wait for the window to close (the flip: tails are offered
+      // again while the heap compacts) and ask for no cycle, or the next
+      // one's window would refuse us again.
+      *window = true;
+      const uint64_t closes = windows_closed_;
+      gc_cv_.wait(lk, [&] { return windows_closed_ != closes || failed_.load() || shutdown_; });
+      return !failed_.load() && !shutdown_;
+    }
+    const uint64_t target = gc_started_ + 1;
     if (!gc_pending_) {
+      // A cycle running now may have flipped before our allocation failed:
+      // only one that starts after this point is sure to see our garbage.
       gc_pending_ = true;
       gc_cause_ = "exhausted";
       gc_pending_hint_.store(true, std::memory_order_relaxed);
@@ -475,7 +495,9 @@ Ref Mutator::alloc_large(size_t size) {
 
 void Mutator::wait_after_exhaustion(unsigned& futile, unsigned& total, size_t size, const char* what) {
   constexpr unsigned kMaxWaits = 16;
-  bool ok = futile < vm_.config_.exhausted_retries && total < kMaxWaits && vm_.wait_for_gc(*this);
+  bool window = false;
+  bool ok = futile < vm_.config_.exhausted_retries && total < kMaxWaits && vm_.wait_for_gc(*this, &window);
+  if (ok && window) return;  // waited for a black window to close: the heap was not found full
   ++total;
   if (ok) {
     if (vm_.free_after_gc_.load(std::memory_order_relaxed) < 2 * vm_.info_.region_size) ++futile;

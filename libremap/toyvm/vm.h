@@ -246,12 +246,17 @@ class Vm {
   // collector's next work does not compete with their wake-ups for a CPU
   // (on a busy machine that stretches the pause the mutators see).
   void await_running(uint64_t max_ns);
+  // The flip (or a cancelled cycle) ends the black window: wakes the
+  // mutators that found no free region in it.
+  void close_black_window();
   // Bytes handed to a mutator: may ask the collector for a cycle.
   void note_allocated(size_t bytes);
   void request_gc(const char* cause);
   // A mutator found the heap full: wait (stopped) for a collection that
-  // starts after now to end. False if the VM failed or is shutting down.
-  bool wait_for_gc(Mutator& m);
+  // starts after now to end; or, inside a concurrent cycle's black window
+  // (*window set), for that window to close. False if the VM failed or is
+  // shutting down.
+  bool wait_for_gc(Mutator& m, bool* window);
   void collector_loop();
 
   VmConfig config_;
@@ -298,6 +303,8 @@ class Vm {
   std::atomic<uint64_t> free_after_gc_{~uint64_t(0)};  // capacity - occupancy after the last flip
 
   std::atomic<bool> satb_active_{false};  // mutators log overwritten references
+  bool black_window_ = false;             // under mu_: remap_cycle_begin .. remap_flip
+  uint64_t windows_closed_ = 0;           // under mu_: black windows closed (gc_cv_ tells)
   std::unique_ptr<Marker> marker_;
 
   std::atomic<bool> failed_{false};
