@@ -28,9 +28,11 @@ py::dict gc_dict(const toyvm::GcRecord& r) {
   py::dict d;
 #define F(name) d[#name] = r.name;
   F(index) F(pause_ns) F(ttsp_ns) F(mark_ns) F(prepare_ns) F(flip_ns) F(concurrent_ns) F(verify_ns)
+  F(initial_mark_ns) F(remark_ns) F(remarks) F(satb_logged)
   F(roots) F(objects_marked) F(bytes_marked) F(heap_before) F(heap_after) F(capacity)
 #undef F
   d["cause"] = r.cause;
+  d["marking"] = r.marking;
   d["lib"] = stats_dict(r.lib);
   return d;
 }
@@ -54,6 +56,13 @@ const std::map<std::string, Setter>& setters() {
 #define WL(name) m[#name] = [](toyvm::RunOptions& o, const py::handle& v) { o.params.name = v.cast<decltype(o.params.name)>(); };
     VM(heap_bytes) VM(region_size) VM(backend) VM(fault_mode) VM(gc_threads) VM(handler_threads)
     VM(dense_threshold) VM(trigger_fraction) VM(trigger_min_bytes) VM(exhausted_retries)
+    VM(verify_refs) VM(satb_barrier) VM(mark_delay_us)
+    m["marking"] = [](toyvm::RunOptions& o, const py::handle& v) {
+      const std::string s = v.cast<std::string>();
+      if (s == "stw") o.vm.marking = toyvm::Marking::stw;
+      else if (s == "concurrent") o.vm.marking = toyvm::Marking::concurrent;
+      else throw py::value_error("toyvm: marking must be 'stw' or 'concurrent', not '" + s + "'");
+    };
     WL(threads) WL(rounds) WL(seed) WL(depth) WL(min_depth) WL(iteration_scale) WL(array_size)
     WL(size) WL(ops) WL(max_value_bytes) WL(large_fraction)
 #undef VM
@@ -81,6 +90,8 @@ py::dict run(const std::string& workload, const py::dict& options) {
   d["workload"] = r.workload;
   d["backend"] = remap_backend_name(r.backend);
   d["fault_mode"] = remap_fault_mode_name(r.fault_mode);
+  d["marking"] = toyvm::marking_name(r.marking);
+  d["marking_note"] = r.marking_note.empty() ? py::object(py::none()) : py::object(py::str(r.marking_note));
   d["capacity"] = r.capacity;
   d["region_size"] = r.region_size;
   d["wall_ns"] = r.wall_ns;

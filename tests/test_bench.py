@@ -91,7 +91,17 @@ def test_quick_json_keeps_the_contract_and_every_run_is_verified(tmp_path: Path)
         assert r["runtime"] == "toyvm"
         assert r["pause_count"] >= r["gc_count"] > 0
         assert 0 < r["pause_p50_ns"] <= r["pause_p99_ns"] <= r["pause_max_ns"]
-        assert r["pauses_by_kind"]["collection"]["count"] == r["gc_count"]
+        # The default marking is concurrent: three pause kinds per GC (the
+        # minor and sigsegv backends mark stop-the-world and say so).
+        assert r["marking_requested"] == "concurrent"
+        if r["backend"] in ("minor", "sigsegv"):
+            assert r["marking"] == "stw" and r["marking_note"]
+            assert r["pauses_by_kind"]["collection"]["count"] == r["gc_count"]
+        else:
+            assert r["marking"] == "concurrent" and r["marking_note"] is None
+            kinds = r["pauses_by_kind"]
+            assert kinds["initial_mark"]["count"] == kinds["flip"]["count"] == r["gc_count"]
+            assert kinds["remark"]["count"] >= r["gc_count"] and "collection" not in kinds
         assert len(r["pause_log"]) >= r["pause_count"]
         assert r["mutator_wall_ns"] > 0
         assert r["mark_ns_per_object"] > 0 and r["mark_floor_ns_per_object"] > 0
@@ -152,8 +162,45 @@ def test_ratios_are_pair_by_pair() -> None:
     assert (ratio["median"], ratio["min"], ratio["max"]) == (1.0, 0.5, 3.0)
 
 
+def test_both_markings_alternate_as_columns(tmp_path: Path) -> None:
+    doc, stdout = _bench(
+        tmp_path,
+        "--quick",
+        "--workload",
+        "gcbench",
+        "--backends",
+        "move,stw",
+        "--marking",
+        "concurrent,stw",
+        "--runs",
+        "1",
+        "--warmup",
+        "0",
+    )
+    _check_contract(doc)
+    assert doc["params"]["markings"] == ["concurrent", "stw"]
+    counted = [r for r in doc["runs"] if not r["warmup"]]
+    assert all(r["verified"] for r in counted), [r["verify_detail"] for r in counted]
+    # Alternated run by run: backend x marking, in that order.
+    seen = [(r["backend"], r["marking_requested"]) for r in counted]
+    assert seen[:2] == [(seen[0][0], "concurrent"), (seen[0][0], "stw")], seen
+    stw_marked = [r for r in counted if r["marking_requested"] == "stw"]
+    assert stw_marked and all(r["marking"] == "stw" for r in stw_marked)
+    assert all(set(r["pauses_by_kind"]) == {"collection"} for r in stw_marked)
+    cols = {e["backend"]: e for e in doc["summary"]}
+    if "move" in cols:
+        # The stw-marking column is compared to move (concurrent marking).
+        assert "mutator_wall_ns" in cols["move/stw-mark"]["ratio_to_move"]
+    assert "stw marking" in stdout and "concurrent marking" in stdout
+
+
 def test_bad_flags_are_usage_errors(tmp_path: Path) -> None:
-    for args in (["--backends", "nope"], ["--sweep", "size=1,2"], ["--workload", "nope"]):
+    for args in (
+        ["--backends", "nope"],
+        ["--sweep", "size=1,2"],
+        ["--workload", "nope"],
+        ["--marking", "incremental"],
+    ):
         p = run_with_timeout(
             [sys.executable, "-m", "libremap", "bench", *args], timeout=60, cwd=tmp_path
         )

@@ -73,8 +73,8 @@ class BinaryTrees final : public Workload {
     size_t l = s.make(bottom_up(m, depth - 1));
     size_t r = s.make(bottom_up(m, depth - 1));
     Ref n = m.alloc_instance(node_);
-    set_ref(n, 0, m.get(l));
-    set_ref(n, 1, m.get(r));
+    m.write_ref(n, 0, m.get(l));
+    m.write_ref(n, 1, m.get(r));
     return n;
   }
 

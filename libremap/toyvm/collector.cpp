@@ -1,24 +1,38 @@
-// collector.cpp — one collection of the toy VM (see collector.h).
+// collector.cpp — one collection of the toy VM (see collector.h); the
+// tracer itself is in marking.cpp.
 //
-// Marking is a stop-the-world trace with an explicit stack and a side mark
-// bitmap (one bit per heap word) outside the heap: headers stay read-only
-// for the GC, as libremap's model callbacks may read them at any time during
-// compaction. Every object reached is checked against the class table before
-// its slots are followed, so heap corruption is reported, never chased.
+// Roots: with stw marking they are forwarded between prepare and flip
+// (remap_forward is valid from prepare to the end of finish, and with stw
+// the flip already ends the cycle). With concurrent marking the mutators
+// change their roots until the flip pause, so they are forwarded in it,
+// after remap_flip; a root at a black object comes back unchanged.
 //
-// Roots are forwarded between prepare and flip: remap_forward is valid from
-// prepare to the end of finish, and with stw the flip already ends the cycle.
+// Remark termination: SATB needs no root rescan (a root can only hold an
+// object reachable at the snapshot or a black one), so a remark's work is
+// the mutators' partly filled logs plus what those reach. It traces for at
+// most kRemarkBudgetNs; with work left it resumes the world (barrier still
+// on), traces concurrently and remarks again; remark kMaxRemarks finishes
+// unbounded, so a cycle always ends.
 #include "collector.h"
 
 #include <algorithm>
+#include <chrono>
 #include <cstring>
 #include <string>
+#include <thread>
 
+#include "marking.h"
 #include "vm.h"
 
 namespace toyvm {
 
 namespace {
+
+constexpr uint64_t kRemarkBudgetNs = 200'000;
+constexpr unsigned kMaxRemarks = 4;
+// How long the collector lets the mutators wake up after a pause before it
+// competes with them for a CPU again.
+constexpr uint64_t kWakeWaitNs = 2'000'000;
 
 // Resumes the world when a pause ends early on a failure.
 struct WorldStopped {
@@ -32,19 +46,9 @@ struct WorldStopped {
   }
 };
 
-std::string hex(uintptr_t v) {
-  char buf[32];
-  snprintf(buf, sizeof buf, "0x%lx", static_cast<unsigned long>(v));
-  return buf;
-}
-
 }  // namespace
 
-Collector::Collector(Vm& vm) : vm_(vm) {
-  base_ = reinterpret_cast<uintptr_t>(vm.info().base);
-  capacity_ = vm.info().capacity;
-  marks_.assign(capacity_ / 8 / 64 + 1, 0);
-}
+Collector::Collector(Vm& vm) : vm_(vm), marker_(*vm.marker_) { capacity_ = vm.info().capacity; }
 
 bool Collector::fail_library(const char* call, int status) {
   vm_.fail(VmErrorKind::library, status, status_message(call, status));
@@ -59,76 +63,18 @@ uint64_t Collector::heap_bytes_allocated() {
   return hi.bytes_allocated;
 }
 
-// The shape the class table says an object must have. `from` is the object
-// (or 0 for a root) whose slot led here, for the message.
-bool Collector::check_object(uintptr_t obj, uintptr_t from) {
-  auto bad = [&](const std::string& what) {
-    vm_.fail(VmErrorKind::corrupt_heap, REMAP_OK,
-             "toyvm: corrupt heap at GC " + std::to_string(count_) + ": object base+" +
-                 hex(obj - base_) + " (reached from " + (from ? "base+" + hex(from - base_) : "a root") +
-                 "): " + what);
-    return false;
-  };
-  if (obj - base_ >= capacity_ || (obj & 7) != 0) return bad("a reference outside the heap or misaligned");
-  const ObjectHeader* h = header(reinterpret_cast<const void*>(obj));
-  if (h->klass >= vm_.class_count()) return bad("class id " + std::to_string(h->klass) + " is not defined");
-  const ClassInfo& c = vm_.klass(h->klass);
-  size_t want = 0;
-  uint32_t nrefs = 0;
-  switch (c.kind) {
-    case ClassKind::instance:
-      want = kHeaderBytes + kSlotBytes * c.nrefs + c.payload_bytes;
-      nrefs = c.nrefs;
-      break;
-    case ClassKind::ref_array:
-      want = kHeaderBytes + kSlotBytes * size_t(h->aux);
-      nrefs = h->aux;
-      break;
-    case ClassKind::prim_array:
-      want = (kHeaderBytes + size_t(c.elem_size) * h->aux + 7) & ~size_t(7);
-      break;
+void Collector::gather_roots_retire_tlabs() {
+  // Every region must be retired before prepare, cycle_begin and a
+  // concurrent cycle's flip (objects above an allocating region's top are
+  // unknown to the library).
+  root_slots_.clear();
+  for (Mutator* m : vm_.mutators_) {
+    m->retire_tlab();
+    for (Ref& r : m->handles_)
+      if (r) root_slots_.push_back(&r);
   }
-  if (h->size != want || h->nrefs != nrefs)
-    return bad("header (size " + std::to_string(h->size) + ", nrefs " + std::to_string(h->nrefs) +
-               ") does not match class " + c.name + " (size " + std::to_string(want) + ", nrefs " +
-               std::to_string(nrefs) + ")");
-  const size_t region = vm_.info().region_size;
-  if (h->size < vm_.large_threshold()) {
-    if ((obj & (region - 1)) + h->size > region) return bad("crosses its region's end");
-  } else if ((obj & (vm_.info().page_size - 1)) != 0) {
-    return bad("a large object not at a page start");
-  }
-  if (obj - base_ + h->size > capacity_) return bad("runs past the heap");
-  return true;
-}
-
-bool Collector::mark(GcRecord& rec) {
-  std::fill(marks_.begin(), marks_.end(), 0);
-  stack_.clear();
-  // Visit: set the mark bit; first visit checks, reports and queues.
-  auto visit = [&](uintptr_t v, uintptr_t from) -> bool {
-    if (v == 0) return true;
-    size_t w = (v - base_) / 8;
-    if (v - base_ < capacity_ && (marks_[w / 64] >> (w % 64) & 1)) return true;
-    if (!check_object(v, from)) return false;
-    marks_[w / 64] |= uint64_t(1) << (w % 64);
-    remap_status s = remap_mark(vm_.heap(), reinterpret_cast<const void*>(v));
-    if (s != REMAP_OK) return fail_library("remap_mark", s);
-    ++rec.objects_marked;
-    rec.bytes_marked += header(reinterpret_cast<const void*>(v))->size;
-    if (header(reinterpret_cast<const void*>(v))->nrefs) stack_.push_back(v);
-    return true;
-  };
-  for (Ref* slot : root_slots_)
-    if (!visit(reinterpret_cast<uintptr_t>(*slot), 0)) return false;
-  while (!stack_.empty()) {
-    uintptr_t obj = stack_.back();
-    stack_.pop_back();
-    const uint32_t n = header(reinterpret_cast<const void*>(obj))->nrefs;
-    for (uint32_t i = 0; i < n; ++i)
-      if (!visit(reinterpret_cast<uintptr_t>(get_ref(reinterpret_cast<Ref>(obj), i)), obj)) return false;
-  }
-  return true;
+  for (size_t i = 0; i < vm_.global_count_; ++i)
+    if (vm_.globals_[i]) root_slots_.push_back(&vm_.globals_[i]);
 }
 
 void Collector::collect(const char* cause) {
@@ -138,39 +84,47 @@ void Collector::collect(const char* cause) {
   rec.capacity = capacity_;
   std::memset(&rec.lib, 0, sizeof rec.lib);
   rec.lib.struct_size = sizeof rec.lib;
+  // The bitmap is cleared here, mutators running: no pause pays O(heap).
+  marker_.reset(rec.index);
+  const bool ok = vm_.marking_ == Marking::concurrent ? concurrent_cycle(rec) : stw_cycle(rec);
+  if (!ok) return;
+  vm_.await_running(kWakeWaitNs);
+  if (!after_flip(rec)) return;
+  check_after_gc(rec);
+  std::lock_guard<std::mutex> g(vm_.records_mu_);
+  vm_.records_.push_back(rec);
+}
 
+bool Collector::stw_cycle(GcRecord& rec) {
+  rec.marking = marking_name(Marking::stw);
+  marker_.set_concurrent(false);
   const uint64_t t0 = now_ns();
   vm_.stop_world(PauseKind::collection, rec.index);
   WorldStopped world{&vm_, &Vm::resume_world};
   const uint64_t t1 = now_ns();
   rec.ttsp_ns = t1 - t0;
 
-  // Every region must be retired before prepare (objects above an
-  // allocating region's top are unknown to the library).
-  root_slots_.clear();
-  for (Mutator* m : vm_.mutators_) {
-    m->retire_tlab();
-    for (Ref& r : m->handles_)
-      if (r) root_slots_.push_back(&r);
-  }
-  for (size_t i = 0; i < vm_.global_count_; ++i)
-    if (vm_.globals_[i]) root_slots_.push_back(&vm_.globals_[i]);
+  gather_roots_retire_tlabs();
   rec.roots = root_slots_.size();
   rec.heap_before = heap_bytes_allocated();
-  if (vm_.failed()) return;
+  if (vm_.failed()) return false;
 
-  if (!mark(rec)) {
+  bool drained = false;
+  for (Ref* slot : root_slots_)
+    if (!marker_.grey(reinterpret_cast<uintptr_t>(*slot), 0)) break;
+  if (vm_.failed() || !marker_.trace(0, &drained)) {
     (void)remap_clear_marks(vm_.heap());
-    return;
+    return false;
   }
+  rec.objects_marked = marker_.objects_marked;
+  rec.bytes_marked = marker_.bytes_marked;
   const uint64_t t2 = now_ns();
   rec.mark_ns = t2 - t1;
 
   remap_status s = remap_prepare(vm_.heap());
   if (s != REMAP_OK) {
     (void)remap_clear_marks(vm_.heap());
-    fail_library("remap_prepare", s);
-    return;
+    return fail_library("remap_prepare", s);
   }
   forwarded_.resize(root_slots_.size());
   for (size_t i = 0; i < root_slots_.size(); ++i) {
@@ -178,8 +132,7 @@ void Collector::collect(const char* cause) {
     s = remap_forward(vm_.heap(), *root_slots_[i], &nw);
     if (s != REMAP_OK) {
       (void)remap_clear_marks(vm_.heap());
-      fail_library("remap_forward", s);
-      return;
+      return fail_library("remap_forward", s);
     }
     forwarded_[i] = nw;
   }
@@ -191,27 +144,159 @@ void Collector::collect(const char* cause) {
     // A flip that failed before changing anything leaves the heap PREPARED:
     // cancel the cycle so that the VM can still be torn down cleanly.
     (void)remap_clear_marks(vm_.heap());
-    fail_library("remap_flip", s);
-    return;
+    return fail_library("remap_flip", s);
   }
   for (size_t i = 0; i < root_slots_.size(); ++i) *root_slots_[i] = forwarded_[i];
   const uint64_t t4 = now_ns();
   rec.flip_ns = t4 - t3;
   rec.pause_ns = t4 - t0;
   vm_.allocated_since_gc_.store(0, std::memory_order_relaxed);
-  world.end();
+  return true;
+}
 
+bool Collector::trace_concurrently() {
+  for (;;) {
+    bool drained = false, any = false;
+    if (!marker_.trace(0, &drained) || !marker_.grey_published(&any)) return false;
+    if (!any && marker_.stack_empty()) return true;
+    if (vm_.failed()) return false;
+  }
+}
+
+bool Collector::concurrent_cycle(GcRecord& rec) {
+  rec.marking = marking_name(Marking::concurrent);
+  marker_.set_concurrent(true);
+  // Whatever fails from here on: the barrier goes off and the cycle is
+  // cancelled (a failed VM only tears down).
+  struct Cancel {
+    Vm& vm;
+    bool armed = true;
+    ~Cancel() {
+      if (!armed) return;
+      vm.close_black_window();
+      vm.satb_active_.store(false, std::memory_order_relaxed);
+      (void)remap_clear_marks(vm.heap());
+    }
+  } cancel{vm_};
+
+  // ---- initial mark ----
+  uint64_t t0 = now_ns();
+  vm_.stop_world(PauseKind::initial_mark, rec.index);
+  {
+    WorldStopped world{&vm_, &Vm::resume_world};
+    uint64_t t1 = now_ns();
+    rec.ttsp_ns += t1 - t0;
+    gather_roots_retire_tlabs();
+    if (vm_.failed()) return false;
+    remap_status s = remap_cycle_begin(vm_.heap());
+    if (s == REMAP_EUNSUPPORTED) {
+      // A backend that cannot keep marking beside mutators (vm.cpp already
+      // keeps minor and sigsegv off this path): mark stop-the-world from now on.
+      cancel.armed = false;
+      {
+        std::lock_guard<std::mutex> g(vm_.mu_);
+        vm_.marking_ = Marking::stw;
+        vm_.marking_note_ = status_message("remap_cycle_begin", s) + ": marked stop-the-world";
+      }
+      world.end();
+      return stw_cycle(rec);
+    }
+    if (s != REMAP_OK) return fail_library("remap_cycle_begin", s);
+    marker_.begin_black_epoch();
+    {
+      std::lock_guard<std::mutex> g(vm_.mu_);
+      vm_.black_window_ = true;
+    }
+    snapshot_.clear();
+    for (Ref* slot : root_slots_) snapshot_.push_back(reinterpret_cast<uintptr_t>(*slot));
+    vm_.satb_active_.store(true, std::memory_order_relaxed);
+    rec.initial_mark_ns = now_ns() - t0;
+  }
+  vm_.await_running(kWakeWaitNs);
+  rec.roots = snapshot_.size();
+  rec.heap_before = heap_bytes_allocated();
+  if (vm_.config().mark_delay_us)
+    std::this_thread::sleep_for(std::chrono::microseconds(vm_.config().mark_delay_us));
+
+  // ---- concurrent trace and remark ----
+  const uint64_t tm = now_ns();
+  for (uintptr_t v : snapshot_)
+    if (!marker_.grey(v, 0)) return false;
+  if (!trace_concurrently()) return false;
+  for (unsigned round = 1;; ++round) {
+    t0 = now_ns();
+    vm_.stop_world(PauseKind::remark, rec.index);
+    WorldStopped world{&vm_, &Vm::resume_world};
+    const uint64_t t1 = now_ns();
+    rec.ttsp_ns += t1 - t0;
+    bool any = false, drained = false;
+    for (Mutator* m : vm_.mutators_)
+      if (!marker_.grey_entries(m->satb_)) return false;
+    if (!marker_.grey_published(&any)) return false;
+    if (!marker_.trace(round < kMaxRemarks ? t1 + kRemarkBudgetNs : 0, &drained)) return false;
+    if (drained) vm_.satb_active_.store(false, std::memory_order_relaxed);
+    rec.remark_ns += now_ns() - t0;
+    ++rec.remarks;
+    world.end();
+    vm_.await_running(kWakeWaitNs);
+    if (drained) break;
+    if (!trace_concurrently()) return false;
+  }
+  rec.mark_ns = now_ns() - tm;
+  rec.objects_marked = marker_.objects_marked;
+  rec.bytes_marked = marker_.bytes_marked;
+  rec.satb_logged = marker_.satb_logged;
+
+  // ---- prepare, beside the mutators ----
+  const uint64_t tp = now_ns();
+  remap_status s = remap_prepare(vm_.heap());
+  if (s != REMAP_OK) return fail_library("remap_prepare", s);
+  rec.prepare_ns = now_ns() - tp;
+
+  // ---- flip ----
+  t0 = now_ns();
+  vm_.stop_world(PauseKind::flip, rec.index);
+  WorldStopped world{&vm_, &Vm::resume_world};
+  const uint64_t t1 = now_ns();
+  rec.ttsp_ns += t1 - t0;
+  gather_roots_retire_tlabs();
+  if (vm_.failed()) return false;
+  s = remap_flip(vm_.heap());
+  // A flip that failed before changing anything leaves the heap PREPARED:
+  // Cancel clears the marks so that the VM can still be torn down cleanly.
+  if (s != REMAP_OK) return fail_library("remap_flip", s);
+  vm_.close_black_window();
+  cancel.armed = false;
+  for (Ref* slot : root_slots_) {
+    void* nw = nullptr;
+    s = remap_forward(vm_.heap(), *slot, &nw);
+    if (s == REMAP_EINVAL) {
+      // Not a marked object start and not black: the marker missed it.
+      vm_.fail(VmErrorKind::corrupt_heap, s,
+               "toyvm: GC " + std::to_string(rec.index) +
+                   ": a root points at an object concurrent marking missed (" +
+                   status_message("remap_forward", s) + ")");
+      return false;
+    }
+    if (s != REMAP_OK) return fail_library("remap_forward", s);
+    *slot = nw;
+  }
+  const uint64_t t2 = now_ns();
+  rec.flip_ns = t2 - t1;
+  rec.pause_ns = rec.initial_mark_ns + rec.remark_ns + (t2 - t0);
+  vm_.allocated_since_gc_.store(0, std::memory_order_relaxed);
+  return true;
+}
+
+bool Collector::after_flip(GcRecord& rec) {
   // Occupancy after the cycle, read once the mutators run again: after a
   // concurrent flip the library applies the new region layout at this
   // call (O(regions)), which has no reason to be in the pause.
   remap_heap_info hi;
   std::memset(&hi, 0, sizeof hi);
   hi.struct_size = sizeof hi;
-  s = remap_heap_get_info(vm_.heap(), &hi);
-  if (s != REMAP_OK) {
-    fail_library("remap_heap_get_info", s);
-    return;
-  }
+  remap_status s = remap_heap_get_info(vm_.heap(), &hi);
+  if (s != REMAP_OK) return fail_library("remap_heap_get_info", s);
   rec.heap_after = hi.bytes_allocated;
   // The next collection: after mutators take half (trigger_fraction) of
   // what this one left free.
@@ -226,39 +311,33 @@ void Collector::collect(const char* cause) {
     if (s != REMAP_OK) {
       fail_library("remap_compact", s);
       (void)remap_finish(vm_.heap());
-      return;
+      return false;
     }
     s = remap_finish(vm_.heap());
-    if (s != REMAP_OK) {
-      fail_library("remap_finish", s);
-      return;
-    }
+    if (s != REMAP_OK) return fail_library("remap_finish", s);
     rec.concurrent_ns = now_ns() - tc;
   }
   s = remap_heap_last_stats(vm_.heap(), &rec.lib);
-  if (s != REMAP_OK) {
-    fail_library("remap_heap_last_stats", s);
-    return;
-  }
+  if (s != REMAP_OK) return fail_library("remap_heap_last_stats", s);
+  return true;
+}
 
-  if (vm_.after_gc_) {
-    const uint64_t tv = now_ns();
-    vm_.stop_world(PauseKind::check, rec.index);
-    std::string problem;
-    try {
-      problem = vm_.after_gc_();
-    } catch (const std::exception& e) {
-      problem = e.what();
-    }
-    vm_.resume_world();
-    rec.verify_ns = now_ns() - tv;
-    if (!problem.empty()) {
-      vm_.fail(VmErrorKind::workload, REMAP_OK,
-               "toyvm: check after GC " + std::to_string(rec.index) + " failed: " + problem);
-    }
+void Collector::check_after_gc(GcRecord& rec) {
+  if (!vm_.after_gc_) return;
+  const uint64_t tv = now_ns();
+  vm_.stop_world(PauseKind::check, rec.index);
+  std::string problem;
+  try {
+    problem = vm_.after_gc_();
+  } catch (const std::exception& e) {
+    problem = e.what();
   }
-  std::lock_guard<std::mutex> g(vm_.records_mu_);
-  vm_.records_.push_back(rec);
+  vm_.resume_world();
+  rec.verify_ns = now_ns() - tv;
+  if (!problem.empty()) {
+    vm_.fail(VmErrorKind::workload, REMAP_OK,
+             "toyvm: check after GC " + std::to_string(rec.index) + " failed: " + problem);
+  }
 }
 
 }  // namespace toyvm

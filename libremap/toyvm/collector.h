@@ -1,9 +1,21 @@
-// collector.h — the toy VM's garbage collector: one collection is
+// collector.h — the toy VM's garbage collector. One collection is, with
+// stop-the-world marking (Marking::stw):
 //   pause:  stop the world, hand back every TLAB, trace from the roots and
 //           remap_mark each live object, remap_prepare, forward the roots,
 //           remap_flip, rewrite the roots, resume the world;
-//   then:   if the heap is COMPACTING, remap_compact + remap_finish on this
-//           (the collector) thread while the mutators run;
+// and with concurrent marking (Marking::concurrent):
+//   initial-mark pause: hand back every TLAB, remap_cycle_begin, snapshot
+//           the roots, turn the SATB write barrier on;
+//   concurrent:  trace from the snapshot and from the barrier's logs while
+//           the mutators run (what they allocate now is black: marking.h);
+//   remark pause: take every mutator's log, trace what is left; when that
+//           runs over its time budget, resume and trace on, then remark
+//           again (the last remark finishes whatever is left); barrier off;
+//   concurrent:  remap_prepare;
+//   flip pause: hand back every TLAB, remap_flip, forward the roots;
+// then, either way:
+//   if the heap is COMPACTING, remap_compact + remap_finish on this (the
+//           collector) thread while the mutators run;
 //   last:   the workload's after-GC check in a pause of its own.
 // Backend-agnostic: with stw the flip compacts and returns the heap to IDLE,
 // so there is nothing after the pause.
@@ -18,6 +30,7 @@
 namespace toyvm {
 
 class Vm;
+class Marker;
 
 class Collector {
  public:
@@ -26,19 +39,26 @@ class Collector {
   void collect(const char* cause);
 
  private:
-  // Returns false (after failing the VM) on a library error or a bad object.
-  bool mark(GcRecord& rec);
-  bool check_object(uintptr_t obj, uintptr_t from);
+  // Each returns false once the VM failed (the cycle was cancelled).
+  bool stw_cycle(GcRecord& rec);
+  bool concurrent_cycle(GcRecord& rec);
+  // Traces (mutators running) until the grey stack and the published SATB
+  // buffers are both empty.
+  bool trace_concurrently();
+  // After the flip: occupancy, the next trigger, compaction, the stats.
+  bool after_flip(GcRecord& rec);
+  void check_after_gc(GcRecord& rec);
+  // Every root slot (handles, globals) and hands back every TLAB: in a pause.
+  void gather_roots_retire_tlabs();
   bool fail_library(const char* call, int status);
   uint64_t heap_bytes_allocated();
 
   Vm& vm_;
-  uintptr_t base_ = 0;
+  Marker& marker_;
   size_t capacity_ = 0;
-  std::vector<uint64_t> marks_;      // one bit per heap word: visited by the tracer
-  std::vector<uintptr_t> stack_;     // grey objects
   std::vector<Ref*> root_slots_;     // every root of this pause
-  std::vector<Ref> forwarded_;       // remap_forward of each root, taken at prepare
+  std::vector<Ref> forwarded_;       // remap_forward of each root, taken at prepare (stw)
+  std::vector<uintptr_t> snapshot_;  // root values at the initial mark (concurrent)
   uint64_t count_ = 0;
 };
 

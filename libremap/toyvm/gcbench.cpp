@@ -9,6 +9,7 @@
 // of the array are intact. Each node records its depth in `i` and a
 // per-thread tag in `j`, so that a node moved to the wrong place, a lost
 // reference update or a stale page is caught.
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <mutex>
@@ -25,6 +26,9 @@ struct NodeFields {
 };
 
 uint64_t tree_size(int depth) { return (uint64_t(1) << (depth + 1)) - 1; }
+
+// Nodes or array elements between two safepoint polls of a long loop.
+constexpr uint32_t kPollEvery = 4096;
 
 class GcBench final : public Workload {
  public:
@@ -44,15 +48,16 @@ class GcBench final : public Workload {
       {
         HandleScope s(m);
         size_t t = s.make(make_tree(m, stretch, tag));
-        checked += check_tree(m.get(t), stretch, tag);
+        checked += check_tree(m, t, stretch, tag);
       }
       // The long-lived data.
       size_t long_lived = scope.make(new_node(m, depth, tag));
       populate(m, depth, long_lived, tag);
       size_t array = scope.make(m.alloc_prim_array(doubles_, uint32_t(p_.array_size)));
-      {
+      // In chunks with a safepoint between (the array may move there).
+      for (size_t k = 1; k < p_.array_size / 2; m.poll()) {
         double* a = reinterpret_cast<double*>(payload(m.get(array)));
-        for (size_t k = 1; k < p_.array_size / 2; ++k) a[k] = 1.0 / double(k);
+        for (const size_t e = std::min(k + kPollEvery, p_.array_size / 2); k < e; ++k) a[k] = 1.0 / double(k);
       }
       for (int d = p_.min_depth; d <= depth; d += 2) {
         uint64_t iters = std::max<uint64_t>(
@@ -61,20 +66,23 @@ class GcBench final : public Workload {
           HandleScope s(m);
           size_t t = s.make(new_node(m, d, tag));
           populate(m, d, t, tag);
-          checked += check_tree(m.get(t), d, tag);
+          checked += check_tree(m, t, d, tag);
         }
         for (uint64_t k = 0; k < iters; ++k) {
           HandleScope s(m);
           size_t t = s.make(make_tree(m, d, tag));
-          checked += check_tree(m.get(t), d, tag);
+          checked += check_tree(m, t, d, tag);
         }
       }
-      checked += check_tree(m.get(long_lived), depth, tag);
-      const double* a = reinterpret_cast<const double*>(payload(m.get(array)));
-      for (size_t k = 1; k < p_.array_size / 2; ++k)
-        if (a[k] != 1.0 / double(k)) fail(m, "long-lived array element " + std::to_string(k) + " changed");
-      for (size_t k = p_.array_size / 2; k < p_.array_size; ++k)
-        if (a[k] != 0.0) fail(m, "long-lived array element " + std::to_string(k) + " is not 0");
+      checked += check_tree(m, long_lived, depth, tag);
+      for (size_t k = 1; k < p_.array_size; m.poll()) {
+        const double* a = reinterpret_cast<const double*>(payload(m.get(array)));
+        for (const size_t e = std::min(k + kPollEvery, p_.array_size); k < e; ++k) {
+          if (k < p_.array_size / 2 ? a[k] != 1.0 / double(k) : a[k] != 0.0)
+            fail(m, "long-lived array element " + std::to_string(k) +
+                        (k < p_.array_size / 2 ? " changed" : " is not 0"));
+        }
+      }
       if (array_length(m.get(array)) != p_.array_size) fail(m, "long-lived array length changed");
     }
     std::lock_guard<std::mutex> g(mu_);
@@ -120,9 +128,9 @@ class GcBench final : public Workload {
     if (depth <= 0) return;
     HandleScope s(m);
     size_t l = s.make(new_node(m, depth - 1, tag));
-    set_ref(m.get(node), 0, m.get(l));
+    m.write_ref(m.get(node), 0, m.get(l));
     size_t r = s.make(new_node(m, depth - 1, tag));
-    set_ref(m.get(node), 1, m.get(r));
+    m.write_ref(m.get(node), 1, m.get(r));
     populate(m, depth - 1, l, tag);
     populate(m, depth - 1, r, tag);
   }
@@ -134,13 +142,24 @@ class GcBench final : public Workload {
     size_t l = s.make(make_tree(m, depth - 1, tag));
     size_t r = s.make(make_tree(m, depth - 1, tag));
     Ref n = new_node(m, depth, tag);
-    set_ref(n, 0, m.get(l));
-    set_ref(n, 1, m.get(r));
+    m.write_ref(n, 0, m.get(l));
+    m.write_ref(n, 1, m.get(r));
     return n;
   }
 
-  // No safepoint inside: raw references are fine. Returns the node count.
-  uint64_t check_tree(Ref n, int depth, int32_t tag) {
+  // Returns the node count. Polls every kPollEvery nodes (a long check
+  // would otherwise hold every pause back for milliseconds), so the walk
+  // keeps its path in handles.
+  uint64_t check_tree(Mutator& m, size_t tree, int depth, int32_t tag) {
+    uint32_t budget = kPollEvery;
+    return check_node(m, tree, depth, tag, budget);
+  }
+  uint64_t check_node(Mutator& m, size_t h, int depth, int32_t tag, uint32_t& budget) {
+    if (--budget == 0) {
+      budget = kPollEvery;
+      m.poll();
+    }
+    Ref n = m.get(h);
     const auto* f = reinterpret_cast<const NodeFields*>(payload(n));
     if (header(n)->klass != node_ || f->i != depth || f->j != tag) {
       record_error("a tree node has the wrong class or fields (depth " + std::to_string(f->i) +
@@ -156,7 +175,10 @@ class GcBench final : public Workload {
       record_error("an inner node lost a child");
       return 1;
     }
-    return 1 + check_tree(l, depth - 1, tag) + check_tree(r, depth - 1, tag);
+    HandleScope s(m);
+    const size_t hl = s.make(l), hr = s.make(r);
+    const uint64_t left = check_node(m, hl, depth - 1, tag, budget);
+    return 1 + left + check_node(m, hr, depth - 1, tag, budget);
   }
 
   void record_error(const std::string& e) {

@@ -256,7 +256,7 @@ class LargeArrays final : public Workload {
       a = scope.make(m.alloc_ref_array(refs_, len));
       Ref tag = m.alloc_instance(tag_);
       *reinterpret_cast<TagFields*>(payload(tag)) = TagFields{id, len};
-      set_ref(m.get(a), 0, tag);
+      m.write_ref(m.get(a), 0, tag);
       // Each box between garbage of a random size: when the boxes' regions
       // are compacted, they are fragmented, not empty.
       size_t box_h[kBoxes];
@@ -270,10 +270,10 @@ class LargeArrays final : public Workload {
       for (uint32_t i = 1; i < len; ++i) {
         const int64_t e = element_of(id, i, nt);
         if (e < 0) continue;
-        set_ref(arr, i, m.get(e < int64_t(kBoxes) ? box_h[e] : target_h[e - kBoxes]));
+        m.write_ref(arr, i, m.get(e < int64_t(kBoxes) ? box_h[e] : target_h[e - kBoxes]));
       }
     }
-    set_ref(table(m, st), s, m.get(a));
+    m.write_ref(table(m, st), s, m.get(a));
     st.slot_id[s] = id;
     ++st.created[int(kind)];
   }

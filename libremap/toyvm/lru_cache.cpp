@@ -104,7 +104,7 @@ class LruCache final : public Workload {
         uint64_t* w = payload_words(m.get(value));
         for (uint64_t i = 0; i < len; ++i) w[i] = mix3(k, 0, i);
         Ref e = m.alloc_instance(entry_);
-        set_ref(e, 0, m.get(value));
+        m.write_ref(e, 0, m.get(value));
         *reinterpret_cast<EntryFields*>(payload(e)) = EntryFields{k, ++clock, 0, len};
         uint32_t slot;
         if (!free_slots.empty()) {
@@ -122,7 +122,7 @@ class LruCache final : public Workload {
           index.erase(key[slot]);
           ++evictions;
         }
-        set_ref(m.get(table), slot, e);
+        m.write_ref(m.get(table), slot, e);
         key[slot] = k;
         version[slot] = 0;
         words[slot] = len;

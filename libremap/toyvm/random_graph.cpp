@@ -113,12 +113,12 @@ class RandomGraph final : public Workload {
     const uint32_t k = uint32_t(rng.below(kEdges));
     Ref node = get_ref(table(m), uint32_t(i));
     if (rng.unit() < 0.1) {
-      set_ref(node, k, nullptr);
+      m.write_ref(node, k, nullptr);
       shadow_[i].edge[k] = -1;
       return;
     }
     const size_t j = rng.below(n_);
-    set_ref(node, k, get_ref(table(m), uint32_t(j)));
+    m.write_ref(node, k, get_ref(table(m), uint32_t(j)));
     shadow_[i].edge[k] = int64_t(j);
   }
 
@@ -133,17 +133,17 @@ class RandomGraph final : public Workload {
     for (uint64_t w = 0; w < blob_words; ++w) bw[w] = mix3(i ^ kBlobSalt, v, w);
     Ref node = m.alloc_instance(node_);
     Ref old = get_ref(table(m), uint32_t(i));  // after the last safepoint
-    for (uint32_t k = 0; k < kEdges; ++k) set_ref(node, k, old ? get_ref(old, k) : nullptr);
+    for (uint32_t k = 0; k < kEdges; ++k) m.write_ref(node, k, old ? get_ref(old, k) : nullptr);
     // The old object lives on while edges point at it; its own edges are
     // dropped so that old versions do not retain chains of older ones.
     if (old)
-      for (uint32_t k = 0; k < kEdges; ++k) set_ref(old, k, nullptr);
-    set_ref(node, kBlobSlot, m.get(blob));
+      for (uint32_t k = 0; k < kEdges; ++k) m.write_ref(old, k, nullptr);
+    m.write_ref(node, kBlobSlot, m.get(blob));
     auto* f = reinterpret_cast<NodeFields*>(payload(node));
     f->id = i;
     f->version = v;
     for (size_t w = 0; w < kDataWords; ++w) f->data[w] = mix3(i, v, w);
-    set_ref(table(m), uint32_t(i), node);
+    m.write_ref(table(m), uint32_t(i), node);
     s.version = v;
     s.blob_words = blob_words;
   }

@@ -94,6 +94,8 @@ RunResult run_workload(const RunOptions& opt) {
     out.error_status = vm->error_status();
     out.error = vm->error_message();
   }
+  out.marking = vm->marking();
+  out.marking_note = vm->marking_note();
   out.gcs = vm->records();
   out.pauses = vm->pauses();
   out.bytes_allocated = vm->bytes_allocated_total();

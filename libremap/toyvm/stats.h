@@ -14,12 +14,25 @@ namespace toyvm {
 struct GcRecord {
   uint64_t index = 0;          // 1 for the first collection of this VM
   const char* cause = "";      // "allocation", "exhausted", "explicit"
-  // The stop-the-world pause, ns. pause = ttsp + mark + prepare + flip.
+  const char* marking = "";    // "stw" or "concurrent" (vm.h, Marking)
+  // The collection's stop-the-world time, ns: with stw marking its one
+  // pause (= ttsp + mark + prepare + flip); with concurrent marking the sum
+  // of its initial-mark, remark and flip pauses (each in the pause log).
   uint64_t pause_ns = 0;
-  uint64_t ttsp_ns = 0;        // safepoint request to every mutator stopped
-  uint64_t mark_ns = 0;        // tracing from the roots, remap_mark per live object
-  uint64_t prepare_ns = 0;     // remap_prepare + forwarding the roots
-  uint64_t flip_ns = 0;        // remap_flip + rewriting the roots
+  uint64_t ttsp_ns = 0;        // safepoint request to every mutator stopped (summed over pauses)
+  // stw: tracing from the roots, remap_mark per live object, in the pause.
+  // concurrent: the marking phase from the initial mark's end to the last
+  // remark's end, mutators running except in the remarks.
+  uint64_t mark_ns = 0;
+  // remap_prepare (+ forwarding the roots with stw marking); with
+  // concurrent marking it runs beside the mutators.
+  uint64_t prepare_ns = 0;
+  uint64_t flip_ns = 0;        // remap_flip + rewriting the roots (+ retiring TLABs: concurrent)
+  // Concurrent marking only: its pauses and what the barrier logged.
+  uint64_t initial_mark_ns = 0;  // the initial-mark pause, collector's view
+  uint64_t remark_ns = 0;        // all remark pauses, collector's view
+  uint64_t remarks = 0;          // remark pauses (more than one: work left over the budget)
+  uint64_t satb_logged = 0;      // old values taken from the mutators' SATB buffers
   // After the pause, with mutators running: remap_compact + remap_finish
   // (0 with stw, which compacts inside the flip).
   uint64_t concurrent_ns = 0;
@@ -37,9 +50,9 @@ struct GcRecord {
   remap_cycle_stats lib{};
 };
 
-// Why the world was stopped. A collection's pauses are `collection` today
-// (mark + prepare + flip in one stop); a collector that marks concurrently
-// stops for `initial_mark`, `remark` and `flip` instead. `check` is the
+// Why the world was stopped. With stw marking a collection's pause is
+// `collection` (mark + prepare + flip in one stop); with concurrent marking
+// it stops for `initial_mark`, `remark` (one or more) and `flip` instead. `check` is the
 // workloads' after-GC verification, a pause of the test harness that a
 // production runtime would not make: reports leave it out of the VM's pause
 // statistics and show it on its own.

@@ -17,6 +17,7 @@
 #include <time.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cstring>
 
 #include "collector.h"
@@ -50,6 +51,14 @@ const char* pause_kind_name(PauseKind k) {
   return "?";
 }
 
+const char* marking_name(Marking m) {
+  switch (m) {
+    case Marking::stw: return "stw";
+    case Marking::concurrent: return "concurrent";
+  }
+  return "?";
+}
+
 const char* error_kind_name(VmErrorKind k) {
   switch (k) {
     case VmErrorKind::none: return "none";
@@ -75,7 +84,8 @@ Vm::Vm(const VmConfig& config) : config_(config), born_ns_(now_ns()) {
   cfg.fault_mode = config.fault_mode;
   cfg.gc_threads = config.gc_threads;
   cfg.handler_threads = config.handler_threads;
-  install_model(cfg.model);
+  install_model(cfg.model, &model_ctx_);
+  if (config.verify_refs) cfg.flags |= REMAP_HEAP_VERIFY_REFS;
   remap_status s = remap_heap_create(&cfg, &heap_);
   if (s != REMAP_OK) throw VmStartError(s, status_message("remap_heap_create", s));
   std::memset(&info_, 0, sizeof info_);
@@ -88,8 +98,21 @@ Vm::Vm(const VmConfig& config) : config_(config), born_ns_(now_ns()) {
   }
   // The library's default threshold: half a region (remap_heap_config).
   large_threshold_ = cfg.large_object_threshold ? cfg.large_object_threshold : info_.region_size / 2;
+  // Nothing is allocated yet: the model's callbacks have not run.
+  model_ctx_.large_threshold = large_threshold_;
+  model_ctx_.page_size = info_.page_size;
   trigger_bytes_ = std::max<uint64_t>(config_.trigger_min_bytes,
                                       uint64_t(double(info_.capacity) * config_.trigger_fraction));
+  marking_ = config_.marking;
+  if (marking_ == Marking::concurrent &&
+      (info_.backend == REMAP_BACKEND_MINOR || info_.backend == REMAP_BACKEND_SIGSEGV)) {
+    // remap_cycle_begin answers REMAP_EUNSUPPORTED for these backends.
+    marking_ = Marking::stw;
+    marking_note_ = std::string("concurrent marking is not supported by the ") +
+                    (info_.backend == REMAP_BACKEND_MINOR ? "minor" : "sigsegv") +
+                    " backend (remap_cycle_begin): marked stop-the-world";
+  }
+  marker_ = std::make_unique<Marker>(*this);
   collector_ = std::make_unique<Collector>(*this);
   collector_thread_ = std::thread([this] { collector_loop(); });
 }
@@ -150,8 +173,15 @@ std::unique_ptr<Mutator> Vm::attach() {
   return m;
 }
 
-Mutator::Mutator(Vm& vm, unsigned id) : vm_(vm), id_(id), safepoint_flag_(&vm.safepoint_) {
+Mutator::Mutator(Vm& vm, unsigned id)
+    : vm_(vm), id_(id), safepoint_flag_(&vm.safepoint_), satb_active_(&vm.satb_active_) {
   handles_.reserve(256);
+  satb_.reserve(kSatbBufferEntries);
+}
+
+std::string Vm::marking_note() const {
+  std::lock_guard<std::mutex> g(mu_);
+  return marking_note_;
 }
 
 Mutator::~Mutator() {
@@ -159,6 +189,7 @@ Mutator::~Mutator() {
   // PREPARED here and our TLAB may be handed back.
   if (!running_) leave_native();
   retire_tlab();
+  flush_satb();
   std::lock_guard<std::mutex> g(vm_.mu_);
   running_ = false;
   --vm_.running_;
@@ -177,10 +208,12 @@ void Mutator::slow_poll() {
       vm_.pauses_[pause].rec.mutators_stopped += 1;
       running_ = false;
       --vm_.running_;
+      ++vm_.parked_;
       vm_.world_cv_.notify_all();
       vm_.resume_cv_.wait(lk, [&] { return !vm_.stop_requested_; });
       running_ = true;
       ++vm_.running_;
+      if (--vm_.parked_ == 0) vm_.world_cv_.notify_all();
       // Woken by a later pause's resume (we never ran in between): that
       // pause is the one we resume from, and we stopped for it too.
       const size_t last = vm_.pauses_.size() - 1;
@@ -233,6 +266,20 @@ void Vm::resume_world() {
   safepoint_.store(failed_.load(), std::memory_order_release);
   resume_cv_.notify_all();
   if (!pauses_.empty()) pauses_.back().t_resume = now_ns();
+}
+
+void Vm::close_black_window() {
+  std::lock_guard<std::mutex> g(mu_);
+  if (!black_window_) return;
+  black_window_ = false;
+  ++windows_closed_;
+  gc_cv_.notify_all();
+}
+
+void Vm::await_running(uint64_t max_ns) {
+  std::unique_lock<std::mutex> lk(mu_);
+  world_cv_.wait_for(lk, std::chrono::nanoseconds(max_ns),
+                     [&] { return parked_ == 0 || stop_requested_ || failed_.load(); });
 }
 
 std::vector<PauseRecord> Vm::pauses() const {
@@ -301,15 +348,27 @@ void Vm::request_gc(const char* cause) {
   gc_cv_.notify_all();
 }
 
-bool Vm::wait_for_gc(Mutator& m) {
+bool Vm::wait_for_gc(Mutator& m, bool* window) {
   m.retire_tlab();
+  *window = false;
   bool ok = m.blocking([&] {
     std::unique_lock<std::mutex> lk(mu_);
     if (!accepting_ || failed_.load()) return false;
-    // A cycle running now may have flipped before our allocation failed:
-    // only one that starts after this point is sure to see our garbage.
-    uint64_t target = gc_started_ + 1;
+    if (black_window_) {
+      // Inside a concurrent cycle's black window the library offers free
+      // regions only (no compacted tails): this may be that, not a full
+      // heap. Wait for the window to close (the flip: tails are offered
+      // again while the heap compacts) and ask for no cycle, or the next
+      // one's window would refuse us again.
+      *window = true;
+      const uint64_t closes = windows_closed_;
+      gc_cv_.wait(lk, [&] { return windows_closed_ != closes || failed_.load() || shutdown_; });
+      return !failed_.load() && !shutdown_;
+    }
+    const uint64_t target = gc_started_ + 1;
     if (!gc_pending_) {
+      // A cycle running now may have flipped before our allocation failed:
+      // only one that starts after this point is sure to see our garbage.
       gc_pending_ = true;
       gc_cause_ = "exhausted";
       gc_pending_hint_.store(true, std::memory_order_relaxed);
@@ -422,6 +481,7 @@ Ref Mutator::alloc_large(size_t size) {
     void* p = nullptr;
     remap_status s = remap_alloc_large(vm_.heap_, size, &p);
     if (s == REMAP_OK) {
+      vm_.marker_->note_allocated(reinterpret_cast<uintptr_t>(p), size);
       vm_.note_allocated(size);
       return p;
     }
@@ -435,7 +495,9 @@ Ref Mutator::alloc_large(size_t size) {
 
 void Mutator::wait_after_exhaustion(unsigned& futile, unsigned& total, size_t size, const char* what) {
   constexpr unsigned kMaxWaits = 16;
-  bool ok = futile < vm_.config_.exhausted_retries && total < kMaxWaits && vm_.wait_for_gc(*this);
+  bool window = false;
+  bool ok = futile < vm_.config_.exhausted_retries && total < kMaxWaits && vm_.wait_for_gc(*this, &window);
+  if (ok && window) return;  // waited for a black window to close: the heap was not found full
   ++total;
   if (ok) {
     if (vm_.free_after_gc_.load(std::memory_order_relaxed) < 2 * vm_.info_.region_size) ++futile;
@@ -462,11 +524,26 @@ bool Mutator::refill(size_t size) {
     }
     tlab_start_ = tlab_cursor_ = reinterpret_cast<uintptr_t>(s);
     tlab_end_ = reinterpret_cast<uintptr_t>(e);
+    // Before any object is allocated here (and so before any reference to
+    // one is published): while the collector marks, this region is black.
+    vm_.marker_->note_allocated(tlab_start_, tlab_end_ - tlab_start_);
     vm_.note_allocated(tlab_end_ - tlab_start_);
     // A compacted region's free tail can be shorter than this object: hand
     // it back untouched and take the next one.
     if (tlab_end_ - tlab_cursor_ >= size) return true;
   }
+}
+
+void Mutator::log_old(Ref old) {
+  if (!vm_.config_.satb_barrier) return;  // test switch: the barrier is off
+  const uintptr_t v = reinterpret_cast<uintptr_t>(old);
+  if (!vm_.marker_->needs_log(v)) return;
+  satb_.push_back(v);
+  if (satb_.size() >= kSatbBufferEntries) flush_satb();
+}
+
+void Mutator::flush_satb() {
+  if (!satb_.empty()) vm_.marker_->publish(satb_);
 }
 
 void Mutator::retire_tlab() {

@@ -11,6 +11,9 @@
 //     waits for every RUNNING mutator to reach a poll. Code that blocks
 //     (joins, waits) does it inside blocking(), where the thread counts as
 //     stopped and must not touch the heap or its handles.
+//   - A reference is stored into a heap object with write_ref (the write
+//     barrier of concurrent marking); set_ref only initialises a slot of an
+//     object no other thread or collector can see yet, or outside a VM.
 //   - When the VM fails (heap exhausted, a library error, a corrupt object)
 //     every mutator's next safepoint throws VmAbort; the run's error says why.
 //
@@ -32,10 +35,17 @@
 #include <vector>
 
 #include "libremap.h"
+#include "marking.h"
 #include "object.h"
 #include "stats.h"
 
 namespace toyvm {
+
+// How a collection marks: everything in one pause (stw), or an initial-mark
+// pause, tracing beside the mutators with a SATB write barrier, a remark
+// pause and a flip pause (concurrent; collector.h).
+enum class Marking : uint8_t { stw, concurrent };
+const char* marking_name(Marking m);
 
 struct VmConfig {
   size_t heap_bytes = size_t(64) << 20;
@@ -55,6 +65,18 @@ struct VmConfig {
   // two regions free (a collection that freed room which other threads
   // took first is not the heap being too small), and at most 16 in all.
   unsigned exhausted_retries = 2;
+  // Concurrent marking needs remap_cycle_begin, which the minor and sigsegv
+  // backends refuse: they mark stop-the-world (Vm::marking() says which).
+  Marking marking = Marking::concurrent;
+  // REMAP_HEAP_VERIFY_REFS: prepare refuses a cycle that would leave a slot
+  // pointing at moved or freed memory (a marking bug), naming the slot.
+  bool verify_refs = false;
+  // Test switches. satb_barrier = false drops the write barrier's log (the
+  // collector then misses objects whose last path was cut during marking);
+  // mark_delay_us holds the concurrent trace back after the initial mark so
+  // that mutators rewrite the graph before the tracer sees it.
+  bool satb_barrier = true;
+  unsigned mark_delay_us = 0;
 };
 
 // Why a VM stopped working.
@@ -91,6 +113,16 @@ class Mutator {
   Ref alloc_ref_array(ClassId klass, uint32_t length);
   Ref alloc_prim_array(ClassId klass, uint32_t length);
 
+  // ---- reference stores (the write barrier) ----
+  // Every store of a reference into a heap object goes here. While the
+  // collector marks concurrently, the slot's old value is logged first
+  // (snapshot-at-the-beginning): an object reachable at the initial mark
+  // whose last path this store cuts is then still traced.
+  void write_ref(Ref obj, uint32_t i, Ref value) {
+    if (satb_active_->load(std::memory_order_relaxed)) log_old(get_ref(obj, i));
+    set_ref(obj, i, value);
+  }
+
   // ---- safepoints ----
   void poll() {
     if (safepoint_flag_->load(std::memory_order_acquire)) slow_poll();
@@ -114,11 +146,17 @@ class Mutator {
   void wait_after_exhaustion(unsigned& futile, unsigned& total, size_t size, const char* what);
   // Hands the TLAB back to the heap (this thread, or the collector in a pause).
   void retire_tlab();
+  // The barrier's slow path: keeps `old` in this thread's SATB buffer.
+  void log_old(Ref old);
+  // Hands a non-empty SATB buffer to the collector.
+  void flush_satb();
 
   Vm& vm_;
   unsigned id_;  // set by Vm::attach
   const std::atomic<bool>* safepoint_flag_;
+  const std::atomic<bool>* satb_active_;
   std::vector<Ref> handles_;
+  std::vector<uintptr_t> satb_;  // old values logged by the barrier
   uintptr_t tlab_start_ = 0, tlab_cursor_ = 0, tlab_end_ = 0;
   bool running_ = true;  // under Vm::mu_
 };
@@ -187,7 +225,12 @@ class Vm {
   remap_heap* heap() const { return heap_; }
   const remap_heap_info& info() const { return info_; }
   const VmConfig& config() const { return config_; }
+  // How this VM marks, after the backend had its say; and why, when that is
+  // not what the config asked for ("" otherwise).
+  Marking marking() const { return marking_; }
+  std::string marking_note() const;
   size_t large_threshold() const { return large_threshold_; }
+  const ModelContext& model_context() const { return model_ctx_; }
   uint64_t bytes_allocated_total() const { return allocated_total_.load(std::memory_order_relaxed); }
 
  private:
@@ -198,15 +241,28 @@ class Vm {
   // pause log, of the given kind.
   void stop_world(PauseKind kind, uint64_t gc_index);
   void resume_world();
+  // After resume_world, on the collector thread: waits (at most max_ns)
+  // until every mutator that stopped at a poll runs again, so that the
+  // collector's next work does not compete with their wake-ups for a CPU
+  // (on a busy machine that stretches the pause the mutators see).
+  void await_running(uint64_t max_ns);
+  // The flip (or a cancelled cycle) ends the black window: wakes the
+  // mutators that found no free region in it.
+  void close_black_window();
   // Bytes handed to a mutator: may ask the collector for a cycle.
   void note_allocated(size_t bytes);
   void request_gc(const char* cause);
   // A mutator found the heap full: wait (stopped) for a collection that
-  // starts after now to end. False if the VM failed or is shutting down.
-  bool wait_for_gc(Mutator& m);
+  // starts after now to end; or, inside a concurrent cycle's black window
+  // (*window set), for that window to close. False if the VM failed or is
+  // shutting down.
+  bool wait_for_gc(Mutator& m, bool* window);
   void collector_loop();
 
   VmConfig config_;
+  Marking marking_ = Marking::stw;
+  std::string marking_note_;  // under mu_
+  ModelContext model_ctx_;  // the object model's ctx: lives as long as the heap
   remap_heap* heap_ = nullptr;
   remap_heap_info info_{};
   size_t large_threshold_ = 0;
@@ -225,6 +281,7 @@ class Vm {
   std::atomic<bool> safepoint_{false}; // stop requested or VM failed: mutators take the slow path
   bool stop_requested_ = false;
   size_t running_ = 0;                 // attached mutators not stopped
+  size_t parked_ = 0;                  // mutators stopped in slow_poll, not yet running again
   std::vector<Mutator*> mutators_;
   // The pause log (under mu_): absolute CLOCK_MONOTONIC times while open;
   // a stopped mutator that wakes moves its pause's end to its wake-up.
@@ -244,6 +301,11 @@ class Vm {
   std::atomic<uint64_t> trigger_bytes_{0};
   std::atomic<uint64_t> allocated_total_{0};
   std::atomic<uint64_t> free_after_gc_{~uint64_t(0)};  // capacity - occupancy after the last flip
+
+  std::atomic<bool> satb_active_{false};  // mutators log overwritten references
+  bool black_window_ = false;             // under mu_: remap_cycle_begin .. remap_flip
+  uint64_t windows_closed_ = 0;           // under mu_: black windows closed (gc_cv_ tells)
+  std::unique_ptr<Marker> marker_;
 
   std::atomic<bool> failed_{false};
   VmErrorKind error_kind_ = VmErrorKind::none;

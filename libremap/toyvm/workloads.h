@@ -76,6 +76,8 @@ struct RunResult {
   std::string workload;
   int backend = 0;     // resolved by the library (never AUTO)
   int fault_mode = 0;
+  Marking marking = Marking::stw;  // how the VM marked (its config, or stw where the backend forced it)
+  std::string marking_note;        // why marking is not what was asked ("" when it is)
   size_t capacity = 0;
   size_t region_size = 0;
   WorkloadResult result;

@@ -41,6 +41,7 @@ from . import _core
 from ._names import BACKENDS, FAULT_MODES, enum_value
 
 WORKLOADS: tuple[str, ...] = tuple(_core.TOYVM_WORKLOADS)
+MARKINGS: tuple[str, ...] = ("concurrent", "stw")
 
 MiB = 1 << 20
 
@@ -78,8 +79,6 @@ class HeapExhausted(ToyVmError, MemoryError):
 
 class BackendUnsupported(ToyVmError):
     """libremap answered REMAP_EUNSUPPORTED for this backend / fault mode."""
-
-
 
 
 def _percentile_from_hist(hist: list[int], q: float) -> float:
@@ -129,6 +128,10 @@ def _pause_totals(pauses: list[dict[str, Any]]) -> dict[str, Any]:
     """The VM's pause statistics from its pause log: every pause but the
     harness's checks, and each kind on its own."""
     vm = pause_stats([p["duration_ns"] for p in pauses if p["kind"] not in HARNESS_PAUSE_KINDS])
+    # The collector's view: safepoint request to its resume (time to
+    # safepoint included, the stopped mutators' wake-up not: on a loaded
+    # machine that wake-up is a scheduler delay of up to a few ms).
+    coll = pause_stats([p["resume_ns"] for p in pauses if p["kind"] not in HARNESS_PAUSE_KINDS])
     kinds: dict[str, list[int]] = {}
     for p in pauses:
         kinds.setdefault(p["kind"], []).append(p["duration_ns"])
@@ -139,6 +142,9 @@ def _pause_totals(pauses: list[dict[str, Any]]) -> dict[str, Any]:
         "pause_max_ns": vm["max_ns"],
         "pause_total_ns": vm["total_ns"],
         "pause_median_ns": vm["p50_ns"],
+        "pause_resume_p50_ns": coll["p50_ns"],
+        "pause_resume_p99_ns": coll["p99_ns"],
+        "pause_resume_max_ns": coll["max_ns"],
         "ttsp_max_ns": max(
             (p["ttsp_ns"] for p in pauses if p["kind"] not in HARNESS_PAUSE_KINDS), default=0
         ),
@@ -252,11 +258,26 @@ def run(
     ops: int | None = None,
     max_value_bytes: int | None = None,
     large_fraction: float = 0.002,
+    marking: str = "concurrent",
+    verify_refs: bool = False,
+    satb_barrier: bool = True,
+    mark_delay_us: int = 0,
     check: bool = True,
 ) -> dict[str, Any]:
     """Run one workload on a fresh toy VM; returns its stats.
 
     ``heap_mib`` defaults to the workload's ``DEFAULTS`` entry, else 64.
+
+    ``marking``: ``concurrent`` (default: initial-mark, remark and flip
+    pauses, tracing beside the mutators with a SATB write barrier) or
+    ``stw`` (one pause per collection). Backends that cannot take a
+    concurrent cycle (minor, sigsegv) mark stop-the-world: the result's
+    ``marking`` says how the VM marked and ``marking_note`` why, when that is
+    not what was asked. ``verify_refs`` makes libremap refuse a cycle that
+    would leave a stray slot (REMAP_HEAP_VERIFY_REFS). Test switches:
+    ``satb_barrier=False`` turns the barrier's log off (marking then misses
+    objects), ``mark_delay_us`` holds the concurrent trace back after the
+    initial mark.
 
     The dict: ``workload``, ``backend``/``fault_mode`` (as the library
     resolved them), ``params``, ``gcs`` (one dict per collection: pause and
@@ -266,8 +287,8 @@ def run(
     stop-the-world pause with ``kind``, ``gc_index``, ``start_ns``,
     ``ttsp_ns``, ``resume_ns``, ``duration_ns`` from the safepoint request to
     the last stopped mutator running again, ``mutators_stopped``),
-    ``totals`` (sums and maxima; ``pause_count``/``pause_p50_ns``/
-    ``pause_p99_ns``/``pause_max_ns`` over the VM's pauses, the harness's
+    ``marking``/``marking_note`` (see above), ``totals`` (sums and maxima;
+    ``pause_count``/``pause_p50_ns``/``pause_p99_ns``/``pause_max_ns`` over the VM's pauses, the harness's
     after-GC checks left out, and ``pauses_by_kind``), ``result`` (the
     workload's check), ``verified``, ``wall_s``, ``error`` (None or a dict).
     """
@@ -275,9 +296,13 @@ def run(
         raise ValueError(f"unknown workload {workload!r}; expected one of {list(WORKLOADS)}")
     if threads < 1 or rounds < 1:
         raise ValueError("threads and rounds must be >= 1")
+    if marking not in MARKINGS:
+        raise ValueError(f"unknown marking {marking!r}; expected one of {list(MARKINGS)}")
     d = DEFAULTS[workload]
     region = region_kib * 1024
-    heap = int((heap_mib if heap_mib is not None else d.get("heap_mib", 64)) * MiB) // region * region
+    heap = (
+        int((heap_mib if heap_mib is not None else d.get("heap_mib", 64)) * MiB) // region * region
+    )
     params = {
         "threads": threads,
         "rounds": rounds,
@@ -305,6 +330,10 @@ def run(
         handler_threads=handler_threads,
         dense_threshold=dense_threshold,
         trigger_fraction=trigger_fraction,
+        marking=marking,
+        verify_refs=verify_refs,
+        satb_barrier=satb_barrier,
+        mark_delay_us=mark_delay_us,
     )
     raw = _core.toyvm_run(workload, options)
     gcs = [_gc_row(g) for g in raw["gcs"]]
@@ -312,6 +341,8 @@ def run(
         "workload": workload,
         "backend": raw["backend"],
         "fault_mode": raw["fault_mode"],
+        "marking": raw["marking"],
+        "marking_note": raw["marking_note"],
         "heap_mib": raw["capacity"] / MiB,
         "region_kib": raw["region_size"] // 1024,
         "params": params,
@@ -387,6 +418,7 @@ __all__ = [
     "DEFAULTS",
     "FAULT_MODES",
     "HARNESS_PAUSE_KINDS",
+    "MARKINGS",
     "WORKLOADS",
     "BackendUnsupported",
     "HeapExhausted",

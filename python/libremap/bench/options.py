@@ -11,6 +11,7 @@ from typing import Any
 from .workloads import ALL_WORKLOADS, TOYVM_WORKLOADS, Point
 
 ALL_BACKENDS = ("move", "copy", "minor", "sigsegv", "stw")
+MARKINGS = ("concurrent", "stw")
 SWEEP_KEYS = {"heap": "heap_mib", "live": "live", "dense": "dense", "threads": "threads"}
 
 QUICK = {"heap_mib": 32, "runs": 5, "warmup": 1, "floor_reps": 20}
@@ -53,6 +54,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         default=",".join(ALL_BACKENDS),
         metavar="LIST",
         help="comma-separated backends (default all available: move,copy,minor,sigsegv,stw)",
+    )
+    p.add_argument(
+        "--marking",
+        default="concurrent",
+        metavar="LIST",
+        help="toy VM marking, comma-separated: concurrent (initial-mark, remark and flip pauses;"
+        " default), stw (one pause per collection), or both (concurrent,stw: alternated run by"
+        " run like backends; stw marking shows as columns '<backend>/stw-mark')",
     )
     p.add_argument(
         "--fault-mode",
@@ -120,6 +129,7 @@ class Options:
     floor_reps: int
     quick: bool
     jvm_collectors: tuple[str, ...] = ()  # empty: no --jvm
+    markings: tuple[str, ...] = ("concurrent",)  # toy VM workloads only
 
     def params(self) -> dict[str, Any]:
         return {
@@ -133,6 +143,7 @@ class Options:
             "floor_reps": self.floor_reps,
             "quick": self.quick,
             "jvm_collectors": list(self.jvm_collectors),
+            "markings": list(self.markings),
         }
 
     def points(self) -> list[Point]:
@@ -172,6 +183,12 @@ def resolve(args: argparse.Namespace) -> Options:
     for w in workloads:
         if w not in ALL_WORKLOADS:
             raise UsageError(f"unknown workload {w!r}; expected one of {', '.join(ALL_WORKLOADS)}")
+    markings = _split(getattr(args, "marking", None) or "concurrent")
+    for m in markings:
+        if m not in MARKINGS:
+            raise UsageError(f"unknown marking {m!r}; expected some of {','.join(MARKINGS)}")
+    if not markings or len(set(markings)) != len(markings):
+        raise UsageError("--marking: expected concurrent, stw or concurrent,stw")
     backends = _split(args.backends)
     for b in backends:
         if b not in ALL_BACKENDS:
@@ -243,4 +260,5 @@ def resolve(args: argparse.Namespace) -> Options:
         floor_reps=pick(args.floor_reps, "floor_reps", 100),
         quick=quick,
         jvm_collectors=jvm,
+        markings=tuple(markings),
     )

@@ -137,21 +137,27 @@ class Bench:
         except Unavailable as e:
             self._unavailable(name, None, str(e), point)
             return
-        backends = list(self.opts.backends)
+        # A unit of the alternation: (backend, marking); marking is the toy
+        # VM's (--marking), None for every other workload and the JVM.
+        markings: list[str | None] = list(self.opts.markings) if name in TOYVM_WORKLOADS else [None]
+        units: list[tuple[str, str | None]] = [(b, m) for b in self.opts.backends for m in markings]
         jvm_run = self._jvm_for(wl, point) if name == "gcbench" else None
         if jvm_run is not None:
-            backends += jvm_run[1]
+            units += [(b, None) for b in jvm_run[1]]
 
-        def one(backend: str, run: int, warmup: bool, label: str) -> None:
+        def one(unit: tuple[str, str | None], run: int, warmup: bool, label: str) -> None:
+            backend, marking = unit
             try:
                 if jvm_mod.is_jvm_backend(backend):
                     assert jvm_run is not None
                     rec = jvm_run[0](backend)
+                elif marking is not None:
+                    rec = wl.run(backend, marking)
                 else:
                     rec = wl.run(backend)
             except Unavailable as e:
                 self._unavailable(name, backend, str(e), point)
-                backends.remove(backend)
+                units[:] = [u for u in units if u[0] != backend]
                 return
             rec["run"] = run
             rec["warmup"] = warmup
@@ -166,6 +172,10 @@ class Bench:
                 status += f"{rec['error'] or ''})"
             if rec.get("note"):
                 status += f"; {rec['note']}"
+            if marking is not None:
+                status += f"; {rec.get('marking')} marking"
+                if rec.get("marking_note"):
+                    status += f" ({rec['marking_note']})"
             faults = rec["fault_latency_ns"]["count"]
             pauses = ""
             if rec.get("pause_count") is not None:
@@ -186,16 +196,16 @@ class Bench:
             )
 
         for w in range(self.opts.warmup):
-            for b in list(backends):
-                one(b, w, True, f"[warm-up {w + 1}/{self.opts.warmup}]")
+            for u in list(units):
+                one(u, w, True, f"[warm-up {w + 1}/{self.opts.warmup}]")
         self._measure_floor(point.heap_mib)
-        total = self.opts.runs * len(backends)
+        total = self.opts.runs * len(units)
         k = 0
         for i in range(self.opts.runs):
-            for b in list(backends):
+            for u in list(units):
                 k += 1
-                one(b, i, False, f"[{k}/{total}]")
-            total = k + (self.opts.runs - i - 1) * len(backends)
+                one(u, i, False, f"[{k}/{total}]")
+            total = k + (self.opts.runs - i - 1) * len(units)
 
     def _jvm_for(
         self, wl: Any, point: Point

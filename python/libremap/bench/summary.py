@@ -41,6 +41,9 @@ METRICS: tuple[str, ...] = (
     "pause_max_ns",
     "pause_total_ns",
     "ttsp_max_ns",
+    "pause_resume_p50_ns",
+    "pause_resume_p99_ns",
+    "pause_resume_max_ns",
     "mutator_wall_ns",
     "process_wall_ns",
     "cpu_ns",
@@ -140,13 +143,23 @@ def group_key(rec: dict[str, Any]) -> tuple[str, str]:
     return rec["workload"], "" if sw is None else f"{sw['key']}={sw['value']}"
 
 
+def column(rec: dict[str, Any]) -> str:
+    """The summary column of a record: its backend, or ``<backend>/stw-mark``
+    for a toy VM run asked to mark stop-the-world (``--marking stw``) — so
+    that ``ratio_to_move`` of ``move/stw-mark`` compares the two markings."""
+    if rec.get("marking_requested") == "stw":
+        return f"{rec['backend']}/stw-mark"
+    return str(rec["backend"])
+
+
 def summarize(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """One entry per (workload, sweep point, backend)."""
+    """One entry per (workload, sweep point, column): column is the backend,
+    with ``/stw-mark`` for toy VM runs that marked stop-the-world on request."""
     groups: dict[tuple[str, str], dict[str, list[dict[str, Any]]]] = {}
     for r in runs:
         if r.get("warmup"):
             continue
-        groups.setdefault(group_key(r), {}).setdefault(r["backend"], []).append(r)
+        groups.setdefault(group_key(r), {}).setdefault(column(r), []).append(r)
     out = []
     for (workload, point), by_backend in groups.items():
         baseline = "move" if "move" in by_backend else next(iter(by_backend))
@@ -159,6 +172,7 @@ def summarize(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 "sweep": point or None,
                 "backend": backend,
                 "fault_mode": recs[0].get("fault_mode"),
+                "marking": recs[0].get("marking"),
                 "runs": len(recs),
                 "verified": len(ok),
                 "metrics": {},

@@ -44,6 +44,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--backends", default="move,copy", help="comma-separated backends (default move,copy)"
     )
+    parser.add_argument(
+        "--marking",
+        default="concurrent",
+        choices=("concurrent", "stw"),
+        help="how the toy VM marks: beside the mutators with a SATB barrier (initial-mark,"
+        " remark and flip pauses; default) or in one stop-the-world pause per collection",
+    )
     parser.add_argument("--json", metavar="FILE", help="also write every run's stats to FILE")
 
 
@@ -109,7 +116,7 @@ ROWS: list[tuple[str, str, str]] = [
     ("pause p99", "pause_p99", "ns"),
     ("pause max", "pause_max", "ns"),
     ("  time to safepoint, max", "ttsp_max", "ns"),
-    ("  marking per GC (median)", "mark_med", "ns"),
+    ("  marking phase per GC (median)", "mark_med", "ns"),
     ("  marking per object marked", "mark_obj", "nsf"),
     ("  flip + roots per GC (median)", "flip_med", "ns"),
     ("concurrent compaction per GC", "conc_med", "ns"),
@@ -205,10 +212,12 @@ def run(args: argparse.Namespace) -> int:
         "iteration_scale": args.scale,
         "array_size": args.array_size,
         "fault_mode": args.fault_mode,
+        "marking": args.marking,
     }
     print(
         f"GCBench on the toy VM: {args.threads} mutator threads, {args.heap_mib} MiB heap,"
-        f" long-lived tree depth {args.depth}, {args.runs} run(s) per backend, alternating"
+        f" long-lived tree depth {args.depth}, {args.marking} marking,"
+        f" {args.runs} run(s) per backend, alternating"
     )
 
     # Which backends can run: a small warm-up run each, which also touches
@@ -219,6 +228,8 @@ def run(args: argparse.Namespace) -> int:
         try:
             r = toyvm.run("gcbench", backend=b, **params)
             print(f" {r['wall_s']:.1f} s, {r['totals']['gc_count']} GCs, ok")
+            if r["marking_note"]:
+                print(f"    {b}: {r['marking_note']}")
             usable.append(b)
         except toyvm.ToyVmError as e:
             print(f" not available: {e.message}")
@@ -255,9 +266,16 @@ def run(args: argparse.Namespace) -> int:
     print(
         "pause: each stop-the-world, from the safepoint request to the last stopped mutator"
         " running again (p50/p99 nearest rank over a run's pauses);\n"
-        "today one per GC: the VM's own tracer, one remap_mark per live object,"
-        " then remap_prepare and remap_flip + root rewrite;\n"
-        "compaction then runs on the collector thread while the mutators keep allocating;"
+        + (
+            "concurrent marking: an initial-mark pause (TLABs retired, remap_cycle_begin, roots"
+            " snapshot), tracing beside the mutators\n(SATB write barrier, one remap_mark per"
+            " live object, new objects black), a remark pause (the barrier's logs),"
+            " remap_prepare\nbeside the mutators, and a flip pause (remap_flip + root rewrite);\n"
+            if args.marking == "concurrent"
+            else "stw marking: one per GC: the VM's own tracer, one remap_mark per live object,"
+            " then remap_prepare and remap_flip + root rewrite;\n"
+        )
+        + "compaction then runs on the collector thread while the mutators keep allocating;"
         " a mutator touching a page not yet compacted produces it itself (a fault)."
     )
     for b, rs in runs.items():
