@@ -85,27 +85,12 @@ inline uint32_t array_length(Ref obj) { return header(obj)->aux; }
 // ---- the object model handed to libremap ----------------------------------
 // Both callbacks only read the header of the (possibly from-space) copy they
 // are given: async-signal-safe, lock-free, independent of slot values.
-//
-// A large object (remap_alloc_large) owns whole pages, and the model says so:
-// its size is rounded up to the page. libremap walks a black large object
-// (allocated during a concurrent cycle) from its head to the page-rounded
-// extent it allocated, object by object; with the header's exact size that
-// walk reads the zeroed tail of the last page as a next object of size 0 and
-// fails the cycle with REMAP_EOBJMODEL (a library bug, reproduced in
-// tests/test_toyvm_marking.py). The rounded size is as true: nothing else
-// lives in those pages.
-struct ModelContext {
-  size_t large_threshold = 0;  // 0: no rounding
-  size_t page_size = 4096;
-};
+// (A black large object whose size is not a page multiple used to trip
+// libremap's walk of black memory; the library walks it as one object now,
+// and tests/test_toyvm_marking.py keeps the reproducer.)
+struct ModelContext {};
 
-inline size_t model_object_size(void* ctx, const void* obj) {
-  const size_t size = header(obj)->size;
-  const auto* c = static_cast<const ModelContext*>(ctx);
-  if (c && c->large_threshold && size >= c->large_threshold)
-    return (size + c->page_size - 1) & ~(c->page_size - 1);
-  return size;
-}
+inline size_t model_object_size(void*, const void* obj) { return header(obj)->size; }
 
 inline void model_visit_ref_offsets(void*, const void* obj, remap_visit_fn visit, void* vctx) {
   const uint32_t n = header(obj)->nrefs;

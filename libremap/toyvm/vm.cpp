@@ -98,9 +98,6 @@ Vm::Vm(const VmConfig& config) : config_(config), born_ns_(now_ns()) {
   }
   // The library's default threshold: half a region (remap_heap_config).
   large_threshold_ = cfg.large_object_threshold ? cfg.large_object_threshold : info_.region_size / 2;
-  // Nothing is allocated yet: the model's callbacks have not run.
-  model_ctx_.large_threshold = large_threshold_;
-  model_ctx_.page_size = info_.page_size;
   trigger_bytes_ = std::max<uint64_t>(config_.trigger_min_bytes,
                                       uint64_t(double(info_.capacity) * config_.trigger_fraction));
   marking_ = config_.marking;
