@@ -143,9 +143,12 @@ bool Marker::grey(uintptr_t v, uintptr_t from) {
   if (word.load(std::memory_order_relaxed) & bit) return true;
   if (!check_object(v, from)) return false;
   if (word.fetch_or(bit, std::memory_order_relaxed) & bit) return true;  // another tracer won
-  remap_status s = remap_mark(vm_.heap(), reinterpret_cast<const void*>(v));
-  if (s != REMAP_OK) {
-    vm_.fail(VmErrorKind::library, s, status_message("remap_mark", s));
+  // The library's mark bit only (its sizes and slots are read at
+  // remap_prepare, which runs beside the mutators): the cost of reporting a
+  // live object is a bit set, not a visit.
+  const int s = remap_try_mark(vm_.heap(), reinterpret_cast<const void*>(v));
+  if (s < 0) {
+    vm_.fail(VmErrorKind::library, s, status_message("remap_try_mark", s));
     return false;
   }
   const ObjectHeader* h = header(reinterpret_cast<const void*>(v));
