@@ -989,16 +989,23 @@ void Stress::inject_stale() {
       if (!pick || table_[id].version.load() >= 2) pick = id;
       if (table_[id].version.load() >= 2) break;
     }
+    // The page: one written since the allocation if any, else the last one
+    // that holds payload at all (a page of slots only would roll nothing
+    // back, and the checker would have nothing to catch).
+    size_t p = SIZE_MAX, lo = 0, hi = 0;
     if (pick) {
+      const Obj& o = table_[pick];
+      const LargeInfo& L = large_info(o);
+      for (size_t q = 0; q < L.npages; q++) {
+        page_payload(o, q, &lo, &hi);
+        if (lo < hi && (p == SIZE_MAX || L.pv[q].load() >= 2 || L.pv[p].load() < 2)) p = q;
+      }
+    }
+    if (pick && p != SIZE_MAX) {
       const Obj& o = table_[pick];
       const LargeInfo& L = large_info(o);
       const uintptr_t a = o.addr.load();
       const size_t first = min_object_size(o.nrefs);
-      size_t p = L.npages - 1, lo, hi;
-      for (size_t q = 0; q < L.npages; q++) {
-        page_payload(o, q, &lo, &hi);
-        if (L.pv[q].load() >= 2 && lo < hi) p = q;
-      }
       page_payload(o, p, &lo, &hi);
       const uint32_t v = L.pv[p].load();
       for (size_t off = lo; off < hi; off += 8)
