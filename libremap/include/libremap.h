@@ -257,8 +257,8 @@ typedef struct remap_heap_config {
   remap_object_model model;
   /* Added in 0.1 after model: a caller whose struct_size ends at model gets 0. */
   unsigned flags;             /* REMAP_HEAP_* bits; default 0 */
-  /* Added in 0.2 (additive: a caller whose struct_size ends at flags gets 0,
-   * i.e. untagged references). How a reference slot encodes a reference:
+  /* Added later in 0.1 (additive, ABI 1: a caller whose struct_size ends
+   * at flags gets 0, i.e. untagged references). How a reference slot encodes a reference:
    *   a slot value v is a reference iff (v & ref_check_mask) == ref_check_value;
    *   its address is v & ~ref_tag_mask; the bits v & ref_tag_mask are kept
    *   when it is forwarded: new value = forward(address) | (v & ref_tag_mask).
@@ -327,7 +327,7 @@ typedef struct remap_heap_info {
   uint64_t cycles;            /* completed compaction cycles */
   size_t regions_free;
   size_t bytes_allocated;     /* sum of region tops */
-  /* Added in 0.2. */
+  /* Added later in 0.1 (additive, ABI 1). */
   size_t large_object_threshold; /* effective: remap_alloc_large takes sizes >= this */
   unsigned flags;             /* the REMAP_HEAP_* bits the heap was created with */
 } remap_heap_info;
@@ -505,17 +505,18 @@ typedef struct remap_cycle_stats {
   uint64_t large_pages_updated;  /* pages of live large objects whose reference slots were
                                     rewritten: with move, the only ones read or written */
   uint64_t large_pages_by_mutator; /* pages of live large objects a faulting mutator produced */
-  /* Added in 0.2. Reference slots of live objects whose value decoded as an
-   * in-heap address in a region that moves or is freed this cycle (not
-   * DENSE) but was not a marked object start: left unchanged (see
-   * remap_object_model). Nonzero means a missed mark, an interior pointer,
-   * or an immediate the encoding does not describe. */
+  /* Added later in 0.1 (additive, ABI 1). Reference slots of live objects
+   * whose value decoded as an in-heap address in a region that moves or is
+   * freed this cycle (not DENSE) but was not a marked object start: left
+   * unchanged (see remap_object_model). Nonzero means a missed mark, an
+   * interior pointer, or an immediate the encoding does not describe. */
   uint64_t slots_stray;
-  /* Added in 0.2. Regions allocated black since remap_cycle_begin (they stay,
-   * their slots are forwarded by walking their objects), and walk errors: an
-   * object_size in a black region that was 0, unaligned or ran past the
-   * region's cursor (the rest of that region's slots were not forwarded; the
-   * cycle fails with REMAP_EOBJMODEL at remap_finish / remap_flip). */
+  /* Added later in 0.1 (additive, ABI 1). Regions allocated black since
+   * remap_cycle_begin (they stay, their slots are forwarded by walking their
+   * objects), and walk errors: an object_size in a black region that was 0,
+   * unaligned or ran past the region's cursor (the rest of that region's
+   * slots were not forwarded; the cycle fails with REMAP_EOBJMODEL at
+   * remap_finish / remap_flip). */
   uint64_t regions_black;
   uint64_t black_walk_errors;
 } remap_cycle_stats;
