@@ -310,9 +310,12 @@ Status Heap::mark(uintptr_t obj) {
   // A begin bit inside the object is another mark (remap_try_mark's, which
   // sets no live bits) at an interior address: both sides set their bit
   // first and look for the other's second (seq_cst RMWs), so one sees it.
-  if (!live_.set_range_exclusive(obj, obj + size) ||
-      (begin_.find_next_set(obj + 8, obj + size) < obj + size &&
-       (live_.clear_range_atomic(obj, obj + size), true))) {
+  bool overlaps = !live_.set_range_exclusive(obj, obj + size);
+  if (!overlaps && begin_.find_next_set(obj + 8, obj + size) < obj + size) {
+    live_.clear_range_atomic(obj, obj + size);  // ours alone: set exclusively just above
+    overlaps = true;
+  }
+  if (overlaps) {
     begin_.clear_bit(obj);
     return fail(REMAP_EINVAL,
                 "object %#zx (%zu bytes) overlaps another marked object: only object starts "
