@@ -419,8 +419,12 @@ bool Compactor::ensure_page(size_t page, bool by_fault) noexcept {
     }
     if (!o.ok) {
       SafeMsg m;
+      // What the page was, for whoever reads this: an ENOENT from COPY means
+      // the destination was not a registered VMA at that moment.
       m.s("could not install page ").x(addr).s(by_fault ? " for a faulting thread: " : ": ")
-          .s(o.op).s(" failed with ").err(o.sys_errno);
+          .s(o.op).s(" failed with ").err(o.sys_errno).s(" (page ").u(page).s(", kind ")
+          .s(page_kind_name(plan_->page_kind(page))).s(was == kPageEmpty ? ", empty" : ", with data")
+          .s(closing_.load() ? ", while closing)" : ")");
       break_heap(install_code(o.sys_errno), m.c_str());
       // MAPPED means "given up" here: threads waiting for the page go on, and
       // their retry faults into the zero fill (resolve_fault, below).
