@@ -188,52 +188,41 @@ REMAP_API remap_status remap_alloc_large(remap_heap* heap, size_t size, void** o
   });
 }
 
+// What remap_mark and remap_try_mark check before marking: the phase, and
+// that a completed cycle's plan (kept for remap_forward) is dropped, since
+// the first mark of a cycle ends the last one's forwarding.
+static Status begin_marking(remap_heap* heap, const char* what) {
+  Status s = need_heap(heap);
+  if (!s) return s;
+  int ph = heap->phase.load(std::memory_order_acquire);
+  if (ph != REMAP_PHASE_IDLE) return wrong_phase(what, ph, "IDLE");
+  if (heap->plan_done.load(std::memory_order_acquire)) {
+    std::lock_guard<std::mutex> g(heap->cycle_mutex);
+    remap::api::drop_done_plan(*heap);
+  }
+  return Status::ok();
+}
+
 REMAP_API remap_status remap_mark(remap_heap* heap, const void* obj) {
   return remap::api_call("remap_mark", [&]() -> Status {
-    Status s = need_heap(heap);
+    Status s = begin_marking(heap, "remap_mark");
     if (!s) return s;
-    int ph = heap->phase.load(std::memory_order_acquire);
-    if (ph != REMAP_PHASE_IDLE) return wrong_phase("remap_mark", ph, "IDLE");
-    if (heap->plan_done.load(std::memory_order_acquire)) {
-      // The first mark of a cycle ends the last one's forwarding.
-      std::lock_guard<std::mutex> g(heap->cycle_mutex);
-      remap::api::drop_done_plan(*heap);
-    }
     return heap->heap->mark(uintptr_t(obj));
   });
 }
 
 REMAP_API int remap_try_mark(remap_heap* heap, const void* obj) {
-  // The fast path takes no lock and formats nothing: errors, a completed
-  // cycle's plan still kept, and the phase check's failure go the slow way.
+  // The fast path takes no lock and formats nothing; errors, a completed
+  // cycle's plan still kept, and phase failures go the checked way.
   if (heap && heap->phase.load(std::memory_order_acquire) == REMAP_PHASE_IDLE &&
       !heap->plan_done.load(std::memory_order_acquire)) {
-    const uintptr_t a = uintptr_t(obj);
-    remap::Heap& hp = *heap->heap;
-    if ((a & 7) == 0 && hp.contains(a) && !hp.marks_stale()) {
-      const remap::Region& reg = hp.region(hp.region_index(a));
-      const auto st = reg.get_state();
-      const uintptr_t rb = hp.region_base(hp.region_index(a));
-      if (!reg.black.load(std::memory_order_acquire) &&
-          (st == remap::RegionState::RETIRED || st == remap::RegionState::ALLOCATING) &&
-          a < rb + reg.top.load(std::memory_order_acquire)) {
-        remap::LiveBitmap& begin = hp.begin_bits_for_marking();
-        if (begin.test_and_set(a)) return 0;   // marked before
-        if (!hp.live_bits().test(a)) return 1;  // newly marked
-        begin.clear_bit(a);  // inside an object remap_mark marked: the slow path says so
-      }
-    }
+    const int r = heap->heap->try_mark_fast(uintptr_t(obj));
+    if (r >= 0) return r;
   }
   int newly = 0;
   remap_status st = remap::api_call("remap_try_mark", [&]() -> Status {
-    Status s = need_heap(heap);
+    Status s = begin_marking(heap, "remap_try_mark");
     if (!s) return s;
-    int ph = heap->phase.load(std::memory_order_acquire);
-    if (ph != REMAP_PHASE_IDLE) return wrong_phase("remap_try_mark", ph, "IDLE");
-    if (heap->plan_done.load(std::memory_order_acquire)) {
-      std::lock_guard<std::mutex> g(heap->cycle_mutex);
-      remap::api::drop_done_plan(*heap);
-    }
     return heap->heap->try_mark(uintptr_t(obj), &newly);
   });
   return st == REMAP_OK ? newly : st;

@@ -101,6 +101,24 @@ class Heap {
   // black); the rest of the mark is done by complete_deferred_marks.
   // REMAP_EINVAL as mark() for an address that cannot be an object start.
   Status try_mark(uintptr_t obj, int* newly);
+  // Its lock-free path for the common case, with no message formatted:
+  // 1 newly marked, 0 marked before; -1 when the address needs try_mark's
+  // checked path (misaligned, outside allocated memory, black, interior,
+  // marks of a finished cycle still to discard). Nothing changes on -1.
+  int try_mark_fast(uintptr_t obj) noexcept {
+    if ((obj & 7) || !contains(obj) || marks_stale()) return -1;
+    const size_t r = region_index(obj);
+    const Region& reg = regions_[r];
+    const RegionState st = reg.get_state();
+    if (reg.black.load(std::memory_order_acquire) ||
+        (st != RegionState::RETIRED && st != RegionState::ALLOCATING) ||
+        obj >= region_base(r) + reg.top.load(std::memory_order_acquire))
+      return -1;
+    if (begin_.test_and_set(obj)) return 0;
+    if (!live_.test(obj)) return 1;
+    begin_.clear_bit(obj);  // inside an object remap_mark marked: try_mark says so
+    return -1;
+  }
   // At prepare (no marker running): every object marked by try_mark (a
   // begin bit whose live bit is clear) gets what mark() records — its size
   // checked, its live bits, its slots in the refs bitmap, its region's live
@@ -116,8 +134,6 @@ class Heap {
   void discard_stale_marks();
   bool marks_stale() const { return marks_stale_.load(std::memory_order_acquire); }
   const LiveBitmap& begin_bits() const { return begin_; }
-  // For remap_try_mark's lock-free fast path (the address checked by the caller).
-  LiveBitmap& begin_bits_for_marking() { return begin_; }
   const LiveBitmap& live_bits() const { return live_; }
   // A bit at every reference slot of every marked object, recorded by mark()
   // from visit_ref_offsets; the concurrent engine forwards slots from it.
