@@ -109,12 +109,6 @@ class LiveBitmap {
   // Number of set bits in [from, to).
   size_t count(uintptr_t from, uintptr_t to) const;
 
-  // Number of set bits of chunk `chunk` below bit position `bit_in_chunk`
-  // (0..63): the live words before an address inside its chunk.
-  size_t rank_in_chunk(size_t chunk, unsigned bit_in_chunk) const {
-    uint64_t w = words_[chunk] & ((uint64_t(1) << bit_in_chunk) - 1);
-    return size_t(popcount64(w));
-  }
 
  private:
   uintptr_t base_ = 0;

@@ -131,10 +131,7 @@ class Plan {
     const RegionClass c = region_class_[r];
     if (c != RegionClass::FRAGMENTED)
       return c == RegionClass::LARGE ? old + large_delta_[r] : old;  // the page table
-    const ChunkForward& cf = chunks_[off >> LiveBitmap::kChunkShift];
-    const unsigned bit = unsigned(off >> LiveBitmap::kWordShift) & 63;
-    return base_ + (r << region_shift_) + cf.prefix +
-           (size_t(popcount64(cf.live & ((uint64_t(1) << bit) - 1))) << LiveBitmap::kWordShift);
+    return forward_in_chunk(off, r, chunks_[off >> LiveBitmap::kChunkShift]);
   }
   // Checked variant for the C API: REMAP_EINVAL if `old` is inside the heap
   // but not the start of a live object. Outside the heap: *out = old.
@@ -166,10 +163,7 @@ class Plan {
         ++*stray;
         return v;
       }
-      return uint64_t(base_ + (r << region_shift_) + cf.prefix +
-                      (size_t(popcount64(cf.live & ((uint64_t(1) << bit) - 1)))
-                       << LiveBitmap::kWordShift)) |
-             (v & tag_mask_);
+      return uint64_t(forward_in_chunk(off, r, cf)) | (v & tag_mask_);
     }
     if ((a & 7) || !begin_->test(a)) {  // LARGE or EMPTY
       ++*stray;
@@ -185,7 +179,6 @@ class Plan {
   }
   // Whether `v` decodes as a reference (passes the encoding's check).
   bool is_reference(uint64_t v) const { return (v & check_mask_) == check_value_; }
-  uint64_t ref_tag_mask() const { return tag_mask_; }
 
   // --- regions --------------------------------------------------------------------
   RegionClass region_class(size_t r) const { return region_class_[r]; }
@@ -270,6 +263,14 @@ class Plan {
 
  private:
   friend class LiveCursor;
+  // New address of the live object at heap offset `off` of FRAGMENTED
+  // region r: the region base, the live bytes before its chunk, and the live
+  // words before it in the chunk.
+  uintptr_t forward_in_chunk(uintptr_t off, size_t r, const ChunkForward& cf) const noexcept {
+    const unsigned bit = unsigned(off >> LiveBitmap::kWordShift) & 63;
+    return base_ + (r << region_shift_) + cf.prefix +
+           (size_t(popcount64(cf.live & ((uint64_t(1) << bit) - 1))) << LiveBitmap::kWordShift);
+  }
   Plan() = default;
   Status classify();
   void slide_large_objects();
