@@ -74,3 +74,25 @@ def run_as_nobody() -> Callable[..., subprocess.CompletedProcess[str]]:
         return run_with_timeout(cmd, timeout=timeout, **kw)
 
     return run
+
+
+def bench_doc(runs: list) -> dict:
+    """The smallest bench document around `runs`, for schema tests."""
+    floor_keys = (
+        "move_batched_ns_per_page",
+        "move_single_ns_per_page",
+        "copy_ns_per_page",
+        "memcpy_ns_per_page",
+    )
+    return {
+        "machine": {"kernel": "", "cpu": "", "thp": "", "probe": {}},
+        "params": {
+            "workloads": [],
+            "backends": [],
+            "runs": 1,
+            "warmup": 0,
+            "base": {"heap_mib": 1, "live": 0.5, "dense": 0.25, "threads": 0, "seed": 1},
+        },
+        "floor": {k: None for k in floor_keys},
+        "runs": runs,
+    }

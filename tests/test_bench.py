@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from conftest import run_with_timeout
+from conftest import bench_doc, run_with_timeout
 
 jsonschema = pytest.importorskip("jsonschema")
 
@@ -291,14 +291,7 @@ def test_schema_requires_the_cold_pages_fields() -> None:
 
     r = record.empty("cold-pages", "move", "sigbus")
     r["point"] = {"heap_mib": 1, "live": 0.5, "dense": 0.25, "threads": 0, "seed": 1}
-    doc = {
-        "machine": {"kernel": "", "cpu": "", "thp": "", "probe": {}},
-        "params": {"workloads": [], "backends": [], "runs": 1, "warmup": 0,
-                   "base": {"heap_mib": 1, "live": 0.5, "dense": 0.25, "threads": 0, "seed": 1}},
-        "floor": {k: None for k in ("move_batched_ns_per_page", "move_single_ns_per_page",
-                                    "copy_ns_per_page", "memcpy_ns_per_page")},
-        "runs": [r],
-    }  # fmt: skip
+    doc = bench_doc([r])
     with pytest.raises(jsonschema.ValidationError, match="large_"):
         output.validate(doc)
     r.update({k: None for k in COLD_FIELDS})

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from conftest import run_with_timeout
+from conftest import bench_doc, run_with_timeout
 
 pytest.importorskip("jsonschema")
 
@@ -98,14 +98,7 @@ def test_schema_requires_pauses_of_runtime_records() -> None:
     r["point"] = {"heap_mib": 1, "live": 0.5, "dense": 0.25, "threads": 2, "seed": 1}
     r["runtime"] = "jvm"
     del r["pause_p99_ns"]
-    doc = {
-        "machine": {"kernel": "", "cpu": "", "thp": "", "probe": {}},
-        "params": {"workloads": [], "backends": [], "runs": 1, "warmup": 0,
-                   "base": {"heap_mib": 1, "live": 0.5, "dense": 0.25, "threads": 0, "seed": 1}},
-        "floor": {k: None for k in ("move_batched_ns_per_page", "move_single_ns_per_page",
-                                    "copy_ns_per_page", "memcpy_ns_per_page")},
-        "runs": [r],
-    }  # fmt: skip
+    doc = bench_doc([r])
     with pytest.raises(Exception, match="pause_p99_ns"):
         output.validate(doc)
     r["pause_p99_ns"] = None
