@@ -34,8 +34,13 @@ CONFIGS: dict[str, dict] = {
         "rounds": 2,
     },
     "binary_trees": {"heap_mib": 4, "depth": 12, "rounds": 2},
+    # 16 MiB, not 12: small-object regions compact in place, and once the
+    # cache's survivors are spread over every region no region is free for
+    # a 192 KiB value (2 of 40 runs at 12 MiB failed so with 8 MiB free).
+    # Cross-region evacuation is what fixes that (issue 17); this test is
+    # about the graph staying right.
     "lru_cache": {
-        "heap_mib": 12,
+        "heap_mib": 16,
         "size": 1024,
         "ops": 40_000,
         "max_value_bytes": 4096,

@@ -193,10 +193,14 @@ void flip(Flipped* f, const Scenario& sc, int refuse_root) {
 
 uint64_t read_word(uintptr_t a) { return *reinterpret_cast<volatile uint64_t*>(a); }
 
-// The index of a root whose page is at least `gap` pages away from root 0's.
+// The index of a root whose page is at least `gap` pages away from root 0's
+// (either side: regions are handed out from the top of the heap down).
 size_t far_root(const Flipped& f, size_t gap) {
-  for (size_t i = 0; i < f.roots.size(); i++)
-    if (f.roots[i] / kPage >= f.roots[0] / kPage + gap) return i;
+  const uintptr_t p0 = f.roots[0] / kPage;
+  for (size_t i = 0; i < f.roots.size(); i++) {
+    const uintptr_t p = f.roots[i] / kPage;
+    if ((p > p0 ? p - p0 : p0 - p) >= gap) return i;
+  }
   child_fail("no root far enough from root 0");
 }
 

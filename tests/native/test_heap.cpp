@@ -113,28 +113,31 @@ TEST(heap_acquire_retire) {
   uintptr_t s0, e0, s1, e1;
   REQUIRE(h->acquire_region(&s0, &e0).is_ok());
   REQUIRE(h->acquire_region(&s1, &e1).is_ok());
-  CHECK_EQ(s0, h->base());
+  // Small-object regions come from the top of the heap down (large objects
+  // take the bottom: test_region_placement.py).
+  CHECK_EQ(s0, h->region_base(3));
   CHECK_EQ(e0 - s0, h->region_size());
-  CHECK_EQ(s1, e0);
+  CHECK_EQ(e1, s0);
   // Wrong starts, cursors out of range or misaligned.
   CHECK_EQ(h->retire_region(s0 + 8, s0 + 64).code, REMAP_EINVAL);
   CHECK_EQ(h->retire_region(s0, s0 + 12).code, REMAP_EINVAL);
   CHECK_EQ(h->retire_region(s0, e0 + 8).code, REMAP_EINVAL);
   CHECK_EQ(h->retire_region(h->base() - 4096, s0).code, REMAP_EINVAL);
-  CHECK_EQ(h->retire_region(e1, e1 + 8).code, REMAP_EINVAL);  // region 2 not acquired
+  CHECK_EQ(h->retire_region(h->base(), h->base() + 8).code, REMAP_EINVAL);  // region 0 not acquired
   REQUIRE(h->retire_region(s0, s0 + 4096).is_ok());
-  CHECK_EQ(h->region(0).top.load(), size_t(4096));
-  CHECK(h->region(0).get_state() == RegionState::RETIRED);
+  CHECK_EQ(h->region(3).top.load(), size_t(4096));
+  CHECK(h->region(3).get_state() == RegionState::RETIRED);
   CHECK_EQ(h->retire_region(s0, s0 + 8192).code, REMAP_EINVAL);  // already retired
   // Retiring with nothing allocated gives the region back.
   REQUIRE(h->retire_region(s1, s1).is_ok());
-  CHECK(h->region(1).get_state() == RegionState::FREE);
+  CHECK(h->region(2).get_state() == RegionState::FREE);
   CHECK_EQ(h->bytes_allocated(), size_t(4096));
   uintptr_t s, e;
   REQUIRE(h->acquire_region(&s, &e).is_ok());
   CHECK_EQ(s, s1);
   REQUIRE(h->acquire_region(&s, &e).is_ok());
   REQUIRE(h->acquire_region(&s, &e).is_ok());
+  CHECK_EQ(s, h->base());
   CHECK_EQ(h->acquire_region(&s, &e).code, REMAP_ENOMEM);
   CHECK_EQ(h->check_all_retired().code, REMAP_EPHASE);
 }
@@ -146,26 +149,27 @@ TEST(heap_large_objects) {
   CHECK_EQ(h->alloc_large(1000, &a).code, REMAP_EINVAL);  // below the threshold
   CHECK_EQ(h->alloc_large(size_t(4) << 20, &a).code, REMAP_ENOMEM);
   uintptr_t s, e;
-  REQUIRE(h->acquire_region(&s, &e).is_ok());  // region 0
-  // 600 KiB + 1: 3 regions, page rounded.
+  REQUIRE(h->acquire_region(&s, &e).is_ok());  // region 7, the top
+  CHECK_EQ(s, h->region_base(7));
+  // 600 KiB + 1: 3 regions, page rounded, from the bottom.
   REQUIRE(h->alloc_large((size_t(600) << 10) + 1, &a).is_ok());
-  CHECK_EQ(a, h->region_base(1));
-  CHECK(h->region(1).get_state() == RegionState::LARGE_HEAD);
-  CHECK_EQ(h->region(1).top.load(), (size_t(600) << 10) + 4096);
-  CHECK_EQ(h->region(1).large_regions, 3u);
+  CHECK_EQ(a, h->region_base(0));
+  CHECK(h->region(0).get_state() == RegionState::LARGE_HEAD);
+  CHECK_EQ(h->region(0).top.load(), (size_t(600) << 10) + 4096);
+  CHECK_EQ(h->region(0).large_regions, 3u);
+  CHECK(h->region(1).get_state() == RegionState::LARGE_TAIL);
   CHECK(h->region(2).get_state() == RegionState::LARGE_TAIL);
-  CHECK(h->region(3).get_state() == RegionState::LARGE_TAIL);
-  CHECK_EQ(h->region(3).large_head, 1u);
+  CHECK_EQ(h->region(2).large_head, 0u);
   uintptr_t b;
   REQUIRE(h->alloc_large(h->region_size(), &b).is_ok());
-  CHECK_EQ(b, h->region_base(4));
+  CHECK_EQ(b, h->region_base(3));
   CHECK_EQ(h->alloc_large(size_t(4) * h->region_size(), &b).code, REMAP_ENOMEM);  // 3 left
   // Marks on large objects: only the start, size within the pages.
   put(a, 600 << 10);
   CHECK(h->mark(a).is_ok());
-  CHECK_EQ(h->region(1).live_bytes.load(), size_t(600) << 10);
+  CHECK_EQ(h->region(0).live_bytes.load(), size_t(600) << 10);
   CHECK_EQ(h->mark(a + 4096).code, REMAP_EINVAL);
-  CHECK_EQ(h->mark(h->region_base(2)).code, REMAP_EINVAL);
+  CHECK_EQ(h->mark(h->region_base(1)).code, REMAP_EINVAL);
   put(b, uint32_t(h->region_size() + 8));
   CHECK_EQ(h->mark(b).code, REMAP_EOBJMODEL);
 }
@@ -183,7 +187,7 @@ TEST(heap_mark_rejections) {
   CHECK_EQ(h->mark(h->base() - 8).code, REMAP_EINVAL);            // outside
   CHECK_EQ(h->mark(h->base() + h->capacity()).code, REMAP_EINVAL);
   CHECK_EQ(h->mark(s + 112).code, REMAP_EINVAL);                  // at top
-  CHECK_EQ(h->mark(h->region_base(1)).code, REMAP_EINVAL);        // free region
+  CHECK_EQ(h->mark(h->region_base(0)).code, REMAP_EINVAL);        // free region
   put(s + 96, 0);
   CHECK_EQ(h->mark(s + 96).code, REMAP_EOBJMODEL);                // size 0
   put(s + 96, 12);
@@ -191,13 +195,13 @@ TEST(heap_mark_rejections) {
   put(s + 96, 24);
   CHECK_EQ(h->mark(s + 96).code, REMAP_EOBJMODEL);                // past the top
   put(s + 96, 16);
-  CHECK_EQ(h->region(0).live_bytes.load(), size_t(0));
+  CHECK_EQ(h->region(h->region_index(s)).live_bytes.load(), size_t(0));
   CHECK_EQ(h->live_bits().count(s, s + 112), size_t(0));
   CHECK_EQ(h->begin_bits().count(s, s + 112), size_t(0));
 
   REQUIRE(h->mark(s + 32).is_ok());
   REQUIRE(h->mark(s + 32).is_ok());  // re-mark: no-op
-  CHECK_EQ(h->region(0).live_bytes.load(), size_t(64));
+  CHECK_EQ(h->region(h->region_index(s)).live_bytes.load(), size_t(64));
   // Overlaps: an address inside the marked object (its header says 16 B),
   // and an object before it running into it.
   put(s + 40, 16);
@@ -205,14 +209,14 @@ TEST(heap_mark_rejections) {
   put(s, 40);
   CHECK_EQ(h->mark(s).code, REMAP_EINVAL);
   put(s, 32);
-  CHECK_EQ(h->region(0).live_bytes.load(), size_t(64));
+  CHECK_EQ(h->region(h->region_index(s)).live_bytes.load(), size_t(64));
   CHECK_EQ(h->live_bits().count(s, s + 112), size_t(8));
   CHECK_EQ(h->begin_bits().count(s, s + 112), size_t(1));
   REQUIRE(h->mark(s).is_ok());
   REQUIRE(h->mark(s + 96).is_ok());
-  CHECK_EQ(h->region(0).live_bytes.load(), size_t(112));
+  CHECK_EQ(h->region(h->region_index(s)).live_bytes.load(), size_t(112));
   h->clear_marks();
-  CHECK_EQ(h->region(0).live_bytes.load(), size_t(0));
+  CHECK_EQ(h->region(h->region_index(s)).live_bytes.load(), size_t(0));
   CHECK_EQ(h->live_bits().count(h->base(), h->end()), size_t(0));
   CHECK_EQ(h->begin_bits().count(h->base(), h->end()), size_t(0));
 }
@@ -251,7 +255,7 @@ TEST(heap_mark_overlap_race_never_both_succeed) {
       live += (ra[i].is_ok() ? 4096 : 0) + (rb[i].is_ok() ? 4096 : 0);
     }
     // The bitmaps agree with what succeeded: rolled-back marks left nothing.
-    CHECK_EQ(h->region(0).live_bytes.load(), live);
+    CHECK_EQ(h->region(h->region_index(s)).live_bytes.load(), live);
     CHECK_EQ(h->live_bits().count(s, e) * 8, live);
     h->clear_marks();
   }
@@ -273,7 +277,7 @@ TEST(heap_concurrent_marking_disjoint) {
       for (size_t i = 0; i < n; i += 7) CHECK(h->mark(s + 24 * i).is_ok());  // re-marks
     });
   for (auto& th : t) th.join();
-  CHECK_EQ(h->region(0).live_bytes.load(), 24 * n);
+  CHECK_EQ(h->region(h->region_index(s)).live_bytes.load(), 24 * n);
   CHECK_EQ(h->begin_bits().count(s, e), n);
   CHECK_EQ(h->live_bits().count(s, e), 3 * n);
 }

@@ -237,6 +237,7 @@ REMAP_API remap_status remap_clear_marks(remap_heap* heap) {
     if (ph != REMAP_PHASE_IDLE && ph != REMAP_PHASE_PREPARED)
       return wrong_phase("remap_clear_marks", ph, "IDLE and PREPARED");
     heap->plan.reset();  // a prepared cycle is cancelled, or a completed one's plan dropped
+    heap->heap->release_reservations();  // its large objects' targets, if it was prepared
     heap->plan_done.store(false, std::memory_order_release);
     heap->heap->clear_marks();
     heap->heap->end_black({});  // a cycle begun concurrently is cancelled too
@@ -291,6 +292,7 @@ REMAP_API remap_status remap_prepare(remap_heap* heap) {
     heap->plan = std::move(plan);
     if (!(s = remap::api::engine_prepare(*heap))) {  // page states, outside the pause
       heap->plan.reset();
+      heap->heap->release_reservations();
       return s;
     }
     st.prepare_ns = remap::api::now_ns() - t0;

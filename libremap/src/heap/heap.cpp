@@ -71,6 +71,7 @@ Status Heap::init(const remap_heap_config& config) {
   base_ = uintptr_t(mapping_.addr());
 
   region_count_ = capacity_ >> region_shift_;
+  free_ceiling_ = region_count_;
   regions_ = std::make_unique<Region[]>(region_count_);
   if (!(s = begin_.init(base_, capacity_))) return s;
   if (!(s = live_.init(base_, capacity_))) return s;
@@ -98,10 +99,10 @@ Status Heap::acquire_region(uintptr_t* start, uintptr_t* end) {
     *end = region_base(r) + region_size_;
     return Status::ok();
   }
-  for (size_t r = free_hint_; r < region_count_; ++r) {
+  for (size_t r = std::min(free_ceiling_, region_count_); r-- > free_hint_;) {
     Region& reg = regions_[r];
-    if (reg.get_state() != RegionState::FREE) continue;
-    free_hint_ = r + 1;
+    if (reg.get_state() != RegionState::FREE || reg.reserved) continue;
+    free_ceiling_ = r;
     reg.top.store(0, std::memory_order_relaxed);
     reg.tail_offered = false;
     if (black) make_black_locked(r);
@@ -110,7 +111,7 @@ Status Heap::acquire_region(uintptr_t* start, uintptr_t* end) {
     *end = region_base(r) + region_size_;
     return Status::ok();
   }
-  free_hint_ = region_count_;
+  free_ceiling_ = free_hint_;
   return fail(REMAP_ENOMEM, "no free region left (capacity %zu bytes, %zu regions of %zu)",
               capacity_, region_count_, region_size_);
 }
@@ -139,7 +140,7 @@ Status Heap::retire_region(uintptr_t start, uintptr_t cursor) {
   reg.top.store(new_top, std::memory_order_release);
   if (new_top == 0) {
     reg.set_state(RegionState::FREE);
-    free_hint_ = std::min(free_hint_, r);
+    note_free_locked(r);
   } else {
     reg.set_state(RegionState::RETIRED);
   }
@@ -159,7 +160,7 @@ Status Heap::alloc_large(size_t size, uintptr_t* out) {
   adopt_pending_locked();
   size_t run = 0;
   for (size_t r = free_hint_; r < region_count_; ++r) {
-    if (regions_[r].get_state() != RegionState::FREE) {
+    if (regions_[r].get_state() != RegionState::FREE || regions_[r].reserved) {
       run = 0;
       continue;
     }
@@ -184,8 +185,18 @@ Status Heap::alloc_large(size_t size, uintptr_t* out) {
     *out = region_base(head);
     return Status::ok();
   }
-  return fail(REMAP_ENOMEM, "no run of %zu contiguous free regions for a large object of %zu bytes",
-              n, size);
+  // Say whether the heap is full or fragmented: the runtime's next step differs.
+  size_t free = 0, longest = 0;
+  for (size_t r = 0, cur = 0; r < region_count_; ++r) {
+    const bool f = regions_[r].get_state() == RegionState::FREE && !regions_[r].reserved;
+    cur = f ? cur + 1 : 0;
+    free += f;
+    longest = std::max(longest, cur);
+  }
+  return fail(REMAP_ENOMEM,
+              "no run of %zu contiguous free regions for a large object of %zu bytes (%zu of %zu "
+              "regions free, the longest run %zu)",
+              n, size, free, region_count_, longest);
 }
 
 // --- marking ----------------------------------------------------------------------
@@ -476,12 +487,27 @@ void Heap::free_region_locked(size_t r) {
   reg.large_regions = 0;
   reg.tail_offered = false;
   reg.set_state(RegionState::FREE);
-  free_hint_ = std::min(free_hint_, r);
+  note_free_locked(r);
+}
+
+void Heap::release_reservations_locked() {
+  for (uint32_t r : reserved_) {
+    regions_[r].reserved = false;
+    note_free_locked(r);
+  }
+  reserved_.clear();
+}
+
+void Heap::release_reservations() {
+  std::lock_guard<std::mutex> g(alloc_mutex_);
+  release_reservations_locked();
 }
 
 void Heap::adopt_layout_locked(const Plan& plan) {
   if (adopted_plan_ == &plan) return;
   adopted_plan_ = &plan;
+  // The plan's slide targets are taken below (they were reserved for it).
+  release_reservations_locked();
   offered_tails_.clear();
   next_tail_ = 0;
   for (size_t r = 0; r < region_count_; ++r) {

@@ -18,9 +18,10 @@
 // the bitmaps are filled here at marking and read by the plan.
 #pragma once
 
+#include <algorithm>
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
-#include <atomic>
 #include <memory>
 #include <mutex>
 #include <utility>
@@ -75,7 +76,13 @@ class Heap {
   // ALLOCATING. Policy: first the lowest-addressed compacted region whose free
   // tail [top, end) the last cycle opened and that is at least a quarter of a
   // region (compacted memory is reused before fresh memory is touched; each
-  // tail is offered once per cycle), else the lowest-addressed FREE region.
+  // tail is offered once per cycle), else the highest-addressed FREE region.
+  // Small-object regions fill the heap from the top and large objects from
+  // the bottom (alloc_large, and the plan slides them down): the two kinds
+  // do not interleave, so free regions stay contiguous in the middle and a
+  // large object finds a run even in a small heap. Regions compact in place,
+  // so a small-object region with one survivor left among large objects
+  // would otherwise split the free space for good.
   // REMAP_ENOMEM when neither exists.
   Status acquire_region(uintptr_t* start, uintptr_t* end);
   // Hands back the region acquired at `start` with the runtime's bump cursor:
@@ -85,8 +92,8 @@ class Heap {
   Status retire_region(uintptr_t start, uintptr_t cursor);
   // A large object of `size` bytes (>= large_object_threshold; smaller sizes
   // are rejected with REMAP_EINVAL so that regions stay for small objects):
-  // size rounded up to pages, N contiguous FREE regions, object at the first
-  // region's base (LARGE_HEAD, then LARGE_TAILs).
+  // size rounded up to pages, the lowest run of N contiguous FREE regions,
+  // object at the first region's base (LARGE_HEAD, then LARGE_TAILs).
   Status alloc_large(size_t size, uintptr_t* out);
 
   // --- marking (thread-safe, lock-free) --------------------------------------
@@ -183,6 +190,30 @@ class Heap {
   // black regions excepted (their objects are walked after the flip).
   Status check_all_retired() const;
 
+  // Large objects that slide beside running mutators (a cycle begun with
+  // remap_cycle_begin; prepare does not stop them): a region FREE when the
+  // plan classified it may be acquired before the plan is published. Under
+  // the allocation mutex, `choose(free_now)` picks the slide (free_now(r):
+  // region r is still FREE and unreserved) and returns the target regions;
+  // those still FREE are reserved until adopt_layout or
+  // release_reservations. Cheap: O(regions), once per prepare.
+  template <class Choose>
+  void reserve_slide(Choose choose) {
+    std::lock_guard<std::mutex> g(alloc_mutex_);
+    adopt_pending_locked();
+    auto free_now = [this](size_t r) {
+      return regions_[r].get_state() == RegionState::FREE && !regions_[r].reserved;
+    };
+    for (uint32_t r : choose(free_now)) {
+      if (!free_now(r)) continue;
+      regions_[r].reserved = true;
+      reserved_.push_back(r);
+    }
+  }
+  // A prepared plan is dropped without being adopted (cancelled, or prepare
+  // failed after building it): its target regions are free for anyone again.
+  void release_reservations();
+
   // --- the black window (remap_cycle_begin; libremap.h) ------------------------------
   // Opens it: every region must be retired (REMAP_EPHASE). Until it closes,
   // acquire_region hands out whole FREE regions only and flags them black,
@@ -223,7 +254,14 @@ class Heap {
   LiveBitmap refs_;
 
   mutable std::mutex alloc_mutex_;
-  size_t free_hint_ = 0;                 // no FREE region below this index
+  size_t free_hint_ = 0;                 // no unreserved FREE region below this index
+  size_t free_ceiling_ = 0;              // ... nor at or above this one (set by init)
+  std::vector<uint32_t> reserved_;       // regions with Region::reserved set
+  void release_reservations_locked();
+  void note_free_locked(size_t r) {  // r became FREE (or unreserved): widen the hints
+    free_hint_ = std::min(free_hint_, r);
+    free_ceiling_ = std::max(free_ceiling_, r + 1);
+  }
   std::vector<uint32_t> offered_tails_;  // compacted regions with an open tail, ascending
   size_t next_tail_ = 0;                 // next index into offered_tails_
   const Plan* adopted_plan_ = nullptr;   // the plan adopt_layout last applied

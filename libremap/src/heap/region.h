@@ -50,6 +50,11 @@ struct Region {
   // After a cycle, a compacted region's free tail [new_top, end) may be
   // handed out once by acquire_region (see Heap::acquire_region's policy).
   bool tail_offered = false;
+  // FREE, but promised to a large object the prepared plan slides here:
+  // neither acquire_region nor alloc_large hands it out (Heap::reserve_slide,
+  // under the allocation mutex; cleared when the layout is adopted or the
+  // cycle is cancelled).
+  bool reserved = false;
   // Bytes used from the region base (see the invariants above).
   std::atomic<size_t> top{0};
   // Sum of the sizes of the objects marked here since clear_marks.

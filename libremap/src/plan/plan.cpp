@@ -101,7 +101,7 @@ Status Plan::forward_checked(uintptr_t old, uintptr_t* out) const {
 
 // --- building -----------------------------------------------------------------------------
 
-Status Plan::build(const Heap& heap, std::unique_ptr<Plan>* out) {
+Status Plan::build(Heap& heap, std::unique_ptr<Plan>* out) {
   uint64_t t0 = now_ns();
   Status s = heap.check_all_retired();
   if (!s) return s;
@@ -117,11 +117,12 @@ Status Plan::build(const Heap& heap, std::unique_ptr<Plan>* out) {
   p->region_shift_ = heap.region_shift();
   p->page_shift_ = heap.page_shift();
   if (!(s = p->classify())) return s;
-  // A cycle begun concurrently keeps large objects in place: a region a
-  // mutator acquires after this plan may be one a large object would slide
-  // onto.
-  if (!(heap.config().flags & REMAP_HEAP_PIN_LARGE) && !heap.black_window())
-    p->slide_large_objects();
+  // Mutators may be running (a cycle begun with remap_cycle_begin): the
+  // slide is chosen under the allocation mutex among regions still free,
+  // and its targets are reserved so that no mutator acquires one before
+  // the new layout is adopted.
+  if (!(heap.config().flags & REMAP_HEAP_PIN_LARGE))
+    heap.reserve_slide([&](auto free_now) { return p->slide_large_objects(free_now); });
   p->build_forwarding();
   p->build_page_tables();
   for (size_t w = 0; w < p->begin_->word_count(); ++w)
@@ -234,12 +235,18 @@ Status Plan::classify() {
 // since the earlier objects' new places all end at or before `floor`. Hence
 // "free" can be judged once, statically, and large objects never land on a
 // later one's old bytes (the STW pass relies on that to memmove in order).
-void Plan::slide_large_objects() {
+template <class FreeNow>
+std::vector<uint32_t> Plan::slide_large_objects(FreeNow free_now) {
   const Heap& h = *heap_;
   const size_t n = region_class_.size();
+  // A region FREE at classify but taken since (black now: patch_black makes
+  // it stay) is an obstacle like any region that stays.
   auto holds_nothing_staying = [&](size_t r) {
-    return region_class_[r] == RegionClass::EMPTY || region_class_[r] == RegionClass::LARGE;
+    if (region_class_[r] == RegionClass::LARGE) return true;
+    return region_class_[r] == RegionClass::EMPTY &&
+           (old_state_[r] != RegionState::FREE || free_now(r));
   };
+  std::vector<uint32_t> targets;
   // run[r]: how many regions from r on hold nothing staying.
   std::vector<uint32_t> run(n + 1, 0);
   for (size_t r = n; r-- > 0;) run[r] = holds_nothing_staying(r) ? run[r + 1] + 1 : 0;
@@ -262,9 +269,11 @@ void Plan::slide_large_objects() {
     for (size_t t = s; t < s + nreg; ++t)
       large_new_end_[t] = std::clamp(new_end, h.region_base(t), h.region_base(t) + h.region_size());
     large_moves_.push_back(LargeMove{uint32_t(r), uint32_t(s), uint32_t(nreg), old_top_[r]});
+    for (size_t t = s; t < s + nreg; ++t) targets.push_back(uint32_t(t));
     floor = s + nreg;
     r += nreg - 1;
   }
+  return targets;
 }
 
 void Plan::build_forwarding() {

@@ -112,7 +112,7 @@ class Plan {
   // every recorded slot and checks that forward_value would count none as
   // stray (REMAP_EOBJMODEL naming the first one otherwise). Requires every
   // region retired (REMAP_EPHASE otherwise).
-  static Status build(const Heap& heap, std::unique_ptr<Plan>* out);
+  static Status build(Heap& heap, std::unique_ptr<Plan>* out);
 
   const Heap& heap() const { return *heap_; }
   uintptr_t base() const { return base_; }
@@ -273,7 +273,10 @@ class Plan {
   }
   Plan() = default;
   Status classify();
-  void slide_large_objects();
+  // `free_now(r)`: region r, FREE when classified, is still free to take.
+  // Returns the regions the sliding objects land on.
+  template <class FreeNow>
+  std::vector<uint32_t> slide_large_objects(FreeNow free_now);
   void build_forwarding();
   void build_page_tables();
   Status validate_object_model();
