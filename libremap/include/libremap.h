@@ -335,13 +335,14 @@ typedef struct remap_heap_info {
 REMAP_API remap_status remap_heap_get_info(const remap_heap* heap, remap_heap_info* out);
 
 /* Allocation. The runtime bump-allocates inside [*start, *end) that it gets
- * from remap_region_acquire (a free region, or the free tail of a compacted
- * one) and hands back with remap_region_retire(heap, *start, cursor) when
- * done. An object never crosses a region boundary. Objects of at least
- * large_object_threshold bytes go to remap_alloc_large: page-aligned, whole
- * pages, regions of their own; they move in a cycle like any object (they
- * slide down whole pages at a time, see REMAP_HEAP_PIN_LARGE). Allowed in
- * IDLE and COMPACTING. */
+ * from remap_region_acquire (the free tail of a compacted region, else the
+ * highest free region) and hands back with remap_region_retire(heap, *start,
+ * cursor) when done. An object never crosses a region boundary. Objects of
+ * at least large_object_threshold bytes go to remap_alloc_large:
+ * page-aligned, whole pages, the lowest run of free regions that fits (so
+ * small and large objects meet only when the heap is nearly full); they move
+ * in a cycle like any object (they slide down whole pages at a time, see
+ * REMAP_HEAP_PIN_LARGE). Allowed in IDLE and COMPACTING. */
 REMAP_API remap_status remap_region_acquire(remap_heap* heap, void** start, void** end);
 REMAP_API remap_status remap_region_retire(remap_heap* heap, void* start, void* cursor);
 REMAP_API remap_status remap_alloc_large(remap_heap* heap, size_t size, void** out);
