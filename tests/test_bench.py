@@ -22,7 +22,7 @@ CONTRACT_RUN_FIELDS = (
     "workload", "backend", "fault_mode", "run", "warmup", "verified", "compaction_ns",
     "flip_pause_ns", "split_ns", "fault_latency_ns", "pages_installed", "ioctls",
     "bytes_copied", "buffers_recycled", "buffers_new", "minor_faults", "madvise_calls",
-    "vmas_before", "vmas_after", "rss_before", "rss_after", "fallbacks", "swap_ins",
+    "vmas_before", "vmas_after", "rss_before", "rss_after", "rss_peak", "fallbacks", "swap_ins",
 )  # fmt: skip
 
 

@@ -175,7 +175,8 @@ Status Compactor::prepare(const Plan& plan) {
   Status s = layout_->prepare(plan, &spaces_);
   if (!s) return s;
   producer_ = std::make_unique<Producer>(heap_, plan, states_, *backend_, counters_, spaces_,
-                                         layout_->clip(), backend_kind_ == REMAP_BACKEND_COPY);
+                                         layout_->clip(), backend_kind_ == REMAP_BACKEND_COPY,
+                                         backend_kind_ == REMAP_BACKEND_MOVE);
   int64_t v = os::count_vmas();
   vmas_before_ = v < 0 ? 0 : uint64_t(v);
   return Status::ok();

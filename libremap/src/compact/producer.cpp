@@ -44,7 +44,7 @@ struct Producer::Pass {
 
 Producer::Producer(const Heap& heap, const Plan& plan, PageStates& states, Backend& backend,
                    CycleCounters& counters, const RegionSpaces& spaces, bool clip,
-                   bool release_regions)
+                   bool release_regions, bool recycle_after_mutators)
     : heap_(heap),
       plan_(plan),
       states_(states),
@@ -53,7 +53,8 @@ Producer::Producer(const Heap& heap, const Plan& plan, PageStates& states, Backe
       spaces_(spaces),
       page_(heap.page_size()),
       clip_(clip),
-      release_regions_(release_regions) {}
+      release_regions_(release_regions),
+      recycle_after_mutators_(recycle_after_mutators) {}
 
 void Producer::flush(Pass& pass) {
   if (!pass.run_len) return;
@@ -224,8 +225,12 @@ void Producer::gc_region(Pass& pass, size_t r) {
   }
   complete_to(end);
 
+  // Pages mutators built left their sources resident in from-space (the
+  // pages this worker built were moved out): those go back now, once the
+  // mutators are done reading them. Copy releases every region.
+  const bool mutators_built = std::find(pass.mine.begin(), pass.mine.end(), 0) != pass.mine.end();
   uint64_t release_ns = 0;  // the backend counts it as madvise time
-  if (release_regions_) {
+  if (release_regions_ || (recycle_after_mutators_ && mutators_built)) {
     flush(pass);
     wait_foreign(first, end);
     size_t len = std::max(heap_.region_size(), content_end - rb);

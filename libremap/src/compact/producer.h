@@ -50,9 +50,11 @@ namespace remap {
 class Producer {
  public:
   // `spaces` must outlive the producer. clip: see above. release_regions:
-  // the backend wants from_space_done per region.
+  // the backend wants from_space_done per region. recycle_after_mutators:
+  // only for a small-object region some of whose pages mutators built.
   Producer(const Heap& heap, const Plan& plan, PageStates& states, Backend& backend,
-           CycleCounters& counters, const RegionSpaces& spaces, bool clip, bool release_regions);
+           CycleCounters& counters, const RegionSpaces& spaces, bool clip, bool release_regions,
+           bool recycle_after_mutators);
 
   // GC worker: produces every page with data of regions [r0, r1), in place.
   // Returns false (and *bad) if the kernel refused to install a page.
@@ -101,6 +103,7 @@ class Producer {
   const size_t page_;
   const bool clip_;
   const bool release_regions_;
+  const bool recycle_after_mutators_;
 };
 
 }  // namespace remap

@@ -49,6 +49,24 @@ def rss_bytes() -> int:
         return int(f.read().split()[1]) * PAGE_SIZE
 
 
+def reset_peak_rss() -> bool:
+    """Starts a new peak-RSS window: writing 5 to ``/proc/self/clear_refs``
+    resets ``VmHWM`` to the current RSS (Linux 4.0+; allowed for one's own
+    process). False where the kernel refuses it: the peak is then unknown."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def peak_rss_bytes() -> int | None:
+    """The highest RSS since the last reset_peak_rss (``VmHWM``)."""
+    kib = _status_kib("VmHWM")
+    return None if kib is None else kib * 1024
+
+
 def vma_count() -> int:
     """Mappings of this process (lines of ``/proc/self/maps``)."""
     with open("/proc/self/maps", "rb") as f:

@@ -100,6 +100,7 @@ def empty(workload: str, backend: str, fault_mode: str) -> dict[str, Any]:
         "vmas_after": None,
         "rss_before": None,
         "rss_after": None,
+        "rss_peak": None,
         "fallbacks": {"ebusy": None, "other": None, "total": None},
         "swap_ins": None,
         "vm_swap_before": None,

@@ -58,6 +58,7 @@ ROWS: tuple[tuple[str, str, str], ...] = (
     ("VMAs after", "vmas_after", "count"),
     ("RSS before", "rss_before", "bytes"),
     ("RSS after", "rss_after", "bytes"),
+    ("RSS peak", "rss_peak", "bytes"),
     ("MOVE fallbacks", "fallbacks.total", "count"),
     ("swap-ins", "swap_ins", "count"),
     ("major faults (rusage)", "major_faults", "count"),
@@ -180,6 +181,24 @@ def cold_pages_headline(entries: list[dict[str, Any]]) -> list[str]:
 MARK_GOAL_NS_PER_OBJECT = 15.0
 
 
+def rss_line(entries: list[dict[str, Any]]) -> list[str]:
+    """How far RSS rose above its level at the flip during the cycle (the
+    worst run). The budget a runtime can plan with is the page pool's cap:
+    to-space pages come from the pool or are from-space pages moved."""
+    cells = []
+    for e in entries:
+        m = e["metrics"]
+        if "rss_peak" in m and "rss_before" in m:
+            rise = (m["rss_peak"]["max"] - m["rss_before"]["median"]) / 2**20
+            cells.append(f"{e['backend']} {rise:+.1f} MiB")
+    if not cells:
+        return []
+    return [
+        "peak RSS during the cycle over RSS at the flip (worst run): " + ", ".join(cells)
+        + " (budget: the page pool's cap, 16 MiB by default)"
+    ]
+
+
 def pause_lines(entries: list[dict[str, Any]]) -> list[str]:
     """Pauses per kind, per column: count x p50 / p99 / max (medians over runs)."""
     out = []
@@ -285,6 +304,8 @@ def table(result: dict[str, Any]) -> str:
                 ]
             )
         )
+        if workload == "synthetic":
+            out.extend(rss_line(entries))
         if move and "vs_floor" in move["metrics"]:
             vf = move["metrics"]["vs_floor"]
             out.append(

@@ -81,6 +81,7 @@ METRICS: tuple[str, ...] = (
     "vmas_after",
     "rss_before",
     "rss_after",
+    "rss_peak",
     "fallbacks.total",
     "swap_ins",
     "major_faults",

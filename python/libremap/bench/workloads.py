@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import record
-from .procfs import Counters, vma_count
+from .procfs import Counters, peak_rss_bytes, reset_peak_rss, vma_count
 
 MiB = 1 << 20
 REGION = 256 * 1024
@@ -173,6 +173,7 @@ class Synthetic(Workload):
             self.before_flip(heap, rec)
             vmas0 = vma_count()
             c0 = Counters.take()
+            peak_known = reset_peak_rss()
             t0 = time.perf_counter_ns()
             heap.flip()
             seen: list[int] = []
@@ -197,6 +198,7 @@ class Synthetic(Workload):
                 heap.finish()
             t1 = time.perf_counter_ns()
             c1 = Counters.take()
+            rec["rss_peak"] = peak_rss_bytes() if peak_known else None
             vmas1 = vma_count()
         except RemapError as e:
             if e.status_name in UNAVAILABLE_STATUSES:
@@ -333,8 +335,10 @@ class ToyVm(Workload):
     def run(self, backend: str, marking: str = "concurrent") -> dict[str, Any]:
         rec = self._record(backend)
         c0 = Counters.take()
+        peak_known = reset_peak_rss()
         r = self._run(backend, marking)
         c1 = Counters.take()
+        rec["rss_peak"] = peak_rss_bytes() if peak_known else None
         # What the run was asked for (the bench's column) and what the VM did
         # (minor and sigsegv mark stop-the-world: marking_note says so).
         rec["marking_requested"] = marking
