@@ -76,7 +76,8 @@ void register_synthetic(py::module_& m) {
                        size_t large_object_size, double large_live_fraction, int large_max_refs,
                        int backend,
                        int fault_mode, unsigned gc_threads, unsigned handler_threads,
-                       double dense_threshold, int tagging, double immediate_fraction) {
+                       double dense_threshold, int tagging, double immediate_fraction,
+                       unsigned flags) {
              SyntheticParams p;
              p.capacity = capacity;
              p.region_size = region_size;
@@ -101,6 +102,7 @@ void register_synthetic(py::module_& m) {
              p.dense_threshold = dense_threshold;
              p.tagging = tagging;
              p.immediate_fraction = immediate_fraction;
+             p.flags = flags;
              py::gil_scoped_release nogil;
              return std::make_unique<SyntheticHeap>(p);
            }),
@@ -115,7 +117,7 @@ void register_synthetic(py::module_& m) {
            py::arg("backend") = int(REMAP_BACKEND_AUTO),
            py::arg("fault_mode") = int(REMAP_FAULT_AUTO), py::arg("gc_threads") = 1,
            py::arg("handler_threads") = 1, py::arg("dense_threshold") = 0.90,
-           py::arg("tagging") = 0, py::arg("immediate_fraction") = 0.0)
+           py::arg("tagging") = 0, py::arg("immediate_fraction") = 0.0, py::arg("flags") = 0u)
       .def("mutate",
            [](SyntheticHeap& h, double kill, size_t grow, double ratio, double dense) {
              locked(h, [&] { h.mutate(kill, grow, ratio, dense); });

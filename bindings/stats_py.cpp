@@ -23,6 +23,7 @@ py::dict stats_dict(const remap_cycle_stats& s) {
   F(slots_stray)
   F(regions_black)
   F(black_walk_errors)
+  F(regions_evacuated)
 #undef F
   py::list hist;
   for (uint64_t v : s.fault_hist) hist.append(v);

@@ -42,6 +42,7 @@ SyntheticHeap::SyntheticHeap(const SyntheticParams& p) : params_(p), rng_(p.seed
   cfg.fault_mode = p.fault_mode;
   cfg.gc_threads = p.gc_threads;
   cfg.handler_threads = p.handler_threads;
+  cfg.flags = p.flags;
   install_model(cfg.model, &model_);
   cfg.ref_tag_mask = tag_mask();
   switch (p.tagging) {

@@ -70,6 +70,7 @@ struct SyntheticParams {
   //   kTagLow    address | a 3-bit type tag; no in-heap immediates
   int tagging = 0;
   double immediate_fraction = 0.0;  // fraction of spare slots holding an in-heap immediate
+  unsigned flags = 0;               // remap_heap_config.flags (REMAP_HEAP_*)
 };
 
 enum SyntheticTagging : int { kTagNone = 0, kTagGuile = 1, kTagV8 = 2, kTagLow = 3 };

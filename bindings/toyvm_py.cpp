@@ -56,7 +56,7 @@ const std::map<std::string, Setter>& setters() {
 #define WL(name) m[#name] = [](toyvm::RunOptions& o, const py::handle& v) { o.params.name = v.cast<decltype(o.params.name)>(); };
     VM(heap_bytes) VM(region_size) VM(backend) VM(fault_mode) VM(gc_threads) VM(handler_threads)
     VM(dense_threshold) VM(trigger_fraction) VM(trigger_min_bytes) VM(exhausted_retries)
-    VM(verify_refs) VM(satb_barrier) VM(mark_delay_us)
+    VM(verify_refs) VM(evacuate) VM(satb_barrier) VM(mark_delay_us)
     m["marking"] = [](toyvm::RunOptions& o, const py::handle& v) {
       const std::string s = v.cast<std::string>();
       if (s == "stw") o.vm.marking = toyvm::Marking::stw;

@@ -288,7 +288,18 @@ enum {
    * moved, not copied, by the move backend, and pages without reference
    * slots are never read or written (DESIGN §8). Set this if the runtime
    * hands large objects' addresses to code it cannot update. */
-  REMAP_HEAP_PIN_LARGE = 2
+  REMAP_HEAP_PIN_LARGE = 2,
+  /* Survivors leave sparse regions. By default a FRAGMENTED region's live
+   * objects slide to its own start, so a region is freed only when nothing
+   * in it survives, and survivors spread over every region leave free bytes
+   * but no free region (a large object then finds no room). With this bit
+   * they are packed, in address order, into as few of the cycle's
+   * FRAGMENTED regions as they fill — a region's survivors go together,
+   * after the previous region's, into the lowest such region with room —
+   * and the regions emptied are free after the cycle. It costs no more
+   * copying (the same objects move either way) and fewer pages installed.
+   * remap_forward answers for the new places as usual. */
+  REMAP_HEAP_EVACUATE = 4
 };
 
 /* Sets struct_size (also of model) and every default. */
@@ -520,6 +531,10 @@ typedef struct remap_cycle_stats {
    * remap_finish / remap_flip). */
   uint64_t regions_black;
   uint64_t black_walk_errors;
+  /* Added later in 0.1 (additive, ABI 1). REMAP_HEAP_EVACUATE: FRAGMENTED
+   * regions whose survivors were packed into a lower region (free after the
+   * cycle); included in regions_fragmented. */
+  uint64_t regions_evacuated;
 } remap_cycle_stats;
 
 REMAP_API remap_status remap_heap_last_stats(const remap_heap* heap, remap_cycle_stats* out);

@@ -86,6 +86,7 @@ Vm::Vm(const VmConfig& config) : config_(config), born_ns_(now_ns()) {
   cfg.handler_threads = config.handler_threads;
   install_model(cfg.model, &model_ctx_);
   if (config.verify_refs) cfg.flags |= REMAP_HEAP_VERIFY_REFS;
+  if (config.evacuate) cfg.flags |= REMAP_HEAP_EVACUATE;
   remap_status s = remap_heap_create(&cfg, &heap_);
   if (s != REMAP_OK) throw VmStartError(s, status_message("remap_heap_create", s));
   std::memset(&info_, 0, sizeof info_);

@@ -71,6 +71,10 @@ struct VmConfig {
   // REMAP_HEAP_VERIFY_REFS: prepare refuses a cycle that would leave a slot
   // pointing at moved or freed memory (a marking bug), naming the slot.
   bool verify_refs = false;
+  // REMAP_HEAP_EVACUATE: survivors of sparse regions are packed into fewer
+  // regions, so a heap whose survivors are spread thin still frees whole
+  // regions for large objects. Off: each region compacts in place.
+  bool evacuate = true;
   // Test switches. satb_barrier = false drops the write barrier's log (the
   // collector then misses objects whose last path was cut during marking);
   // mark_delay_us holds the concurrent trace back after the initial mark so

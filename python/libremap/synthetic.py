@@ -46,6 +46,7 @@ MiB = 1024 * KiB
 
 # Slot encodings of the synthetic heap (SyntheticParams::tagging).
 TAGGINGS = {"none": 0, "guile": 1, "v8": 2, "lowtag": 3}
+REMAP_HEAP_EVACUATE = 4  # libremap.h: remap_heap_flags
 
 
 class SyntheticHeap:
@@ -77,6 +78,8 @@ class SyntheticHeap:
             that is not a reference: a fixnum or Smi whose bits lie inside the
             heap, or (tagging "none") an unaligned in-heap value. The library
             must leave each one exactly as it is.
+        evacuate: REMAP_HEAP_EVACUATE: survivors of fragmented regions are
+            packed into as few regions as they fill; the emptied ones are freed.
     """
 
     def __init__(
@@ -105,6 +108,7 @@ class SyntheticHeap:
         dense_threshold: float = 0.90,
         tagging: str = "none",
         immediate_fraction: float = 0.0,
+        evacuate: bool = False,
     ) -> None:
         self.params: dict[str, Any] = {
             "capacity": capacity,
@@ -130,8 +134,10 @@ class SyntheticHeap:
             "dense_threshold": dense_threshold,
             "tagging": tagging,
             "immediate_fraction": immediate_fraction,
+            "evacuate": evacuate,
         }
         native = dict(self.params)
+        native["flags"] = REMAP_HEAP_EVACUATE if native.pop("evacuate") else 0
         native["tagging"] = enum_value(tagging, TAGGINGS, "tagging")
         native["backend"] = enum_value(backend, BACKENDS, "backend")
         native["fault_mode"] = enum_value(fault_mode, FAULT_MODES, "fault mode")

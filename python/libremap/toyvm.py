@@ -260,6 +260,7 @@ def run(
     large_fraction: float = 0.002,
     marking: str = "concurrent",
     verify_refs: bool = False,
+    evacuate: bool = True,
     satb_barrier: bool = True,
     mark_delay_us: int = 0,
     check: bool = True,
@@ -274,7 +275,9 @@ def run(
     concurrent cycle (minor, sigsegv) mark stop-the-world: the result's
     ``marking`` says how the VM marked and ``marking_note`` why, when that is
     not what was asked. ``verify_refs`` makes libremap refuse a cycle that
-    would leave a stray slot (REMAP_HEAP_VERIFY_REFS). Test switches:
+    would leave a stray slot (REMAP_HEAP_VERIFY_REFS). ``evacuate``
+    (REMAP_HEAP_EVACUATE, on by default) packs the survivors of sparse
+    regions into fewer regions; off, each region compacts in place. Test switches:
     ``satb_barrier=False`` turns the barrier's log off (marking then misses
     objects), ``mark_delay_us`` holds the concurrent trace back after the
     initial mark.
@@ -332,6 +335,7 @@ def run(
         trigger_fraction=trigger_fraction,
         marking=marking,
         verify_refs=verify_refs,
+        evacuate=evacuate,
         satb_barrier=satb_barrier,
         mark_delay_us=mark_delay_us,
     )

@@ -289,6 +289,7 @@ REMAP_API remap_status remap_prepare(remap_heap* heap) {
     st.regions_empty = plan->regions_empty();
     st.regions_large = plan->regions_large();
     st.large_objects_moved = plan->large_objects_moved();
+    st.regions_evacuated = plan->regions_evacuated();
     heap->plan = std::move(plan);
     if (!(s = remap::api::engine_prepare(*heap))) {  // page states, outside the pause
       heap->plan.reset();

@@ -120,10 +120,11 @@ class MoveBackend final : public Backend {
     return {false, z.sys_errno, "UFFDIO_ZEROPAGE"};
   }
 
-  // A region some of whose pages mutators built (into buffers, moved in):
-  // the old pages they read stay resident in from-space, one per page a
-  // mutator built (+41..51 MiB at 256 MiB with two reading threads). Dropped
-  // now instead of at finish, so RSS stays near its level at the flip. Not
+  // A region some of whose pages mutators built (into buffers, moved in)
+  // once the pool has run dry: the old pages they read stay resident in
+  // from-space, one per page a mutator built (+41..51 MiB at 256 MiB with two
+  // reading threads). Dropped now instead of at finish, so RSS stays near
+  // its level at the flip. Not
   // moved into the pool: that MOVE (a TLB shootdown per run, with the
   // mutators running) made the cycle twice as long; one madvise per such
   // region costs about 10%.

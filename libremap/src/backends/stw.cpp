@@ -1,9 +1,10 @@
 // stw.cpp — the stop-the-world reference compactor (see stw.h).
 //
-// Why this order is safe: within a FRAGMENTED region, live objects are
-// visited in address order and each moves to new <= old, after the objects
-// before it; an object's bytes are therefore never overwritten before it is
-// moved (memmove handles the overlap with itself). Reference slots are
+// Why this order is safe: live objects of FRAGMENTED regions are visited
+// in address order (region by region) and each moves to new <= old, after
+// the objects before it (packed regions only move down, plan.h); an
+// object's bytes are therefore never overwritten before it is moved
+// (memmove handles the overlap with itself). Reference slots are
 // rewritten before the move, with Plan::forward_value of the slot's value:
 // it only reads the plan and the bitmaps, never object bytes, so rewriting
 // in any order gives the same result. The slots are the ones Heap::mark
@@ -66,8 +67,11 @@ class StwPass {
   }
 
  private:
+  // Into its block (Plan::pack_dest: the region's base, or a lower region's
+  // room when packed; regions run in address order, so that room's old
+  // objects were moved already).
   void slide(size_t r) {
-    uintptr_t to = heap_.region_base(r);
+    uintptr_t to = plan_.pack_dest(r);
     LiveObject o;
     for (LiveCursor c = plan_.objects(r); c.next(&o);) {
       rewrite_recorded(o.old_addr, o.size);

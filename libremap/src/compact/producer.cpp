@@ -101,12 +101,12 @@ void Producer::gc_region(Pass& pass, size_t r) {
   if (cls == RegionClass::EMPTY) return;
   if (cls == RegionClass::LARGE) return gc_large(pass, r);
   if (cls == RegionClass::BLACK) return gc_black(pass, r);
+  if (plan_.evacuated(r)) return;  // its destination's pass reads it (Plan::pack_next)
 
   const uint64_t t_start = now_ns();
   const uint64_t install_before = pass.install_ns;
   const uint64_t wait_before = pass.wait_ns;
   const uintptr_t rb = heap_.region_base(r);
-  const intptr_t rd = spaces_.read[r];
   const intptr_t wd = spaces_.write[r];
   const uintptr_t top = plan_.new_top(r);
   const uintptr_t content_end = (top + page_ - 1) & ~uintptr_t(page_ - 1);
@@ -166,54 +166,59 @@ void Producer::gc_region(Pass& pass, size_t r) {
     nslots = 0;
   };
 
+  // The region's own objects, then (packing) each block its chain appends:
+  // one sequence in to-space order, so the ordering rule is the one above.
   LiveObject o;
-  for (LiveCursor cur = plan_.objects(r); cur.next(&o);) {
-    const uintptr_t nw = cls == RegionClass::FRAGMENTED ? next_new : o.old_addr;
-    const size_t pa = heap_.page_index(nw);
-    const size_t pb = heap_.page_index(nw + o.size - 1) + 1;
-    if (clip_ || nobjects == 0) complete_to(pa);
-    claim_to(pb);
-    wait_foreign(pa, pb);  // a mutator building one of them reads this object's old bytes
-    const char* src = reinterpret_cast<const char*>(o.old_addr + rd);
-    char* dst = reinterpret_cast<char*>(nw + wd);
-    const uintptr_t old = o.old_addr;
-    if (!clip_) {
-      // In place: dst and src may overlap (memmove); slots are forwarded in
-      // the moved copy. (Objects slide down in address order, so a later
-      // object's source never lies under an earlier one's copy.)
-      if (dst != src) {
-        memmove(dst, src, o.size);
-        copied += o.size;
-      }
-      refs.for_each_set(old, old + o.size, [&](uintptr_t a) {
-        if (nslots == kBatchSlots) forward_gathered();
-        char* slot = dst + (a - old);
-        plan_.prefetch_value(load64(slot));
-        gathered[nslots++] = slot;
-      });
-      if (++nobjects == kBatchObjects) {
-        forward_gathered();
-        nobjects = 0;
-      }
-    } else {
-      // Clipped: only the parts in pages this worker owns; values are read
-      // from the object's intact old copy (src).
-      if (dst != src) {
-        for (size_t p = pa; p < pb; p++) {
-          if (!pass.mine[p - first]) continue;
-          const uintptr_t lo = std::max(nw, heap_.page_addr(p));
-          const uintptr_t hi = std::min(nw + o.size, heap_.page_addr(p) + page_);
-          memmove(dst + (lo - nw), src + (lo - nw), hi - lo);
-          copied += hi - lo;
+  for (uint32_t from = uint32_t(r); from != Plan::kNoRegion; from = plan_.pack_next(from)) {
+    const intptr_t rd = spaces_.read[from];
+    for (LiveCursor cur = plan_.objects(from); cur.next(&o);) {
+      const uintptr_t nw = cls == RegionClass::FRAGMENTED ? next_new : o.old_addr;
+      const size_t pa = heap_.page_index(nw);
+      const size_t pb = heap_.page_index(nw + o.size - 1) + 1;
+      if (clip_ || nobjects == 0) complete_to(pa);
+      claim_to(pb);
+      wait_foreign(pa, pb);  // a mutator building one of them reads this object's old bytes
+      const char* src = reinterpret_cast<const char*>(o.old_addr + rd);
+      char* dst = reinterpret_cast<char*>(nw + wd);
+      const uintptr_t old = o.old_addr;
+      if (!clip_) {
+        // In place: dst and src may overlap (memmove); slots are forwarded in
+        // the moved copy. (Objects slide down in address order, so a later
+        // object's source never lies under an earlier one's copy.)
+        if (dst != src) {
+          memmove(dst, src, o.size);
+          copied += o.size;
         }
+        refs.for_each_set(old, old + o.size, [&](uintptr_t a) {
+          if (nslots == kBatchSlots) forward_gathered();
+          char* slot = dst + (a - old);
+          plan_.prefetch_value(load64(slot));
+          gathered[nslots++] = slot;
+        });
+        if (++nobjects == kBatchObjects) {
+          forward_gathered();
+          nobjects = 0;
+        }
+      } else {
+        // Clipped: only the parts in pages this worker owns; values are read
+        // from the object's intact old copy (src).
+        if (dst != src) {
+          for (size_t p = pa; p < pb; p++) {
+            if (!pass.mine[p - first]) continue;
+            const uintptr_t lo = std::max(nw, heap_.page_addr(p));
+            const uintptr_t hi = std::min(nw + o.size, heap_.page_addr(p) + page_);
+            memmove(dst + (lo - nw), src + (lo - nw), hi - lo);
+            copied += hi - lo;
+          }
+        }
+        refs.for_each_set(old, old + o.size, [&](uintptr_t a) {
+          const size_t off = a - old;
+          if (!pass.mine[heap_.page_index(nw + off) - first]) return;
+          store64(dst + off, plan_.forward_value(load64(src + off), &stray));
+        });
       }
-      refs.for_each_set(old, old + o.size, [&](uintptr_t a) {
-        const size_t off = a - old;
-        if (!pass.mine[heap_.page_index(nw + off) - first]) return;
-        store64(dst + off, plan_.forward_value(load64(src + off), &stray));
-      });
+      next_new = nw + o.size;
     }
-    next_new = nw + o.size;
   }
   forward_gathered();
   // The slid region's last page: what lies past the new top is old bytes of
@@ -225,17 +230,42 @@ void Producer::gc_region(Pass& pass, size_t r) {
   }
   complete_to(end);
 
-  // Pages mutators built left their sources resident in from-space (the
-  // pages this worker built were moved out): those go back now, once the
-  // mutators are done reading them. Copy releases every region.
+  // With move, a page a mutator built (in a buffer) leaves its sources
+  // resident in from-space; so does an evacuated region appended here (only
+  // read, by this pass and by mutators building this region's pages). While
+  // the pool has buffers, mutators take recycled pages and RSS does not
+  // grow: those ranges are held for finish, which recycles them into the
+  // pool in one go. Once a buffer had to be a fresh page, RSS grows with
+  // every mutator-built page: from then on they are dropped as soon as this
+  // region's pages are mapped, the held ones with them. Copy releases every
+  // region.
   const bool mutators_built = std::find(pass.mine.begin(), pass.mine.end(), 0) != pass.mine.end();
+  const bool leaves = recycle_after_mutators_ && (mutators_built || plan_.pack_next(r) != Plan::kNoRegion);
+  const bool pool_dry = c_.buffers_new.get() > 0;
+  std::vector<std::pair<uintptr_t, size_t>> drop;
   uint64_t release_ns = 0;  // the backend counts it as madvise time
-  if (release_regions_ || (recycle_after_mutators_ && mutators_built)) {
+  if (release_regions_ || leaves) {
+    // Mutators still building this region's pages read these ranges: wait
+    // for them first, so that a held range may be dropped by any worker.
     flush(pass);
     wait_foreign(first, end);
-    size_t len = std::max(heap_.region_size(), content_end - rb);
-    uint64_t t0 = now_ns();
-    backend_.from_space_done(rb + rd, len);
+    drop.push_back({rb + spaces_.read[r], std::max(heap_.region_size(), content_end - rb)});
+    for (uint32_t s = plan_.pack_next(r); s != Plan::kNoRegion; s = plan_.pack_next(s))
+      drop.push_back({heap_.region_base(s) + spaces_.read[s], heap_.region_size()});
+    if (!release_regions_) {
+      std::lock_guard<std::mutex> g(held_mutex_);
+      if (!pool_dry) {
+        held_.insert(held_.end(), drop.begin(), drop.end());
+        drop.clear();
+      } else {
+        drop.insert(drop.end(), held_.begin(), held_.end());
+        held_.clear();
+      }
+    }
+  }
+  if (!drop.empty()) {
+    const uint64_t t0 = now_ns();
+    for (const auto& [from, len] : drop) backend_.from_space_done(from, len);
     release_ns = now_ns() - t0;
   }
 
@@ -453,19 +483,27 @@ void Producer::build_page(size_t page, char* buf) const noexcept {
   uintptr_t nw = plan_.forward(first);
   uint64_t copied = 0, stray = 0;
   LiveObject o;
-  for (LiveCursor cur(plan_, first, plan_.live_end(r)); cur.next(&o); nw += o.size) {
-    if (nw >= pe) break;
-    const uintptr_t lo = std::max(nw, ps);
-    const uintptr_t hi = std::min(nw + o.size, pe);
-    const char* old_obj = reinterpret_cast<const char*>(o.old_addr + rd);
-    memcpy(buf + (lo - ps), old_obj + (lo - nw), hi - lo);
-    copied += hi - lo;
-    // The slots of the part in this page, at their old addresses.
-    const uintptr_t old = o.old_addr;
-    refs.for_each_set(old + (lo - nw), old + (hi - nw), [&](uintptr_t a) {
-      const size_t off = a - old;
-      store64(buf + (nw + off - ps), plan_.forward_value(load64(old_obj + off), &stray));
-    });
+  // From the first object's region on, through the blocks packed after it
+  // (Plan::pack_next), until the page is full.
+  uintptr_t from_obj = first;
+  for (size_t from = heap_.region_index(first); from != Plan::kNoRegion && nw < pe;) {
+    const intptr_t from_rd = spaces_.read[from];
+    for (LiveCursor cur(plan_, from_obj, plan_.live_end(from)); cur.next(&o); nw += o.size) {
+      if (nw >= pe) break;
+      const uintptr_t lo = std::max(nw, ps);
+      const uintptr_t hi = std::min(nw + o.size, pe);
+      const char* old_obj = reinterpret_cast<const char*>(o.old_addr + from_rd);
+      memcpy(buf + (lo - ps), old_obj + (lo - nw), hi - lo);
+      copied += hi - lo;
+      // The slots of the part in this page, at their old addresses.
+      const uintptr_t old = o.old_addr;
+      refs.for_each_set(old + (lo - nw), old + (hi - nw), [&](uintptr_t a) {
+        const size_t off = a - old;
+        store64(buf + (nw + off - ps), plan_.forward_value(load64(old_obj + off), &stray));
+      });
+    }
+    from = plan_.pack_next(from);
+    if (from != Plan::kNoRegion) from_obj = heap_.region_base(from);
   }
   if (data_end < pe) memset(buf + (data_end - ps), 0, pe - data_end);
   c_.bytes_copied.add(copied);

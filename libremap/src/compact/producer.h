@@ -36,6 +36,8 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <mutex>
+#include <utility>
 #include <vector>
 
 #include "backends/backend.h"
@@ -104,6 +106,11 @@ class Producer {
   const bool clip_;
   const bool release_regions_;
   const bool recycle_after_mutators_;
+  // move: from-space ranges of regions mutators built pages of, finished
+  // while the pool still had buffers (kept for finish to recycle); dropped
+  // all at once if the pool runs dry later in the cycle.
+  std::mutex held_mutex_;
+  std::vector<std::pair<uintptr_t, size_t>> held_;
 };
 
 }  // namespace remap

@@ -42,7 +42,7 @@ Status validate_config(const remap_heap_config& in, size_t page_size, remap_heap
   std::memset(&c, 0, sizeof c);
   std::memcpy(&c, &in, in.struct_size);
   c.struct_size = sizeof c;
-  if (c.flags & ~unsigned(REMAP_HEAP_VERIFY_REFS | REMAP_HEAP_PIN_LARGE))
+  if (c.flags & ~unsigned(REMAP_HEAP_VERIFY_REFS | REMAP_HEAP_PIN_LARGE | REMAP_HEAP_EVACUATE))
     return fail(REMAP_EINVAL, "flags %#x has bits this library does not know (REMAP_HEAP_*)",
                 c.flags);
   if (c.ref_tag_mask & ~kTagBitsAllowed)

@@ -519,6 +519,8 @@ void Heap::adopt_layout_locked(const Plan& plan) {
       reg.last_class = c;
       if (c == RegionClass::EMPTY) {
         free_region_locked(r);
+      } else if (c == RegionClass::FRAGMENTED && plan.new_top(r) == region_base(r)) {
+        free_region_locked(r);  // evacuated (REMAP_HEAP_EVACUATE): its survivors left
       } else if (c == RegionClass::FRAGMENTED) {
         reg.top.store(plan.new_top(r) - region_base(r), std::memory_order_release);
         reg.tail_offered = true;

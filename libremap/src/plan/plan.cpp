@@ -117,6 +117,7 @@ Status Plan::build(Heap& heap, std::unique_ptr<Plan>* out) {
   p->region_shift_ = heap.region_shift();
   p->page_shift_ = heap.page_shift();
   if (!(s = p->classify())) return s;
+  if (heap.config().flags & REMAP_HEAP_EVACUATE) p->pack_regions();
   // Mutators may be running (a cycle begun with remap_cycle_begin): the
   // slide is chosen under the allocation mutex among regions still free,
   // and its targets are reserved so that no mutator acquires one before
@@ -153,6 +154,9 @@ Status Plan::classify() {
   large_delta_.assign(n, 0);
   large_new_end_.assign(n, 0);
   large_moves_.clear();
+  pack_dest_.resize(n);
+  for (size_t r = 0; r < n; ++r) pack_dest_[r] = region_base(r);
+  pack_next_.assign(n, kNoRegion);
   for (size_t r = 0; r < n; ++r) {
     const Region& reg = h.region(r);
     uintptr_t rb = h.region_base(r);
@@ -276,6 +280,38 @@ std::vector<uint32_t> Plan::slide_large_objects(FreeNow free_now) {
   return targets;
 }
 
+// Packing (REMAP_HEAP_EVACUATE): FRAGMENTED regions in address order, each
+// one's survivors as one block. A block goes after the current destination's
+// last block if it fits in that region (no object may cross a region
+// boundary), else its region becomes the next destination and keeps its
+// block at its base. A destination is never after its sources, so every
+// object moves down (the stw pass memmoves in address order on that) and a
+// source is only read, never a build place: the concurrent producers'
+// ordering rule (producer.h) holds over a destination's whole chain as over
+// one region. O(regions).
+void Plan::pack_regions() {
+  const size_t rs = size_t(1) << region_shift_;
+  size_t dest = 0, used = 0, last = 0;
+  bool open = false;
+  for (size_t r = 0; r < region_class_.size(); ++r) {
+    if (region_class_[r] != RegionClass::FRAGMENTED) continue;
+    const size_t lb = live_bytes_[r];
+    if (open && used + lb <= rs) {
+      pack_dest_[r] = region_base(dest) + used;
+      pack_next_[last] = uint32_t(r);
+      last = r;
+      used += lb;
+      new_top_[dest] = region_base(dest) + used;
+      new_top_[r] = region_base(r);  // emptied
+      ++n_evacuated_;
+      continue;
+    }
+    dest = last = r;
+    used = lb;
+    open = true;
+  }
+}
+
 void Plan::build_forwarding() {
   const Heap& h = *heap_;
   size_t chunks = capacity_ >> LiveBitmap::kChunkShift;
@@ -342,16 +378,22 @@ void Plan::build_page_tables() {
         break;
       }
       case RegionClass::FRAGMENTED: {
-        // Objects are packed from rb in the new layout with no gaps, so every
-        // page start in [rb, new_top) falls inside exactly one object.
+        // Objects are packed from rb in the new layout with no gaps (the
+        // region's own, then each block of its chain), so every page start
+        // in [rb, new_top) falls inside exactly one object. An evacuated
+        // region's pages stay EMPTY.
+        if (evacuated(r)) break;
         size_t p = p0, pend = page_up(new_top_[r]);
         uintptr_t na = rb;
         LiveObject o;
-        for (LiveCursor c(*this, rb, rb + old_top_[r]); p < pend && c.next(&o);) {
-          na += o.size;
-          for (; p < pend && h.page_addr(p) < na; ++p) {
-            page_kind_[p] = PageKind::FRAGMENTED;
-            first_object_[p] = o.old_addr;
+        for (uint32_t src = uint32_t(r); src != kNoRegion && p < pend; src = pack_next_[src]) {
+          const uintptr_t sb = region_base(src);
+          for (LiveCursor c(*this, sb, sb + old_top_[src]); p < pend && c.next(&o);) {
+            na += o.size;
+            for (; p < pend && h.page_addr(p) < na; ++p) {
+              page_kind_[p] = PageKind::FRAGMENTED;
+              first_object_[p] = o.old_addr;
+            }
           }
         }
         break;

@@ -208,6 +208,22 @@ class Plan {
   intptr_t large_delta(size_t r) const { return large_delta_[r]; }
   // The large objects that slide, in address order (old and new).
   const std::vector<LargeMove>& large_moves() const { return large_moves_; }
+
+  // --- packing (REMAP_HEAP_EVACUATE) -------------------------------------------------
+  // A FRAGMENTED region's survivors form one block, in address order, that
+  // starts at pack_dest(r): the region's own base unless it is evacuated.
+  // A destination region d holds its own block first (at its base), then
+  // the blocks of pack_next(d), pack_next(pack_next(d)), ... (kNoRegion
+  // ends the chain), each right after the previous: new_top(d) is the end of
+  // the last. An evacuated region's new_top is its base (free after the
+  // cycle). Destinations precede their sources, so data only moves down.
+  static constexpr uint32_t kNoRegion = UINT32_MAX;
+  uintptr_t pack_dest(size_t r) const { return pack_dest_[r]; }
+  uint32_t pack_next(size_t r) const { return pack_next_[r]; }
+  bool evacuated(size_t r) const {
+    return region_class_[r] == RegionClass::FRAGMENTED && pack_dest_[r] != region_base(r);
+  }
+  uint64_t regions_evacuated() const { return n_evacuated_; }
   // For a region that a sliding large object occupies in the NEW layout: the
   // end of the object's bytes in it (absolute); 0 for every other region.
   // Bytes of such a region past it are free after the cycle.
@@ -268,7 +284,7 @@ class Plan {
   // words before it in the chunk.
   uintptr_t forward_in_chunk(uintptr_t off, size_t r, const ChunkForward& cf) const noexcept {
     const unsigned bit = unsigned(off >> LiveBitmap::kWordShift) & 63;
-    return base_ + (r << region_shift_) + cf.prefix +
+    return pack_dest_[r] + cf.prefix +
            (size_t(popcount64(cf.live & ((uint64_t(1) << bit) - 1))) << LiveBitmap::kWordShift);
   }
   Plan() = default;
@@ -277,6 +293,8 @@ class Plan {
   // Returns the regions the sliding objects land on.
   template <class FreeNow>
   std::vector<uint32_t> slide_large_objects(FreeNow free_now);
+  void pack_regions();
+  uintptr_t region_base(size_t r) const { return base_ + (r << region_shift_); }
   void build_forwarding();
   void build_page_tables();
   Status validate_object_model();
@@ -305,12 +323,15 @@ class Plan {
   std::vector<intptr_t> large_delta_;
   std::vector<uintptr_t> large_new_end_;
   std::vector<LargeMove> large_moves_;
+  std::vector<uintptr_t> pack_dest_;  // per region: where its survivors' block starts
+  std::vector<uint32_t> pack_next_;   // per region: the next block in the same destination
   std::vector<uint32_t> black_regions_;
   std::vector<PageKind> page_kind_;
   std::vector<uintptr_t> first_object_;
 
   uint64_t live_total_ = 0;
   uint64_t n_dense_ = 0, n_fragmented_ = 0, n_empty_ = 0, n_large_ = 0, n_black_ = 0;
+  uint64_t n_evacuated_ = 0;
   uint64_t build_ns_ = 0, validate_ns_ = 0, n_objects_ = 0;
 };
 
