@@ -287,6 +287,7 @@ void Stress::create_heap() {
   cfg.fault_mode = p_.fault_mode;
   cfg.gc_threads = p_.gc_threads;
   cfg.ref_tag_mask = p_.tagged ? 7 : 0;
+  if (p_.evacuate) cfg.flags |= REMAP_HEAP_EVACUATE;
   model_ctx_.region_size = cfg.region_size;
   install_model(cfg.model, &model_ctx_);
   check(remap_heap_create(&cfg, &heap_), "remap_heap_create");
@@ -1219,7 +1220,7 @@ void register_stress(py::module_& m) {
          unsigned mutators, unsigned cycles, size_t heap_mib, uint64_t seed, size_t idle_ops,
          double write_fraction, double alloc_fraction, size_t region_kib, double timeout_s,
          bool keep_stats, unsigned inject_stale_cycle, double large_fraction,
-         bool inject_stale_large, bool tagged, bool concurrent_prepare) {
+         bool inject_stale_large, bool tagged, bool concurrent_prepare, bool evacuate) {
         static const char* const backends[] = {"auto", "move", "copy", "minor", "sigsegv", "stw"};
         static const char* const modes[] = {"auto", "sigbus", "thread"};
         StressParams p;
@@ -1241,6 +1242,7 @@ void register_stress(py::module_& m) {
         p.inject_stale_large = inject_stale_large;
         p.tagged = tagged;
         p.concurrent_prepare = concurrent_prepare;
+        p.evacuate = evacuate;
         StressResult r;
         {
           py::gil_scoped_release nogil;
@@ -1265,7 +1267,7 @@ void register_stress(py::module_& m) {
       py::arg("region_kib") = 64, py::arg("timeout_s") = 60.0, py::arg("keep_stats") = false,
       py::arg("inject_stale_cycle") = 0, py::arg("large_fraction") = StressParams{}.large_fraction,
       py::arg("inject_stale_large") = false, py::arg("tagged") = false,
-      py::arg("concurrent_prepare") = false,
+      py::arg("concurrent_prepare") = false, py::arg("evacuate") = false,
       "C++ mutator threads reading, writing and allocating while compaction cycles run "
       "(bindings/stress.h). Returns counts, `verified` and the first `error`.");
 }

@@ -103,6 +103,9 @@ struct StressParams {
   // remap_prepare; a second safepoint flips. Objects allocated after the
   // marking are black: live, at their address.
   bool concurrent_prepare = false;
+  // REMAP_HEAP_EVACUATE: survivors of fragmented regions are packed into
+  // lower regions, so objects change region under the mutators.
+  bool evacuate = false;
 };
 
 struct StressResult {

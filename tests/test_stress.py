@@ -34,6 +34,7 @@ CYCLE_KEYS = (
     "large_pages_copied",
     "large_pages_updated",
     "large_pages_by_mutator",
+    "regions_evacuated",
 )
 
 
@@ -115,6 +116,20 @@ def test_prepare_beside_running_mutators(backend, fault_mode):
     # and after the flip, is checked against the log at the next safepoint.
     r = stress(backend, fault_mode, 2, 2, 12, seed=61, concurrent_prepare=True, tagged=True)
     check(r, 12)
+
+
+@pytest.mark.timeout(240)
+@pytest.mark.parametrize("backend,fault_mode", COMBOS + [("stw", "sigbus")])
+def test_evacuation_under_mutators(backend, fault_mode):
+    # REMAP_HEAP_EVACUATE: objects leave their region for a lower one while
+    # mutators read, write and allocate through the cycle (large objects
+    # too; concurrent prepare where the backend takes it). Every access is
+    # checked against the log, and regions were emptied.
+    concurrent = backend in ("move", "copy", "stw")
+    r = stress(backend, fault_mode, 2, 2, 12, seed=83, evacuate=True, keep_stats=True,
+               concurrent_prepare=concurrent)
+    check(r, 12)
+    assert sum(s["regions_evacuated"] for s in r["cycle_stats"]) > 0
 
 
 @pytest.mark.timeout(120)
