@@ -145,7 +145,7 @@ def test_survivors_spread_thin_free_their_regions(backend, evacuate):
                 assert int(ffi.cast("uint64_t *", a)[0]) == 512 and int(
                     ffi.cast("uint64_t *", a)[1]
                 ) == i
-        st, big = alloc_large(h, 3 * 64 * KiB)
+        st, _ = alloc_large(h, 3 * 64 * KiB)
         if evacuate:
             assert st == 0, err()
             assert sorted(survivors) == [h.base + 512 * i for i in range(16)]  # all in region 0
