@@ -85,7 +85,13 @@ size_t SyntheticHeap::traverse(bool strict, Visit&& visit_object) const {
   auto reach = [&](uint64_t v, uint64_t& payload, bool root = false) -> uint64_t {
     const uint64_t tmask = root ? 0 : tag_mask();
     if (v == 0) return payload = 0, kTagNull;
-    if (!root && !is_reference(v)) return payload = v, kTagForeign;
+    // An immediate, hashed by value — relative to the heap base when its
+    // bits fall inside the heap (Guile fixnums and V8 Smis drawn from heap
+    // addresses), so that two heaps built from one seed hash alike wherever
+    // they are mapped (the differential tests compare heaps at different
+    // bases; hashing the raw value made them differ now and then).
+    if (!root && !is_reference(v))
+      return payload = v - base_ < params_.capacity ? v - base_ : v, kTagForeign;
     const uint64_t a = v & ~tmask;
     if (a < base_ || a - base_ >= params_.capacity) return payload = v, kTagForeign;
     if (a & 7) return payload = v - base_, kTagForeign;  // kTagNone's in-heap immediates
