@@ -2,6 +2,7 @@
 // producer.h states the safety rule both follow.
 #include "compact/producer.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 #include <algorithm>
@@ -166,58 +167,89 @@ void Producer::gc_region(Pass& pass, size_t r) {
     nslots = 0;
   };
 
-  // The region's own objects, then (packing) each block its chain appends:
-  // one sequence in to-space order, so the ordering rule is the one above.
-  LiveObject o;
+  // One piece of live bytes [old, old + size) from-space offset rd: moved
+  // to its new place (next_new in a FRAGMENTED region, where it is in a
+  // DENSE one) with its recorded slots forwarded.
+  auto piece = [&](uintptr_t old, size_t size, intptr_t rd) {
+    const uintptr_t nw = cls == RegionClass::FRAGMENTED ? next_new : old;
+    const size_t pa = heap_.page_index(nw);
+    const size_t pb = heap_.page_index(nw + size - 1) + 1;
+    if (clip_ || nobjects == 0) complete_to(pa);
+    claim_to(pb);
+    wait_foreign(pa, pb);  // a mutator building one of them reads this object's old bytes
+    const char* src = reinterpret_cast<const char*>(old + rd);
+    char* dst = reinterpret_cast<char*>(nw + wd);
+    if (!clip_) {
+      // In place: dst and src may overlap (memmove); slots are forwarded in
+      // the moved copy. (Objects slide down in address order, so a later
+      // object's source never lies under an earlier one's copy.)
+      if (dst != src) {
+        memmove(dst, src, size);
+        copied += size;
+      }
+      refs.for_each_set(old, old + size, [&](uintptr_t a) {
+        if (nslots == kBatchSlots) forward_gathered();
+        char* slot = dst + (a - old);
+        plan_.prefetch_value(load64(slot));
+        gathered[nslots++] = slot;
+      });
+      if (++nobjects == kBatchObjects) {
+        forward_gathered();
+        nobjects = 0;
+      }
+    } else {
+      // Clipped: only the parts in pages this worker owns; values are read
+      // from the object's intact old copy (src).
+      if (dst != src) {
+        for (size_t p = pa; p < pb; p++) {
+          if (!pass.mine[p - first]) continue;
+          const uintptr_t lo = std::max(nw, heap_.page_addr(p));
+          const uintptr_t hi = std::min(nw + size, heap_.page_addr(p) + page_);
+          memmove(dst + (lo - nw), src + (lo - nw), hi - lo);
+          copied += hi - lo;
+        }
+      }
+      refs.for_each_set(old, old + size, [&](uintptr_t a) {
+        const size_t off = a - old;
+        if (!pass.mine[heap_.page_index(nw + off) - first]) return;
+        store64(dst + off, plan_.forward_value(load64(src + off), &stray));
+      });
+    }
+    next_new = nw + size;
+  };
+
+  // The region's own live bytes, then (packing) each block its chain
+  // appends: one sequence in to-space order, so the ordering rule is the
+  // one above. By runs of adjacent live objects (issue 14): object
+  // boundaries matter neither to the copy nor to the slots (the ref bitmap
+  // says where they are), so a run is moved with one memmove, in pieces that
+  // end at new-space page boundaries so that pages still complete (and
+  // mutators waiting on them are served) every few pages.
+  // REMAP_PRODUCE_BY_OBJECT=1 keeps the object-by-object walk (measurement).
+  static const bool by_object = [] {
+    const char* e = getenv("REMAP_PRODUCE_BY_OBJECT");
+    return e && *e == '1';
+  }();
+  const LiveBitmap& live = heap_.live_bits();
+  const size_t piece_bytes = 4 * page_;
   for (uint32_t from = uint32_t(r); from != Plan::kNoRegion; from = plan_.pack_next(from)) {
     const intptr_t rd = spaces_.read[from];
-    for (LiveCursor cur = plan_.objects(from); cur.next(&o);) {
-      const uintptr_t nw = cls == RegionClass::FRAGMENTED ? next_new : o.old_addr;
-      const size_t pa = heap_.page_index(nw);
-      const size_t pb = heap_.page_index(nw + o.size - 1) + 1;
-      if (clip_ || nobjects == 0) complete_to(pa);
-      claim_to(pb);
-      wait_foreign(pa, pb);  // a mutator building one of them reads this object's old bytes
-      const char* src = reinterpret_cast<const char*>(o.old_addr + rd);
-      char* dst = reinterpret_cast<char*>(nw + wd);
-      const uintptr_t old = o.old_addr;
-      if (!clip_) {
-        // In place: dst and src may overlap (memmove); slots are forwarded in
-        // the moved copy. (Objects slide down in address order, so a later
-        // object's source never lies under an earlier one's copy.)
-        if (dst != src) {
-          memmove(dst, src, o.size);
-          copied += o.size;
-        }
-        refs.for_each_set(old, old + o.size, [&](uintptr_t a) {
-          if (nslots == kBatchSlots) forward_gathered();
-          char* slot = dst + (a - old);
-          plan_.prefetch_value(load64(slot));
-          gathered[nslots++] = slot;
-        });
-        if (++nobjects == kBatchObjects) {
-          forward_gathered();
-          nobjects = 0;
-        }
-      } else {
-        // Clipped: only the parts in pages this worker owns; values are read
-        // from the object's intact old copy (src).
-        if (dst != src) {
-          for (size_t p = pa; p < pb; p++) {
-            if (!pass.mine[p - first]) continue;
-            const uintptr_t lo = std::max(nw, heap_.page_addr(p));
-            const uintptr_t hi = std::min(nw + o.size, heap_.page_addr(p) + page_);
-            memmove(dst + (lo - nw), src + (lo - nw), hi - lo);
-            copied += hi - lo;
-          }
-        }
-        refs.for_each_set(old, old + o.size, [&](uintptr_t a) {
-          const size_t off = a - old;
-          if (!pass.mine[heap_.page_index(nw + off) - first]) return;
-          store64(dst + off, plan_.forward_value(load64(src + off), &stray));
-        });
+    if (by_object) {
+      LiveObject o;
+      for (LiveCursor cur = plan_.objects(from); cur.next(&o);) piece(o.old_addr, o.size, rd);
+      continue;
+    }
+    const uintptr_t limit = plan_.live_end(from);
+    for (uintptr_t a = live.find_next_set(heap_.region_base(from), limit); a < limit;) {
+      const uintptr_t e = live.find_next_clear(a + 8, limit);
+      while (a < e) {
+        const uintptr_t nw = cls == RegionClass::FRAGMENTED ? next_new : a;
+        const uintptr_t cut = ((nw + piece_bytes) & ~uintptr_t(page_ - 1)) - nw;
+        const size_t len = std::min<size_t>(e - a, cut);
+        piece(a, len, rd);
+        a += len;
       }
-      next_new = nw + o.size;
+      a = live.find_next_set(e, limit);
     }
   }
   forward_gathered();
