@@ -399,8 +399,10 @@ REMAP_API remap_status remap_clear_marks(remap_heap* heap);
  *   - at remap_flip, in the final pause, every region must be retired again
  *     (REMAP_EPHASE otherwise, nothing changed): the runtime retires its TLABs
  *     in that pause. Slot values written up to the flip are honoured.
- * In such a cycle large objects stay where they are (none slides). Backends
- * move, copy and stw; minor and sigsegv answer REMAP_EUNSUPPORTED. */
+ * Large objects slide in such a cycle too: the regions they slide onto are
+ * reserved at prepare, so that no region acquired in the window is one of
+ * them. Backends move, copy and stw; minor and sigsegv answer
+ * REMAP_EUNSUPPORTED. */
 REMAP_API remap_status remap_cycle_begin(remap_heap* heap);
 
 /* The cycle, in this order on every backend:
@@ -410,6 +412,10 @@ REMAP_API remap_status remap_cycle_begin(remap_heap* heap);
  *   -- pause --
  *   remap_flip              stw: the whole compaction, -> IDLE;
  *                           others: -> COMPACTING, pages are produced lazily
+ *                           (move, copy: a cycle that moves nothing produces
+ *                           no page; -> IDLE if nothing died either, else
+ *                           COMPACTING until compact/finish have released the
+ *                           dead regions, after the pause)
  *   remap_forward(root) ... rewrite every root (valid on every backend here)
  *   -- resume mutators --
  *   remap_compact           only while COMPACTING (concurrent backends);

@@ -38,6 +38,44 @@ Status flip_stw(remap_heap& h, uint64_t pause_start_ns) {
   return Status::ok();
 }
 
+Status flip_trivial(remap_heap& h, uint64_t pause_start_ns) {
+  if (h.plan->regions_empty() == 0) return flip_stw(h, pause_start_ns);  // nothing to release
+  {
+    std::lock_guard<std::mutex> g(h.release_mutex);
+    h.release_done = false;
+  }
+  h.trivial_compacting = true;
+  h.current.flip_pause_ns = now_ns() - pause_start_ns;
+  h.phase.store(REMAP_PHASE_COMPACTING, std::memory_order_release);
+  return Status::ok();
+}
+
+Status release_trivial(remap_heap& h) {
+  std::lock_guard<std::mutex> g(h.release_mutex);
+  if (h.release_done) return Status::ok();
+  const uint64_t t0 = now_ns();
+  Status s = stw_release(*h.heap, *h.plan, &h.current);
+  h.current.compaction_ns += now_ns() - t0;
+  h.release_done = true;  // a failed madvise wrote zeros instead (stw.cpp): done either way
+  return s;
+}
+
+Status finish_trivial(remap_heap& h) {
+  const uint64_t t0 = now_ns();
+  Status s = release_trivial(h);
+  h.trivial_compacting = false;
+  if (!s) {
+    h.phase.store(REMAP_PHASE_BROKEN, std::memory_order_release);
+    return s;
+  }
+  h.heap->complete_cycle(*h.plan);
+  remap_cycle_stats& st = h.current;
+  st.cycle = h.heap->cycles();
+  st.finish_ns = now_ns() - t0;
+  publish_cycle(h, st);
+  return Status::ok();
+}
+
 bool trivial_cycle(const remap_heap& h) {
   return (h.backend == REMAP_BACKEND_MOVE || h.backend == REMAP_BACKEND_COPY) && h.plan &&
          h.plan->nothing_moves();
@@ -104,8 +142,8 @@ REMAP_API remap_status remap_flip(remap_heap* heap) {
       if (heap->compactor && !remap::api::trivial_cycle(*heap))
         heap->compactor->add_black_pages(*heap->plan);
     }
-    if (heap->backend == REMAP_BACKEND_STW || remap::api::trivial_cycle(*heap))
-      return remap::api::flip_stw(*heap, t0);
+    if (heap->backend == REMAP_BACKEND_STW) return remap::api::flip_stw(*heap, t0);
+    if (remap::api::trivial_cycle(*heap)) return remap::api::flip_trivial(*heap, t0);
     if (!heap->compactor)
       return fail(REMAP_EINTERNAL, "backend %s has no engine", remap_backend_name(heap->backend));
     return remap::api::flip_concurrent(*heap, t0);
@@ -116,6 +154,7 @@ REMAP_API remap_status remap_compact(remap_heap* heap) {
   return remap::api_call("remap_compact", [&]() -> Status {
     Status s = compacting_only(heap, "remap_compact");
     if (!s) return s;
+    if (heap->trivial_compacting) return remap::api::release_trivial(*heap);
     return remap::api::compact_concurrent(*heap);
   });
 }
@@ -124,6 +163,7 @@ REMAP_API remap_status remap_compact_work(remap_heap* heap) {
   return remap::api_call("remap_compact_work", [&]() -> Status {
     Status s = compacting_only(heap, "remap_compact_work");
     if (!s) return s;
+    if (heap->trivial_compacting) return remap::api::release_trivial(*heap);
     return remap::api::work_concurrent(*heap);
   });
 }
@@ -135,6 +175,7 @@ REMAP_API remap_status remap_finish(remap_heap* heap) {
     std::lock_guard<std::mutex> g(heap->cycle_mutex);
     if (heap->phase.load(std::memory_order_acquire) != REMAP_PHASE_COMPACTING)
       return wrong_phase("remap_finish", heap->phase.load(), "COMPACTING");
+    if (heap->trivial_compacting) return remap::api::finish_trivial(*heap);
     return remap::api::finish_concurrent(*heap);
   });
 }
@@ -148,6 +189,7 @@ REMAP_API remap_status remap_touch(remap_heap* heap, const void* addr, size_t le
     if (heap->phase.load(std::memory_order_acquire) != REMAP_PHASE_COMPACTING)
       return Status::ok();
     if (!heap->compactor) return fail(REMAP_EINTERNAL, "a COMPACTING heap has no engine");
+    if (heap->trivial_compacting) return Status::ok();  // no page is missing: nothing moved
     return remap::api::touch_concurrent(*heap, addr, len);
   });
 }

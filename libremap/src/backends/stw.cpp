@@ -30,6 +30,18 @@ class StwPass {
   StwPass(Heap& heap, const Plan& plan, remap_cycle_stats* stats)
       : heap_(heap), plan_(plan), stats_(stats) {}
 
+  // Only the release of free memory (a cycle that moves nothing, after the
+  // pause): see stw_release.
+  Status release_only() {
+    const uint64_t t0 = now_ns();
+    Status s = release_free_pages();
+    if (stats_) {
+      stats_->madvise_ns += now_ns() - t0;
+      stats_->madvise_calls += madvise_calls_;
+    }
+    return s;
+  }
+
   Status run() {
     uint64_t t0 = now_ns();
     // Nothing moves: every slot would be rewritten to its own value, and
@@ -208,6 +220,10 @@ class StwPass {
 
 Status stw_compact(Heap& heap, const Plan& plan, remap_cycle_stats* stats) {
   return StwPass(heap, plan, stats).run();
+}
+
+Status stw_release(Heap& heap, const Plan& plan, remap_cycle_stats* stats) {
+  return StwPass(heap, plan, stats).release_only();
 }
 
 }  // namespace remap

@@ -28,4 +28,10 @@ namespace remap {
 // page production that would rebuild every page as it was.
 Status stw_compact(Heap& heap, const Plan& plan, remap_cycle_stats* stats);
 
+// Only the last step of stw_compact: the free memory the plan leaves
+// (EMPTY regions, FRAGMENTED tails) released so that it reads as zero. For
+// a plan that moves nothing this is the whole cycle, and the concurrent
+// backends run it after the flip's pause (api/cycle_api.cpp: flip_trivial).
+Status stw_release(Heap& heap, const Plan& plan, remap_cycle_stats* stats);
+
 }  // namespace remap
