@@ -82,17 +82,21 @@ class StwPass {
   // Into its block (Plan::pack_dest: the region's base, or a lower region's
   // room when packed; regions run in address order, so that room's old
   // objects were moved already).
+  // By runs of adjacent live objects, as the GC workers do (producer.cpp):
+  // neither the move nor the slots need object boundaries.
   void slide(size_t r) {
     uintptr_t to = plan_.pack_dest(r);
-    LiveObject o;
-    for (LiveCursor c = plan_.objects(r); c.next(&o);) {
-      rewrite_recorded(o.old_addr, o.size);
-      if (to != o.old_addr) {
-        std::memmove(reinterpret_cast<void*>(to), reinterpret_cast<const void*>(o.old_addr),
-                     o.size);
-        bytes_copied_ += o.size;
+    const LiveBitmap& live = heap_.live_bits();
+    const uintptr_t limit = plan_.live_end(r);
+    for (uintptr_t a = live.find_next_set(heap_.region_base(r), limit); a < limit;) {
+      const uintptr_t e = live.find_next_clear(a + 8, limit);
+      rewrite_recorded(a, e - a);
+      if (to != a) {
+        std::memmove(reinterpret_cast<void*>(to), reinterpret_cast<const void*>(a), e - a);
+        bytes_copied_ += e - a;
       }
-      to += o.size;
+      to += e - a;
+      a = live.find_next_set(e, limit);
     }
   }
 
@@ -145,8 +149,7 @@ class StwPass {
   }
 
   void update_in_place(size_t r) {
-    LiveObject o;
-    for (LiveCursor c = plan_.objects(r); c.next(&o);) rewrite_recorded(o.old_addr, o.size);
+    rewrite_recorded(heap_.region_base(r), plan_.live_end(r) - heap_.region_base(r));
   }
 
   // Free memory must read as zero after the cycle: zero the partial page at
