@@ -456,6 +456,17 @@ REMAP_API remap_status remap_forward_value(const remap_heap* heap, uint64_t valu
  * hand heap memory to system calls during compaction. A no-op otherwise. */
 REMAP_API remap_status remap_touch(remap_heap* heap, const void* addr, size_t len);
 
+/* Blocks until no cycle is running (the heap is IDLE): e.g. a mutator whose
+ * allocation failed while the heap was COMPACTING waits for the cycle that
+ * frees memory. timeout_ns < 0 waits as long as it takes, 0 only looks.
+ * REMAP_OK: IDLE. REMAP_EAGAIN: the timeout passed first. REMAP_EPHASE: the
+ * heap is BROKEN (nothing will end the wait). Any thread may call it, the
+ * library's own need nothing from it: COMPACTING ends without the mutators
+ * (their faults are served), so a mutator may wait there. A cycle between
+ * prepare and flip ends only when the runtime flips it: a thread the
+ * runtime's pause waits for must not wait here then. */
+REMAP_API remap_status remap_wait_idle(remap_heap* heap, int64_t timeout_ns);
+
 /* ------------------------------------------------------------------------
  * Statistics of the last completed cycle
  * ---------------------------------------------------------------------- */

@@ -220,6 +220,8 @@ void expect_broken_finish(Flipped& f, remap_status code, const char* needle) {
   CHILD_CHECK(s == code, "finish returned " + std::to_string(int(s)) + ": " + msg);
   CHILD_CHECK(msg.find(needle) != std::string::npos, msg);
   CHILD_CHECK(phase_of(f.heap) == REMAP_PHASE_BROKEN, msg);
+  // Nothing will end a wait on a broken heap: remap_wait_idle says so.
+  CHILD_CHECK(remap_wait_idle(f.heap, -1) == REMAP_EPHASE, remap_last_error());
   fprintf(stderr, "  finish: %s\n", msg.c_str());
 }
 

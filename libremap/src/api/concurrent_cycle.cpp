@@ -71,7 +71,7 @@ Status engine_prepare(remap_heap& h) {
   // The engine broke between cycles (thread mode: its handler threads lost
   // the uffd after the last finish): this prepare is where the runtime
   // hears of it, so the heap is BROKEN from here, like after a failed finish.
-  if (!s && h.compactor->broken()) h.phase.store(REMAP_PHASE_BROKEN, std::memory_order_release);
+  if (!s && h.compactor->broken()) remap::api::set_phase(h, REMAP_PHASE_BROKEN);
   return s;
 }
 
@@ -81,7 +81,7 @@ Status flip_concurrent(remap_heap& h, uint64_t pause_start_ns) {
   s = h.compactor->flip();
   if (!s) return s;  // the heap is as it was: still PREPARED
   h.current.flip_pause_ns = now_ns() - pause_start_ns;
-  h.phase.store(REMAP_PHASE_COMPACTING, std::memory_order_release);
+  remap::api::set_phase(h, REMAP_PHASE_COMPACTING);
   return Status::ok();
 }
 
@@ -110,7 +110,7 @@ Status finish_concurrent(remap_heap& h) {
   // was completed before it: only its bookkeeping is left.
   Status s = fork_inherited(h) ? h.compactor->finish_inherited(&st) : h.compactor->finish(&st);
   if (!s) {
-    h.phase.store(REMAP_PHASE_BROKEN, std::memory_order_release);
+    remap::api::set_phase(h, REMAP_PHASE_BROKEN);
     return s;
   }
   st.cycle = h.heap->cycles();

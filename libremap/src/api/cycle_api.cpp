@@ -4,6 +4,7 @@
 // The stw backend's flip does the whole compaction in the pause (flip_stw)
 // and the heap goes back to IDLE. The concurrent backends go through
 // api/concurrent_cycle.h.
+#include <chrono>
 #include <cstring>
 #include <vector>
 
@@ -25,7 +26,7 @@ Status flip_stw(remap_heap& h, uint64_t pause_start_ns) {
   if (!s) {
     // Plan::build validated the object model, so this is a kernel-level
     // failure in the middle of the pass: the heap cannot be trusted.
-    h.phase.store(REMAP_PHASE_BROKEN, std::memory_order_release);
+    remap::api::set_phase(h, REMAP_PHASE_BROKEN);
     return s;
   }
   heap.complete_cycle(plan);
@@ -46,7 +47,7 @@ Status flip_trivial(remap_heap& h, uint64_t pause_start_ns) {
   }
   h.trivial_compacting = true;
   h.current.flip_pause_ns = now_ns() - pause_start_ns;
-  h.phase.store(REMAP_PHASE_COMPACTING, std::memory_order_release);
+  remap::api::set_phase(h, REMAP_PHASE_COMPACTING);
   return Status::ok();
 }
 
@@ -65,7 +66,7 @@ Status finish_trivial(remap_heap& h) {
   Status s = release_trivial(h);
   h.trivial_compacting = false;
   if (!s) {
-    h.phase.store(REMAP_PHASE_BROKEN, std::memory_order_release);
+    remap::api::set_phase(h, REMAP_PHASE_BROKEN);
     return s;
   }
   h.heap->complete_cycle(*h.plan);
@@ -74,6 +75,14 @@ Status finish_trivial(remap_heap& h) {
   st.finish_ns = now_ns() - t0;
   publish_cycle(h, st);
   return Status::ok();
+}
+
+void set_phase(remap_heap& h, int phase) {
+  {
+    std::lock_guard<std::mutex> g(h.idle_mutex);
+    h.phase.store(phase, std::memory_order_release);
+  }
+  h.idle_cv.notify_all();
 }
 
 bool trivial_cycle(const remap_heap& h) {
@@ -87,7 +96,7 @@ void publish_cycle(remap_heap& h, const remap_cycle_stats& st) {
     h.last_stats = st;
   }
   h.plan_done.store(true, std::memory_order_release);
-  h.phase.store(REMAP_PHASE_IDLE, std::memory_order_release);
+  remap::api::set_phase(h, REMAP_PHASE_IDLE);
 }
 
 void drop_done_plan(remap_heap& h) {
@@ -177,6 +186,26 @@ REMAP_API remap_status remap_finish(remap_heap* heap) {
       return wrong_phase("remap_finish", heap->phase.load(), "COMPACTING");
     if (heap->trivial_compacting) return remap::api::finish_trivial(*heap);
     return remap::api::finish_concurrent(*heap);
+  });
+}
+
+REMAP_API remap_status remap_wait_idle(remap_heap* heap, int64_t timeout_ns) {
+  return remap::api_call("remap_wait_idle", [&]() -> Status {
+    Status s = need_heap(heap);
+    if (!s) return s;
+    auto settled = [&] {
+      const int ph = heap->phase.load(std::memory_order_acquire);
+      return ph == REMAP_PHASE_IDLE || ph == REMAP_PHASE_BROKEN;
+    };
+    std::unique_lock<std::mutex> lk(heap->idle_mutex);
+    if (timeout_ns < 0)
+      heap->idle_cv.wait(lk, settled);
+    else if (!heap->idle_cv.wait_for(lk, std::chrono::nanoseconds(timeout_ns), settled))
+      return fail(REMAP_EAGAIN, "remap_wait_idle: the cycle is still %s after %lld ns",
+                  remap::api::phase_name(heap->phase.load()), (long long)timeout_ns);
+    if (heap->phase.load(std::memory_order_acquire) == REMAP_PHASE_BROKEN)
+      return fail(REMAP_EPHASE, "remap_wait_idle: the heap is BROKEN (see remap_finish's error)");
+    return Status::ok();
   });
 }
 

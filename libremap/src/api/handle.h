@@ -20,6 +20,7 @@
 #pragma once
 
 #include <atomic>
+#include <condition_variable>
 #include <cstdint>
 #include <memory>
 #include <mutex>
@@ -41,6 +42,9 @@ struct remap_heap {
   int backend = REMAP_BACKEND_STW;    // resolved remap_backend
   int fault_mode = REMAP_FAULT_THREAD;  // resolved remap_fault_mode
   std::mutex cycle_mutex;
+  // remap_wait_idle sleeps on idle_cv; set_phase notifies it.
+  std::mutex idle_mutex;
+  std::condition_variable idle_cv;
   mutable std::mutex stats_mutex;     // guards last_stats (readers must not wait for a cycle)
   remap_cycle_stats last_stats{};     // the last completed cycle (struct_size set)
   remap_cycle_stats current{};        // the cycle in progress (prepare_ns set at prepare)
@@ -70,6 +74,11 @@ const char* phase_name(int phase);
 Status wrong_phase(const char* what, int phase, const char* expected);
 // Monotonic clock, ns.
 uint64_t now_ns();
+
+// Every phase change: stores it and wakes remap_wait_idle's sleepers (the
+// store is made under idle_mutex, so a waiter that checked the phase just
+// before cannot miss the wakeup).
+void set_phase(remap_heap& h, int phase);
 
 // The end of every cycle, whatever the backend: `st` becomes the last
 // cycle's stats, the plan is kept for remap_forward (plan_done), the heap is

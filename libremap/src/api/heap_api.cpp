@@ -241,7 +241,7 @@ REMAP_API remap_status remap_clear_marks(remap_heap* heap) {
     heap->plan_done.store(false, std::memory_order_release);
     heap->heap->clear_marks();
     heap->heap->end_black({});  // a cycle begun concurrently is cancelled too
-    heap->phase.store(REMAP_PHASE_IDLE, std::memory_order_release);
+    remap::api::set_phase(*heap, REMAP_PHASE_IDLE);
     return Status::ok();
   });
 }
@@ -297,7 +297,7 @@ REMAP_API remap_status remap_prepare(remap_heap* heap) {
       return s;
     }
     st.prepare_ns = remap::api::now_ns() - t0;
-    heap->phase.store(REMAP_PHASE_PREPARED, std::memory_order_release);
+    remap::api::set_phase(*heap, REMAP_PHASE_PREPARED);
     return Status::ok();
   });
 }
