@@ -244,7 +244,7 @@ void Mutator::leave_native() {
   }
 }
 
-void Vm::stop_world(PauseKind kind, uint64_t gc_index) {
+uint64_t Vm::stop_world(PauseKind kind, uint64_t gc_index) {
   const uint64_t t0 = now_ns();
   std::unique_lock<std::mutex> lk(mu_);
   OpenPause p;
@@ -256,6 +256,7 @@ void Vm::stop_world(PauseKind kind, uint64_t gc_index) {
   safepoint_.store(true, std::memory_order_release);
   world_cv_.wait(lk, [&] { return running_ == 0; });
   pauses_.back().rec.ttsp_ns = now_ns() - t0;
+  return t0;
 }
 
 void Vm::resume_world() {

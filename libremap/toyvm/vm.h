@@ -243,7 +243,9 @@ class Vm {
 
   // Safepoint protocol (Vm::mu_). Each stop..resume is one entry of the
   // pause log, of the given kind.
-  void stop_world(PauseKind kind, uint64_t gc_index);
+  // Returns the request's timestamp, the start of the pause as the log has
+  // it: the collector times its pause from there too, so the two agree.
+  uint64_t stop_world(PauseKind kind, uint64_t gc_index);
   void resume_world();
   // After resume_world, on the collector thread: waits (at most max_ns)
   // until every mutator that stopped at a poll runs again, so that the
