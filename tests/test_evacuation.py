@@ -142,9 +142,10 @@ def test_survivors_spread_thin_free_their_regions(backend, evacuate):
             info = h.get_info()
             assert info.regions_free == (15 if evacuate else 0), f"cycle {c + 1}"
             for i, a in enumerate(survivors):
-                assert int(ffi.cast("uint64_t *", a)[0]) == 512 and int(
-                    ffi.cast("uint64_t *", a)[1]
-                ) == i
+                assert (
+                    int(ffi.cast("uint64_t *", a)[0]) == 512
+                    and int(ffi.cast("uint64_t *", a)[1]) == i
+                )
         st, _ = alloc_large(h, 3 * 64 * KiB)
         if evacuate:
             assert st == 0, err()

@@ -13,7 +13,7 @@ import importlib
 import sys
 from types import ModuleType
 
-COMMANDS = ("probe", "demo", "bench")
+COMMANDS = ("probe", "demo", "bench", "soak")
 
 
 def _command_modules() -> dict[str, ModuleType]:
