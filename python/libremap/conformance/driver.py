@@ -69,8 +69,9 @@ class Driver:
         s = fn(self.rt, *args)
         if s != lib.REMAP_OK:
             msg = ffi.string(self.t.last_error(self.rt)).decode(errors="replace")
-            raise RuleBroken(rule, f"the runtime's {rule} failed: {status_name(s)}: {msg}",
-                             status_name(s))
+            raise RuleBroken(
+                rule, f"the runtime's {rule} failed: {status_name(s)}: {msg}", status_name(s)
+            )
 
     def library_call(self, name: str, *args) -> None:
         s = getattr(lib, name)(self.heap, *args)
@@ -116,8 +117,9 @@ class Driver:
         s = self.t.create(cfg, self.sc["seed"], out)
         if s != lib.REMAP_OK:
             msg = ffi.string(self.t.last_error(ffi.NULL)).decode(errors="replace")
-            raise RuleBroken("create", f"the runtime's create failed: {status_name(s)}: {msg}",
-                             status_name(s))
+            raise RuleBroken(
+                "create", f"the runtime's create failed: {status_name(s)}: {msg}", status_name(s)
+            )
         self.rt = out[0]
         self.heap = self.t.heap(self.rt)
         if self.heap == ffi.NULL:
@@ -125,8 +127,11 @@ class Driver:
         info = self.info()
         # The kit chose these: a runtime that overrides them tests something else.
         if info.capacity != cfg.capacity or (info.flags & self.flags) != self.flags:
-            raise RuleBroken("create", "the runtime changed the heap config the kit chose "
-                             f"(capacity {info.capacity}, flags {info.flags:#x})")
+            raise RuleBroken(
+                "create",
+                "the runtime changed the heap config the kit chose "
+                f"(capacity {info.capacity}, flags {info.flags:#x})",
+            )
         return {
             "backend": ffi.string(lib.remap_backend_name(info.backend)).decode(),
             "fault_mode": ffi.string(lib.remap_fault_mode_name(info.fault_mode)).decode(),
@@ -155,25 +160,31 @@ class Driver:
         pause_ns = time.perf_counter_ns() - t0
         got = self.roots()
         if len(got) != len(want):
-            raise RuleBroken("forward_roots", f"the runtime had {len(want)} roots before the "
-                             f"flip and {len(got)} after forward_roots")
+            raise RuleBroken(
+                "forward_roots",
+                f"the runtime had {len(want)} roots before the "
+                f"flip and {len(got)} after forward_roots",
+            )
         for i, (old, w, g) in enumerate(zip(old_roots, want, got)):
             if w != g:
                 raise RuleBroken(
                     "forward_roots",
                     f"root {i} holds {g:#x} after forward_roots, but remap_forward_value "
                     f"gives {w:#x} for its old value {old:#x}: the runtime did not forward "
-                    "this root (or forwarded it wrongly)")
+                    "this root (or forwarded it wrongly)",
+                )
         concurrent = self.info().phase == PHASE_COMPACTING
         if concurrent:
             mutator = None
             errors: list[BaseException] = []
             if mutate_seed is not None:
+
                 def run_mutator() -> None:
                     try:
                         self.runtime_call("mutate", self.t.mutate, mutate_seed)
-                    except BaseException as e:  # re-raised on the kit's thread
+                    except BaseException as e:  # noqa: BLE001 - re-raised on the kit's thread
                         errors.append(e)
+
                 mutator = threading.Thread(target=run_mutator, name="mutator")
                 mutator.start()
             self.library_call("remap_compact")
@@ -189,19 +200,26 @@ class Driver:
         st = self.stats()
         if st.slots_stray:
             raise RuleBroken(
-                "mark", f"{st.slots_stray} reference slots of live objects point into memory "
+                "mark",
+                f"{st.slots_stray} reference slots of live objects point into memory "
                 "that moved or was freed, at no marked object: a missed mark, an interior "
-                "pointer, or slot offsets that do not match the objects")
+                "pointer, or slot offsets that do not match the objects",
+            )
         self.runtime_call("verify", self.t.verify)
         after = self.checksum()
         if mutate_seed is None and after != before:
             raise RuleBroken(
-                "checksum", f"the cycle changed the reachable graph (checksum {before:#x} "
+                "checksum",
+                f"the cycle changed the reachable graph (checksum {before:#x} "
                 f"before, {after:#x} after) although verify passed: the runtime's roots, "
-                "marking or object model disagree with what libremap moved")
+                "marking or object model disagree with what libremap moved",
+            )
         return {
-            "checksum": after, "concurrent": concurrent, "pause_ns": pause_ns,
-            "live_bytes": int(st.live_bytes), "pages_by_mutator": int(st.pages_by_mutator),
+            "checksum": after,
+            "concurrent": concurrent,
+            "pause_ns": pause_ns,
+            "live_bytes": int(st.live_bytes),
+            "pages_by_mutator": int(st.pages_by_mutator),
             "regions_fragmented": int(st.regions_fragmented),
             "regions_large": int(st.regions_large),
             "large_objects_moved": int(st.large_objects_moved),
@@ -230,8 +248,13 @@ def run(scenario: dict) -> dict:
     try:
         table = load(spec)
     except RuntimeLoadError as e:
-        out["failure"] = {"step": None, "do": "load", "rule": "load", "status": None,
-                          "message": str(e)}
+        out["failure"] = {
+            "step": None,
+            "do": "load",
+            "rule": "load",
+            "status": None,
+            "message": str(e),
+        }
         return out
     d = Driver(table, scenario)
     try:
@@ -242,21 +265,32 @@ def run(scenario: dict) -> dict:
             try:
                 result = d.step(step)
                 if expect:
-                    raise RuleBroken(step["do"], f"{step['do']} succeeded; it had to be "
-                                     f"refused with {expect}")
+                    raise RuleBroken(
+                        step["do"], f"{step['do']} succeeded; it had to be refused with {expect}"
+                    )
                 out["steps"].append(result)
             except RuleBroken as e:
                 if expect and e.status == expect:
                     out["steps"].append({"refused": {"rule": e.rule, "message": str(e)}})
                     continue
-                out["failure"] = {"step": i, "do": step["do"], "rule": e.rule,
-                                  "status": e.status, "message": str(e)}
+                out["failure"] = {
+                    "step": i,
+                    "do": step["do"],
+                    "rule": e.rule,
+                    "status": e.status,
+                    "message": str(e),
+                }
                 return out
         out["ok"] = True
         return out
     except RuleBroken as e:
-        out["failure"] = {"step": None, "do": "create", "rule": e.rule, "status": e.status,
-                          "message": str(e)}
+        out["failure"] = {
+            "step": None,
+            "do": "create",
+            "rule": e.rule,
+            "status": e.status,
+            "message": str(e),
+        }
         return out
     finally:
         d.destroy()

@@ -106,16 +106,25 @@ class Conformance:
             pytest.fail(
                 f"{where} broke the rule '{f['rule']}': {f['message']}\n"
                 f"runtime {self.name} on {scenario.label()}, steps {scenario.steps}",
-                pytrace=False)
+                pytrace=False,
+            )
         return out
 
     def reference(self, scenario: Scenario) -> dict:
         """The same steps on stw with one GC thread, played once per session."""
         key = (scenario.seed, repr(scenario.steps), scenario.capacity, scenario.region_size)
         if key not in self._reference:
-            ref = Scenario(self.spec, REFERENCE.backend, REFERENCE.fault_mode, 1, scenario.seed,
-                           scenario.steps, scenario.capacity, scenario.region_size,
-                           scenario.verify_refs)
+            ref = Scenario(
+                self.spec,
+                REFERENCE.backend,
+                REFERENCE.fault_mode,
+                1,
+                scenario.seed,
+                scenario.steps,
+                scenario.capacity,
+                scenario.region_size,
+                scenario.verify_refs,
+            )
             self._reference[key] = self.passing(ref)
         return self._reference[key]
 

@@ -10,8 +10,7 @@ from pathlib import Path
 
 from .kit import MATRIX, HeapConfig
 
-CELL = {"passed": "pass", "failed": "FAIL", "skipped": "skip", "xfail": "xfail",
-        "xpass": "XPASS"}
+CELL = {"passed": "pass", "failed": "FAIL", "skipped": "skip", "xfail": "xfail", "xpass": "XPASS"}
 
 
 def note_text(reason: str) -> str:
@@ -49,8 +48,9 @@ def render_table(results: list[dict], description: dict | None, runtime_arg: str
     widths = [max(len(c), *(len(cells.get(c, "")) for cells in rows.values())) for c in used]
     yield "  ".join([" " * width0, *(c.ljust(w) for c, w in zip(used, widths))])
     for n, cells in rows.items():
-        yield "  ".join([n.ljust(width0), *(cells.get(c, "").ljust(w)
-                                           for c, w in zip(used, widths))])
+        yield "  ".join(
+            [n.ljust(width0), *(cells.get(c, "").ljust(w) for c, w in zip(used, widths))]
+        )
     counts: dict[str, int] = {}
     for r in results:
         counts[r["outcome"]] = counts.get(r["outcome"], 0) + 1
@@ -59,8 +59,13 @@ def render_table(results: list[dict], description: dict | None, runtime_arg: str
         yield f"({i}) {note}"
 
 
-def write_json(path: str, results: list[dict], description: dict | None,
-               runtime_arg: str | None, probe: dict | None) -> None:
+def write_json(
+    path: str,
+    results: list[dict],
+    description: dict | None,
+    runtime_arg: str | None,
+    probe: dict | None,
+) -> None:
     from ..cabi import ffi, lib
 
     doc = {
@@ -73,8 +78,10 @@ def write_json(path: str, results: list[dict], description: dict | None,
         "probe": probe,
         "runtime": description or {"argument": runtime_arg, "loaded": False},
         "results": results,
-        "summary": {o: sum(r["outcome"] == o for r in results)
-                    for o in sorted({r["outcome"] for r in results})},
+        "summary": {
+            o: sum(r["outcome"] == o for r in results)
+            for o in sorted({r["outcome"] for r in results})
+        },
     }
     Path(path).write_text(json.dumps(doc, indent=2) + "\n")
 

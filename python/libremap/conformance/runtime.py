@@ -123,8 +123,18 @@ def _check_table(table, spec: RuntimeSpec) -> None:
             f"{where}: abi_version {table.abi_version}, this kit reads "
             f"{lib.REMAP_CONFORMANCE_ABI_VERSION}"
         )
-    required = ("create", "destroy", "heap", "mark", "forward_roots", "roots", "checksum",
-                "verify", "mutate", "last_error")
+    required = (
+        "create",
+        "destroy",
+        "heap",
+        "mark",
+        "forward_roots",
+        "roots",
+        "checksum",
+        "verify",
+        "mutate",
+        "last_error",
+    )
     missing = [f for f in required if getattr(table, f) == ffi.NULL]
     if missing:
         raise RuntimeLoadError(f"{where}: callbacks missing (NULL): {', '.join(missing)}")

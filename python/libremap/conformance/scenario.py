@@ -59,8 +59,9 @@ class ChildFailed(Exception):
 
 
 def run_child(args: list[str], timeout: float) -> tuple[int, str, str]:
-    with subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                          start_new_session=True) as proc:
+    with subprocess.Popen(
+        args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
+    ) as proc:
         try:
             out, err = proc.communicate(timeout=timeout)
         except subprocess.TimeoutExpired:
@@ -95,8 +96,13 @@ def play(scenario: Scenario, timeout: float) -> dict:
 def describe(spec: RuntimeSpec, timeout: float) -> dict:
     """The runtime's name and capabilities, read in a child (a runtime whose
     table is broken must not take the pytest process down)."""
-    args = [sys.executable, "-m", "libremap.conformance.driver", "--describe",
-            json.dumps(spec.__dict__)]
+    args = [
+        sys.executable,
+        "-m",
+        "libremap.conformance.driver",
+        "--describe",
+        json.dumps(spec.__dict__),
+    ]
     try:
         return last_json(*run_child(args, timeout))
     except ChildFailed as e:

@@ -21,12 +21,14 @@ def assert_same_as_stw(conformance, scenario, out: dict) -> None:
     assert out["initial_checksum"] == ref["initial_checksum"], (
         f"runtime {conformance.name}: the graph create() built from seed {scenario.seed} "
         "checksums differently on two heaps: it depends on something besides the seed "
-        "(addresses?), so no differential test can hold")
+        "(addresses?), so no differential test can hold"
+    )
     got, want = checksums(out), checksums(ref)
     for i, (g, w) in enumerate(zip(got[1:], want[1:])):
         assert g == w, (
             f"after step {i} ({scenario.steps[i]}) on {scenario.label()} the checksum is "
-            f"{g:#x}; stw leaves {w:#x}: this backend left a different graph")
+            f"{g:#x}; stw leaves {w:#x}: this backend left a different graph"
+        )
 
 
 @pytest.mark.parametrize("gc_threads", [1, 2])
@@ -41,8 +43,14 @@ def test_differential_vs_stw(conformance, cfg, gc_threads):
 @pytest.mark.parametrize("cfg", CONCURRENT, ids=lambda c: c.id)
 def test_multi_cycle_with_mutation(conformance, cfg):
     """Cycles with the mutator changing the graph between them (heap IDLE)."""
-    steps = [{"do": "cycle"}, {"do": "mutate", "seed": 11}, {"do": "cycle"},
-             {"do": "mutate", "seed": 12}, {"do": "cycle"}, {"do": "cycle"}]
+    steps = [
+        {"do": "cycle"},
+        {"do": "mutate", "seed": 11},
+        {"do": "cycle"},
+        {"do": "mutate", "seed": 12},
+        {"do": "cycle"},
+        {"do": "cycle"},
+    ]
     sc = conformance.scenario(cfg, steps, seed=SEED + 1)
     out = conformance.passing(sc)
     assert_same_as_stw(conformance, sc, out)
@@ -54,13 +62,17 @@ def test_mutator_through_compaction(conformance, cfg):
     remap_compact returns: it allocates, reads and writes while pages are
     produced. It must leave what it leaves when it runs after an stw cycle."""
     conformance.require("concurrent_mutators", "its mutator never runs while compacting")
-    steps = [{"do": "cycle", "mutate_seed": 21}, {"do": "cycle", "mutate_seed": 22},
-             {"do": "cycle"}]
+    steps = [
+        {"do": "cycle", "mutate_seed": 21},
+        {"do": "cycle", "mutate_seed": 22},
+        {"do": "cycle"},
+    ]
     sc = conformance.scenario(cfg, steps, seed=SEED + 2)
     out = conformance.passing(sc)
     assert any(s["concurrent"] for s in out["steps"][:2]), (
         f"on {sc.label()} every flip finished its cycle: the mutator never ran beside "
-        "compaction, so this test proved nothing (is the graph without garbage?)")
+        "compaction, so this test proved nothing (is the graph without garbage?)"
+    )
     assert_same_as_stw(conformance, sc, out)
 
 
@@ -74,5 +86,6 @@ def test_large_objects(conformance, cfg):
     cycles = [s for s in out["steps"] if "regions_large" in s]
     assert any(s["regions_large"] for s in cycles), (
         f"runtime {conformance.name} declares large_objects, but no cycle on {sc.label()} "
-        "saw a live large-object region")
+        "saw a live large-object region"
+    )
     assert_same_as_stw(conformance, sc, out)

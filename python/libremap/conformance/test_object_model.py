@@ -28,6 +28,8 @@ def test_object_model_violation_refused(conformance, cfg, fault):
     refused = out["steps"][1]["refused"]
     assert refused["rule"] in ("mark", "remap_mark", "remap_prepare"), (
         f"the lie ({fault}) was refused by {refused['rule']}; the library must refuse it "
-        f"while marking or preparing, before anything moves: {refused['message']}")
+        f"while marking or preparing, before anything moves: {refused['message']}"
+    )
     assert out["steps"][-1]["checksum"] == out["initial_checksum"], (
-        "the honest cycle after the refused one changed the graph: the refusal was not clean")
+        "the honest cycle after the refused one changed the graph: the refusal was not clean"
+    )

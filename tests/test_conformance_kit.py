@@ -1,0 +1,194 @@
+"""The conformance kit, run the way a runtime author runs it: in a fresh
+pytest process, from a directory that is not the project, on the synthetic
+heap and on the cons-cell example built from the installed package with
+CMake, plus broken variants of the example that the kit must fail, naming
+what they did wrong.
+
+One CMake build makes every variant (examples/conformance_cons.c with
+-DBREAK_ROOTS / -DBREAK_MARK / -DBREAK_SIZE, and a library whose table has
+an ABI version the kit does not know).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+from test_embed import cli_dir, tool
+
+from libremap._paths import package_file
+
+from conftest import run_with_timeout
+
+BROKEN = {"roots": "BREAK_ROOTS", "mark": "BREAK_MARK", "size": "BREAK_SIZE"}
+
+FUTURE_TABLE_C = r"""
+#include "libremap_conformance.h"
+/* A table from a newer header: the kit must refuse it by its version. */
+static const remap_conformance_runtime table = {
+    sizeof(remap_conformance_runtime), REMAP_CONFORMANCE_ABI_VERSION + 98, 0, "future"};
+__attribute__((visibility("default"))) const remap_conformance_runtime*
+remap_conformance_runtime_v1(void) { return &table; }
+"""
+
+
+@pytest.fixture(scope="module")
+def runtimes(tmp_path_factory) -> dict[str, Path]:
+    """name -> built runtime library: "cons", "broken-<rule>", "future"."""
+    cmake = tool("cmake")
+    tmp = tmp_path_factory.mktemp("runtimes")
+    src, build = tmp / "src", tmp / "build"
+    src.mkdir()
+    (src / "future.c").write_text(FUTURE_TABLE_C)
+    cons_c = package_file("examples") / "conformance_cons.c"
+    lines = [
+        "cmake_minimum_required(VERSION 3.20)",
+        "project(runtimes C)",
+        "find_package(libremap 0.1 CONFIG REQUIRED)",
+        f'add_library(cons MODULE "{cons_c}")',
+        "add_library(future MODULE future.c)",
+    ]
+    for name, define in BROKEN.items():
+        lines.append(f'add_library(broken-{name} MODULE "{cons_c}")')
+        lines.append(f"target_compile_definitions(broken-{name} PRIVATE {define})")
+    targets = ["cons", "future", *(f"broken-{n}" for n in BROKEN)]
+    lines += [f"target_link_libraries({t} PRIVATE libremap::libremap)" for t in targets]
+    lines += [f"set_target_properties({t} PROPERTIES C_VISIBILITY_PRESET hidden)" for t in targets]
+    (src / "CMakeLists.txt").write_text("\n".join(lines) + "\n")
+    gen = ["-G", "Ninja"] if shutil.which("ninja") else ["-G", "Unix Makefiles"]
+    run_with_timeout(
+        [
+            cmake,
+            *gen,
+            "-S",
+            str(src),
+            "-B",
+            str(build),
+            f"-DCMAKE_PREFIX_PATH={cli_dir('--cmakedir')}",
+        ],
+        timeout=180,
+        check=True,
+    )
+    run_with_timeout([cmake, "--build", str(build)], timeout=180, check=True)
+    return {t: build / f"lib{t}.so" for t in targets}
+
+
+def run_kit(tmp_path: Path, runtime: str | None, *args: str, env: dict | None = None):
+    """The kit in a fresh pytest, from tmp_path; (result, report or None)."""
+    report = tmp_path / "report.json"
+    cmd = [
+        sys.executable,
+        "-m",
+        "pytest",
+        "--pyargs",
+        "libremap.conformance",
+        "-p",
+        "no:cacheprovider",
+        "-q",
+        "-rs",
+        f"--libremap-report={report}",
+        *args,
+    ]
+    if runtime:
+        cmd.append(f"--libremap-runtime={runtime}")
+    r = run_with_timeout(cmd, timeout=240, cwd=tmp_path, env=env)
+    return r, (json.loads(report.read_text()) if report.exists() else None)
+
+
+def assert_conforms(r, report: dict, name: str) -> None:
+    assert r.returncode == 0, r.stdout[-4000:] + r.stderr[-2000:]
+    assert report["runtime"]["name"] == name
+    outcomes = {x["outcome"] for x in report["results"]}
+    assert outcomes <= {"passed", "skipped"}, report["summary"]
+    assert report["summary"]["passed"] >= 16, report["summary"]
+    # A skip must say why: a capability the runtime lacks, or the kernel.
+    for x in report["results"]:
+        if x["outcome"] == "skipped":
+            assert x["reason"] and (
+                "does not declare" in x["reason"]
+                or "kernel" in x["reason"]
+                or "userfaultfd" in x["reason"]
+            ), x
+    assert "libremap conformance" in r.stdout and "test_differential_vs_stw" in r.stdout
+
+
+def test_kit_passes_the_synthetic_heap(tmp_path):
+    # Named through the environment, as CI would.
+    env = dict(os.environ, LIBREMAP_RUNTIME="synthetic")
+    r, report = run_kit(tmp_path, None, env=env)
+    assert_conforms(r, report, "synthetic")
+    assert report["libremap"]["abi_version"] == 1 and report["conformance_abi_version"] == 1
+    assert report["kernel"] == os.uname().release
+    assert report["probe"]["uffd"]["available"] in (True, False)
+    ran = {x["test"] for x in report["results"] if x["outcome"] == "passed"}
+    assert {
+        "test_differential_vs_stw",
+        "test_multi_cycle_with_mutation",
+        "test_object_model_violation_refused",
+    } <= ran
+
+
+def test_kit_passes_the_cons_example(tmp_path, runtimes):
+    r, report = run_kit(tmp_path, str(runtimes["cons"]))
+    assert_conforms(r, report, "cons")
+    ran = {x["test"] for x in report["results"] if x["outcome"] == "passed"}
+    assert "test_mutator_through_compaction" in ran, "cons declares concurrent_mutators"
+
+
+# One test of each kind is enough to see the diagnosis; the whole kit on
+# each broken variant would triple the CI time for the same message.
+SUBSET = "differential_vs_stw and move-sigbus-1 or object_model and stw-size"
+
+
+@pytest.mark.parametrize(
+    "broken, says",
+    [
+        ("roots", "broke the rule 'forward_roots': root 0 holds"),
+        ("mark", "not a marked object start (a missed mark"),
+        ("size", "(24 bytes) overlaps another marked object"),
+    ],
+)
+def test_kit_fails_a_broken_runtime_naming_the_mistake(tmp_path, runtimes, broken, says):
+    r, report = run_kit(tmp_path, str(runtimes[f"broken-{broken}"]), "-k", SUBSET)
+    assert r.returncode == 1, r.stdout[-4000:]
+    failed = [x for x in report["results"] if x["outcome"] == "failed"]
+    assert len(failed) == 2, report["results"]
+    for x in failed:
+        assert says in x["reason"], x["reason"]
+    assert says in r.stdout  # the table's notes
+
+
+def test_known_failures_become_xfail(tmp_path, runtimes):
+    known = tmp_path / "known.txt"
+    known.write_text("test_differential_vs_stw[move-sigbus-1]  # roots are the runtime's bug\n")
+    r, report = run_kit(
+        tmp_path,
+        str(runtimes["broken-roots"]),
+        "-k",
+        "differential_vs_stw and move-sigbus-1",
+        f"--libremap-known-failures={known}",
+    )
+    assert r.returncode == 0, r.stdout[-3000:]
+    assert [(x["outcome"], x["reason"]) for x in report["results"]] == [
+        ("xfail", "roots are the runtime's bug")
+    ]
+
+
+def test_kit_refuses_a_table_of_another_version(tmp_path, runtimes):
+    r, report = run_kit(tmp_path, str(runtimes["future"]), "-k", "differential_vs_stw")
+    assert r.returncode == 1
+    assert "abi_version 99, this kit reads 1" in r.stdout, r.stdout[-3000:]
+    assert report["runtime"]["loaded"] is False
+
+
+def test_kit_is_inert_without_a_runtime(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k != "LIBREMAP_RUNTIME"}
+    r, report = run_kit(tmp_path, None, env=env)
+    assert r.returncode == 0, r.stdout[-3000:]
+    assert "no runtime named: pass --libremap-runtime" in r.stdout
+    assert report is None  # the plugin did nothing, not even the report
+    assert " passed" not in r.stdout.splitlines()[-1]
