@@ -102,8 +102,12 @@ def run_kit(tmp_path: Path, runtime: str | None, *args: str, env: dict | None = 
 def assert_conforms(r, report: dict, name: str) -> None:
     assert r.returncode == 0, r.stdout[-4000:] + r.stderr[-2000:]
     assert report["runtime"]["name"] == name
-    outcomes = {x["outcome"] for x in report["results"]}
-    assert outcomes <= {"passed", "skipped"}, report["summary"]
+    for x in report["results"]:
+        # Only what the runtime's shipped known-failures file lists may fail.
+        if x["outcome"] in ("xfail", "xpass"):
+            assert x["test"] == "test_pause_independent_of_heap_size" and name == "synthetic", x
+        else:
+            assert x["outcome"] in ("passed", "skipped"), x
     assert report["summary"]["passed"] >= 16, report["summary"]
     # A skip must say why: a capability the runtime lacks, or the kernel.
     for x in report["results"]:
@@ -129,7 +133,11 @@ def test_kit_passes_the_synthetic_heap(tmp_path):
         "test_differential_vs_stw",
         "test_multi_cycle_with_mutation",
         "test_object_model_violation_refused",
+        "test_fork_during_a_cycle",
     } <= ran
+    # The known failure is applied without being asked for, with its reason.
+    pause = [x for x in report["results"] if x["test"] == "test_pause_independent_of_heap_size"]
+    assert pause and all("O(heap) by construction" in x["reason"] for x in pause), pause
 
 
 def test_kit_passes_the_cons_example(tmp_path, runtimes):
@@ -137,6 +145,7 @@ def test_kit_passes_the_cons_example(tmp_path, runtimes):
     assert_conforms(r, report, "cons")
     ran = {x["test"] for x in report["results"] if x["outcome"] == "passed"}
     assert "test_mutator_through_compaction" in ran, "cons declares concurrent_mutators"
+    assert "test_pause_independent_of_heap_size" in ran, "cons forwards 64 roots in its pause"
 
 
 # One test of each kind is enough to see the diagnosis; the whole kit on

@@ -14,6 +14,11 @@ Steps:
   {"do": "cycle", "mutate_seed": s}     the same, with the runtime's mutator
                                         running on a second thread through
                                         remap_compact
+  {"do": "cycle", "fork": "prepared"}   fork() after remap_prepare: the child
+                                        finishes the cycle (a new engine of its
+                                        own) and checks it; then the parent does
+  {"do": "cycle", "fork": "compacting"} fork() right after forward_roots: the
+                                        child checks the graph it inherited
   {"do": "mutate", "seed": s}           the mutator, heap IDLE
   {"do": "inject_fault", "fault": f}    the object model starts lying (0 stops)
   {"do": "clear_marks"}                 remap_clear_marks (after a refused cycle)
@@ -31,6 +36,8 @@ and, without a mutator, that the checksum did not change.
 from __future__ import annotations
 
 import json
+import os
+import signal
 import sys
 import threading
 import time
@@ -144,10 +151,16 @@ class Driver:
 
     # ---- one cycle, driven by the kit --------------------------------------
 
-    def cycle(self, mutate_seed: int | None) -> dict:
+    def cycle(self, mutate_seed: int | None, fork: str | None = None) -> dict:
         before = self.checksum()
         self.runtime_call("mark", self.t.mark)
         self.library_call("remap_prepare")
+        if fork == "prepared":
+            self.in_child(lambda: self.finish_cycle(before, None, None))
+        return self.finish_cycle(before, mutate_seed, fork)
+
+    def finish_cycle(self, before: int, mutate_seed: int | None, fork: str | None) -> dict:
+        """From a prepared heap: flip, roots, compaction, and the checks."""
         old_roots = self.roots()
         want = []
         for v in old_roots:
@@ -158,7 +171,44 @@ class Driver:
         self.library_call("remap_flip")
         self.runtime_call("forward_roots", self.t.forward_roots)
         pause_ns = time.perf_counter_ns() - t0
-        got = self.roots()
+        self.check_roots(old_roots, want, self.roots())
+        concurrent = self.info().phase == PHASE_COMPACTING
+        if fork == "compacting":
+            # The child inherits a heap whose cycle libremap completed at the
+            # fork; it must read the same graph, and so must the parent after.
+            self.in_child(
+                lambda: self.check_unchanged(before, "in a child forked while compacting")
+            )
+        if concurrent:
+            self.compact_beside_mutator(mutate_seed)
+        elif mutate_seed is not None:
+            # stw finished the cycle in the flip: the mutator runs after it,
+            # which is the reference the concurrent run must match.
+            self.runtime_call("mutate", self.t.mutate, mutate_seed)
+        st = self.stats()
+        if st.slots_stray:
+            raise RuleBroken(
+                "mark",
+                f"{st.slots_stray} reference slots of live objects point into memory "
+                "that moved or was freed, at no marked object: a missed mark, an interior "
+                "pointer, or slot offsets that do not match the objects",
+            )
+        self.runtime_call("verify", self.t.verify)
+        after = self.checksum() if mutate_seed is not None else self.check_unchanged(before, "")
+        return {
+            "checksum": after,
+            "concurrent": concurrent,
+            "pause_ns": pause_ns,
+            "flip_pause_ns": int(st.flip_pause_ns),
+            "live_bytes": int(st.live_bytes),
+            "pages_by_mutator": int(st.pages_by_mutator),
+            "regions_fragmented": int(st.regions_fragmented),
+            "regions_large": int(st.regions_large),
+            "large_objects_moved": int(st.large_objects_moved),
+            "fallback_ebusy": int(st.fallback_ebusy),
+        }
+
+    def check_roots(self, old_roots: list[int], want: list[int], got: list[int]) -> None:
         if len(got) != len(want):
             raise RuleBroken(
                 "forward_roots",
@@ -173,62 +223,72 @@ class Driver:
                     f"gives {w:#x} for its old value {old:#x}: the runtime did not forward "
                     "this root (or forwarded it wrongly)",
                 )
-        concurrent = self.info().phase == PHASE_COMPACTING
-        if concurrent:
-            mutator = None
-            errors: list[BaseException] = []
-            if mutate_seed is not None:
 
-                def run_mutator() -> None:
-                    try:
-                        self.runtime_call("mutate", self.t.mutate, mutate_seed)
-                    except BaseException as e:  # noqa: BLE001 - re-raised on the kit's thread
-                        errors.append(e)
-
-                mutator = threading.Thread(target=run_mutator, name="mutator")
-                mutator.start()
-            self.library_call("remap_compact")
-            if mutator is not None:
-                mutator.join()
-                if errors:
-                    raise errors[0]
-            self.library_call("remap_finish")
-        elif mutate_seed is not None:
-            # stw finished the cycle in the flip: the mutator runs after it,
-            # which is the reference the concurrent run must match.
-            self.runtime_call("mutate", self.t.mutate, mutate_seed)
-        st = self.stats()
-        if st.slots_stray:
-            raise RuleBroken(
-                "mark",
-                f"{st.slots_stray} reference slots of live objects point into memory "
-                "that moved or was freed, at no marked object: a missed mark, an interior "
-                "pointer, or slot offsets that do not match the objects",
-            )
-        self.runtime_call("verify", self.t.verify)
+    def check_unchanged(self, before: int, where: str) -> int:
         after = self.checksum()
-        if mutate_seed is None and after != before:
+        if after != before:
             raise RuleBroken(
                 "checksum",
-                f"the cycle changed the reachable graph (checksum {before:#x} "
-                f"before, {after:#x} after) although verify passed: the runtime's roots, "
-                "marking or object model disagree with what libremap moved",
+                f"the cycle changed the reachable graph{' ' + where if where else ''} "
+                f"(checksum {before:#x} before, {after:#x} after) although verify passed: "
+                "the runtime's roots, marking or object model disagree with what libremap moved",
             )
-        return {
-            "checksum": after,
-            "concurrent": concurrent,
-            "pause_ns": pause_ns,
-            "live_bytes": int(st.live_bytes),
-            "pages_by_mutator": int(st.pages_by_mutator),
-            "regions_fragmented": int(st.regions_fragmented),
-            "regions_large": int(st.regions_large),
-            "large_objects_moved": int(st.large_objects_moved),
-        }
+        return after
+
+    def compact_beside_mutator(self, mutate_seed: int | None) -> None:
+        mutator = None
+        errors: list[BaseException] = []
+        if mutate_seed is not None:
+
+            def run_mutator() -> None:
+                try:
+                    self.runtime_call("mutate", self.t.mutate, mutate_seed)
+                except BaseException as e:  # noqa: BLE001 - re-raised on the kit's thread
+                    errors.append(e)
+
+            mutator = threading.Thread(target=run_mutator, name="mutator")
+            mutator.start()
+        self.library_call("remap_compact")
+        if mutator is not None:
+            mutator.join()
+            if errors:
+                raise errors[0]
+        self.library_call("remap_finish")
+
+    def in_child(self, work) -> None:
+        """Runs work() in a fork()ed child of this process; its RuleBroken
+        becomes the parent's, prefixed with where it happened."""
+        r, w = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # the child: only this thread exists here
+            os.close(r)
+            code, msg = 0, b""
+            try:
+                work()
+            except RuleBroken as e:
+                code, msg = 1, f"{e.rule}\n{e.status or ''}\n{e}".encode()
+            except BaseException as e:  # noqa: BLE001 - reported to the parent
+                code, msg = 2, f"child\n\n{type(e).__name__}: {e}".encode()
+            os.write(w, msg)
+            os._exit(code)
+        os.close(w)
+        with os.fdopen(r, "rb") as f:
+            msg = f.read().decode(errors="replace")
+        _, status = os.waitpid(pid, 0)
+        if os.WIFSIGNALED(status):
+            raise RuleBroken(
+                "fork", f"the forked child was killed by {signal.Signals(os.WTERMSIG(status)).name}"
+            )
+        if os.WEXITSTATUS(status) != 0:
+            rule, status_name_, text = (msg.split("\n", 2) + ["", "", ""])[:3]
+            raise RuleBroken(
+                rule or "fork", f"in the child forked by the kit: {text}", status_name_ or None
+            )
 
     def step(self, step: dict) -> dict:
         do = step["do"]
         if do == "cycle":
-            return self.cycle(step.get("mutate_seed"))
+            return self.cycle(step.get("mutate_seed"), step.get("fork"))
         if do == "mutate":
             self.runtime_call("mutate", self.t.mutate, step["seed"])
         elif do == "inject_fault":

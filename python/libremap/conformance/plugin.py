@@ -97,6 +97,8 @@ def id_matches(pattern: str, test_id: str) -> bool:
 def read_known_failures(path: str) -> list[tuple[str, str]]:
     entries = []
     for line in Path(path).read_text().splitlines():
+        if line.lstrip().startswith("#"):
+            continue
         pattern, _, reason = line.partition("#")
         if pattern.strip():
             entries.append((pattern.strip(), reason.strip() or "listed as a known failure"))
@@ -144,12 +146,22 @@ class ConformanceRun:
 
     # ---- known failures --------------------------------------------------------
 
+    def known_failures(self) -> list[tuple[str, str]]:
+        """The user's file, and a built-in runtime's own (shipped with the kit)."""
+        known = []
+        path = self.config.getoption("libremap_known_failures")
+        if path:
+            known += read_known_failures(path)
+        builtin = KIT_DIR / "known_failures" / f"{self.runtime_arg}.txt"
+        if os.sep not in self.runtime_arg and builtin.is_file():
+            known += read_known_failures(str(builtin))
+        return known
+
     @pytest.hookimpl(trylast=True)
     def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
-        path = self.config.getoption("libremap_known_failures")
-        if not path:
+        known = self.known_failures()
+        if not known:
             return
-        known = read_known_failures(path)
         for item in items:
             if not is_kit_item(item):
                 continue
