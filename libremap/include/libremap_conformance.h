@@ -98,7 +98,8 @@ typedef struct remap_conformance_runtime {
    * fault_mode, gc_threads, handler_threads and flags the runtime must keep
    * (the kit chooses them per test); the runtime sets model, ref_* and
    * large_object_threshold, calls remap_heap_create, and allocates a graph
-   * with garbage in it, filling about half of the capacity. The graph must be
+   * with garbage in it, filling a third to a half of the capacity (the pause
+   * check compares two capacities; mutate needs room). The graph must be
    * a function of `seed` alone, never of an address, so that two instances
    * built with one seed checksum alike on every backend. */
   remap_status (*create)(const remap_heap_config* kit, uint64_t seed, void** out);

@@ -23,7 +23,10 @@ from .._paths import package_file
 from ..cabi import LIBRARY_PATH
 
 # Built-in runtimes: name -> symbol in _core.
-BUILTIN = {"synthetic": "remap_conformance_synthetic_v1"}
+BUILTIN = {
+    "synthetic": "remap_conformance_synthetic_v1",
+    "toyvm": "remap_conformance_toyvm_v1",
+}
 ENTRY_SYMBOL = "remap_conformance_runtime_v1"
 
 ffi = FFI()
