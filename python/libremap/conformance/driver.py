@@ -44,8 +44,6 @@ import time
 
 from .runtime import RuntimeLoadError, RuntimeSpec, ffi, lib, load
 
-PHASE_COMPACTING = 2
-
 
 class RuleBroken(Exception):
     """A step broke a rule: ``rule`` names it, the message says how."""
@@ -172,7 +170,7 @@ class Driver:
         self.runtime_call("forward_roots", self.t.forward_roots)
         pause_ns = time.perf_counter_ns() - t0
         self.check_roots(old_roots, want, self.roots())
-        concurrent = self.info().phase == PHASE_COMPACTING
+        concurrent = self.info().phase == lib.REMAP_PHASE_COMPACTING
         if fork == "compacting":
             # The child inherits a heap whose cycle libremap completed at the
             # fork; it must read the same graph, and so must the parent after.

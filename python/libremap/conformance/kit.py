@@ -1,5 +1,6 @@
 """What the kit's tests share: the backend x fault-mode matrix, what this
-kernel offers of it, and the fixture behind every test (``conformance``).
+kernel offers of it, and Conformance, the object behind every test's
+``libremap_kit`` fixture.
 
 The matrix is fixed, not probed at collection: a column the kernel lacks is
 a skip with the probe's reason, so every report has the same shape and says

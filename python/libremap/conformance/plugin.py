@@ -3,7 +3,7 @@
 Registered for every pytest run in an environment where libremap is
 installed, so it stays inert: it adds its options, and does nothing else
 unless a runtime is named with ``--libremap-runtime`` or ``LIBREMAP_RUNTIME``.
-Then it provides the ``conformance`` fixture the kit's tests use, applies
+Then it provides the ``libremap_kit`` fixture the kit's tests use, applies
 the known-failures file, and at the end prints the conformance table and
 writes the JSON report.
 
@@ -79,8 +79,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 @pytest.fixture(scope="session")
-def conformance(pytestconfig: pytest.Config):
-    """The runtime under test (kit.Conformance): plays scenarios on it."""
+def libremap_kit(pytestconfig: pytest.Config):
+    """The runtime under test (kit.Conformance): plays scenarios on it.
+    Prefixed: a pytest11 plugin's fixtures are visible to every project."""
     run = pytestconfig.pluginmanager.get_plugin("libremap-conformance-run")
     if run is None:
         pytest.skip(f"no runtime named: pass --libremap-runtime=NAME_OR_PATH or set {ENV_RUNTIME}")

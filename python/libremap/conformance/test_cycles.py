@@ -16,10 +16,10 @@ from .kit import CONCURRENT, checksums
 SEED = 15
 
 
-def assert_same_as_stw(conformance, scenario, out: dict) -> None:
-    ref = conformance.reference(scenario)
+def assert_same_as_stw(libremap_kit, scenario, out: dict) -> None:
+    ref = libremap_kit.reference(scenario)
     assert out["initial_checksum"] == ref["initial_checksum"], (
-        f"runtime {conformance.name}: the graph create() built from seed {scenario.seed} "
+        f"runtime {libremap_kit.name}: the graph create() built from seed {scenario.seed} "
         "checksums differently on two heaps: it depends on something besides the seed "
         "(addresses?), so no differential test can hold"
     )
@@ -33,15 +33,15 @@ def assert_same_as_stw(conformance, scenario, out: dict) -> None:
 
 @pytest.mark.parametrize("gc_threads", [1, 2])
 @pytest.mark.parametrize("cfg", CONCURRENT, ids=lambda c: c.id)
-def test_differential_vs_stw(conformance, cfg, gc_threads):
+def test_differential_vs_stw(libremap_kit, cfg, gc_threads):
     """The same seed leaves the same graph after 1 and after 3 cycles."""
-    sc = conformance.scenario(cfg, [{"do": "cycle"}] * 3, gc_threads=gc_threads, seed=SEED)
-    out = conformance.passing(sc)
-    assert_same_as_stw(conformance, sc, out)
+    sc = libremap_kit.scenario(cfg, [{"do": "cycle"}] * 3, gc_threads=gc_threads, seed=SEED)
+    out = libremap_kit.passing(sc)
+    assert_same_as_stw(libremap_kit, sc, out)
 
 
 @pytest.mark.parametrize("cfg", CONCURRENT, ids=lambda c: c.id)
-def test_multi_cycle_with_mutation(conformance, cfg):
+def test_multi_cycle_with_mutation(libremap_kit, cfg):
     """Cycles with the mutator changing the graph between them (heap IDLE)."""
     steps = [
         {"do": "cycle"},
@@ -51,41 +51,41 @@ def test_multi_cycle_with_mutation(conformance, cfg):
         {"do": "cycle"},
         {"do": "cycle"},
     ]
-    sc = conformance.scenario(cfg, steps, seed=SEED + 1)
-    out = conformance.passing(sc)
-    assert_same_as_stw(conformance, sc, out)
+    sc = libremap_kit.scenario(cfg, steps, seed=SEED + 1)
+    out = libremap_kit.passing(sc)
+    assert_same_as_stw(libremap_kit, sc, out)
 
 
 @pytest.mark.parametrize("cfg", CONCURRENT, ids=lambda c: c.id)
-def test_mutator_through_compaction(conformance, cfg):
+def test_mutator_through_compaction(libremap_kit, cfg):
     """The mutator runs on its own thread from the end of the pause until
     remap_compact returns: it allocates, reads and writes while pages are
     produced. It must leave what it leaves when it runs after an stw cycle."""
-    conformance.require("concurrent_mutators", "its mutator never runs while compacting")
+    libremap_kit.require("concurrent_mutators", "its mutator never runs while compacting")
     steps = [
         {"do": "cycle", "mutate_seed": 21},
         {"do": "cycle", "mutate_seed": 22},
         {"do": "cycle"},
     ]
-    sc = conformance.scenario(cfg, steps, seed=SEED + 2)
-    out = conformance.passing(sc)
+    sc = libremap_kit.scenario(cfg, steps, seed=SEED + 2)
+    out = libremap_kit.passing(sc)
     assert any(s["concurrent"] for s in out["steps"][:2]), (
         f"on {sc.label()} every flip finished its cycle: the mutator never ran beside "
         "compaction, so this test proved nothing (is the graph without garbage?)"
     )
-    assert_same_as_stw(conformance, sc, out)
+    assert_same_as_stw(libremap_kit, sc, out)
 
 
 @pytest.mark.parametrize("cfg", CONCURRENT, ids=lambda c: c.id)
-def test_large_objects(conformance, cfg):
+def test_large_objects(libremap_kit, cfg):
     """The runtime's large objects (remap_alloc_large) survive cycles."""
-    conformance.require("large_objects", "it allocates no large objects")
+    libremap_kit.require("large_objects", "it allocates no large objects")
     steps = [{"do": "cycle"}, {"do": "mutate", "seed": 31}, {"do": "cycle"}]
-    sc = conformance.scenario(cfg, steps, seed=SEED + 3)
-    out = conformance.passing(sc)
+    sc = libremap_kit.scenario(cfg, steps, seed=SEED + 3)
+    out = libremap_kit.passing(sc)
     cycles = [s for s in out["steps"] if "regions_large" in s]
     assert any(s["regions_large"] for s in cycles), (
-        f"runtime {conformance.name} declares large_objects, but no cycle on {sc.label()} "
+        f"runtime {libremap_kit.name} declares large_objects, but no cycle on {sc.label()} "
         "saw a live large-object region"
     )
-    assert_same_as_stw(conformance, sc, out)
+    assert_same_as_stw(libremap_kit, sc, out)

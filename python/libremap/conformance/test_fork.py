@@ -13,16 +13,16 @@ SEED = 50
 
 @pytest.mark.parametrize("when", ["prepared", "compacting"])
 @pytest.mark.parametrize("cfg", CONCURRENT, ids=lambda c: c.id)
-def test_fork_during_a_cycle(conformance, cfg, when):
+def test_fork_during_a_cycle(libremap_kit, cfg, when):
     """prepared: fork after remap_prepare; the child flips, forwards its
     roots, compacts on an engine of its own and checks the graph.
     compacting: fork after forward_roots; the child checks the graph it
     inherited. Either way the parent then finishes its cycle, checks it, and
     collects once more; the checksums must match stw's."""
     steps = [{"do": "cycle", "fork": when}, {"do": "cycle"}]
-    sc = conformance.scenario(cfg, steps, seed=SEED)
-    out = conformance.passing(sc)
-    ref = conformance.reference(sc)
+    sc = libremap_kit.scenario(cfg, steps, seed=SEED)
+    out = libremap_kit.passing(sc)
+    ref = libremap_kit.reference(sc)
     assert checksums(out) == checksums(ref), (
         f"after a fork while {when}, {sc.label()} left checksums {checksums(out)}; "
         f"stw leaves {checksums(ref)}"

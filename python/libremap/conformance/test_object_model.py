@@ -13,9 +13,9 @@ FAULTS = {"size_unaligned": 1, "slot_outside": 2}  # remap_conformance_fault
 
 @pytest.mark.parametrize("fault", sorted(FAULTS))
 @pytest.mark.parametrize("cfg", MATRIX, ids=lambda c: c.id)
-def test_object_model_violation_refused(conformance, cfg, fault):
-    if not conformance.description["inject_fault"]:
-        pytest.skip(f"runtime {conformance.name} has no inject_fault: it cannot be made to lie")
+def test_object_model_violation_refused(libremap_kit, cfg, fault):
+    if not libremap_kit.description["inject_fault"]:
+        pytest.skip(f"runtime {libremap_kit.name} has no inject_fault: it cannot be made to lie")
     steps = [
         {"do": "inject_fault", "fault": FAULTS[fault]},
         {"do": "cycle", "expect_status": "REMAP_EOBJMODEL"},
@@ -23,8 +23,8 @@ def test_object_model_violation_refused(conformance, cfg, fault):
         {"do": "clear_marks"},
         {"do": "cycle"},
     ]
-    sc = conformance.scenario(cfg, steps, seed=40 + FAULTS[fault])
-    out = conformance.passing(sc)
+    sc = libremap_kit.scenario(cfg, steps, seed=40 + FAULTS[fault])
+    out = libremap_kit.passing(sc)
     refused = out["steps"][1]["refused"]
     assert refused["rule"] in ("mark", "remap_mark", "remap_prepare"), (
         f"the lie ({fault}) was refused by {refused['rule']}; the library must refuse it "
