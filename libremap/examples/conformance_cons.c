@@ -27,6 +27,8 @@
  *     -DBREAK_ROOTS   forward_roots skips root 0
  *     -DBREAK_MARK    the tracer never marks a cell whose cdr is NIL
  *     -DBREAK_SIZE    object_size says 24 bytes (a header the cells lack)
+ *     -DBREAK_STALE   the mutator caches root 0 across a cycle (outside the
+ *                     roots, so never forwarded) and writes through it
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -62,6 +64,9 @@ typedef struct cons_rt {
   char* limit;
   uint64_t roots[NROOTS];
   uint64_t rng;
+#ifdef BREAK_STALE
+  uint64_t cached_root0; /* the bug: a copy of a root that forward_roots misses */
+#endif
   /* inject_fault: the cell the object model lies about, and how. */
   uintptr_t lie_at;
   int lie;
@@ -384,6 +389,17 @@ static remap_status cons_verify(void* rt) { return walk(rt, 1, NULL); }
 static remap_status cons_mutate(void* vrt, uint64_t seed) {
   cons_rt* rt = vrt;
   seed_random(rt, seed);
+#ifdef BREAK_STALE
+  /* A counter kept in root 0's cell, bumped through the copy taken at the
+   * last mutation, and mixed into this mutation's choices: after a cycle
+   * that moved the cell, a read and a write of whatever lies at its old
+   * address. */
+  if (is_cell(rt, rt->cached_root0)) {
+    cell* counter = (cell*)(uintptr_t)rt->cached_root0;
+    counter->car = IS_FIXNUM(counter->car) ? counter->car + 2 : FIXNUM(0);
+    seed_random(rt, seed ^ counter->car);
+  }
+#endif
   size_t cells = rt->capacity / 64 / CELL_BYTES;
   for (size_t i = 0; i < cells; i++) {
     remap_status s = push_random_cell(rt);
@@ -392,6 +408,9 @@ static remap_status cons_mutate(void* vrt, uint64_t seed) {
     uint64_t a = rt->roots[r % NROOTS], b = rt->roots[(r >> 8) % NROOTS];
     if (i % 16 == 0 && is_cell(rt, a) && b != NIL) ((cell*)(uintptr_t)a)->car = b;
   }
+#ifdef BREAK_STALE
+  rt->cached_root0 = rt->roots[0];
+#endif
   return REMAP_OK;
 }
 

@@ -131,8 +131,12 @@ typedef struct remap_conformance_runtime {
    * naming the first broken object. Heap IDLE. */
   remap_status (*verify)(void* rt);
   /* The mutator: change the graph deterministically from `seed` (allocate,
-   * drop, rewrite slots), so that the same seeds on the same graph leave the
-   * same checksum. Heap IDLE, or COMPACTING with CONCURRENT_MUTATORS. */
+   * drop, rewrite slots). What it does must be a function of the seed and
+   * the reachable graph only, not of addresses or of the heap's layout (how
+   * much a region or a compacted region's tail holds): then a cycle between
+   * two mutations must be invisible, which catches pointers the runtime
+   * kept across the cycle without forwarding them. Heap IDLE, or COMPACTING
+   * with CONCURRENT_MUTATORS. */
   remap_status (*mutate)(void* rt, uint64_t seed);
 
   /* Optional (NULL: the kit skips the object-model tests): make the object

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import pytest
 
-from .kit import CONCURRENT, checksums
+from .kit import CONCURRENT, MATRIX, REFERENCE, checksums
 
 SEED = 15
 
@@ -26,8 +26,8 @@ def assert_same_as_stw(libremap_kit, scenario, out: dict) -> None:
     got, want = checksums(out), checksums(ref)
     for i, (g, w) in enumerate(zip(got[1:], want[1:])):
         assert g == w, (
-            f"after step {i} ({scenario.steps[i]}) on {scenario.label()} the checksum is "
-            f"{g:#x}; stw leaves {w:#x}: this backend left a different graph"
+            f"after step {i} ({scenario.steps[i]['do']}) the checksum is {g:#x}; stw leaves "
+            f"{w:#x}: this backend left a different graph\non {scenario.label()}"
         )
 
 
@@ -70,8 +70,8 @@ def test_mutator_through_compaction(libremap_kit, cfg):
     sc = libremap_kit.scenario(cfg, steps, seed=SEED + 2)
     out = libremap_kit.passing(sc)
     assert any(s["concurrent"] for s in out["steps"][:2]), (
-        f"on {sc.label()} every flip finished its cycle: the mutator never ran beside "
-        "compaction, so this test proved nothing (is the graph without garbage?)"
+        "every flip finished its cycle: the mutator never ran beside compaction, so this "
+        f"test proved nothing (is the graph without garbage?)\non {sc.label()}"
     )
     assert_same_as_stw(libremap_kit, sc, out)
 
@@ -85,7 +85,31 @@ def test_large_objects(libremap_kit, cfg):
     out = libremap_kit.passing(sc)
     cycles = [s for s in out["steps"] if "regions_large" in s]
     assert any(s["regions_large"] for s in cycles), (
-        f"runtime {libremap_kit.name} declares large_objects, but no cycle on {sc.label()} "
-        "saw a live large-object region"
+        f"runtime {libremap_kit.name} declares large_objects, but no cycle saw a live "
+        f"large-object region\non {sc.label()}"
     )
     assert_same_as_stw(libremap_kit, sc, out)
+
+
+@pytest.mark.parametrize("cfg", MATRIX, ids=lambda c: c.id)
+def test_cycle_is_invisible_to_the_mutator(libremap_kit, cfg):
+    """mutate, cycle, mutate leaves the graph that mutate, mutate leaves
+    without any cycle: a runtime that keeps a heap address across a cycle
+    without forwarding it (a cached object, a stale from-space pointer in
+    its own state) writes through it and breaks this."""
+    with_cycle = libremap_kit.scenario(
+        cfg,
+        [{"do": "mutate", "seed": 71}, {"do": "cycle"}, {"do": "mutate", "seed": 72}],
+        seed=SEED + 4,
+    )
+    without = libremap_kit.scenario(
+        REFERENCE, [{"do": "mutate", "seed": 71}, {"do": "mutate", "seed": 72}], seed=SEED + 4
+    )
+    got = libremap_kit.passing(with_cycle)["steps"][-1]["checksum"]
+    want = libremap_kit.reference(without)["steps"][-1]["checksum"]
+    assert got == want, (
+        f"a cycle between two mutations changed what the second one left (checksum "
+        f"{got:#x}; {want:#x} without the cycle): the runtime kept a heap address across "
+        "the cycle without forwarding it (or its mutator depends on addresses or on the "
+        f"heap's layout)\non {with_cycle.label()}"
+    )

@@ -24,6 +24,6 @@ def test_fork_during_a_cycle(libremap_kit, cfg, when):
     out = libremap_kit.passing(sc)
     ref = libremap_kit.reference(sc)
     assert checksums(out) == checksums(ref), (
-        f"after a fork while {when}, {sc.label()} left checksums {checksums(out)}; "
-        f"stw leaves {checksums(ref)}"
+        f"after a fork while {when} the checksums are {checksums(out)}; stw leaves "
+        f"{checksums(ref)}\non {sc.label()}"
     )
