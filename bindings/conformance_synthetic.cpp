@@ -150,6 +150,7 @@ const remap_conformance_runtime table = {
     mutate,
     inject_fault,
     last_error,
+    nullptr,  // syscalls: it hands no heap memory to the kernel
 };
 
 }  // namespace

@@ -260,6 +260,7 @@ const remap_conformance_runtime table = {
     mutate,
     nullptr,  // inject_fault: the VM's object model has no lie to tell
     last_error,
+    nullptr,  // syscalls: it hands no heap memory to the kernel
 };
 
 }  // namespace

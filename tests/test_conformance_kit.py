@@ -29,6 +29,7 @@ BROKEN = {
     "mark": "BREAK_MARK",
     "size": "BREAK_SIZE",
     "stale": "BREAK_STALE",
+    "touch": "BREAK_TOUCH",
 }
 
 FUTURE_TABLE_C = r"""
@@ -171,6 +172,7 @@ def test_kit_passes_the_cons_example(tmp_path, runtimes):
     ran = {x["test"] for x in report["results"] if x["outcome"] == "passed"}
     assert "test_mutator_through_compaction" in ran, "cons declares concurrent_mutators"
     assert "test_pause_independent_of_heap_size" in ran, "cons forwards 64 roots in its pause"
+    assert "test_syscalls_on_heap_memory_while_compacting" in ran, "cons declares needs_syscalls"
 
 
 # Two tests that see each mistake are enough to check the diagnosis; the
@@ -199,6 +201,25 @@ def test_kit_fails_a_broken_runtime_naming_the_mistake(tmp_path, runtimes, broke
     for x in failed:
         assert says in x["reason"], x["reason"]
     assert says in r.stdout  # the table's notes
+
+
+def test_kit_fails_a_syscall_without_remap_touch_where_the_kernel_cannot_fault(tmp_path, runtimes):
+    # The kernel rule the kit checks for the runtime: a system call touching
+    # an unproduced page fails with EFAULT in SIGBUS mode and on the sigsegv
+    # backend's PROT_NONE pages; in thread mode the handler threads serve it.
+    r, report = run_kit(
+        tmp_path,
+        str(runtimes["broken-touch"]),
+        "-k",
+        "syscalls and (move-sigbus or move-thread or sigsegv)",
+    )
+    outcomes = {x["backend"] + "/" + x["fault_mode"]: x for x in report["results"]}
+    assert outcomes["move/thread"]["outcome"] == "passed", outcomes["move/thread"]
+    for key in ("move/sigbus", "sigsegv/auto"):
+        assert outcomes[key]["outcome"] == "failed", outcomes[key]
+        assert "Bad address" in outcomes[key]["reason"]
+        assert "call remap_touch on the range first" in outcomes[key]["reason"]
+    assert r.returncode == 1
 
 
 def test_known_failures_become_xfail(tmp_path, runtimes):

@@ -29,13 +29,17 @@
  *     -DBREAK_SIZE    object_size says 24 bytes (a header the cells lack)
  *     -DBREAK_STALE   the mutator caches root 0 across a cycle (outside the
  *                     roots, so never forwarded) and writes through it
+ *     -DBREAK_TOUCH   hands heap memory to read(2)/write(2) while compacting
+ *                     without remap_touch first
  */
+#include <errno.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "libremap.h"
 #include "libremap_conformance.h"
@@ -427,6 +431,35 @@ static remap_status cons_inject_fault(void* vrt, int fault) {
   return REMAP_OK;
 }
 
+/* The runtime hands cells to the kernel: each root's cell goes out through a
+ * pipe with write(2) (the kernel reads it) and comes back with read(2) (the
+ * kernel writes it). A kernel access cannot take the SIGBUS that produces a
+ * page for a user access: remap_touch produces the cell's page first. */
+static remap_status cons_syscalls(void* vrt) {
+  cons_rt* rt = vrt;
+  int fds[2];
+  if (pipe(fds) != 0)
+    return fail(rt, REMAP_CONFORMANCE_EFAILED, "pipe: %s", strerror(errno));
+  remap_status s = REMAP_OK;
+  for (size_t i = 0; i < NROOTS && s == REMAP_OK; i++) {
+    if (!is_cell(rt, rt->roots[i])) continue;
+    cell* c = (cell*)(uintptr_t)rt->roots[i];
+#ifndef BREAK_TOUCH
+    if ((s = remap_touch(rt->heap, c, CELL_BYTES)) != REMAP_OK) {
+      fail(rt, s, "remap_touch(root %zu)", i);
+      break;
+    }
+#endif
+    if (write(fds[1], c, CELL_BYTES) != CELL_BYTES || read(fds[0], c, CELL_BYTES) != CELL_BYTES)
+      s = fail(rt, REMAP_CONFORMANCE_EFAILED,
+               "write(2)/read(2) of root %zu's cell (heap offset %#llx): %s", i,
+               (unsigned long long)((uintptr_t)c - rt->base), strerror(errno));
+  }
+  close(fds[0]);
+  close(fds[1]);
+  return s;
+}
+
 static const char* cons_last_error(void* rt) {
   return rt ? ((cons_rt*)rt)->error : create_error;
 }
@@ -434,7 +467,8 @@ static const char* cons_last_error(void* rt) {
 static const remap_conformance_runtime cons_runtime = {
     .struct_size = sizeof(remap_conformance_runtime),
     .abi_version = REMAP_CONFORMANCE_ABI_VERSION,
-    .capabilities = REMAP_CONFORMANCE_TAGGED_SLOTS | REMAP_CONFORMANCE_CONCURRENT_MUTATORS,
+    .capabilities = REMAP_CONFORMANCE_TAGGED_SLOTS | REMAP_CONFORMANCE_CONCURRENT_MUTATORS |
+                    REMAP_CONFORMANCE_NEEDS_SYSCALLS,
     .name = "cons",
     .create = cons_create,
     .destroy = cons_destroy,
@@ -447,6 +481,7 @@ static const remap_conformance_runtime cons_runtime = {
     .mutate = cons_mutate,
     .inject_fault = cons_inject_fault,
     .last_error = cons_last_error,
+    .syscalls = cons_syscalls,
 };
 
 EXPORT const remap_conformance_runtime* remap_conformance_runtime_v1(void) {

@@ -147,6 +147,17 @@ typedef struct remap_conformance_runtime {
   /* The instance's message for its last failed callback; "" if none. May be
    * called with rt NULL after create failed. Never NULL. */
   const char* (*last_error)(void* rt);
+
+  /* Optional (NULL: the kit skips the system-call tests), expected with
+   * REMAP_CONFORMANCE_NEEDS_SYSCALLS: while the heap is COMPACTING, before
+   * remap_compact, hand some reachable objects to system calls the way the
+   * runtime does (e.g. write(2) them to a pipe and read(2) them back) and
+   * leave them unchanged. A kernel access to a page libremap has not
+   * produced yet cannot take the SIGBUS that a user access takes: it fails
+   * with EFAULT in REMAP_FAULT_SIGBUS mode (and on the sigsegv backend's
+   * PROT_NONE pages) unless the runtime calls remap_touch on the range
+   * first; in REMAP_FAULT_THREAD mode the handler threads serve it. */
+  remap_status (*syscalls)(void* rt);
 } remap_conformance_runtime;
 
 /* The one symbol a runtime library exports (name it exactly so). */

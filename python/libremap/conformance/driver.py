@@ -19,6 +19,9 @@ Steps:
                                         own) and checks it; then the parent does
   {"do": "cycle", "fork": "compacting"} fork() right after forward_roots: the
                                         child checks the graph it inherited
+  {"do": "cycle", "syscalls": true}     the runtime's syscalls callback right
+                                        after forward_roots, before
+                                        remap_compact (pages not produced)
   {"do": "mutate", "seed": s}           the mutator, heap IDLE
   {"do": "inject_fault", "fault": f}    the object model starts lying (0 stops)
   {"do": "clear_marks"}                 remap_clear_marks (after a refused cycle)
@@ -42,7 +45,7 @@ import sys
 import threading
 import time
 
-from .runtime import RuntimeLoadError, RuntimeSpec, ffi, lib, load
+from .runtime import RuntimeLoadError, RuntimeSpec, ffi, has_field, lib, load
 
 
 class RuleBroken(Exception):
@@ -149,15 +152,19 @@ class Driver:
 
     # ---- one cycle, driven by the kit --------------------------------------
 
-    def cycle(self, mutate_seed: int | None, fork: str | None = None) -> dict:
+    def cycle(
+        self, mutate_seed: int | None, fork: str | None = None, syscalls: bool = False
+    ) -> dict:
         before = self.checksum()
         self.runtime_call("mark", self.t.mark)
         self.library_call("remap_prepare")
         if fork == "prepared":
             self.in_child(lambda: self.finish_cycle(before, None, None))
-        return self.finish_cycle(before, mutate_seed, fork)
+        return self.finish_cycle(before, mutate_seed, fork, syscalls)
 
-    def finish_cycle(self, before: int, mutate_seed: int | None, fork: str | None) -> dict:
+    def finish_cycle(
+        self, before: int, mutate_seed: int | None, fork: str | None, syscalls: bool = False
+    ) -> dict:
         """From a prepared heap: flip, roots, compaction, and the checks."""
         old_roots = self.roots()
         want = []
@@ -171,6 +178,19 @@ class Driver:
         pause_ns = time.perf_counter_ns() - t0
         self.check_roots(old_roots, want, self.roots())
         concurrent = self.info().phase == lib.REMAP_PHASE_COMPACTING
+        if syscalls:
+            if not has_field(self.t, "syscalls"):
+                raise RuleBroken("syscalls", "the runtime has no syscalls callback")
+            try:
+                self.runtime_call("syscalls", self.t.syscalls)
+            except RuleBroken as e:
+                raise RuleBroken(
+                    e.rule,
+                    f"{e} (a system call met a heap page libremap had not produced: call "
+                    "remap_touch on the range first; only REMAP_FAULT_THREAD serves the "
+                    "kernel's own faults)",
+                    e.status,
+                ) from None
         if fork == "compacting":
             # The child inherits a heap whose cycle libremap completed at the
             # fork; it must read the same graph, and so must the parent after.
@@ -286,11 +306,11 @@ class Driver:
     def step(self, step: dict) -> dict:
         do = step["do"]
         if do == "cycle":
-            return self.cycle(step.get("mutate_seed"), step.get("fork"))
+            return self.cycle(step.get("mutate_seed"), step.get("fork"), step.get("syscalls"))
         if do == "mutate":
             self.runtime_call("mutate", self.t.mutate, step["seed"])
         elif do == "inject_fault":
-            if self.t.inject_fault == ffi.NULL:
+            if not has_field(self.t, "inject_fault"):
                 raise RuleBroken("inject_fault", "the runtime has no inject_fault")
             self.runtime_call("inject_fault", self.t.inject_fault, step["fault"])
         elif do == "clear_marks":

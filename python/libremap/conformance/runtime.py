@@ -143,6 +143,13 @@ def _check_table(table, spec: RuntimeSpec) -> None:
         raise RuntimeLoadError(f"{where}: callbacks missing (NULL): {', '.join(missing)}")
 
 
+def has_field(table, name: str) -> bool:
+    """True if the runtime's table is recent enough to hold field ``name``
+    (struct_size covers it) and sets it (not NULL)."""
+    end = ffi.offsetof("remap_conformance_runtime", name) + ffi.sizeof("void*")
+    return table.struct_size >= end and getattr(table, name) != ffi.NULL
+
+
 def capability_names(bits: int) -> list[str]:
     return [name for name, bit in CAPABILITIES.items() if bits & bit]
 
@@ -155,5 +162,6 @@ def describe(spec: RuntimeSpec) -> dict:
         "library": spec.library,
         "symbol": spec.symbol,
         "capabilities": capability_names(table.capabilities),
-        "inject_fault": table.inject_fault != ffi.NULL,
+        "inject_fault": has_field(table, "inject_fault"),
+        "syscalls": has_field(table, "syscalls"),
     }
