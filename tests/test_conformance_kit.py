@@ -30,6 +30,7 @@ BROKEN = {
     "size": "BREAK_SIZE",
     "stale": "BREAK_STALE",
     "touch": "BREAK_TOUCH",
+    "hang": "BREAK_HANG",
 }
 
 FUTURE_TABLE_C = r"""
@@ -220,6 +221,19 @@ def test_kit_fails_a_syscall_without_remap_touch_where_the_kernel_cannot_fault(t
         assert "Bad address" in outcomes[key]["reason"]
         assert "call remap_touch on the range first" in outcomes[key]["reason"]
     assert r.returncode == 1
+
+
+def test_a_runtime_that_hangs_fails_its_test_instead_of_the_run(tmp_path, runtimes):
+    r, report = run_kit(
+        tmp_path,
+        str(runtimes["broken-hang"]),
+        "-k",
+        "differential_vs_stw and move-sigbus-1",
+        "--libremap-timeout=2",
+    )
+    assert r.returncode == 1
+    [x] = report["results"]
+    assert x["outcome"] == "failed" and "did not finish in 2s (killed)" in x["reason"], x
 
 
 def test_known_failures_become_xfail(tmp_path, runtimes):

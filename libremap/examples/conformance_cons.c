@@ -31,6 +31,8 @@
  *                     roots, so never forwarded) and writes through it
  *     -DBREAK_TOUCH   hands heap memory to read(2)/write(2) while compacting
  *                     without remap_touch first
+ *     -DBREAK_HANG    the object model waits forever for the mutator (a lock
+ *                     taken in a callback that runs inside a page fault)
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -113,6 +115,10 @@ static void seed_random(cons_rt* rt, uint64_t seed) {
 
 static size_t cell_size(void* ctx, const void* obj) {
   const cons_rt* rt = ctx;
+#ifdef BREAK_HANG
+  /* What a lock in a callback does when its holder is the faulting thread. */
+  for (;;) pause();
+#endif
   if (rt->lie == REMAP_CONFORMANCE_FAULT_SIZE_UNALIGNED && (uintptr_t)obj == rt->lie_at)
     return CELL_BYTES - 4;
 #ifdef BREAK_SIZE

@@ -9,6 +9,7 @@ why a cell is empty.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import pytest
@@ -115,16 +116,8 @@ class Conformance:
         """The same steps on stw with one GC thread, played once per session."""
         key = (scenario.seed, repr(scenario.steps), scenario.capacity, scenario.region_size)
         if key not in self._reference:
-            ref = Scenario(
-                self.spec,
-                REFERENCE.backend,
-                REFERENCE.fault_mode,
-                1,
-                scenario.seed,
-                scenario.steps,
-                scenario.capacity,
-                scenario.region_size,
-                scenario.verify_refs,
+            ref = dataclasses.replace(
+                scenario, backend=REFERENCE.backend, fault_mode=REFERENCE.fault_mode, gc_threads=1
             )
             self._reference[key] = self.passing(ref)
         return self._reference[key]

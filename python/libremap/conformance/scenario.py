@@ -36,6 +36,7 @@ class Scenario:
     capacity: int = DEFAULT_CAPACITY
     region_size: int = DEFAULT_REGION
     verify_refs: bool = True
+    graph_checks: bool = True  # False: measure only (no checksum, no verify)
 
     def to_json(self) -> dict:
         return {
@@ -48,6 +49,7 @@ class Scenario:
             "capacity": self.capacity,
             "region_size": self.region_size,
             "verify_refs": self.verify_refs,
+            "graph_checks": self.graph_checks,
         }
 
     def label(self) -> str:
