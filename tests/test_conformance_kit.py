@@ -1,12 +1,12 @@
 """The conformance kit, run the way a runtime author runs it: in a fresh
 pytest process, from a directory that is not the project, on the synthetic
 heap, the toy VM, and the cons-cell example built from the installed
-package with CMake, plus broken variants of the example that the kit must fail, naming
-what they did wrong.
+package with CMake; then on variants the kit must fail, naming what they
+did wrong.
 
-One CMake build makes every variant (examples/conformance_cons.c with
--DBREAK_ROOTS / -DBREAK_MARK / -DBREAK_SIZE, and a library whose table has
-an ABI version the kit does not know).
+One CMake build makes every variant: examples/conformance_cons.c with each
+BREAK_* switch it documents, the same example behind a table of an older
+(shorter) layout, and a table of an ABI version the kit does not know.
 """
 
 from __future__ import annotations
@@ -43,6 +43,22 @@ remap_conformance_runtime_v1(void) { return &table; }
 """
 
 
+OLD_TABLE_C = r"""
+/* The cons example as a runtime built against an older header, whose table
+ * ended before `syscalls`: the kit must not read that field. */
+#define remap_conformance_runtime_v1 cons_table_v1
+#include "conformance_cons.c"
+#undef remap_conformance_runtime_v1
+__attribute__((visibility("default"))) const remap_conformance_runtime*
+remap_conformance_runtime_v1(void) {
+  static remap_conformance_runtime old;
+  old = *cons_table_v1();
+  old.struct_size = offsetof(remap_conformance_runtime, syscalls);
+  return &old;
+}
+"""
+
+
 @pytest.fixture(scope="module")
 def runtimes(tmp_path_factory) -> dict[str, Path]:
     """name -> built runtime library: "cons", "broken-<rule>", "future"."""
@@ -51,6 +67,7 @@ def runtimes(tmp_path_factory) -> dict[str, Path]:
     src, build = tmp / "src", tmp / "build"
     src.mkdir()
     (src / "future.c").write_text(FUTURE_TABLE_C)
+    (src / "old_table.c").write_text(OLD_TABLE_C)
     cons_c = package_file("examples") / "conformance_cons.c"
     lines = [
         "cmake_minimum_required(VERSION 3.20)",
@@ -58,11 +75,13 @@ def runtimes(tmp_path_factory) -> dict[str, Path]:
         "find_package(libremap 0.1 CONFIG REQUIRED)",
         f'add_library(cons MODULE "{cons_c}")',
         "add_library(future MODULE future.c)",
+        "add_library(old_table MODULE old_table.c)",
+        f'target_include_directories(old_table PRIVATE "{cons_c.parent}")',
     ]
     for name, define in BROKEN.items():
         lines.append(f'add_library(broken-{name} MODULE "{cons_c}")')
         lines.append(f"target_compile_definitions(broken-{name} PRIVATE {define})")
-    targets = ["cons", "future", *(f"broken-{n}" for n in BROKEN)]
+    targets = ["cons", "future", "old_table", *(f"broken-{n}" for n in BROKEN)]
     lines += [f"target_link_libraries({t} PRIVATE libremap::libremap)" for t in targets]
     lines += [f"set_target_properties({t} PROPERTIES C_VISIBILITY_PRESET hidden)" for t in targets]
     (src / "CMakeLists.txt").write_text("\n".join(lines) + "\n")
@@ -257,6 +276,24 @@ def test_kit_refuses_a_table_of_another_version(tmp_path, runtimes):
     assert r.returncode == 1
     assert "abi_version 99, this kit reads 1" in r.stdout, r.stdout[-3000:]
     assert report["runtime"]["loaded"] is False
+
+
+def test_kit_reads_an_older_table_only_as_far_as_its_struct_size(tmp_path, runtimes):
+    r, report = run_kit(
+        tmp_path,
+        str(runtimes["old_table"]),
+        "-k",
+        "differential_vs_stw and move-sigbus-1 or syscalls and move-thread",
+    )
+    got = {x["test"]: x for x in report["results"]}
+    assert got["test_differential_vs_stw"]["outcome"] == "passed", got
+    # It still declares needs_syscalls; the callback lies past its struct_size.
+    syscalls = got["test_syscalls_on_heap_memory_while_compacting"]
+    assert (
+        syscalls["outcome"] == "failed"
+        and "struct_size that ends before it" in (syscalls["reason"])
+    ), syscalls
+    assert r.returncode == 1
 
 
 def test_kit_is_inert_without_a_runtime(tmp_path):
