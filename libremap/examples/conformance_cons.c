@@ -88,7 +88,8 @@ static int fail(cons_rt* rt, remap_status status, const char* fmt, ...) {
   va_start(ap, fmt);
   int n = vsnprintf(buf, ERROR_BYTES, fmt, ap);
   va_end(ap);
-  /* A libremap status carries the library's own message: keep it. */
+  /* A status from a libremap call carries the library's message: keep it.
+   * (The runtime's own failures are REMAP_CONFORMANCE_EFAILED.) */
   if (status != REMAP_CONFORMANCE_EFAILED && n >= 0 && (size_t)n < ERROR_BYTES)
     snprintf(buf + n, ERROR_BYTES - (size_t)n, ": %s: %s", remap_status_name(status),
              remap_last_error());
@@ -288,7 +289,7 @@ static remap_status walk(cons_rt* rt, int strict, uint64_t* hash_out) {
 static remap_status cons_create(const remap_heap_config* kit, uint64_t seed, void** out) {
   *out = NULL;
   cons_rt* rt = calloc(1, sizeof *rt);
-  if (!rt) return fail(NULL, REMAP_ENOMEM, "cons_create: out of memory");
+  if (!rt) return fail(NULL, REMAP_CONFORMANCE_EFAILED, "cons_create: out of memory");
   /* Keep every field the kit chose; add what only the runtime knows. */
   remap_heap_config cfg = *kit;
   cfg.struct_size = sizeof cfg;
@@ -347,7 +348,7 @@ static remap_status cons_mark(void* vrt) {
   if (s != REMAP_OK) return s;
   size_t cap = rt->capacity / CELL_BYTES;
   uint64_t* stack = malloc(cap * sizeof *stack);
-  if (!stack) return fail(rt, REMAP_ENOMEM, "cons_mark: out of memory");
+  if (!stack) return fail(rt, REMAP_CONFORMANCE_EFAILED, "cons_mark: out of memory");
   size_t top = 0;
   for (size_t i = 0; i < NROOTS; i++)
     if (is_cell(rt, rt->roots[i])) stack[top++] = rt->roots[i];

@@ -23,7 +23,14 @@
  *     (remap_cycle_stats.slots_stray, and REMAP_HEAP_VERIFY_REFS);
  *   - the runtime's own invariants hold after every cycle: verify();
  *   - a lying object model is refused with REMAP_EOBJMODEL and leaves the
- *     heap usable (inject_fault()).
+ *     heap usable (inject_fault());
+ *   - a cycle is invisible to the mutator: mutate, cycle, mutate leaves
+ *     what mutate, mutate leaves (no heap address kept across a cycle);
+ *   - the mutator may run through compaction (CONCURRENT_MUTATORS), the
+ *     runtime may fork() in the middle of a cycle, and hand heap memory to
+ *     system calls while compacting (syscalls(), NEEDS_SYSCALLS);
+ *   - the runtime's part of the pause (forward_roots) does not grow with
+ *     the heap.
  *
  * Rules for every callback: it runs on the kit's thread (mutate may run on
  * a second thread, see REMAP_CONFORMANCE_CONCURRENT_MUTATORS); it returns
