@@ -151,6 +151,7 @@ const remap_conformance_runtime table = {
     inject_fault,
     last_error,
     nullptr,  // syscalls: it hands no heap memory to the kernel
+    nullptr,  // concurrent_mark: not through this table (yet)
 };
 
 }  // namespace

@@ -261,6 +261,7 @@ const remap_conformance_runtime table = {
     nullptr,  // inject_fault: the VM's object model has no lie to tell
     last_error,
     nullptr,  // syscalls: it hands no heap memory to the kernel
+    nullptr,  // concurrent_mark: not through this table (yet)
 };
 
 }  // namespace

@@ -33,8 +33,10 @@
  *                     without remap_touch first
  *     -DBREAK_HANG    the object model waits forever for the mutator (a lock
  *                     taken in a callback that runs inside a page fault)
+ *     -DBREAK_SATB    the write barrier of concurrent marking logs nothing
  */
 #include <errno.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -76,6 +78,15 @@ typedef struct cons_rt {
   /* inject_fault: the cell the object model lies about, and how. */
   uintptr_t lie_at;
   int lie;
+  /* Concurrent marking, snapshot at the beginning: the roots as they were
+   * at the initial mark, and while barrier_on the old value of every
+   * reference slot the mutator overwrites (its log). Objects allocated
+   * meanwhile are black (libremap never moves or frees them this cycle). */
+  uint64_t snapshot[NROOTS];
+  int barrier_on; /* atomic: set and cleared in pauses, read by the mutator */
+  pthread_mutex_t log_lock;
+  uint64_t* log;
+  size_t log_len, log_cap;
   char error[ERROR_BYTES];
 } cons_rt;
 
@@ -138,6 +149,8 @@ static void cell_slots(void* ctx, const void* obj, remap_visit_fn visit, void* v
     visit(vctx, CELL_BYTES);
 }
 
+static int is_cell(const cons_rt* rt, uint64_t v);
+
 /* ---- allocation ---------------------------------------------------------- */
 
 /* Hands the allocation region back to the heap, so that what was allocated
@@ -163,6 +176,38 @@ static remap_status alloc_cell(cons_rt* rt, cell** out) {
   rt->cursor += CELL_BYTES;
   return REMAP_OK;
 }
+
+/* ---- the mutator's reference stores: the write barrier -------------------- */
+
+static void log_old_value(cons_rt* rt, uint64_t old) {
+  if (!is_cell(rt, old)) return;
+  pthread_mutex_lock(&rt->log_lock);
+  if (rt->log_len == rt->log_cap) {
+    size_t cap = rt->log_cap ? 2 * rt->log_cap : 1024;
+    uint64_t* grown = realloc(rt->log, cap * sizeof *grown);
+    if (!grown) abort(); /* a lost log entry would be a heap corruption */
+    rt->log = grown;
+    rt->log_cap = cap;
+  }
+  rt->log[rt->log_len++] = old;
+  pthread_mutex_unlock(&rt->log_lock);
+}
+
+/* Every store over a reference slot of a published cell goes here: the
+ * tracer may be reading the slot (hence atomics), and the value it held at
+ * the initial mark must still be traced (hence the log). */
+static void store_slot(cons_rt* rt, uint64_t* slot, uint64_t value) {
+#ifdef BREAK_SATB
+  (void)rt;
+  (void)log_old_value;
+#else
+  if (__atomic_load_n(&rt->barrier_on, __ATOMIC_ACQUIRE))
+    log_old_value(rt, __atomic_load_n(slot, __ATOMIC_RELAXED));
+#endif
+  __atomic_store_n(slot, value, __ATOMIC_RELAXED);
+}
+
+static uint64_t load_slot(const uint64_t* slot) { return __atomic_load_n(slot, __ATOMIC_RELAXED); }
 
 /* Pushes one new cell on a random root's list. Its car is a fixnum or
  * another root's list (sharing); now and then the old list is dropped,
@@ -290,6 +335,7 @@ static remap_status cons_create(const remap_heap_config* kit, uint64_t seed, voi
   *out = NULL;
   cons_rt* rt = calloc(1, sizeof *rt);
   if (!rt) return fail(NULL, REMAP_CONFORMANCE_EFAILED, "cons_create: out of memory");
+  pthread_mutex_init(&rt->log_lock, NULL);
   /* Keep every field the kit chose; add what only the runtime knows. */
   remap_heap_config cfg = *kit;
   cfg.struct_size = sizeof cfg;
@@ -334,28 +380,30 @@ static void cons_destroy(void* vrt) {
   cons_rt* rt = vrt;
   if (!rt) return;
   remap_heap_destroy(rt->heap);
+  free(rt->log);
+  pthread_mutex_destroy(&rt->log_lock);
   free(rt);
 }
 
 static remap_heap* cons_heap(void* rt) { return ((cons_rt*)rt)->heap; }
 
 /* The tracer: remap_try_mark is both the mark and the visited set (it
- * returns 1 the first time only), so the runtime needs no mark bits. */
-static remap_status cons_mark(void* vrt) {
-  cons_rt* rt = vrt;
-  /* The GC pause starts by retiring the mutator's allocation region. */
-  remap_status s = retire_region(rt);
-  if (s != REMAP_OK) return s;
-  size_t cap = rt->capacity / CELL_BYTES;
+ * returns 1 the first time only, 0 for a black cell), so the runtime needs
+ * no mark bits. Marks everything reachable from values[0..n). */
+static remap_status trace(cons_rt* rt, const uint64_t* values, size_t n) {
+  /* Each marked cell pushes at most two values. */
+  size_t cap = 2 * (rt->capacity / CELL_BYTES) + n;
   uint64_t* stack = malloc(cap * sizeof *stack);
-  if (!stack) return fail(rt, REMAP_CONFORMANCE_EFAILED, "cons_mark: out of memory");
+  if (!stack) return fail(rt, REMAP_CONFORMANCE_EFAILED, "trace: out of memory");
   size_t top = 0;
-  for (size_t i = 0; i < NROOTS; i++)
-    if (is_cell(rt, rt->roots[i])) stack[top++] = rt->roots[i];
+  remap_status s = REMAP_OK;
+  for (size_t i = 0; i < n; i++)
+    if (is_cell(rt, values[i])) stack[top++] = values[i];
   while (top > 0) {
     const cell* c = (const cell*)(uintptr_t)stack[--top];
+    uint64_t car = load_slot(&c->car), cdr = load_slot(&c->cdr);
 #ifdef BREAK_MARK
-    if (c->cdr == NIL) continue;
+    if (cdr == NIL) continue;
 #endif
     int r = remap_try_mark(rt->heap, c);
     if (r < 0) {
@@ -363,12 +411,55 @@ static remap_status cons_mark(void* vrt) {
                (unsigned long long)((uintptr_t)c - rt->base));
       break;
     }
-    if (r == 0) continue; /* marked already */
-    if (is_cell(rt, c->car)) stack[top++] = c->car;
-    if (is_cell(rt, c->cdr)) stack[top++] = c->cdr;
+    if (r == 0) continue; /* marked already, or black */
+    if (is_cell(rt, car)) stack[top++] = car;
+    if (is_cell(rt, cdr)) stack[top++] = cdr;
   }
   free(stack);
   return s;
+}
+
+static remap_status cons_mark(void* vrt) {
+  cons_rt* rt = vrt;
+  /* The GC pause starts by retiring the mutator's allocation region. */
+  remap_status s = retire_region(rt);
+  return s != REMAP_OK ? s : trace(rt, rt->roots, NROOTS);
+}
+
+/* Traces what the log holds now (the mutator may go on adding to it). */
+static remap_status trace_log(cons_rt* rt) {
+  for (;;) {
+    pthread_mutex_lock(&rt->log_lock);
+    uint64_t* entries = rt->log;
+    size_t n = rt->log_len;
+    rt->log = NULL;
+    rt->log_len = rt->log_cap = 0;
+    pthread_mutex_unlock(&rt->log_lock);
+    if (n == 0) return REMAP_OK;
+    remap_status s = trace(rt, entries, n);
+    free(entries);
+    if (s != REMAP_OK) return s;
+  }
+}
+
+static remap_status cons_concurrent_mark(void* vrt, int phase) {
+  cons_rt* rt = vrt;
+  remap_status s;
+  switch (phase) {
+    case REMAP_CONFORMANCE_MARK_INITIAL:
+      if ((s = retire_region(rt)) != REMAP_OK) return s;
+      memcpy(rt->snapshot, rt->roots, sizeof rt->snapshot);
+      __atomic_store_n(&rt->barrier_on, 1, __ATOMIC_RELEASE);
+      return REMAP_OK;
+    case REMAP_CONFORMANCE_MARK_TRACE:
+      if ((s = trace(rt, rt->snapshot, NROOTS)) != REMAP_OK) return s;
+      return trace_log(rt);
+    case REMAP_CONFORMANCE_MARK_FINAL:
+      if ((s = trace_log(rt)) != REMAP_OK) return s;
+      __atomic_store_n(&rt->barrier_on, 0, __ATOMIC_RELEASE);
+      return retire_region(rt);
+  }
+  return fail(rt, REMAP_CONFORMANCE_EFAILED, "concurrent_mark: unknown phase %d", phase);
 }
 
 static remap_status cons_forward_roots(void* vrt) {
@@ -417,7 +508,15 @@ static remap_status cons_mutate(void* vrt, uint64_t seed) {
     if (s != REMAP_OK) return s;
     uint64_t r = next_random(rt);
     uint64_t a = rt->roots[r % NROOTS], b = rt->roots[(r >> 8) % NROOTS];
-    if (i % 16 == 0 && is_cell(rt, a) && b != NIL) ((cell*)(uintptr_t)a)->car = b;
+    if (i % 16 == 0 && is_cell(rt, a) && b != NIL) store_slot(rt, &((cell*)(uintptr_t)a)->car, b);
+    if (i % 16 == 8 && is_cell(rt, a)) {
+      /* Pop root a's list and cut the popped cell from the rest: the rest
+       * is now reachable only from a root the tracer's snapshot does not
+       * have; the barrier logs it when the cdr is overwritten. */
+      cell* head = (cell*)(uintptr_t)a;
+      rt->roots[r % NROOTS] = load_slot(&head->cdr);
+      store_slot(rt, &head->cdr, NIL);
+    }
   }
 #ifdef BREAK_STALE
   rt->cached_root0 = rt->roots[0];
@@ -475,7 +574,7 @@ static const remap_conformance_runtime cons_runtime = {
     .struct_size = sizeof(remap_conformance_runtime),
     .abi_version = REMAP_CONFORMANCE_ABI_VERSION,
     .capabilities = REMAP_CONFORMANCE_TAGGED_SLOTS | REMAP_CONFORMANCE_CONCURRENT_MUTATORS |
-                    REMAP_CONFORMANCE_NEEDS_SYSCALLS,
+                    REMAP_CONFORMANCE_NEEDS_SYSCALLS | REMAP_CONFORMANCE_CONCURRENT_MARKING,
     .name = "cons",
     .create = cons_create,
     .destroy = cons_destroy,
@@ -489,6 +588,7 @@ static const remap_conformance_runtime cons_runtime = {
     .inject_fault = cons_inject_fault,
     .last_error = cons_last_error,
     .syscalls = cons_syscalls,
+    .concurrent_mark = cons_concurrent_mark,
 };
 
 EXPORT const remap_conformance_runtime* remap_conformance_runtime_v1(void) {

@@ -79,8 +79,18 @@ enum {
   REMAP_CONFORMANCE_CONCURRENT_MUTATORS = 1 << 2,
   /* It hands heap memory to system calls (read(2), write(2), ...) while
    * compacting, which needs REMAP_FAULT_THREAD or remap_touch first. */
-  REMAP_CONFORMANCE_NEEDS_SYSCALLS = 1 << 3
+  REMAP_CONFORMANCE_NEEDS_SYSCALLS = 1 << 3,
+  /* It marks beside its mutator (remap_cycle_begin, a write barrier):
+   * concurrent_mark() is set. */
+  REMAP_CONFORMANCE_CONCURRENT_MARKING = 1 << 4
 };
+
+/* The phases of concurrent_mark(), in the order the kit calls them. */
+typedef enum remap_conformance_mark_phase {
+  REMAP_CONFORMANCE_MARK_INITIAL = 1, /* initial-mark pause, before remap_cycle_begin */
+  REMAP_CONFORMANCE_MARK_TRACE = 2,   /* beside the mutator */
+  REMAP_CONFORMANCE_MARK_FINAL = 3    /* remark pause: the mutator is stopped */
+} remap_conformance_mark_phase;
 
 /* Lies inject_fault can be asked to tell, each about one reachable object. */
 typedef enum remap_conformance_fault {
@@ -165,6 +175,22 @@ typedef struct remap_conformance_runtime {
    * PROT_NONE pages) unless the runtime calls remap_touch on the range
    * first; in REMAP_FAULT_THREAD mode the handler threads serve it. */
   remap_status (*syscalls)(void* rt);
+
+  /* Optional, with REMAP_CONFORMANCE_CONCURRENT_MARKING (NULL: the kit
+   * skips the concurrent-marking tests): the tracer of a cycle begun with
+   * remap_cycle_begin, split at the pauses, while mutate() runs on another
+   * thread between INITIAL and FINAL.
+   *   INITIAL  (pause) retire allocation regions (remap_cycle_begin needs
+   *            them all retired), take the roots as they are now, turn the
+   *            write barrier on (a store over a reference logs the old value);
+   *   TRACE    (beside the mutator) mark from those roots and from the log
+   *            with remap_mark / remap_try_mark; objects allocated since
+   *            remap_cycle_begin are black (remap_try_mark answers 0);
+   *   FINAL    (pause, mutator stopped) trace what the log still holds, turn
+   *            the barrier off, retire allocation regions (remap_flip needs
+   *            them retired).
+   * The kit then calls remap_prepare, remap_flip and forward_roots. */
+  remap_status (*concurrent_mark)(void* rt, int phase);
 } remap_conformance_runtime;
 
 /* The one symbol a runtime library exports (name it exactly so). */

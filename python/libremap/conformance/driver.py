@@ -19,6 +19,13 @@ Steps:
                                         own) and checks it; then the parent does
   {"do": "cycle", "fork": "compacting"} fork() right after forward_roots: the
                                         child checks the graph it inherited
+  {"do": "cycle", "concurrent_mark": "interleaved" | "mutator_first",
+   "mutate_seed": s}                    a cycle begun with remap_cycle_begin:
+                                        the runtime's concurrent_mark phases,
+                                        its mutator on a second thread from
+                                        the initial mark to the remark, beside
+                                        the trace or (mutator_first) entirely
+                                        before it; then prepare, flip, ...
   {"do": "cycle", "syscalls": true}     the runtime's syscalls callback right
                                         after forward_roots, before
                                         remap_compact (pages not produced)
@@ -167,10 +174,49 @@ class Driver:
             self.in_child(lambda: self.finish_cycle(before, None, None))
         return self.finish_cycle(before, mutate_seed, fork, syscalls)
 
+    def concurrent_cycle(self, order: str, mutate_seed: int) -> dict:
+        """Marking beside the mutator (remap_cycle_begin), then the rest of
+        the cycle; the graph changes (the mutator ran), so no before/after."""
+        if not has_field(self.t, "concurrent_mark"):
+            raise RuleBroken("concurrent_mark", "the runtime has no concurrent_mark callback")
+        mark = self.t.concurrent_mark
+        self.runtime_call("concurrent_mark", mark, lib.REMAP_CONFORMANCE_MARK_INITIAL)
+        self.library_call("remap_cycle_begin")
+        mutator, errors = self.start_mutator(mutate_seed)
+        if order == "mutator_first":
+            # Every store lands between the initial mark and the trace: what
+            # the tracer must find, it can only find through the barrier's log.
+            self.join_mutator(mutator, errors)
+        self.runtime_call("concurrent_mark", mark, lib.REMAP_CONFORMANCE_MARK_TRACE)
+        self.join_mutator(mutator, errors)
+        self.runtime_call("concurrent_mark", mark, lib.REMAP_CONFORMANCE_MARK_FINAL)
+        self.library_call("remap_prepare")
+        return self.finish_cycle(None, None, None)
+
+    def start_mutator(self, seed: int):
+        errors: list[BaseException] = []
+
+        def run_mutator() -> None:
+            try:
+                self.runtime_call("mutate", self.t.mutate, seed)
+            except BaseException as e:  # noqa: BLE001 - re-raised on the kit's thread
+                errors.append(e)
+
+        mutator = threading.Thread(target=run_mutator, name="mutator")
+        mutator.start()
+        return mutator, errors
+
+    def join_mutator(self, mutator: threading.Thread, errors: list) -> None:
+        mutator.join()
+        if errors:
+            raise errors[0]
+
     def finish_cycle(
-        self, before: int, mutate_seed: int | None, fork: str | None, syscalls: bool = False
+        self, before: int | None, mutate_seed: int | None, fork: str | None, syscalls: bool = False
     ) -> dict:
-        """From a prepared heap: flip, roots, compaction, and the checks."""
+        """From a prepared heap: flip, roots, compaction, and the checks
+        (before: the checksum the cycle must keep; None if the graph changed
+        since it was taken)."""
         old_roots = self.roots()
         want = []
         for v in old_roots:
@@ -218,7 +264,8 @@ class Driver:
             )
         if self.graph_checks:
             self.runtime_call("verify", self.t.verify)
-        after = self.checksum() if mutate_seed is not None else self.check_unchanged(before, "")
+        unchanged = mutate_seed is None and before is not None
+        after = self.check_unchanged(before, "") if unchanged else self.checksum()
         return {
             "checksum": after,
             "concurrent": concurrent,
@@ -260,23 +307,10 @@ class Driver:
         return after
 
     def compact_beside_mutator(self, mutate_seed: int | None) -> None:
-        mutator = None
-        errors: list[BaseException] = []
-        if mutate_seed is not None:
-
-            def run_mutator() -> None:
-                try:
-                    self.runtime_call("mutate", self.t.mutate, mutate_seed)
-                except BaseException as e:  # noqa: BLE001 - re-raised on the kit's thread
-                    errors.append(e)
-
-            mutator = threading.Thread(target=run_mutator, name="mutator")
-            mutator.start()
+        mutator = self.start_mutator(mutate_seed) if mutate_seed is not None else None
         self.library_call("remap_compact")
         if mutator is not None:
-            mutator.join()
-            if errors:
-                raise errors[0]
+            self.join_mutator(*mutator)
         self.library_call("remap_finish")
 
     def in_child(self, work) -> None:
@@ -311,6 +345,8 @@ class Driver:
 
     def step(self, step: dict) -> dict:
         do = step["do"]
+        if do == "cycle" and step.get("concurrent_mark"):
+            return self.concurrent_cycle(step["concurrent_mark"], step["mutate_seed"])
         if do == "cycle":
             return self.cycle(step.get("mutate_seed"), step.get("fork"), step.get("syscalls"))
         if do == "mutate":

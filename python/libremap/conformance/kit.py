@@ -100,7 +100,10 @@ class Conformance:
 
     def passing(self, scenario: Scenario) -> dict:
         """play(), failing the test with the driver's diagnosis if a rule broke."""
-        out = self.play(scenario)
+        return self.require_ok(scenario, self.play(scenario))
+
+    def require_ok(self, scenario: Scenario, out: dict) -> dict:
+        """out, or the test fails with the driver's diagnosis."""
         if not out["ok"]:
             f = out["failure"]
             where = "create" if f["step"] is None else f"step {f['step']} ({f['do']})"

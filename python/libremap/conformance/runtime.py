@@ -46,6 +46,7 @@ CAPABILITIES = {
     "tagged_slots": lib.REMAP_CONFORMANCE_TAGGED_SLOTS,
     "concurrent_mutators": lib.REMAP_CONFORMANCE_CONCURRENT_MUTATORS,
     "needs_syscalls": lib.REMAP_CONFORMANCE_NEEDS_SYSCALLS,
+    "concurrent_marking": lib.REMAP_CONFORMANCE_CONCURRENT_MARKING,
 }
 
 
@@ -164,4 +165,5 @@ def describe(spec: RuntimeSpec) -> dict:
         "capabilities": capability_names(table.capabilities),
         "inject_fault": has_field(table, "inject_fault"),
         "syscalls": has_field(table, "syscalls"),
+        "concurrent_mark": has_field(table, "concurrent_mark"),
     }
