@@ -183,12 +183,16 @@ class Driver:
         self.runtime_call("concurrent_mark", mark, lib.REMAP_CONFORMANCE_MARK_INITIAL)
         self.library_call("remap_cycle_begin")
         mutator, errors = self.start_mutator(mutate_seed)
-        if order == "mutator_first":
-            # Every store lands between the initial mark and the trace: what
-            # the tracer must find, it can only find through the barrier's log.
+        try:
+            if order == "mutator_first":
+                # Every store lands between the initial mark and the trace:
+                # what the tracer must find, it finds only through the log.
+                mutator.join()
+            self.runtime_call("concurrent_mark", mark, lib.REMAP_CONFORMANCE_MARK_TRACE)
+        finally:
+            # The remark pause: the mutator stops (and a failed trace must not
+            # leave it running into destroy).
             self.join_mutator(mutator, errors)
-        self.runtime_call("concurrent_mark", mark, lib.REMAP_CONFORMANCE_MARK_TRACE)
-        self.join_mutator(mutator, errors)
         self.runtime_call("concurrent_mark", mark, lib.REMAP_CONFORMANCE_MARK_FINAL)
         self.library_call("remap_prepare")
         return self.finish_cycle(None, None, None)
@@ -308,9 +312,11 @@ class Driver:
 
     def compact_beside_mutator(self, mutate_seed: int | None) -> None:
         mutator = self.start_mutator(mutate_seed) if mutate_seed is not None else None
-        self.library_call("remap_compact")
-        if mutator is not None:
-            self.join_mutator(*mutator)
+        try:
+            self.library_call("remap_compact")
+        finally:
+            if mutator is not None:
+                self.join_mutator(*mutator)
         self.library_call("remap_finish")
 
     def in_child(self, work) -> None:
