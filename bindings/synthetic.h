@@ -121,6 +121,12 @@ class SyntheticHeap {
   // the values recorded at prepare if flip already finished, as with stw)
   // and moves the object table to the new addresses.
   void flip();
+  // The runtime's part of a flip that someone else drove (the conformance
+  // kit calls remap_prepare and remap_flip itself): records forwarding with
+  // remap_forward, which stays valid after the flip on every backend, reading
+  // object sizes at their new addresses, then rewrites roots and the object
+  // table as flip() does.
+  void adopt_flip();
   void compact();
   void compact_work();
   void finish();
@@ -150,6 +156,7 @@ class SyntheticHeap {
   size_t live_count() const { return live_count_; }
   size_t live_bytes() const { return live_bytes_; }
   uintptr_t base() const { return base_; }
+  remap_heap* handle() const { return heap_; }
   size_t capacity() const { return params_.capacity; }
   size_t region_size() const { return params_.region_size; }
   const SyntheticParams& params() const { return params_; }
@@ -176,6 +183,12 @@ class SyntheticHeap {
   bool coin(double p) { return std::uniform_real_distribution<double>(0.0, 1.0)(rng_) < p; }
 
   void build();
+  // What prepare() records for flip (forwarding of live objects and roots,
+  // the region tops the cycle leaves). headers_moved: read object headers
+  // at their forwarded address (after the flip) instead of the old one.
+  void record_forwarding(bool headers_moved);
+  // flip()'s part after remap_flip: roots and object table to new addresses.
+  void apply_forwarding();
   size_t sample_size();
   // Fills [start, end) with objects, retires it, picks the live ones so that
   // their bytes are close to ratio * used bytes.

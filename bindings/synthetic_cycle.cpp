@@ -190,6 +190,10 @@ void SyntheticHeap::clear_marks() {
 void SyntheticHeap::prepare() {
   prepared_ = false;
   check(remap_prepare(heap_), "remap_prepare");
+  record_forwarding(false);
+}
+
+void SyntheticHeap::record_forwarding(bool headers_moved) {
   const uintptr_t end = base_ + params_.capacity;
   fwd_word_.assign(word_.size(), kGone);
   for (size_t i = 0; i < word_.size(); ++i) {
@@ -216,7 +220,8 @@ void SyntheticHeap::prepare() {
     if (flags_[i] & kLarge) large[r] = 1;
     if (!(flags_[i] & kLive)) continue;
     has_live[r] = 1;
-    live[r] += header(reinterpret_cast<const void*>(addr_of(i)))->size;
+    const uintptr_t at = headers_moved ? base_ + uintptr_t(fwd_word_[i]) * 8 : addr_of(i);
+    live[r] += header(reinterpret_cast<const void*>(at))->size;
     if (fwd_word_[i] != word_[i]) moved[r] = 1;
   }
   new_top_.assign(nreg, 0);
@@ -240,6 +245,15 @@ void SyntheticHeap::flip() {
   if (!prepared_)
     raise_status(REMAP_EPHASE, "flip() needs prepare() first: the object table's forwarding is recorded there");
   check(remap_flip(heap_), "remap_flip");
+  apply_forwarding();
+}
+
+void SyntheticHeap::adopt_flip() {
+  record_forwarding(true);
+  apply_forwarding();
+}
+
+void SyntheticHeap::apply_forwarding() {
   prepared_ = false;
   // The runtime's part of the pause: rewrite the roots with remap_forward,
   // the same way on every backend (forwarding stays valid after an stw flip

@@ -24,4 +24,5 @@ install(FILES ${LIBREMAP_PKGFILES}/libremap.pc DESTINATION ${LIBREMAP_PKG_DIR}/p
 install(FILES ${LIBREMAP_PKGFILES}/libremap.so DESTINATION ${LIBREMAP_PKG_DIR})
 install(FILES ${CMAKE_CURRENT_SOURCE_DIR}/libremap/examples/embed.c
               ${CMAKE_CURRENT_SOURCE_DIR}/libremap/examples/cycle.c
+              ${CMAKE_CURRENT_SOURCE_DIR}/libremap/examples/conformance_cons.c
         DESTINATION ${LIBREMAP_PKG_DIR}/examples)

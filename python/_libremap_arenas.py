@@ -18,6 +18,11 @@ site.py, but the arena allocator is process-wide (installed once by the
 main interpreter) and pybind11's ``_core`` cannot be imported in a
 sub-interpreter (its init waits for the main GIL state: a deadlock), so
 they skip the install.
+
+PYTEST_DONT_REWRITE: the package's pytest11 entry point (the conformance
+kit) makes pytest want to rewrite every module of the distribution, and
+this one is always imported before pytest starts: the marker keeps pytest
+from warning about that in every run.
 """
 
 from __future__ import annotations

@@ -153,6 +153,28 @@ bool Collector::stw_cycle(GcRecord& rec) {
   return true;
 }
 
+bool Collector::mark_for_driver() {
+  marker_.reset(++count_);
+  marker_.set_concurrent(false);
+  gather_roots_retire_tlabs();
+  if (vm_.failed()) return false;
+  for (Ref* slot : root_slots_)
+    if (!marker_.grey(reinterpret_cast<uintptr_t>(*slot), 0)) return false;
+  bool drained = false;
+  return marker_.trace(0, &drained) && !vm_.failed();
+}
+
+bool Collector::forward_roots_for_driver() {
+  // The slots gathered by mark_for_driver: the driver adds no root between.
+  for (Ref* slot : root_slots_) {
+    void* nw = nullptr;
+    remap_status s = remap_forward(vm_.heap(), *slot, &nw);
+    if (s != REMAP_OK) return fail_library("remap_forward", s);
+    *slot = nw;
+  }
+  return true;
+}
+
 bool Collector::trace_concurrently() {
   for (;;) {
     bool drained = false, any = false;

@@ -38,6 +38,14 @@ class Collector {
   // One full collection (on the collector thread). Failures fail the VM.
   void collect(const char* cause);
 
+  // For a driver outside the VM that runs libremap's cycle itself (the
+  // conformance kit, bindings/conformance_toyvm.cpp): stw_cycle's marking
+  // (TLABs retired, roots gathered and traced with remap_try_mark), and its
+  // root rewrite after remap_flip. Only while no collection runs and no
+  // mutator runs but the caller's own thread. False once the VM failed.
+  bool mark_for_driver();
+  bool forward_roots_for_driver();
+
  private:
   // Each returns false once the VM failed (the cycle was cancelled).
   bool stw_cycle(GcRecord& rec);

@@ -393,6 +393,9 @@ void Vm::collect_now() {
   gc_cv_.wait(lk, [&] { return gc_completed_ >= target || failed_.load() || shutdown_; });
 }
 
+bool Vm::driver_mark() { return collector_->mark_for_driver(); }
+bool Vm::driver_forward_roots() { return collector_->forward_roots_for_driver(); }
+
 void Vm::quiesce() {
   std::unique_lock<std::mutex> lk(mu_);
   accepting_ = false;

@@ -215,6 +215,10 @@ class Vm {
   void collect_now();
   // Stops accepting collections and waits for the one running to end.
   void quiesce();
+  // A cycle driven from outside (Collector::mark_for_driver): the caller
+  // calls remap_prepare / remap_flip / compact / finish itself.
+  bool driver_mark();
+  bool driver_forward_roots();
 
   // Failure.
   void fail(VmErrorKind kind, remap_status status, const std::string& message);
