@@ -271,11 +271,11 @@ def run(args: argparse.Namespace) -> int:
         " running again (p50/p99 nearest rank over a run's pauses);\n"
         + (
             "concurrent marking: an initial-mark pause (TLABs retired, remap_cycle_begin, roots"
-            " snapshot), tracing beside the mutators\n(SATB write barrier, one remap_mark per"
+            " snapshot), tracing beside the mutators\n(SATB write barrier, one remap_try_mark per"
             " live object, new objects black), a remark pause (the barrier's logs),"
             " remap_prepare\nbeside the mutators, and a flip pause (remap_flip + root rewrite);\n"
             if args.marking == "concurrent"
-            else "stw marking: one per GC: the VM's own tracer, one remap_mark per live object,"
+            else "stw marking: one per GC: the VM's own tracer, one remap_try_mark per live object,"
             " then remap_prepare and remap_flip + root rewrite;\n"
         )
         + "compaction then runs on the collector thread while the mutators keep allocating;"
