@@ -211,3 +211,35 @@ def test_regions_a_slide_lands_on_are_reserved_from_black_allocation(backend, ca
             assert alloc_large(h, b_size) == (0, h.base + 2 * RS)
     finally:
         h.close()
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_refused_prepare_gives_its_reserved_regions_back(backend):
+    # REMAP_HEAP_VERIFY_REFS refuses the plan after its slide was chosen (a
+    # live slot points inside B): the region reserved for B is free again.
+    h = Heap(capacity=2 * MiB, backend=BACKENDS[backend], flags=1)
+    try:
+        spans = sorted(try_acquire(h) for _ in range(32))
+        assert h.retire(spans[0][0], spans[0][0]) == 0
+        put(spans[1][0], 64)
+        assert h.retire(spans[1][0], spans[1][0] + 64) == 0
+        for s, _e in spans[2:4]:
+            assert h.retire(s, s) == 0
+        b = spans[2][0]
+        assert alloc_large(h, 2 * RS) == (0, b)
+        fill(b, 2 * RS, 77)
+        for s, _e in spans[4:31]:
+            assert h.retire(s, s) == 0
+        holder = spans[31][0]
+        put(holder, 64, 1)
+        ffi.cast("uint64_t *", holder)[1] = b + 8  # an interior pointer: stray
+        assert h.retire(holder, holder + 64) == 0
+        assert lib.remap_cycle_begin(h.h) == 0, err()
+        assert h.mark(b) == 0 and h.mark(holder) == 0, err()
+        assert lib.remap_prepare(h.h) == lib.REMAP_EOBJMODEL
+        got = []
+        while (span := try_acquire(h)) is not None:
+            got.append(span[0])
+        assert h.base in got, "r0 stayed reserved for a plan that was refused"
+    finally:
+        h.close()

@@ -277,7 +277,12 @@ REMAP_API remap_status remap_prepare(remap_heap* heap) {
     heap->heap->discard_stale_marks();  // prepare with no mark: nothing is live
     if (!(s = heap->heap->complete_deferred_marks())) return s;  // remap_try_mark's
     std::unique_ptr<remap::Plan> plan;
-    if (!(s = remap::Plan::build(*heap->heap, &plan))) return s;
+    if (!(s = remap::Plan::build(*heap->heap, &plan))) {
+      // A plan refused after its slide was chosen (REMAP_HEAP_VERIFY_REFS)
+      // gives back the regions reserved for it.
+      heap->heap->release_reservations();
+      return s;
+    }
     remap_cycle_stats& st = heap->current;
     std::memset(&st, 0, sizeof st);
     st.struct_size = sizeof st;
