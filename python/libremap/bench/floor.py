@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import functools
 import statistics
 import time
 from collections.abc import Callable
@@ -144,10 +145,19 @@ class _Uffd:
         self.close()
 
 
-def _time_ns(fn: Callable[[], None]) -> int:
+def _time_ns(fn: Callable[[], object]) -> int:
     t0 = time.perf_counter_ns()
     fn()
     return time.perf_counter_ns() - t0
+
+
+def _page_by_page(op: Callable[[int, int, int], None], dst: int, src: int) -> Callable[[int], None]:
+    """op on page k of dst from page k of src: one call per page."""
+
+    def one(k: int) -> None:
+        op(dst + k * PAGE_SIZE, src + k * PAGE_SIZE, PAGE_SIZE)
+
+    return one
 
 
 def _per_call_ns(fn: Callable[[int], object], n: int) -> list[int]:
@@ -217,31 +227,23 @@ def measure(reps: int = 50, move_available: bool = True) -> dict[str, Any]:
             src, dst = a, b  # a populated, b a hole
             if move_available:
                 for i in range(reps + 1):
-                    t = _time_ns(lambda d=dst, s=src: uffd.move(d, s, length))
+                    t = _time_ns(functools.partial(uffd.move, dst, src, length))
                     src, dst = dst, src
                     if i:
                         samples["move_batched"].append(t / BATCH)
                 for i in range(max(2, reps // 10) + 1):
-                    per = _per_call_ns(
-                        lambda k, d=dst, s=src: uffd.move(
-                            d + k * PAGE_SIZE, s + k * PAGE_SIZE, PAGE_SIZE
-                        ),
-                        BATCH,
-                    )
+                    per = _per_call_ns(_page_by_page(uffd.move, dst, src), BATCH)
                     src, dst = dst, src
                     if i:
                         samples["move_single"].append(statistics.median(per) - overhead)
             # COPY into the hole (dst), from the populated buffer c.
             for i in range(reps + 1):
-                t = _time_ns(lambda d=dst: uffd.copy(d, c, length))
+                t = _time_ns(functools.partial(uffd.copy, dst, c, length))
                 madvise(dst, length, _MADV_DONTNEED)
                 if i:
                     samples["copy"].append(t / BATCH)
             for i in range(max(2, reps // 10) + 1):
-                per = _per_call_ns(
-                    lambda k, d=dst: uffd.copy(d + k * PAGE_SIZE, c + k * PAGE_SIZE, PAGE_SIZE),
-                    BATCH,
-                )
+                per = _per_call_ns(_page_by_page(uffd.copy, dst, c), BATCH)
                 madvise(dst, length, _MADV_DONTNEED)
                 if i:
                     samples["copy_single"].append(statistics.median(per) - overhead)
@@ -265,8 +267,13 @@ _GIB = 1 << 30
 _MREMAP_MAYMOVE, _MREMAP_FIXED, _MREMAP_DONTUNMAP = 1, 2, 4
 _libc.mremap.restype = ctypes.c_void_p
 # mremap is variadic: the fifth argument (new_address) must always be passed.
-_libc.mremap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_size_t, ctypes.c_int,
-                         ctypes.c_void_p]
+_libc.mremap.argtypes = [
+    ctypes.c_void_p,
+    ctypes.c_size_t,
+    ctypes.c_size_t,
+    ctypes.c_int,
+    ctypes.c_void_p,
+]
 
 
 def _reserve_gib_aligned(length: int) -> int:

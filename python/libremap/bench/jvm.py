@@ -157,7 +157,7 @@ def pause_fields(pauses: list[dict[str, Any]]) -> dict[str, Any]:
 
 def java_source() -> Path:
     """GCBench.java inside the installed package."""
-    p = resources.files("libremap.bench").joinpath("java", f"{MAIN_CLASS}.java")
+    p = resources.files("libremap.bench").joinpath("java").joinpath(f"{MAIN_CLASS}.java")
     return Path(str(p))
 
 

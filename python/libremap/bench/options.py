@@ -154,7 +154,7 @@ class Options:
             for v in values:
                 field = SWEEP_KEYS[key]
                 val: float | int = int(v) if field in ("heap_mib", "threads") else v
-                out.append(replace(self.base, sweep=(key, v), **{field: val}))
+                out.append(replace(self.base, sweep=(key, v), **{field: val}))  # type: ignore[arg-type]
         return out
 
     def threads_for(self, workload: str, point: Point) -> int:

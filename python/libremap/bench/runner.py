@@ -152,7 +152,7 @@ class Bench:
                     assert jvm_run is not None
                     rec = jvm_run[0](backend)
                 elif marking is not None:
-                    rec = wl.run(backend, marking)
+                    rec = wl.run(backend, marking)  # type: ignore[call-arg]  # a toy VM workload
                 else:
                     rec = wl.run(backend)
             except Unavailable as e:

@@ -141,7 +141,9 @@ class Synthetic(Workload):
 
         try:
             return SyntheticHeap(
-                backend=backend, fault_mode=self.point.fault_mode, **self.heap_params()
+                backend=backend,  # type: ignore[arg-type]  # a name the options checked
+                fault_mode=self.point.fault_mode,  # type: ignore[arg-type]
+                **self.heap_params(),
             )
         except RemapError as e:
             if e.status_name in UNAVAILABLE_STATUSES:
@@ -257,13 +259,12 @@ class ToyVm(Workload):
             "fault_mode": p.fault_mode,
         }
         if p.quick:
-            opts.update(
-                {
-                    "gcbench": {"depth": 14, "iteration_scale": 0.2, "array_size": 100_000},
-                    "binary_trees": {"depth": 14},
-                    "lru_cache": {"ops": 20_000, "size": 2048},
-                }[self.vm_name]
-            )
+            quick: dict[str, dict[str, Any]] = {
+                "gcbench": {"depth": 14, "iteration_scale": 0.2, "array_size": 100_000},
+                "binary_trees": {"depth": 14},
+                "lru_cache": {"ops": 20_000, "size": 2048},
+            }
+            opts.update(quick[self.vm_name])
         return opts
 
     def describe(self) -> str:
@@ -388,7 +389,7 @@ class ToyVm(Workload):
 def cpython_arenas_module() -> Any:
     """The other engineer's workload module, or Unavailable."""
     try:
-        from ..workloads import cpython_arenas  # type: ignore[import-not-found,attr-defined]
+        from ..workloads import cpython_arenas
     except ImportError as e:
         raise Unavailable(f"libremap.workloads.cpython_arenas is not importable ({e})") from None
     return cpython_arenas

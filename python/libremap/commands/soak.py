@@ -42,7 +42,7 @@ TOYVM: dict[str, dict[str, Any]] = {
     "random_graph": {"heap_mib": 8, "size": 1024, "ops": 40_000},
     "large_arrays": {"heap_mib": 24, "size": 7, "ops": 400},
 }
-STRESS_OPTIONS = (
+STRESS_OPTIONS: tuple[dict[str, bool], ...] = (
     {},
     {"tagged": True},
     {"concurrent_prepare": True},
@@ -104,7 +104,7 @@ def _jobs(backends: list[str], threads: int, seed: int):
             cfg["heap_mib"] = int(cfg["heap_mib"] * max(1.0, threads / 4))
             yield ("toyvm", backend, mode, s, cfg)
         else:
-            opts = dict(next(stress))
+            opts: dict[str, Any] = dict(next(stress))
             if backend in ("minor", "sigsegv"):
                 for k in CONCURRENT_ONLY:
                     opts.pop(k, None)

@@ -249,6 +249,7 @@ class Driver:
         if fork == "compacting":
             # The child inherits a heap whose cycle libremap completed at the
             # fork; it must read the same graph, and so must the parent after.
+            assert before is not None  # cycle() took it
             self.in_child(
                 lambda: self.check_unchanged(before, "in a child forked while compacting")
             )
@@ -268,8 +269,10 @@ class Driver:
             )
         if self.graph_checks:
             self.runtime_call("verify", self.t.verify)
-        unchanged = mutate_seed is None and before is not None
-        after = self.check_unchanged(before, "") if unchanged else self.checksum()
+        if mutate_seed is None and before is not None:
+            after = self.check_unchanged(before, "")
+        else:
+            after = self.checksum()
         return {
             "checksum": after,
             "concurrent": concurrent,
@@ -337,14 +340,14 @@ class Driver:
             os._exit(code)
         os.close(w)
         with os.fdopen(r, "rb") as f:
-            msg = f.read().decode(errors="replace")
+            report = f.read().decode(errors="replace")
         _, status = os.waitpid(pid, 0)
         if os.WIFSIGNALED(status):
             raise RuleBroken(
                 "fork", f"the forked child was killed by {signal.Signals(os.WTERMSIG(status)).name}"
             )
         if os.WEXITSTATUS(status) != 0:
-            rule, status_name_, text = (msg.split("\n", 2) + ["", "", ""])[:3]
+            rule, status_name_, text = (report.split("\n", 2) + ["", "", ""])[:3]
             raise RuleBroken(
                 rule or "fork", f"in the child forked by the kit: {text}", status_name_ or None
             )
@@ -354,7 +357,7 @@ class Driver:
         if do == "cycle" and step.get("concurrent_mark"):
             return self.concurrent_cycle(step["concurrent_mark"], step["mutate_seed"])
         if do == "cycle":
-            return self.cycle(step.get("mutate_seed"), step.get("fork"), step.get("syscalls"))
+            return self.cycle(step.get("mutate_seed"), step.get("fork"), bool(step.get("syscalls")))
         if do == "mutate":
             self.runtime_call("mutate", self.t.mutate, step["seed"])
         elif do == "inject_fault":

@@ -154,7 +154,7 @@ class ConformanceRun:
         if path:
             known += read_known_failures(path)
         builtin = KIT_DIR / "known_failures" / f"{self.runtime_arg}.txt"
-        if os.sep not in self.runtime_arg and builtin.is_file():
+        if self.runtime_arg and os.sep not in self.runtime_arg and builtin.is_file():
             known += read_known_failures(str(builtin))
         return known
 
@@ -208,7 +208,7 @@ class ConformanceRun:
 def result_of(item: pytest.Item, report: pytest.TestReport) -> dict:
     params = dict(getattr(getattr(item, "callspec", None), "params", {}))
     cfg = params.pop("cfg", None)
-    outcome = report.outcome
+    outcome: str = report.outcome
     reason = None
     if hasattr(report, "wasxfail"):
         outcome = "xfail" if report.skipped else "xpass"
