@@ -491,6 +491,9 @@ Ref Mutator::alloc_large(size_t size) {
       vm_.fail(VmErrorKind::library, s, status_message("remap_alloc_large", s));
       throw VmAbort{};
     }
+    // The library's words (how many regions are free, the longest run):
+    // whether the heap is full or cut up, for the message if this is the end.
+    last_refusal_ = remap_last_error();
     wait_after_exhaustion(futile, total, size, "no contiguous free regions for a large");
   }
 }
@@ -509,7 +512,8 @@ void Mutator::wait_after_exhaustion(unsigned& futile, unsigned& total, size_t si
            std::string("toyvm: heap exhausted: ") + what + " " + std::to_string(size) +
                "-byte object after " + std::to_string(total - 1) + " collection(s) (" +
                std::to_string(vm_.info_.capacity >> 20) + " MiB heap, " +
-               std::to_string(vm_.free_after_gc_.load() >> 10) + " KiB free after the last)");
+               std::to_string(vm_.free_after_gc_.load() >> 10) + " KiB free after the last)" +
+               (last_refusal_.empty() ? "" : "; libremap: " + last_refusal_));
   throw VmAbort{};
 }
 

@@ -148,6 +148,7 @@ class Mutator {
   // Waits for a collection after the heap was found full; throws VmAbort
   // (out of memory) when collections stop making room.
   void wait_after_exhaustion(unsigned& futile, unsigned& total, size_t size, const char* what);
+  std::string last_refusal_;  // remap_alloc_large's last ENOMEM message
   // Hands the TLAB back to the heap (this thread, or the collector in a pause).
   void retire_tlab();
   // The barrier's slow path: keeps `old` in this thread's SATB buffer.
