@@ -119,6 +119,23 @@ def feature_names() -> dict[int, str]:
     return names
 
 
+def unoffered_reason(probe: dict[str, Any], backend: str, fault_mode: str) -> str | None:
+    """Why this kernel cannot run `backend` with `fault_mode`, from a probe's
+    JSON object (ProbeInfo.to_json); None if it can. fault_mode "auto" for
+    the backends that take no userfaultfd faults (sigsegv, stw)."""
+    uffd = probe["uffd"]["available"]
+    features = probe["features"]
+    if backend in ("move", "copy", "minor") and not uffd:
+        return f"no userfaultfd here ({probe['uffd']['status']}): {backend} needs one"
+    if backend == "move" and not features.get("move"):
+        return f"kernel {probe['kernel']} has no UFFD_FEATURE_MOVE (Linux 6.8+)"
+    if backend == "minor" and not features.get("minor_shmem"):
+        return f"kernel {probe['kernel']} has no UFFD_FEATURE_MINOR_SHMEM"
+    if fault_mode == "sigbus" and not features.get("sigbus"):
+        return f"kernel {probe['kernel']} has no UFFD_FEATURE_SIGBUS"
+    return None
+
+
 def probe() -> ProbeInfo:
     """Probe the kernel (``remap_probe``); never fails for lack of userfaultfd."""
     from .cabi import ffi, last_error, lib, status_name

@@ -72,23 +72,28 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", metavar="FILE", help="also write every job's result to FILE")
 
 
-def _backends(wanted: str) -> list[str]:
-    from ..probe import probe
+def _combos(wanted: str) -> list[tuple[str, str]]:
+    """(backend, fault mode) pairs: those asked for, else every one this
+    kernel offers (the conformance kit's rule, probe.unoffered_reason)."""
+    from ..probe import probe, unoffered_reason
 
+    backends = [b for b in wanted.split(",") if b] or ["move", "copy", "minor", "sigsegv", "stw"]
+    combos = [
+        (b, m) for b in backends for m in (("sigbus",) if b == "stw" else ("sigbus", "thread"))
+    ]
     if wanted:
-        return [b for b in wanted.split(",") if b]
-    info = probe()
-    usable = []
-    if info.uffd_status != "unavailable":
-        usable += ["move"] if info.features.get("move") else []
-        usable += ["copy", "minor"]
-    return [*usable, "sigsegv", "stw"]
+        return combos
+    info = probe().to_json()
+    # sigsegv and stw take no userfaultfd faults: their mode needs no feature.
+    return [
+        (b, m)
+        for b, m in combos
+        if unoffered_reason(info, b, "auto" if b in ("sigsegv", "stw") else m) is None
+    ]
 
 
-def _jobs(backends: list[str], threads: int, seed: int):
+def _jobs(combos: list[tuple[str, str]], threads: int, seed: int):
     """The endless rotation: (kind, backend, fault_mode, seed, options)."""
-    modes = ("sigbus", "thread")
-    combos = [(b, m) for b in backends for m in (modes if b != "stw" else ("sigbus",))]
     toy = itertools.cycle(TOYVM)
     stress = itertools.cycle(STRESS_OPTIONS)
     for n in itertools.count():
@@ -182,13 +187,14 @@ def run_job(job: tuple, timeout: float) -> dict[str, Any]:
 
 
 def run(args: argparse.Namespace) -> int:
-    backends = _backends(args.backends)
+    combos = _combos(args.backends)
+    backends = list(dict.fromkeys(b for b, _m in combos))
     deadline = time.monotonic() + args.minutes * 60
     results: list[dict[str, Any]] = []
     print(
         f"soak: {args.minutes:g} min, backends {','.join(backends)}, {args.threads} mutators per job"
     )
-    for job in _jobs(backends, args.threads, args.seed):
+    for job in _jobs(combos, args.threads, args.seed):
         if time.monotonic() >= deadline or (args.jobs and len(results) >= args.jobs):
             break
         r = run_job(job, args.job_timeout)

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import pytest
 
+from ..probe import unoffered_reason as probe_rule
 from .runtime import RuntimeSpec
 from .scenario import ChildFailed, Scenario, play
 
@@ -46,17 +47,7 @@ REFERENCE = HeapConfig("stw", "auto")
 
 def unoffered_reason(probe: dict, cfg: HeapConfig) -> str | None:
     """Why this kernel cannot run cfg, from the probe; None if it can."""
-    uffd = probe["uffd"]["available"]
-    features = probe["features"]
-    if cfg.backend in ("move", "copy", "minor") and not uffd:
-        return f"no userfaultfd here ({probe['uffd']['status']}): {cfg.backend} needs one"
-    if cfg.backend == "move" and not features.get("move"):
-        return f"kernel {probe['kernel']} has no UFFD_FEATURE_MOVE (Linux 6.8+)"
-    if cfg.backend == "minor" and not features.get("minor_shmem"):
-        return f"kernel {probe['kernel']} has no UFFD_FEATURE_MINOR_SHMEM"
-    if cfg.fault_mode == "sigbus" and not features.get("sigbus"):
-        return f"kernel {probe['kernel']} has no UFFD_FEATURE_SIGBUS"
-    return None
+    return probe_rule(probe, cfg.backend, cfg.fault_mode)
 
 
 class Conformance:
