@@ -124,16 +124,10 @@ class MoveBackend final : public Backend {
   // once the pool has run dry: the old pages they read stay resident in
   // from-space, one per page a mutator built (+41..51 MiB at 256 MiB with two
   // reading threads). Dropped now instead of at finish, so RSS stays near
-  // its level at the flip. Not
-  // moved into the pool: that MOVE (a TLB shootdown per run, with the
-  // mutators running) made the cycle twice as long; one madvise per such
-  // region costs about 10%.
-  void from_space_done(uintptr_t from, size_t len) noexcept override {
-    const uint64_t t0 = now_ns();
-    (void)os::advise(reinterpret_cast<void*>(from), len, os::Advice::dontneed);
-    c_.madvise_calls.add(1);
-    c_.madvise_ns.add(now_ns() - t0);
-  }
+  // its level at the flip. Not moved into the pool: that MOVE (a TLB
+  // shootdown per run, with the mutators running) made the cycle twice as
+  // long; one madvise per such region costs about 10%.
+  void from_space_done(uintptr_t from, size_t len) noexcept override { (void)drop(from, len); }
 
   Status finish_from_space(uintptr_t from, size_t len) override {
     std::vector<uint8_t> resident;
@@ -163,16 +157,20 @@ class MoveBackend final : public Backend {
       c_.ioctl_move.add(ioctls);
     }
     const size_t left = resident_pages - received;  // resident pages the pool did not take
-    if (left) {
-      uint64_t t0 = now_ns();
-      s = os::advise(reinterpret_cast<void*>(from), len, os::Advice::dontneed);
-      c_.madvise_calls.add(1);
-      c_.madvise_ns.add(now_ns() - t0);
-    }
+    if (left) s = drop(from, len);
     return s;
   }
 
  private:
+  // [from, from+len) of from-space back to the OS, counted as madvise.
+  Status drop(uintptr_t from, size_t len) {
+    const uint64_t t0 = now_ns();
+    Status s = os::advise(reinterpret_cast<void*>(from), len, os::Advice::dontneed);
+    c_.madvise_calls.add(1);
+    c_.madvise_ns.add(now_ns() - t0);
+    return s;
+  }
+
   // The page at dst could not be moved from src (r says why); installs it
   // another way, or says why it cannot.
   InstallOutcome fix_page(uintptr_t dst, uintptr_t src, const os::UffdResult& r) noexcept {

@@ -87,17 +87,14 @@ class StwPass {
   void slide(size_t r) {
     uintptr_t to = plan_.pack_dest(r);
     const LiveBitmap& live = heap_.live_bits();
-    const uintptr_t limit = plan_.live_end(r);
-    for (uintptr_t a = live.find_next_set(heap_.region_base(r), limit); a < limit;) {
-      const uintptr_t e = live.find_next_clear(a + 8, limit);
+    live.for_each_run(heap_.region_base(r), plan_.live_end(r), [&](uintptr_t a, uintptr_t e) {
       rewrite_recorded(a, e - a);
       if (to != a) {
         std::memmove(reinterpret_cast<void*>(to), reinterpret_cast<const void*>(a), e - a);
         bytes_copied_ += e - a;
       }
       to += e - a;
-      a = live.find_next_set(e, limit);
-    }
+    });
   }
 
   // A large object (at its head): slots rewritten, then the whole object

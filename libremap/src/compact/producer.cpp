@@ -239,9 +239,8 @@ void Producer::gc_region(Pass& pass, size_t r) {
       for (LiveCursor cur = plan_.objects(from); cur.next(&o);) piece(o.old_addr, o.size, rd);
       continue;
     }
-    const uintptr_t limit = plan_.live_end(from);
-    for (uintptr_t a = live.find_next_set(heap_.region_base(from), limit); a < limit;) {
-      const uintptr_t e = live.find_next_clear(a + 8, limit);
+    const uintptr_t fb = heap_.region_base(from);
+    live.for_each_run(fb, plan_.live_end(from), [&](uintptr_t a, uintptr_t e) {
       while (a < e) {
         const uintptr_t nw = cls == RegionClass::FRAGMENTED ? next_new : a;
         const uintptr_t cut = ((nw + piece_bytes) & ~uintptr_t(page_ - 1)) - nw;
@@ -249,8 +248,7 @@ void Producer::gc_region(Pass& pass, size_t r) {
         piece(a, len, rd);
         a += len;
       }
-      a = live.find_next_set(e, limit);
-    }
+    });
   }
   forward_gathered();
   // The slid region's last page: what lies past the new top is old bytes of
@@ -272,7 +270,8 @@ void Producer::gc_region(Pass& pass, size_t r) {
   // region's pages are mapped, the held ones with them. Copy releases every
   // region.
   const bool mutators_built = std::find(pass.mine.begin(), pass.mine.end(), 0) != pass.mine.end();
-  const bool leaves = recycle_after_mutators_ && (mutators_built || plan_.pack_next(r) != Plan::kNoRegion);
+  const bool leaves =
+      recycle_after_mutators_ && (mutators_built || plan_.pack_next(r) != Plan::kNoRegion);
   const bool pool_dry = c_.buffers_new.get() > 0;
   std::vector<std::pair<uintptr_t, size_t>> drop;
   uint64_t release_ns = 0;  // the backend counts it as madvise time

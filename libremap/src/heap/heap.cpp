@@ -101,7 +101,7 @@ Status Heap::acquire_region(uintptr_t* start, uintptr_t* end) {
   }
   for (size_t r = std::min(free_ceiling_, region_count_); r-- > free_hint_;) {
     Region& reg = regions_[r];
-    if (reg.get_state() != RegionState::FREE || reg.reserved) continue;
+    if (!reg.takeable()) continue;
     free_ceiling_ = r;
     reg.top.store(0, std::memory_order_relaxed);
     reg.tail_offered = false;
@@ -160,7 +160,7 @@ Status Heap::alloc_large(size_t size, uintptr_t* out) {
   adopt_pending_locked();
   size_t run = 0;
   for (size_t r = free_hint_; r < region_count_; ++r) {
-    if (regions_[r].get_state() != RegionState::FREE || regions_[r].reserved) {
+    if (!regions_[r].takeable()) {
       run = 0;
       continue;
     }
@@ -188,7 +188,7 @@ Status Heap::alloc_large(size_t size, uintptr_t* out) {
   // Say whether the heap is full or fragmented: the runtime's next step differs.
   size_t free = 0, longest = 0;
   for (size_t r = 0, cur = 0; r < region_count_; ++r) {
-    const bool f = regions_[r].get_state() == RegionState::FREE && !regions_[r].reserved;
+    const bool f = regions_[r].takeable();
     cur = f ? cur + 1 : 0;
     free += f;
     longest = std::max(longest, cur);

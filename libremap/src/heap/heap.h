@@ -201,9 +201,7 @@ class Heap {
   void reserve_slide(Choose choose) {
     std::lock_guard<std::mutex> g(alloc_mutex_);
     adopt_pending_locked();
-    auto free_now = [this](size_t r) {
-      return regions_[r].get_state() == RegionState::FREE && !regions_[r].reserved;
-    };
+    auto free_now = [this](size_t r) { return regions_[r].takeable(); };
     for (uint32_t r : choose(free_now)) {
       if (!free_now(r)) continue;
       regions_[r].reserved = true;

@@ -69,6 +69,9 @@ struct Region {
   std::atomic<bool> black{false};
 
   RegionState get_state() const { return RegionState(state.load(std::memory_order_acquire)); }
+  // FREE and not promised to a sliding large object: may be handed out
+  // (reserved is read under the heap's allocation mutex).
+  bool takeable() const { return get_state() == RegionState::FREE && !reserved; }
   void set_state(RegionState s) { state.store(uint8_t(s), std::memory_order_release); }
 };
 

@@ -104,6 +104,16 @@ class LiveBitmap {
   }
   // Address of the first clear bit in [from, limit), or limit if none.
   uintptr_t find_next_clear(uintptr_t from, uintptr_t limit) const;
+  // Calls f(start, end) for every maximal run of set bits in [from, limit),
+  // in address order (for the live bitmap: runs of adjacent live objects).
+  template <typename F>
+  void for_each_run(uintptr_t from, uintptr_t limit, F&& f) const {
+    for (uintptr_t a = find_next_set(from, limit); a < limit;) {
+      const uintptr_t e = find_next_clear(a + 8, limit);
+      f(a, e);
+      a = find_next_set(e, limit);
+    }
+  }
   // Address of the last set bit in [floor, at] (inclusive), or 0 if none.
   uintptr_t find_prev_set(uintptr_t at, uintptr_t floor) const;
   // Number of set bits in [from, to).

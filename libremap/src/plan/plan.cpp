@@ -155,7 +155,7 @@ Status Plan::classify() {
   large_new_end_.assign(n, 0);
   large_moves_.clear();
   pack_dest_.resize(n);
-  for (size_t r = 0; r < n; ++r) pack_dest_[r] = region_base(r);
+  for (size_t r = 0; r < n; ++r) pack_dest_[r] = heap_->region_base(r);
   pack_next_.assign(n, kNoRegion);
   for (size_t r = 0; r < n; ++r) {
     const Region& reg = h.region(r);
@@ -297,12 +297,12 @@ void Plan::pack_regions() {
     if (region_class_[r] != RegionClass::FRAGMENTED) continue;
     const size_t lb = live_bytes_[r];
     if (open && used + lb <= rs) {
-      pack_dest_[r] = region_base(dest) + used;
+      pack_dest_[r] = heap_->region_base(dest) + used;
       pack_next_[last] = uint32_t(r);
       last = r;
       used += lb;
-      new_top_[dest] = region_base(dest) + used;
-      new_top_[r] = region_base(r);  // emptied
+      new_top_[dest] = heap_->region_base(dest) + used;
+      new_top_[r] = heap_->region_base(r);  // emptied
       ++n_evacuated_;
       continue;
     }
@@ -387,7 +387,7 @@ void Plan::build_page_tables() {
         uintptr_t na = rb;
         LiveObject o;
         for (uint32_t src = uint32_t(r); src != kNoRegion && p < pend; src = pack_next_[src]) {
-          const uintptr_t sb = region_base(src);
+          const uintptr_t sb = h.region_base(src);
           for (LiveCursor c(*this, sb, sb + old_top_[src]); p < pend && c.next(&o);) {
             na += o.size;
             for (; p < pend && h.page_addr(p) < na; ++p) {

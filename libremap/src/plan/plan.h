@@ -221,7 +221,7 @@ class Plan {
   uintptr_t pack_dest(size_t r) const { return pack_dest_[r]; }
   uint32_t pack_next(size_t r) const { return pack_next_[r]; }
   bool evacuated(size_t r) const {
-    return region_class_[r] == RegionClass::FRAGMENTED && pack_dest_[r] != region_base(r);
+    return region_class_[r] == RegionClass::FRAGMENTED && pack_dest_[r] != heap_->region_base(r);
   }
   uint64_t regions_evacuated() const { return n_evacuated_; }
   // For a region that a sliding large object occupies in the NEW layout: the
@@ -294,7 +294,6 @@ class Plan {
   template <class FreeNow>
   std::vector<uint32_t> slide_large_objects(FreeNow free_now);
   void pack_regions();
-  uintptr_t region_base(size_t r) const { return base_ + (r << region_shift_); }
   void build_forwarding();
   void build_page_tables();
   Status validate_object_model();
