@@ -289,7 +289,9 @@ enum {
    * slots are never read or written (DESIGN §8). Set this if the runtime
    * hands large objects' addresses to code it cannot update. */
   REMAP_HEAP_PIN_LARGE = 2,
-  /* Survivors leave sparse regions. By default a FRAGMENTED region's live
+  /* Added later in 0.1 (additive, ABI 1): older libraries refuse the bit
+   * with REMAP_EINVAL ("flags ... has bits this library does not know").
+   * Survivors leave sparse regions. By default a FRAGMENTED region's live
    * objects slide to its own start, so a region is freed only when nothing
    * in it survives, and survivors spread over every region leave free bytes
    * but no free region (a large object then finds no room). With this bit
@@ -456,7 +458,8 @@ REMAP_API remap_status remap_forward_value(const remap_heap* heap, uint64_t valu
  * hand heap memory to system calls during compaction. A no-op otherwise. */
 REMAP_API remap_status remap_touch(remap_heap* heap, const void* addr, size_t len);
 
-/* Blocks until no cycle is running (the heap is IDLE): e.g. a mutator whose
+/* Added later in 0.1 (additive, ABI 1).
+ * Blocks until no cycle is running (the heap is IDLE): e.g. a mutator whose
  * allocation failed while the heap was COMPACTING waits for the cycle that
  * frees memory. timeout_ns < 0 waits as long as it takes, 0 only looks.
  * REMAP_OK: IDLE. REMAP_EAGAIN: the timeout passed first. REMAP_EPHASE: the
