@@ -501,7 +501,8 @@ typedef struct remap_cycle_stats {
   uint64_t pages_installed;    /* to-space pages mapped during the cycle */
   uint64_t pages_by_gc;
   uint64_t pages_by_mutator;
-  uint64_t pages_zero;         /* pages with no live data installed on touch */
+  uint64_t pages_zero;         /* pages with no live data installed zeroed: on touch, or
+                                  (move) a region's free tail installed with its data */
   uint64_t pages_in_place;     /* dense pages updated in place and moved back */
   /* kernel work */
   uint64_t ioctl_move;

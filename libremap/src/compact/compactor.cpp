@@ -25,7 +25,6 @@
 namespace remap {
 namespace {
 
-constexpr size_t kRegionsPerClaim = 4;  // consecutive regions keep a worker's MOVE runs long
 constexpr size_t kPrimedPages = 256;    // buffers ready before the first cycle
 constexpr size_t kStackPage = 4096;
 
@@ -176,7 +175,8 @@ Status Compactor::prepare(const Plan& plan) {
   if (!s) return s;
   producer_ = std::make_unique<Producer>(heap_, plan, states_, *backend_, counters_, spaces_,
                                          layout_->clip(), backend_kind_ == REMAP_BACKEND_COPY,
-                                         backend_kind_ == REMAP_BACKEND_MOVE);
+                                         backend_kind_ == REMAP_BACKEND_MOVE,
+                                         backend_kind_ == REMAP_BACKEND_MOVE && !layout_->clip());
   int64_t v = os::count_vmas();
   vmas_before_ = v < 0 ? 0 : uint64_t(v);
   return Status::ok();
@@ -207,12 +207,17 @@ Status Compactor::flip() {
 Status Compactor::work() {
   if (!active_.load()) return fail(REMAP_EPHASE, "no cycle is compacting");
   const size_t n = heap_.region_count();
+  // Consecutive regions a claim: a worker's run goes on from one region into
+  // the next, so a claim as long as the longest run lets every MOVE be that
+  // long (one TLB shootdown each); at least 4, for small-page regions.
+  const size_t per_claim =
+      std::max<size_t>(4, Producer::kMaxRunPages * heap_.page_size() / heap_.region_size());
   workers_.fetch_add(1);
   for (;;) {
-    size_t r0 = next_region_.fetch_add(kRegionsPerClaim);
+    size_t r0 = next_region_.fetch_add(per_claim);
     if (r0 >= n) break;
     InstallOutcome bad;
-    if (!producer_->gc_regions(r0, std::min(n, r0 + kRegionsPerClaim), &bad)) {
+    if (!producer_->gc_regions(r0, std::min(n, r0 + per_claim), &bad)) {
       // The producer marked the run's pages MAPPED anyway, so nobody waits
       // for them; a fault there is zero-filled (resolve_fault). The other
       // regions are still produced: their pages keep their data.
@@ -436,7 +441,9 @@ bool Compactor::ensure_page(size_t page, bool by_fault) noexcept {
     counters_.pages_by_mutator.add(1);
   } else if (was != kPageMapped) {
     uint64_t w0 = now_ns();
+    states_.add_waiter();
     states_.wait_mapped(page);
+    states_.remove_waiter();
     counters_.wait_ns.add(now_ns() - w0);
   } else if (by_fault) {
     // Installed, yet it faulted: a run moved with source holes skipped left

@@ -5,6 +5,8 @@
 // so a SIGBUS handler can wait too).
 //
 //   EMPTY ──(a mutator touches it)──> MUTATOR_PROCESSING ──> MAPPED
+//   EMPTY ──> PROCESSING (move: a GC worker installs a region's free tail
+//             with its data run) ──> PROCESSED ──> MAPPED
 //   UNPROCESSED ──> PROCESSING (a GC worker) ──> PROCESSED ──> MAPPED
 //   UNPROCESSED ──> MUTATOR_PROCESSING (a faulting thread) ──> MAPPED
 //
@@ -54,6 +56,13 @@ class PageStates {
     return states_[page].compare_exchange_strong(expect, kPageProcessing,
                                                  std::memory_order_acq_rel);
   }
+  // Claims an EMPTY `page` for a GC worker (EMPTY -> PROCESSING): a free
+  // page it installs zeroed with the run before it (producer.cpp, tails).
+  bool claim_empty_for_gc(size_t page) {
+    uint8_t expect = kPageEmpty;
+    return states_[page].compare_exchange_strong(expect, kPageProcessing,
+                                                 std::memory_order_acq_rel);
+  }
   // Claims `page` for a faulting thread (UNPROCESSED or EMPTY ->
   // MUTATOR_PROCESSING). *was receives the state it had.
   bool claim_for_mutator(size_t page, uint8_t* was) {
@@ -68,6 +77,13 @@ class PageStates {
     *was = s;
     return false;
   }
+
+  // A thread waits for a page a GC worker owns: workers cut their runs
+  // short (install what they have built) while any thread waits, so that
+  // long runs, which save TLB shootdowns, never make a fault wait for one.
+  void add_waiter() { waiters_.fetch_add(1, std::memory_order_acq_rel); }
+  void remove_waiter() { waiters_.fetch_sub(1, std::memory_order_acq_rel); }
+  bool has_waiters() const { return waiters_.load(std::memory_order_relaxed) != 0; }
 
   // Waits until `page` is MAPPED. Returns the number of yields (0: it was).
   uint64_t wait_mapped(size_t page) const {
@@ -87,6 +103,7 @@ class PageStates {
   }
   std::unique_ptr<std::atomic<uint8_t>[]> states_;
   size_t count_ = 0;
+  std::atomic<uint32_t> waiters_{0};
 };
 
 }  // namespace remap

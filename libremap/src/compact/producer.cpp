@@ -12,11 +12,6 @@
 namespace remap {
 namespace {
 
-// Longest run of pages a worker builds before installing it: long enough to
-// amortize the ioctl (MOVE batched 0.08 us/page vs 0.8 us single), short
-// enough that a mutator waiting on a PROCESSED page waits tens of
-// microseconds, not milliseconds.
-constexpr size_t kMaxRunPages = 64;
 
 
 inline uint64_t load64(const char* p) {
@@ -39,13 +34,14 @@ struct Producer::Pass {
   uint64_t install_ns = 0;
   uint64_t wait_ns = 0;
   uint64_t gc_pages = 0;
+  uint64_t tail_pages = 0;    // free pages installed zeroed with a run (gc_tail)
   bool failed = false;
   InstallOutcome bad;
 };
 
 Producer::Producer(const Heap& heap, const Plan& plan, PageStates& states, Backend& backend,
                    CycleCounters& counters, const RegionSpaces& spaces, bool clip,
-                   bool release_regions, bool recycle_after_mutators)
+                   bool release_regions, bool recycle_after_mutators, bool free_tails)
     : heap_(heap),
       plan_(plan),
       states_(states),
@@ -55,7 +51,8 @@ Producer::Producer(const Heap& heap, const Plan& plan, PageStates& states, Backe
       page_(heap.page_size()),
       clip_(clip),
       release_regions_(release_regions),
-      recycle_after_mutators_(recycle_after_mutators) {}
+      recycle_after_mutators_(recycle_after_mutators),
+      free_tails_(free_tails) {}
 
 void Producer::flush(Pass& pass) {
   if (!pass.run_len) return;
@@ -81,7 +78,7 @@ void Producer::append(Pass& pass, size_t page, intptr_t delta) {
     pass.run_delta = delta;
   }
   states_.set(page, kPageProcessed);
-  if (++pass.run_len == kMaxRunPages) flush(pass);
+  if (++pass.run_len == kMaxRunPages || states_.has_waiters()) flush(pass);
 }
 
 bool Producer::gc_regions(size_t r0, size_t r1, InstallOutcome* bad) {
@@ -91,7 +88,10 @@ bool Producer::gc_regions(size_t r0, size_t r1, InstallOutcome* bad) {
   for (size_t r = r0; r < r1 && !pass.failed; r++) gc_region(pass, r);
   flush(pass);
   c_.wait_ns.add(pass.wait_ns);
+  // Free tail pages count as the GC's and as zero pages, as a zero page a
+  // mutator installs counts as the mutator's and as a zero page.
   c_.pages_by_gc.add(pass.gc_pages);
+  c_.pages_zero.add(pass.tail_pages);
   if (pass.failed) *bad = pass.bad;
   return !pass.failed;
 }
@@ -259,6 +259,12 @@ void Producer::gc_region(Pass& pass, size_t r) {
       memset(reinterpret_cast<char*>(top + wd), 0, content_end - top);
   }
   complete_to(end);
+  if (free_tails_ && (cls == RegionClass::FRAGMENTED || cls == RegionClass::DENSE)) {
+    // Mutators building this region's pages read from-space up to its old
+    // top, which gc_tail clears: wait for them first.
+    wait_foreign(first, end);
+    gc_tail(pass, r, content_end, wd);
+  }
 
   // With move, a page a mutator built (in a buffer) leaves its sources
   // resident in from-space; so does an evacuated region appended here (only
@@ -305,6 +311,31 @@ void Producer::gc_region(Pass& pass, size_t r) {
   c_.pages_in_place.add(in_place);
   c_.produce_ns.add((now_ns() - t_start) - (pass.install_ns - install_before) -
                     (pass.wait_ns - wait_before) - release_ns);
+}
+
+// Move: a region's free pages, [its data's end, the region's end), go in
+// the same run as its data, zeroed in from-space, and the next region's run
+// goes on from them. Left out, they cut every run at each region's data end
+// (half a region at 50 % live): one MOVE per region, each one TLB shootdown,
+// an IPI to every other CPU running the process — with two GC workers or
+// with mutators running, the largest cost of the cycle. Installed, they are
+// also pages the allocator fills next without a page fault each; they stay
+// resident (the RSS after a cycle is the heap's used regions, whole).
+// Pages below the old top held objects (slid down, or dead): cleared, as
+// every free byte must read zero, while still in cache from the slide.
+// Pages past it have not been written since they were last free: a zero
+// page, or a hole that the MOVE skips and leaves unmapped.
+void Producer::gc_tail(Pass& pass, size_t r, uintptr_t from, intptr_t wd) {
+  const uintptr_t rb = heap_.region_base(r);
+  const uintptr_t re = rb + heap_.region_size();
+  const uintptr_t written = (rb + plan_.old_top(r) + page_ - 1) & ~uintptr_t(page_ - 1);
+  for (uintptr_t a = from; a < re; a += page_) {
+    const size_t p = heap_.page_index(a);
+    if (!states_.claim_empty_for_gc(p)) continue;  // a mutator installed it: the run breaks
+    if (a < written) memset(reinterpret_cast<char*>(a + wd), 0, page_);
+    append(pass, p, wd);
+    pass.tail_pages++;
+  }
 }
 
 // A black region (or a black large object, from its head): its bytes stay,

@@ -51,12 +51,22 @@ namespace remap {
 
 class Producer {
  public:
+  // Longest run of pages a worker installs with one call. Each MOVE ends in
+  // one TLB flush of the source range, and while another thread of the
+  // process runs that is an IPI to its CPU (~20-30 us in a VM, measured as a
+  // quarter of two GC workers' time with 64-page runs): runs are long, and
+  // cut short whenever a thread waits for one of their pages
+  // (PageStates::has_waiters), so a fault never waits for a long run.
+  static constexpr size_t kMaxRunPages = 512;
+
   // `spaces` must outlive the producer. clip: see above. release_regions:
   // the backend wants from_space_done per region. recycle_after_mutators:
   // only for a small-object region some of whose pages mutators built.
+  // free_tails: a region's free pages after its data are installed, zeroed,
+  // in the same run (see gc_tail).
   Producer(const Heap& heap, const Plan& plan, PageStates& states, Backend& backend,
            CycleCounters& counters, const RegionSpaces& spaces, bool clip, bool release_regions,
-           bool recycle_after_mutators);
+           bool recycle_after_mutators, bool free_tails);
 
   // GC worker: produces every page with data of regions [r0, r1), in place.
   // Returns false (and *bad) if the kernel refused to install a page.
@@ -84,6 +94,9 @@ class Producer {
   void gc_region(Pass& pass, size_t r);
   void gc_large(Pass& pass, size_t head);
   void gc_black(Pass& pass, size_t r);
+  // The free pages of small-object region r from `from` (its data's end) to
+  // the region's end, appended to the run its data pages ended.
+  void gc_tail(Pass& pass, size_t r, uintptr_t from, intptr_t wd);
   // Page `page` (to-space) of a live large object, from the same page of the
   // old object: built where it lies in from-space (into == nullptr) or in
   // `into` (copied there first unless that is the old page itself), slots
@@ -106,6 +119,7 @@ class Producer {
   const bool clip_;
   const bool release_regions_;
   const bool recycle_after_mutators_;
+  const bool free_tails_;
   // move: from-space ranges of regions mutators built pages of, finished
   // while the pool still had buffers (kept for finish to recycle); dropped
   // all at once if the pool runs dry later in the cycle.
