@@ -180,7 +180,9 @@ def test_mutators_run_during_compaction(backend, fault_mode, marking):
         assert r["verified"], describe(r)
     t = r["totals"]
     assert t["pages_by_mutator"] > 0, f"no page was produced by a mutator's fault: {t}"
-    assert t["faults"] >= t["pages_by_mutator"] > 0
+    # A fault produces its page, or waits for one; one on a free page also
+    # zero-fills up to 15 free pages after it in its region (one ioctl).
+    assert 0 < t["pages_by_mutator"] <= 16 * t["faults"]
     assert 0 < t["fault_p50_ns"] <= t["fault_p99_ns"] <= 2 * max(t["fault_max_ns"], 1)
     # The shadow model was checked after every collection, in its own pause.
     assert all(g["verify_ns"] > 0 for g in r["gcs"])

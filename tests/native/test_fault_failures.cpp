@@ -88,8 +88,9 @@ class RefusingBackend final : public Backend {
   InstallOutcome install_copy(uintptr_t dst, const void* bytes) noexcept override {
     return dst == bad() ? refused() : inner_->install_copy(dst, bytes);
   }
-  InstallOutcome install_zero(uintptr_t dst, intptr_t wd) noexcept override {
-    return dst == bad() ? refused() : inner_->install_zero(dst, wd);
+  InstallOutcome install_zero(uintptr_t dst, size_t n, intptr_t wd) noexcept override {
+    const uintptr_t b = bad();
+    return b && b >= dst && b < dst + n * kPage ? refused() : inner_->install_zero(dst, n, wd);
   }
   InstallOutcome fill_hole(uintptr_t dst) noexcept override {
     return dst == bad() ? refused() : inner_->fill_hole(dst);

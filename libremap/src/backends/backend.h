@@ -57,9 +57,12 @@ class Backend {
   // Installs a copy of `bytes` (one page) at dst: the fallback when no buffer
   // page is free.
   virtual InstallOutcome install_copy(uintptr_t dst, const void* bytes) noexcept = 0;
-  // Installs a zero-filled page at dst. write_delta: as for take_buffer (a
-  // shared layout's page lives at dst + write_delta; anon backends ignore it).
-  virtual InstallOutcome install_zero(uintptr_t dst, intptr_t write_delta) noexcept = 0;
+  // Installs `npages` (1..kMaxZeroPages) zero-filled pages from dst.
+  // write_delta: as for take_buffer (a shared layout's page lives at dst +
+  // write_delta; anon backends ignore it).
+  static constexpr size_t kMaxZeroPages = 16;
+  virtual InstallOutcome install_zero(uintptr_t dst, size_t npages,
+                                      intptr_t write_delta) noexcept = 0;
 
   // A page the engine recorded as installed faulted (or is touched): a run
   // installed with source holes skipped left it unmapped, so it reads zero;

@@ -39,12 +39,12 @@ class CopyBackend final : public Backend {
     return copy(dst, bytes, 1);
   }
 
-  InstallOutcome install_zero(uintptr_t dst, intptr_t) noexcept override {
-    alignas(64) static const char zeros[65536] = {};
+  InstallOutcome install_zero(uintptr_t dst, size_t npages, intptr_t) noexcept override {
+    alignas(64) static const char zeros[kMaxZeroPages * 4096] = {};
     // One allocation now instead of zeropage + COW later. Not a buffer (no
     // data of the heap's): counted as a zero page only.
-    InstallOutcome o = copy(dst, zeros, 1, /*buffers=*/false);
-    if (o.ok) c_.pages_zero.add(1);
+    InstallOutcome o = copy(dst, zeros, npages, /*buffers=*/false);
+    if (o.ok) c_.pages_zero.add(npages);
     return o;
   }
 

@@ -49,13 +49,13 @@ class MinorBackend final : public Backend {
     return {false, EINVAL, "install_copy (minor builds in the page cache, never on a stack)"};
   }
 
-  InstallOutcome install_zero(uintptr_t dst, intptr_t write_delta) noexcept override {
-    // The page has no data in the new layout: its new-slot page reads zero
-    // already (a hole, or a page that held only free bytes); writing the
-    // zeros allocates it in the page cache, as the seed's collector would.
-    memset(reinterpret_cast<void*>(dst + write_delta), 0, env_.page);
-    InstallOutcome o = install_run(dst, dst + write_delta, 1);
-    if (o.ok) c_.pages_zero.add(1);
+  InstallOutcome install_zero(uintptr_t dst, size_t npages, intptr_t write_delta) noexcept override {
+    // The pages have no data in the new layout: their new-slot pages read
+    // zero already (holes, or pages that held only free bytes); writing the
+    // zeros allocates them in the page cache, as the seed's collector would.
+    memset(reinterpret_cast<void*>(dst + write_delta), 0, npages * env_.page);
+    InstallOutcome o = install_run(dst, dst + write_delta, npages);
+    if (o.ok) c_.pages_zero.add(npages);
     return o;
   }
 

@@ -90,22 +90,32 @@ class MoveBackend final : public Backend {
     return {};
   }
 
-  InstallOutcome install_zero(uintptr_t dst, intptr_t) noexcept override {
+  InstallOutcome install_zero(uintptr_t dst, size_t npages, intptr_t) noexcept override {
     // A page with no live data gains nothing from a recycled buffer (it would
     // have to be cleared anyway), and moving a pool page out of the pool
     // unmaps it there: a TLB shootdown across every CPU running this
     // process, which a faulting mutator pays in full. UFFDIO_COPY from a
     // zero page fills an empty PTE, with no flush.
-    alignas(64) static const char zeros[65536] = {};
+    alignas(64) static const char zeros[kMaxZeroPages * 4096] = {};
+    const size_t len = npages * env_.page;
     uint64_t t0 = now_ns();
-    os::UffdResult r = os::uffd_copy(env_.uffd, reinterpret_cast<void*>(dst), zeros, env_.page, 0);
-    c_.ioctl_copy.add(1);
+    for (size_t off = 0; off < len;) {
+      os::UffdResult r = os::uffd_copy(env_.uffd, reinterpret_cast<void*>(dst + off), zeros,
+                                       len - off, 0);
+      c_.ioctl_copy.add(1);
+      off += r.done;
+      if (r.ok()) break;
+      if (r.err != os::UffdErr::exists) {
+        c_.install_ns.add(now_ns() - t0);
+        return {false, r.sys_errno, "UFFDIO_COPY"};
+      }
+      off += env_.page;  // mapped by someone else: success
+    }
     c_.install_ns.add(now_ns() - t0);
-    if (!r.ok() && r.err != os::UffdErr::exists) return {false, r.sys_errno, "UFFDIO_COPY"};
-    // Not a buffer (no data of the heap's): counted as a zero page only.
-    c_.pages_copied.add(1);
-    c_.pages_zero.add(1);
-    c_.pages_installed.add(1);
+    // Not buffers (no data of the heap's): counted as zero pages only.
+    c_.pages_copied.add(npages);
+    c_.pages_zero.add(npages);
+    c_.pages_installed.add(npages);
     return {};
   }
 

@@ -39,9 +39,9 @@ class SigsegvBackend final : public Backend {
     return {false, EINVAL, "install_copy (sigsegv builds through the alias, never on a stack)"};
   }
 
-  InstallOutcome install_zero(uintptr_t dst, intptr_t) noexcept override {
-    InstallOutcome o = open(dst, 1);
-    if (o.ok) c_.pages_zero.add(1);
+  InstallOutcome install_zero(uintptr_t dst, size_t npages, intptr_t) noexcept override {
+    InstallOutcome o = open(dst, npages);
+    if (o.ok) c_.pages_zero.add(npages);
     return o;
   }
 

@@ -63,6 +63,14 @@ class PageStates {
     return states_[page].compare_exchange_strong(expect, kPageProcessing,
                                                  std::memory_order_acq_rel);
   }
+  // Claims an EMPTY `page` for a faulting thread (EMPTY ->
+  // MUTATOR_PROCESSING): a page after the one it faulted on, zero-filled
+  // with it (Compactor::ensure_page).
+  bool claim_empty_for_mutator(size_t page) {
+    uint8_t expect = kPageEmpty;
+    return states_[page].compare_exchange_strong(expect, kPageMutatorProcessing,
+                                                 std::memory_order_acq_rel);
+  }
   // Claims `page` for a faulting thread (UNPROCESSED or EMPTY ->
   // MUTATOR_PROCESSING). *was receives the state it had.
   bool claim_for_mutator(size_t page, uint8_t* was) {
