@@ -3,6 +3,7 @@
 // uffd_status() is async-signal-safe.
 #include "os/uffd_ops.h"
 
+#include <sched.h>
 #include <sys/ioctl.h>
 
 #include <cerrno>
@@ -18,6 +19,13 @@ namespace {
 // (mm/userfaultfd.c checks fatal_signal_pending between pages); a few retries
 // cover a spurious one without spinning forever on a dying process.
 constexpr int kMaxEintrRetries = 16;
+// EAGAIN with nothing done: the mm is changing under the call (mmap_changing
+// while a non-cooperative event is queued, or a page table or folio lock the
+// kernel would not wait for). The uffd selftests retry it, and so do we,
+// yielding the CPU between attempts, a bounded number of times: a condition
+// that persists (an event nobody reads) is then reported, not spun on.
+// Before this, one transient EAGAIN made the heap BROKEN (issue 17).
+constexpr int kMaxEagainRetries = 64;
 
 // Restores errno when leaving scope: the SIGBUS handler calls these.
 struct ErrnoGuard {
@@ -35,6 +43,7 @@ UffdResult fill_loop(InjectSite site, size_t len, Issue&& issue) noexcept {
   ErrnoGuard guard;
   UffdResult r;
   int eintr = 0;
+  int eagain = 0;
   while (r.done < len) {
     int64_t progress = 0;  // early EINVAL/EFAULT/ESRCH leave it unwritten
     errno = 0;
@@ -51,9 +60,14 @@ UffdResult fill_loop(InjectSite site, size_t len, Issue&& issue) noexcept {
       // finish or to learn the real error of the next page.
       r.done += static_cast<size_t>(progress);
       eintr = 0;
+      eagain = 0;
       continue;
     }
     if (e == EINTR && ++eintr <= kMaxEintrRetries) continue;
+    if (e == EAGAIN && ++eagain <= kMaxEagainRetries) {
+      ::sched_yield();  // async-signal-safe
+      continue;
+    }
     r.err = uffd_classify(e);
     r.sys_errno = e;
     break;
