@@ -105,7 +105,7 @@ bool parse_spec(const char* spec) {
     if (!colon) break;
     p = colon + 1;
   }
-  if (nf < 3 || (nf == 4 && std::strchr(p, ':'))) return false;
+  if (nf < 3 || (nf == 4 && field[3][flen[3]] == ':')) return false;  // 3 or 4 fields
   int site = -1;
   for (int i = 0; i < kSites; i++)
     if (std::strlen(kSiteNames[i]) == flen[0] && std::strncmp(kSiteNames[i], field[0], flen[0]) == 0)
