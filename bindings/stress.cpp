@@ -268,6 +268,7 @@ class Stress {
   std::atomic<bool> failed_{false};
   std::mutex err_mu_;
   std::string error_;
+  std::string lib_error_;  // the first failing library call (under err_mu_)
   StressResult res_;
 };
 
@@ -1046,7 +1047,14 @@ void Stress::inject_stale() {
 
 bool Stress::cycle() {
   auto lib = [&](remap_status s, const char* what) {
-    if (s != REMAP_OK) fail(std::string(what) + ": " + remap_status_name(s) + ": " + remap_last_error());
+    if (s != REMAP_OK) {
+      std::string why = std::string(what) + ": " + remap_status_name(s) + ": " + remap_last_error();
+      {
+        std::lock_guard<std::mutex> g(err_mu_);
+        if (lib_error_.empty()) lib_error_ = why;
+      }
+      fail(why);
+    }
     return s == REMAP_OK;
   };
   if (!safepoint_begin()) return false;
@@ -1174,6 +1182,21 @@ StressResult Stress::run() {
   hi.struct_size = sizeof hi;
   if (remap_heap_get_info(heap_, &hi) == REMAP_OK && hi.phase == REMAP_PHASE_COMPACTING) remap_finish(heap_);
   stop_threads();
+  if (remap_heap_get_info(heap_, &hi) == REMAP_OK) res_.final_phase = hi.phase;
+  res_.lib_error = lib_error_;
+  if (!lib_error_.empty() && error_ == lib_error_ && res_.final_phase == REMAP_PHASE_PREPARED &&
+      remap_clear_marks(heap_) == REMAP_OK) {
+    // A refused flip leaves the cycle prepared; clearing the marks cancels it.
+    res_.final_phase = REMAP_PHASE_IDLE;
+  }
+  if (!lib_error_.empty() && error_ == lib_error_ && res_.final_phase == REMAP_PHASE_IDLE) {
+    // A refused cycle must leave the graph as the mutators last wrote it:
+    // compare it with the logs (the mutators are joined, nothing races).
+    failed_.store(false);
+    error_.clear();
+    res_.verified_after_refusal = verify_and_mark(false) && error_.empty();
+    if (error_.empty()) error_ = lib_error_;
+  }
   for (auto& m : muts_) {
     res_.reads += m->reads;
     res_.writes += m->writes;
@@ -1255,6 +1278,7 @@ void register_stress(py::module_& m) {
         F(error) F(large_allocs) F(large_reads) F(large_reads_compacting) F(large_writes)
         F(large_died) F(large_live) F(large_verified) F(large_cycles_moved) F(large_objects_moved)
         F(large_pages_moved) F(large_pages_copied) F(large_pages_updated) F(large_pages_missing)
+        F(lib_error) F(final_phase) F(verified_after_refusal)
 #undef F
         py::list stats;
         for (const remap_cycle_stats& s : r.stats) stats.append(stats_dict(s));

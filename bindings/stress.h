@@ -140,6 +140,16 @@ struct StressResult {
   uint64_t large_pages_updated = 0;
   bool verified = false;
   std::string error;             // the first failure, "" if none
+  // The first library call that failed ("" if none), and the heap's phase
+  // at the end (remap_phase): with a kernel call made to fail (tests'
+  // LIBREMAP_INJECT_FAILURE), a cycle either completes, is refused with the
+  // heap still IDLE, or leaves it BROKEN.
+  std::string lib_error;
+  int final_phase = -1;
+  // A refused cycle (the library's failure came first, the heap IDLE): the
+  // graph was then checked against the write logs once more, with the
+  // mutators stopped, and matched (error says what differed if not).
+  bool verified_after_refusal = false;
   std::vector<remap_cycle_stats> stats;  // keep_stats only
 };
 

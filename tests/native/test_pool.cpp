@@ -74,6 +74,12 @@ TEST(pool_content_survives_release_acquire) {
 }
 
 TEST(pool_steady_state_costs_no_faults) {
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+  // The sanitizer's first write to a pool page's shadow (mapped on demand:
+  // 1/8 of the page for ASan, 4x for TSan) is a minor fault of its own, not
+  // the pool's (1 under ASan, 215 under TSan).
+  SKIP("a sanitizer's shadow memory faults on first use; checked in the plain build");
+#endif
   auto pool = make_pool(64);
   REQUIRE(pool->prime(64) == 64);
   void* held[8];

@@ -12,6 +12,7 @@
 #include "api/handle.h"
 #include "api/status.h"
 #include "os/clock.h"
+#include "os/failure_injection.h"
 #include "heap/config.h"
 #include "heap/heap.h"
 #include "plan/plan.h"
@@ -98,6 +99,7 @@ REMAP_API remap_status remap_heap_create(const remap_heap_config* config, remap_
     if (!config) return fail(REMAP_EINVAL, "config is NULL (fill one with remap_heap_config_init)");
     if (!out) return fail(REMAP_EINVAL, "out is NULL");
     *out = nullptr;
+    remap::os::inject_arm_from_env();  // tests only: LIBREMAP_INJECT_FAILURE
     auto h = std::make_unique<remap_heap>();
     Status s = remap::Heap::create(*config, &h->heap);
     if (!s) return s;

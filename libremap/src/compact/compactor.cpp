@@ -208,6 +208,7 @@ Status Compactor::flip() {
   // Allocation from now on sees the new layout (free tails, empty regions),
   // adopted by the first allocation call: nothing O(heap) in the pause.
   heap_.publish_layout(*plan_);
+  faults_stopped_.store(false);
   active_.store(true, std::memory_order_release);
   flip_end_ns_ = now_ns();
   return Status::ok();
@@ -313,9 +314,12 @@ FaultOutcome Compactor::resolve_fault(uintptr_t addr) noexcept {
     } else if (!ensure_page(heap_.page_index(addr), true)) {
       out = zero_fill(addr);
     }
-  } else if (broken() && !closing_.load()) {
-    // Faults still arrive after finish only if it could not stop them: no
-    // page will be produced any more, and a retry would fault again forever.
+  } else if (broken() && !closing_.load() && !faults_stopped_.load()) {
+    // finish could not stop faults: no page will be produced any more, and
+    // a retry would fault again forever. (If it did stop them, a SIGBUS
+    // raised before the unregister may still arrive: UFFDIO_ZEROPAGE on the
+    // unregistered range then fails, and answering "unserved" killed the
+    // process (issue 17); the retry faults in normally, as for a sound heap.)
     out = zero_fill(addr);
   }
   in_flight_.fetch_sub(1);
@@ -509,6 +513,7 @@ Status Compactor::finish(remap_cycle_stats* stats) {
   closing_.store(true);
   while (in_flight_.load() != 0) sched_yield();
   Status stopped = layout_->stop_faults();
+  faults_stopped_.store(stopped.is_ok());
   active_.store(false);
   closing_.store(false);
   // Handler threads that lost the uffd cannot wake a fault that raced the

@@ -154,6 +154,9 @@ class Compactor final : public FaultTarget {
   const Plan* plan_ = nullptr;
   std::atomic<bool> active_{false};     // between flip and finish: faults are ours
   std::atomic<bool> closing_{false};    // finish is stopping faults: handlers do no work
+  // The range was unregistered at finish: a fault still arriving was raised
+  // before, and its retry faults in normally (nothing to zero-fill).
+  std::atomic<bool> faults_stopped_{false};
   std::atomic<int> in_flight_{0};       // fault handlers inside resolve_fault
   std::atomic<size_t> next_region_{0};
   std::atomic<int> workers_{0};         // threads inside work()

@@ -5,11 +5,14 @@
 
 #include <cerrno>
 
+#include "os/failure_injection.h"
+
 namespace remap::os {
 
 int protect_nothrow(void* addr, size_t len, int prot) noexcept {
   int saved = errno;
-  int r = ::mprotect(addr, len, prot) == 0 ? 0 : errno;
+  int r = injected_failure(InjectSite::mprotect);
+  if (r == 0) r = ::mprotect(addr, len, prot) == 0 ? 0 : errno;
   errno = saved;
   return r;
 }

@@ -3,11 +3,13 @@
 // uffd_status() is async-signal-safe.
 #include "os/uffd_ops.h"
 
+#include <sched.h>
 #include <sys/ioctl.h>
 
 #include <cerrno>
 #include <cstring>
 
+#include "os/failure_injection.h"
 #include "os/uffd_abi.h"
 
 namespace remap::os {
@@ -17,6 +19,13 @@ namespace {
 // (mm/userfaultfd.c checks fatal_signal_pending between pages); a few retries
 // cover a spurious one without spinning forever on a dying process.
 constexpr int kMaxEintrRetries = 16;
+// EAGAIN with nothing done: the mm is changing under the call (mmap_changing
+// while a non-cooperative event is queued, or a page table or folio lock the
+// kernel would not wait for). The uffd selftests retry it, and so do we,
+// yielding the CPU between attempts, a bounded number of times: a condition
+// that persists (an event nobody reads) is then reported, not spun on.
+// Before this, one transient EAGAIN made the heap BROKEN (issue 17).
+constexpr int kMaxEagainRetries = 64;
 
 // Restores errno when leaving scope: the SIGBUS handler calls these.
 struct ErrnoGuard {
@@ -30,14 +39,17 @@ inline uint64_t addr_of(const void* p) { return reinterpret_cast<uint64_t>(p); }
 // ioctl on [start+offset, start+offset+len), returns its return value and
 // stores the output field in *progress (zeroed by the caller first).
 template <typename Issue>
-UffdResult fill_loop(size_t len, Issue&& issue) noexcept {
+UffdResult fill_loop(InjectSite site, size_t len, Issue&& issue) noexcept {
   ErrnoGuard guard;
   UffdResult r;
   int eintr = 0;
+  int eagain = 0;
   while (r.done < len) {
     int64_t progress = 0;  // early EINVAL/EFAULT/ESRCH leave it unwritten
     errno = 0;
-    int rc = issue(r.done, len - r.done, &progress);
+    // An injected failure (tests only): -1, nothing done, the field unwritten.
+    const int injected = injected_failure(site);
+    int rc = injected ? (errno = injected, -1) : issue(r.done, len - r.done, &progress);
     if (rc == 0) {
       r.done = len;
       break;
@@ -48,9 +60,14 @@ UffdResult fill_loop(size_t len, Issue&& issue) noexcept {
       // finish or to learn the real error of the next page.
       r.done += static_cast<size_t>(progress);
       eintr = 0;
+      eagain = 0;
       continue;
     }
     if (e == EINTR && ++eintr <= kMaxEintrRetries) continue;
+    if (e == EAGAIN && ++eagain <= kMaxEagainRetries) {
+      ::sched_yield();  // async-signal-safe
+      continue;
+    }
     r.err = uffd_classify(e);
     r.sys_errno = e;
     break;
@@ -122,12 +139,14 @@ remap_status uffd_err_code(UffdErr e, int sys_errno) noexcept {
 namespace {
 // An ioctl with no progress field (register, unregister): all of `len` or
 // nothing, retried on a spurious EINTR like the fill ioctls.
-UffdResult single_shot(int fd, unsigned long request, void* arg, size_t len) noexcept {
+UffdResult single_shot(InjectSite site, int fd, unsigned long request, void* arg,
+                       size_t len) noexcept {
   UffdResult r;
   int rc;
   int eintr = 0;
   do {
-    rc = ::ioctl(fd, request, arg);
+    const int injected = injected_failure(site);
+    rc = injected ? (errno = injected, -1) : ::ioctl(fd, request, arg);
   } while (rc != 0 && errno == EINTR && ++eintr <= kMaxEintrRetries);
   if (rc != 0) {
     r.sys_errno = errno;
@@ -146,7 +165,7 @@ UffdResult uffd_register(int fd, void* addr, size_t len, uint64_t mode, uint64_t
   reg.range.len = len;
   reg.mode = mode;
   reg.ioctls = 0;
-  UffdResult r = single_shot(fd, UFFDIO_REGISTER, &reg, len);
+  UffdResult r = single_shot(InjectSite::uffd_register, fd, UFFDIO_REGISTER, &reg, len);
   if (r.ok() && ioctls) *ioctls = reg.ioctls;
   return r;
 }
@@ -156,11 +175,11 @@ UffdResult uffd_unregister(int fd, void* addr, size_t len) noexcept {
   struct uffdio_range range;
   range.start = addr_of(addr);
   range.len = len;
-  return single_shot(fd, UFFDIO_UNREGISTER, &range, len);
+  return single_shot(InjectSite::uffd_unregister, fd, UFFDIO_UNREGISTER, &range, len);
 }
 
 UffdResult uffd_move(int fd, void* dst, void* src, size_t len, uint64_t mode) noexcept {
-  return fill_loop(len, [&](size_t off, size_t n, int64_t* progress) {
+  return fill_loop(InjectSite::uffd_move, len, [&](size_t off, size_t n, int64_t* progress) {
     uffdio_move_abi m;
     m.dst = addr_of(dst) + off;
     m.src = addr_of(src) + off;
@@ -174,7 +193,7 @@ UffdResult uffd_move(int fd, void* dst, void* src, size_t len, uint64_t mode) no
 }
 
 UffdResult uffd_copy(int fd, void* dst, const void* src, size_t len, uint64_t mode) noexcept {
-  return fill_loop(len, [&](size_t off, size_t n, int64_t* progress) {
+  return fill_loop(InjectSite::uffd_copy, len, [&](size_t off, size_t n, int64_t* progress) {
     struct uffdio_copy c;
     c.dst = addr_of(dst) + off;
     c.src = addr_of(src) + off;
@@ -188,7 +207,7 @@ UffdResult uffd_copy(int fd, void* dst, const void* src, size_t len, uint64_t mo
 }
 
 UffdResult uffd_zeropage(int fd, void* dst, size_t len, uint64_t mode) noexcept {
-  return fill_loop(len, [&](size_t off, size_t n, int64_t* progress) {
+  return fill_loop(InjectSite::uffd_zeropage, len, [&](size_t off, size_t n, int64_t* progress) {
     struct uffdio_zeropage z;
     z.range.start = addr_of(dst) + off;
     z.range.len = n;
@@ -201,7 +220,7 @@ UffdResult uffd_zeropage(int fd, void* dst, size_t len, uint64_t mode) noexcept 
 }
 
 UffdResult uffd_continue(int fd, void* dst, size_t len, uint64_t mode) noexcept {
-  return fill_loop(len, [&](size_t off, size_t n, int64_t* progress) {
+  return fill_loop(InjectSite::uffd_continue, len, [&](size_t off, size_t n, int64_t* progress) {
     uffdio_continue_abi c;
     c.range.start = addr_of(dst) + off;
     c.range.len = n;
@@ -219,7 +238,8 @@ UffdResult uffd_wake(int fd, void* addr, size_t len) noexcept {
   range.start = addr_of(addr);
   range.len = len;
   UffdResult r;
-  if (::ioctl(fd, UFFDIO_WAKE, &range) != 0) {
+  const int injected = injected_failure(InjectSite::uffd_wake);
+  if (injected ? (errno = injected, true) : ::ioctl(fd, UFFDIO_WAKE, &range) != 0) {
     r.sys_errno = errno;
     r.err = uffd_classify(r.sys_errno);
     return r;

@@ -9,6 +9,8 @@
 #include <cstdio>
 #include <cstring>
 
+#include "os/failure_injection.h"
+
 #ifndef FALLOC_FL_KEEP_SIZE
 #define FALLOC_FL_KEEP_SIZE 0x01
 #endif
@@ -65,6 +67,21 @@ Status mm_error(const char* call, int e, const void* addr, size_t len, const cha
               std::strerror(e));
 }
 
+// The real call unless a test injects a failure (os/failure_injection.h):
+// then -1 (MAP_FAILED) with that errno, and nothing done.
+void* mmap_call(void* addr, size_t len, int prot, int flags, int fd, off_t off) {
+  if (int e = injected_failure(InjectSite::mmap)) return errno = e, MAP_FAILED;
+  return ::mmap(addr, len, prot, flags, fd, off);
+}
+int madvise_call(void* addr, size_t len, int advice) {
+  if (int e = injected_failure(InjectSite::madvise)) return errno = e, -1;
+  return ::madvise(addr, len, advice);
+}
+int mprotect_call(void* addr, size_t len, int prot) {
+  if (int e = injected_failure(InjectSite::mprotect)) return errno = e, -1;
+  return ::mprotect(addr, len, prot);
+}
+
 }  // namespace
 
 size_t page_size() noexcept {
@@ -94,7 +111,7 @@ Status reserve_aligned(size_t size, size_t align, int prot, Mapping* out) {
   if (size > SIZE_MAX - align)
     return fail(REMAP_EINVAL, "reserve: %zu bytes aligned to %zu overflows", size, align);
   const size_t span = size + (align > ps ? align - ps : 0);
-  void* p = ::mmap(nullptr, span, prot, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  void* p = mmap_call(nullptr, span, prot, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
   if (p == MAP_FAILED) {
     int e = errno;
     return mm_error("mmap", e, nullptr, span,
@@ -122,7 +139,7 @@ Status renew_anonymous(void* addr, size_t len) {
   if (!page_aligned(addr) || len == 0 || len % page_size())
     return fail(REMAP_EINVAL, "renew_anonymous(%p, %zu): address and length must be page aligned",
                 addr, len);
-  void* p = ::mmap(addr, len, PROT_READ | PROT_WRITE,
+  void* p = mmap_call(addr, len, PROT_READ | PROT_WRITE,
                    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED, -1, 0);
   if (p == MAP_FAILED)
     return fail(errno == ENOMEM ? REMAP_ENOMEM : REMAP_EKERNEL,
@@ -134,8 +151,10 @@ Status remap_dontunmap(void* old_addr, size_t len, void* new_addr) {
   if (!page_aligned(old_addr) || !page_aligned(new_addr) || len == 0 || len % page_size())
     return fail(REMAP_EINVAL, "mremap(DONTUNMAP) of %p -> %p, %zu bytes: addresses and length "
                 "must be page aligned and non-zero", old_addr, new_addr, len);
-  void* p = ::mremap(old_addr, len, len, MREMAP_MAYMOVE | MREMAP_FIXED | MREMAP_DONTUNMAP,
-                     new_addr);
+  const int injected = injected_failure(InjectSite::mremap);
+  void* p = injected ? (errno = injected, MAP_FAILED)
+                     : ::mremap(old_addr, len, len,
+                                MREMAP_MAYMOVE | MREMAP_FIXED | MREMAP_DONTUNMAP, new_addr);
   if (p == MAP_FAILED) {
     int e = errno;
     const char* hint = nullptr;
@@ -186,7 +205,7 @@ Status advise(void* addr, size_t len, Advice a) {
     case Advice::remove: advice = MADV_REMOVE; break;
     case Advice::populate_write: advice = MADV_POPULATE_WRITE; break;
   }
-  if (::madvise(addr, len, advice) == 0) return Status::ok();
+  if (madvise_call(addr, len, advice) == 0) return Status::ok();
   int e = errno;
   const char* hint = nullptr;
   if (e == EINVAL) {
@@ -208,7 +227,7 @@ Status advise(void* addr, size_t len, Advice a) {
 }
 
 Status protect(void* addr, size_t len, int prot) {
-  if (::mprotect(addr, len, prot) == 0) return Status::ok();
+  if (mprotect_call(addr, len, prot) == 0) return Status::ok();
   int e = errno;
   return mm_error("mprotect", e, addr, len,
                   e == ENOMEM ? "part of the range is not mapped, or splitting it would exceed "
@@ -253,7 +272,7 @@ Status map_file_fixed(void* addr, size_t len, int prot, int fd, off_t offset) {
   if (!page_aligned(addr) || len == 0 || len % page_size() || offset % page_size())
     return fail(REMAP_EINVAL, "mmap(MAP_FIXED, %p, %zu, offset %lld): address, length and "
                 "offset must be page aligned", addr, len, static_cast<long long>(offset));
-  void* p = ::mmap(addr, len, prot, MAP_SHARED | MAP_FIXED, fd, offset);
+  void* p = mmap_call(addr, len, prot, MAP_SHARED | MAP_FIXED, fd, offset);
   if (p == MAP_FAILED) return mm_error("mmap(MAP_SHARED|MAP_FIXED)", errno, addr, len, nullptr);
   return Status::ok();
 }
@@ -262,7 +281,7 @@ Status map_file(size_t len, int prot, int fd, off_t offset, Mapping* out) {
   if (len == 0 || len % page_size() || offset % page_size())
     return fail(REMAP_EINVAL, "mmap(%zu, offset %lld): length and offset must be page aligned "
                 "and non-zero", len, static_cast<long long>(offset));
-  void* p = ::mmap(nullptr, len, prot, MAP_SHARED, fd, offset);
+  void* p = mmap_call(nullptr, len, prot, MAP_SHARED, fd, offset);
   if (p == MAP_FAILED) return mm_error("mmap(MAP_SHARED)", errno, nullptr, len, nullptr);
   *out = Mapping(p, len);
   return Status::ok();
