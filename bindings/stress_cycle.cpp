@@ -1,9 +1,9 @@
-// stress_cycle.cpp — the stress driver's driver thread: safepoints, verification against the write logs, stale-page injection, cycles, the run (stress_driver.h).
+// stress_cycle.cpp — the stress driver's driver thread: safepoints,
+// verification against the write logs, stale-page injection, cycles, the run
+// (stress_driver.h).
 #include "stress_driver.h"
 
 namespace libremap_py::stress_detail {
-
-using namespace libremap_layout;
 
 bool Stress::safepoint_begin() {
   std::unique_lock<std::mutex> g(sp_mu_);

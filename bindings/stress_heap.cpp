@@ -1,9 +1,8 @@
-// stress_heap.cpp — the stress driver's heap: creation, allocation (TLABs, large objects), the initial graph (stress_driver.h).
+// stress_heap.cpp — the stress driver's heap: creation, allocation (TLABs,
+// large objects), the initial graph (stress_driver.h).
 #include "stress_driver.h"
 
 namespace libremap_py::stress_detail {
-
-using namespace libremap_layout;
 
 void Stress::fail(const std::string& why) {
   std::lock_guard<std::mutex> g(err_mu_);

@@ -1,9 +1,8 @@
-// stress_mutator.cpp — the stress driver's mutator threads: seqlock snapshots, their checks, writes, unlinking large objects (stress_driver.h).
+// stress_mutator.cpp — the stress driver's mutator threads: seqlock snapshots,
+// their checks, writes, unlinking large objects (stress_driver.h).
 #include "stress_driver.h"
 
 namespace libremap_py::stress_detail {
-
-using namespace libremap_layout;
 
 bool Stress::snapshot(Mutator& m, uint32_t id, uintptr_t a, Snapshot* s) {
   Obj& o = table_[id];
