@@ -172,7 +172,11 @@ std::unique_ptr<Mutator> Vm::attach() {
 }
 
 Mutator::Mutator(Vm& vm, unsigned id)
-    : vm_(vm), id_(id), safepoint_flag_(&vm.safepoint_), satb_active_(&vm.satb_active_) {
+    : vm_(vm),
+      id_(id),
+      safepoint_flag_(&vm.safepoint_),
+      satb_active_(&vm.satb_active_),
+      hash_state_(0x9e3779b9u * (id + 1)) {
   handles_.reserve(256);
   satb_.reserve(kSatbBufferEntries);
 }
@@ -434,9 +438,11 @@ void Vm::collector_loop() {
 Ref Mutator::alloc_instance(ClassId klass) {
   const ClassInfo& c = vm_.klass(klass);
   size_t size = kHeaderBytes + kSlotBytes * c.nrefs + c.payload_bytes;
-  // A cheap identity hash (never 0), as JVMs keep in the header.
-  static std::atomic<uint32_t> hash_seq{1};
-  return alloc(size, c.nrefs, klass, hash_seq.fetch_add(0x9e3779b9u, std::memory_order_relaxed) | 1u);
+  // A cheap identity hash (never 0), as JVMs keep in the header: xorshift32.
+  hash_state_ ^= hash_state_ << 13;
+  hash_state_ ^= hash_state_ >> 17;
+  hash_state_ ^= hash_state_ << 5;
+  return alloc(size, c.nrefs, klass, hash_state_ | 1u);
 }
 
 Ref Mutator::alloc_ref_array(ClassId klass, uint32_t length) {
