@@ -149,6 +149,12 @@ REMAP_API remap_status remap_heap_get_info(const remap_heap* heap, remap_heap_in
     info.bytes_allocated = hp.bytes_allocated();
     info.large_object_threshold = hp.config().large_object_threshold;
     info.flags = hp.config().flags;
+    info.max_capacity = hp.max_capacity();
+    info.min_capacity = hp.min_capacity();
+    // mincore over the capacity: only when the caller's struct has the field.
+    if (out->struct_size >= offsetof(remap_heap_info, committed_bytes) + sizeof(size_t))
+      info.committed_bytes = hp.committed_bytes();
+    info.pool_bytes = remap::api::engine_pool_bytes(*heap);
     std::memcpy(out, &info, out->struct_size);
     return Status::ok();
   });
