@@ -541,6 +541,67 @@ REMAP_API remap_status remap_heap_resize(remap_heap* heap, size_t capacity);
  * allocation calls wait while free regions' pages go). */
 REMAP_API remap_status remap_heap_trim(remap_heap* heap, size_t pool_keep_bytes);
 
+/* ------------------------------------------------------------------------
+ * Events (added later in 0.1; additive, ABI 1)
+ *
+ * A runtime that has its own tracing (JFR, perfetto, a GC log) forwards
+ * these. Nothing is recorded or timed while no callback is set (one atomic
+ * load per cycle call). No event comes from a fault handler: per-fault
+ * numbers are in remap_cycle_stats.
+ * ---------------------------------------------------------------------- */
+
+typedef enum remap_event_kind {
+  /* A cycle starts: remap_cycle_begin, else remap_prepare (the first one
+   * since the last cycle ended; a failed prepare does not end the cycle). */
+  REMAP_EVENT_CYCLE_BEGIN = 1,
+  /* The cycle ended. value: its number (remap_cycle_stats.cycle; its stats
+   * are in remap_heap_last_stats now) if it completed; 0 if it did not:
+   * status is then the failure that made the heap BROKEN, or REMAP_OK for
+   * a cycle cancelled by remap_clear_marks. */
+  REMAP_EVENT_CYCLE_END = 2,
+  /* remap_flip runs: the library's part of the runtime's pause (stw: the
+   * whole compaction). PAUSE_END: value its duration in ns, status what
+   * remap_flip returns. */
+  REMAP_EVENT_PAUSE_BEGIN = 3,
+  REMAP_EVENT_PAUSE_END = 4,
+  /* The heap's phase changed to `phase`; value: the phase before. */
+  REMAP_EVENT_PHASE = 5,
+  /* An entry point that works outside the pause runs: remap_prepare,
+   * remap_compact, remap_compact_work, remap_finish, remap_heap_resize,
+   * remap_heap_trim (`call` names it). CALL_END: value its duration in ns,
+   * status what it returns. */
+  REMAP_EVENT_CALL_BEGIN = 6,
+  REMAP_EVENT_CALL_END = 7,
+  /* remap_heap_resize changed the capacity to `value` bytes. */
+  REMAP_EVENT_RESIZE = 8
+} remap_event_kind;
+
+typedef struct remap_event {
+  size_t struct_size;   /* sizeof(remap_event) of the library sending it: fields
+                           past it (added later) are not there */
+  int kind;             /* remap_event_kind */
+  int phase;            /* the heap's phase now (REMAP_EVENT_PHASE: the new one) */
+  uint64_t time_ns;     /* CLOCK_MONOTONIC */
+  uint64_t cycle;       /* cycles completed, + 1 from CYCLE_BEGIN to CYCLE_END */
+  uint64_t value;       /* per kind (remap_event_kind), else 0 */
+  remap_status status;  /* CYCLE_END, PAUSE_END, CALL_END: see there; else REMAP_OK */
+  const char* call;     /* the entry point sending it ("remap_flip"): static, never NULL */
+} remap_event;
+
+typedef void (*remap_event_fn)(void* ctx, const remap_event* event);
+
+/* Sets the heap's event callback (fn NULL: none). It is called on the thread
+ * that makes the call, synchronously, possibly inside the runtime's pause
+ * and holding the heap's cycle lock: it should record and return. It may
+ * call remap_heap_get_info, remap_heap_last_stats and anything on other
+ * heaps; a call of this heap's cycle entry points (prepare, flip, compact,
+ * finish, clear_marks, cycle_begin, resize, trim) from it deadlocks or
+ * fails. remap_last_error is kept across it. Any thread, any phase; a call
+ * running on another thread meanwhile may still deliver one event to the
+ * previous (fn, ctx), so a ctx must outlive the calls made while it was
+ * set. */
+REMAP_API remap_status remap_heap_set_event_callback(remap_heap* heap, remap_event_fn fn,
+                                                     void* ctx);
 
 /* ------------------------------------------------------------------------
  * Statistics of the last completed cycle

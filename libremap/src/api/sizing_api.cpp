@@ -8,6 +8,7 @@
 // Heap::resize holds the allocation mutex only while it changes the
 // region count).
 #include "api/concurrent_cycle.h"
+#include "api/events.h"
 #include "api/handle.h"
 #include "api/status.h"
 
@@ -28,17 +29,28 @@ Status idle_only(remap_heap* h, const char* what) {
 extern "C" {
 
 REMAP_API remap_status remap_heap_resize(remap_heap* heap, size_t capacity) {
-  return remap::api_call("remap_heap_resize", [&]() -> Status {
+  const uint64_t e0 =
+      heap ? remap::api::call_begin(*heap, REMAP_EVENT_CALL_BEGIN, "remap_heap_resize") : 0;
+  bool changed = false;
+  const remap_status st = remap::api_call("remap_heap_resize", [&]() -> Status {
     if (!heap) return fail(REMAP_EINVAL, "heap is NULL");
     std::lock_guard<std::mutex> g(heap->cycle_mutex);
     Status s = idle_only(heap, "remap_heap_resize");
     if (!s) return s;
-    return heap->heap->resize(capacity);
+    const size_t before = heap->heap->capacity();
+    s = heap->heap->resize(capacity);
+    changed = heap->heap->capacity() != before;
+    return s;
   });
+  if (changed) remap::api::emit(*heap, REMAP_EVENT_RESIZE, "remap_heap_resize", capacity);
+  remap::api::call_end(heap, REMAP_EVENT_CALL_END, "remap_heap_resize", e0, st);
+  return st;
 }
 
 REMAP_API remap_status remap_heap_trim(remap_heap* heap, size_t pool_keep_bytes) {
-  return remap::api_call("remap_heap_trim", [&]() -> Status {
+  const uint64_t e0 =
+      heap ? remap::api::call_begin(*heap, REMAP_EVENT_CALL_BEGIN, "remap_heap_trim") : 0;
+  const remap_status st = remap::api_call("remap_heap_trim", [&]() -> Status {
     if (!heap) return fail(REMAP_EINVAL, "heap is NULL");
     std::lock_guard<std::mutex> g(heap->cycle_mutex);
     Status s = idle_only(heap, "remap_heap_trim");
@@ -49,6 +61,8 @@ REMAP_API remap_status remap_heap_trim(remap_heap* heap, size_t pool_keep_bytes)
     size_t covered = 0;
     return heap->heap->release_free_regions(&covered);
   });
+  remap::api::call_end(heap, REMAP_EVENT_CALL_END, "remap_heap_trim", e0, st);
+  return st;
 }
 
 }  // extern "C"
