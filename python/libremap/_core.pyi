@@ -39,6 +39,10 @@ class SyntheticHeap:
         ...
     def compact_work(self) -> None:
         ...
+    def events(self) -> dict:
+        """
+        The events kept since the last call: {origin_ns, events: [dict]} (times since the first).
+        """
     def finish(self) -> None:
         ...
     def flip(self) -> None:
@@ -61,6 +65,10 @@ class SyntheticHeap:
         """
     def prepare(self) -> None:
         ...
+    def record_events(self) -> None:
+        """
+        Keep libremap's events from now on (remap_heap_set_event_callback).
+        """
     def region_tops(self) -> list[int]:
         ...
     def roots(self) -> list[int]:
