@@ -366,9 +366,11 @@ typedef struct remap_heap_info {
 REMAP_API remap_status remap_heap_get_info(const remap_heap* heap, remap_heap_info* out);
 
 /* Allocation. The runtime bump-allocates inside [*start, *end) that it gets
- * from remap_region_acquire (the free tail of a compacted region, else the
- * highest free region) and hands back with remap_region_retire(heap, *start,
- * cursor) when done. An object never crosses a region boundary. Objects of
+ * from remap_region_acquire (the free tail of a compacted region, else a free
+ * region: the highest one in a heap with no small-object region, else a hole
+ * below the highest small-object region, else the lowest free region above
+ * it, so that the end of the heap is used last) and hands back with
+ * remap_region_retire(heap, *start, cursor) when done. An object never crosses a region boundary. Objects of
  * at least large_object_threshold bytes go to remap_alloc_large:
  * page-aligned, whole pages, the lowest run of free regions that fits (so
  * small and large objects meet only when the heap is nearly full); they move
@@ -504,15 +506,15 @@ REMAP_API remap_status remap_wait_idle(remap_heap* heap, int64_t timeout_ns);
 
 /* Sets the heap's capacity: [base, base + capacity) is the heap from now on.
  * capacity is a multiple of region_size in [min_capacity, max_capacity].
- *   - Growing adds free regions at the end; they read zero. Small-object
- *     regions are handed out from the highest free region, so the new ones
- *     go first.
+ *   - Growing adds free regions at the end; they read zero. They are the
+ *     last remap_region_acquire hands out (see Allocation), and so the
+ *     first to be free again.
  *   - Shrinking drops free regions at the end and returns their memory to
  *     the OS (MADV_DONTNEED; MADV_REMOVE on the minor and sigsegv heaps,
  *     which live on a memfd); the address range stays reserved. Only free
  *     regions can go: right after a cycle is the moment, before mutators
- *     take the top regions again (REMAP_HEAP_EVACUATE empties the highest
- *     sparse regions by packing their survivors down).
+ *     take regions again (REMAP_HEAP_EVACUATE helps: it packs the survivors
+ *     of sparse regions into the lowest of them).
  * IDLE only. Any thread, beside mutators that allocate and mark: it holds
  * the allocation lock for O(regions added or dropped). Growing is allowed
  * in a cycle begun with remap_cycle_begin (until remap_prepare); shrinking
