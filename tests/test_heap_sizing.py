@@ -325,3 +325,43 @@ def test_growth_and_shrink_across_cycles_with_mutators_running(backend, fault_mo
         shrinks += r["shrinks"]
     assert grows >= 3 * 5, "the heap did not grow after each odd cycle"
     assert shrinks > 0, "no shrink ever found free regions at the end"
+
+
+FORK_CODE = """
+import os, sys
+sys.path.insert(0, {tests!r})
+from test_slot_values import make_heap, info, err, u64
+from libremap.cabi import ffi, lib
+MiB = 1 << 20
+st, h = make_heap({backend!r}, capacity=1 * MiB, max_capacity=4 * MiB)
+if st != 0:
+    print("unsupported: " + err()); sys.exit({unsupported})
+base = int(ffi.cast("uintptr_t", info(h).base))
+pid = os.fork()
+if pid == 0:
+    # The child grows its heap and writes into a region the parent does not
+    # have yet: its own memory, not the parent's file.
+    ok = lib.remap_heap_resize(h, 4 * MiB) == 0
+    u64(base + 3 * MiB)[0] = 0xC0FFEE
+    os._exit(0 if ok else 3)
+_, status = os.waitpid(pid, 0)
+assert os.waitstatus_to_exitcode(status) == 0, status
+assert lib.remap_heap_resize(h, 4 * MiB) == 0, err()
+print("parent reads", hex(int(u64(base + 3 * MiB)[0])))
+assert int(u64(base + 3 * MiB)[0]) == 0, "the child's store reached the parent's heap"
+lib.remap_heap_destroy(h)
+print("{{}}")
+"""
+
+
+@pytest.mark.parametrize("backend", ["minor", "sigsegv", "move"])
+def test_a_forked_child_that_grows_its_heap_stays_out_of_the_parents(backend):
+    # The memfd heaps are MAP_SHARED: at a fork the child's heap range is
+    # replaced by a private snapshot. It must cover the whole reservation,
+    # or a child that grows writes into the parent's file.
+    from pathlib import Path
+
+    from differential import CHILD_UNSUPPORTED, run_child
+
+    tests = str(Path(__file__).resolve().parent)
+    run_child(FORK_CODE.format(tests=tests, backend=backend, unsupported=CHILD_UNSUPPORTED))
