@@ -533,10 +533,10 @@ REMAP_API remap_status remap_wait_idle(remap_heap* heap, int64_t timeout_ns);
 REMAP_API remap_status remap_heap_resize(remap_heap* heap, size_t capacity);
 
 /* Returns physical memory the heap holds but does not use to the OS now:
- * the pages of every free region (a cycle leaves the regions it frees
- * without memory, but pages written past a retired cursor, or by a
- * runtime's own use of free memory, stay until this), and the move and copy
- * engines' page pool down to pool_keep_bytes (pages kept populated between
+ * the pages of every free region and of every retired region's free tail
+ * (whole pages above its top: the move backend installs them, zeroed, with
+ * the region's data; anything written into free memory stays until this),
+ * and the move and copy engines' page pool down to pool_keep_bytes (pages kept populated between
  * cycles so that the next one faults no fresh memory in: SIZE_MAX keeps
  * the pool, 0 empties it, and the next cycle then allocates its buffers).
  * IDLE only (REMAP_EPHASE otherwise); any thread, beside mutators (their

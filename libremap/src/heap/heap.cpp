@@ -786,6 +786,21 @@ Status Heap::release_free_regions(size_t* bytes) {
   size_t covered = 0;
   for (size_t r = 0; r < nregions;) {
     if (!regions_[r].takeable()) {
+      // A retired region's free tail: whole pages above its top. The move
+      // backend installs them with the region's data (zeroed, resident:
+      // the allocator's next pages); free bytes read zero either way. An
+      // acquired region's tail is the runtime's, and is left alone.
+      const Region& reg = regions_[r];
+      if (reg.get_state() == RegionState::RETIRED) {
+        const uintptr_t from = (region_base(r) + reg.top.load(std::memory_order_relaxed) +
+                                page_size_ - 1) & ~uintptr_t(page_size_ - 1);
+        const uintptr_t to = region_base(r) + region_size_;
+        if (from < to) {
+          Status s = return_memory(from, to - from);
+          if (!s && first) first = s;
+          covered += to - from;
+        }
+      }
       ++r;
       continue;
     }

@@ -208,9 +208,10 @@ class Heap {
   // The smallest capacity resize accepts now (the capacity while a black
   // window is open).
   size_t min_capacity() const;
-  // Returns the pages of every FREE region to the OS, holding the
-  // allocation mutex (allocation waits; free regions normally hold no
-  // pages, so the calls are short). *bytes: the free bytes covered.
+  // Returns the pages of every FREE region and of every retired region's
+  // free tail (whole pages above its top) to the OS, holding the allocation
+  // mutex (allocation waits; one madvise per run of free regions and per
+  // tail). *bytes: the free bytes covered.
   Status release_free_regions(size_t* bytes);
   // Bytes of [base, base + capacity) backed by memory now (mincore).
   size_t committed_bytes() const;
