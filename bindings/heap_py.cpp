@@ -27,7 +27,8 @@ py::dict info_dict(const remap_heap_info& i) {
   py::dict d;
 #define F(name) d[#name] = i.name;
   F(struct_size) F(capacity) F(region_size) F(region_count) F(page_size) F(phase) F(backend)
-  F(fault_mode) F(cycles) F(regions_free) F(bytes_allocated)
+  F(fault_mode) F(cycles) F(regions_free) F(bytes_allocated) F(max_capacity) F(min_capacity)
+  F(committed_bytes) F(pool_bytes)
 #undef F
   d["base"] = reinterpret_cast<uintptr_t>(i.base);
   return d;
@@ -159,6 +160,11 @@ void register_synthetic(py::module_& m) {
       .def("image_hash", [](SyntheticHeap& h) { return shared(h, [&] { return h.image_hash(); }); })
       .def("stats", [](SyntheticHeap& h) { return stats_dict(shared(h, [&] { return h.stats(); })); })
       .def("info", [](SyntheticHeap& h) { return info_dict(shared(h, [&] { return h.info(); })); })
+      .def("record_events", [](SyntheticHeap& h) { h.event_log().attach(h.handle()); },
+           "Keep libremap's events from now on (remap_heap_set_event_callback).")
+      .def("events", [](SyntheticHeap& h) { return h.event_log().take(); },
+           "The events kept since the last call: {origin_ns, events: [dict]} (times since "
+           "the first).")
       .def("forward",
            [](SyntheticHeap& h, uintptr_t old) { return h.forward(old); },  // O(1), lock-free
            py::arg("old"))

@@ -43,7 +43,8 @@ void register_stress(py::module_& m) {
          unsigned mutators, unsigned cycles, size_t heap_mib, uint64_t seed, size_t idle_ops,
          double write_fraction, double alloc_fraction, size_t region_kib, double timeout_s,
          bool keep_stats, unsigned inject_stale_cycle, double large_fraction,
-         bool inject_stale_large, bool tagged, bool concurrent_prepare, bool evacuate) {
+         bool inject_stale_large, bool tagged, bool concurrent_prepare, bool evacuate,
+         size_t max_heap_mib) {
         static const char* const backends[] = {"auto", "move", "copy", "minor", "sigsegv", "stw"};
         static const char* const modes[] = {"auto", "sigbus", "thread"};
         StressParams p;
@@ -66,6 +67,7 @@ void register_stress(py::module_& m) {
         p.tagged = tagged;
         p.concurrent_prepare = concurrent_prepare;
         p.evacuate = evacuate;
+        p.max_heap_mib = max_heap_mib;
         StressResult r;
         {
           py::gil_scoped_release nogil;
@@ -78,6 +80,7 @@ void register_stress(py::module_& m) {
         F(error) F(large_allocs) F(large_reads) F(large_reads_compacting) F(large_writes)
         F(large_died) F(large_live) F(large_verified) F(large_cycles_moved) F(large_objects_moved)
         F(large_pages_moved) F(large_pages_copied) F(large_pages_updated) F(large_pages_missing)
+        F(grows) F(shrinks) F(shrinks_busy) F(capacity_min) F(capacity_max)
         F(lib_error) F(final_phase) F(verified_after_refusal)
 #undef F
         py::list stats;
@@ -92,6 +95,7 @@ void register_stress(py::module_& m) {
       py::arg("inject_stale_cycle") = 0, py::arg("large_fraction") = StressParams{}.large_fraction,
       py::arg("inject_stale_large") = false, py::arg("tagged") = false,
       py::arg("concurrent_prepare") = false, py::arg("evacuate") = false,
+      py::arg("max_heap_mib") = 0,
       "C++ mutator threads reading, writing and allocating while compaction cycles run "
       "(bindings/stress.h). Returns counts, `verified` and the first `error`.");
 }

@@ -106,6 +106,14 @@ struct StressParams {
   // REMAP_HEAP_EVACUATE: survivors of fragmented regions are packed into
   // lower regions, so objects change region under the mutators.
   bool evacuate = false;
+  // Heap sizing (issue 16): 0 keeps the heap at heap_mib. Otherwise the heap
+  // reserves max_heap_mib and, after each cycle's finish, while the
+  // mutators run (allocating, so racing the resize for the top regions),
+  // the driver moves the capacity: up by a quarter of the way to the maximum
+  // after odd cycles, down to min_capacity (not below heap_mib) after even
+  // ones, retrying a shrink refused with REMAP_EBUSY once with the new
+  // min_capacity. Every object must stay below the capacity.
+  size_t max_heap_mib = 0;
 };
 
 struct StressResult {
@@ -138,6 +146,14 @@ struct StressResult {
   uint64_t large_pages_moved = 0;
   uint64_t large_pages_copied = 0;
   uint64_t large_pages_updated = 0;
+  // Heap sizing (max_heap_mib): resizes that changed the capacity, shrinks
+  // refused because a region had been taken (REMAP_EBUSY), and the
+  // capacity's extremes.
+  uint64_t grows = 0;
+  uint64_t shrinks = 0;
+  uint64_t shrinks_busy = 0;
+  uint64_t capacity_min = 0;
+  uint64_t capacity_max = 0;
   bool verified = false;
   std::string error;             // the first failure, "" if none
   // The first library call that failed ("" if none), and the heap's phase

@@ -355,6 +355,7 @@ bool Stress::cycle() {
   res_.large_pages_updated += st.large_pages_updated;
   if (st.large_objects_moved) res_.large_cycles_moved++;
   if (p_.keep_stats) res_.stats.push_back(st);
+  if (p_.max_heap_mib && !resize_after(res_.cycles)) return false;
   // Mutators run in IDLE for a while before the next cycle.
   uint64_t start = 0;
   for (auto& m : muts_) start += m->ops.load();

@@ -226,6 +226,8 @@ class Stress {
   bool verify_and_mark(bool mark);
   void inject_stale();
   bool cycle();
+  // max_heap_mib: the capacity after a cycle (see StressParams).
+  bool resize_after(uint64_t cycle);
 
   const StressParams p_;
   // A tracked slot's value for target address addr (0: null), in the
@@ -236,7 +238,8 @@ class Stress {
   ModelCtx model_ctx_;
   remap_heap* heap_ = nullptr;
   uintptr_t base_ = 0;
-  size_t capacity_ = 0;
+  size_t capacity_ = 0;      // the current capacity (the driver's: it resizes)
+  size_t max_capacity_ = 0;
   size_t region_size_ = 0;
   size_t page_size_ = 0;
   size_t threshold_ = 0;  // large_object_threshold

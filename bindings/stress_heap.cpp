@@ -15,6 +15,7 @@ void Stress::create_heap() {
   std::memset(&cfg, 0, sizeof cfg);
   remap_heap_config_init(&cfg);
   cfg.capacity = p_.heap_mib << 20;
+  cfg.max_capacity = std::max(p_.max_heap_mib, p_.heap_mib) << 20;
   cfg.region_size = p_.region_kib << 10;
   cfg.backend = p_.backend;
   cfg.fault_mode = p_.fault_mode;
@@ -30,6 +31,8 @@ void Stress::create_heap() {
   check(remap_heap_get_info(heap_, &hi), "remap_heap_get_info");
   base_ = reinterpret_cast<uintptr_t>(hi.base);
   capacity_ = hi.capacity;
+  max_capacity_ = hi.max_capacity;
+  res_.capacity_min = res_.capacity_max = capacity_;
   region_size_ = hi.region_size;
   page_size_ = hi.page_size;
   anon_ = hi.backend == REMAP_BACKEND_MOVE || hi.backend == REMAP_BACKEND_COPY;
@@ -38,7 +41,7 @@ void Stress::create_heap() {
   large_.reset(new LargeInfo[kMaxLarge]);
   // Ids are never reused: room for the heap full of the smallest objects
   // several times over; allocation stops when they run out.
-  max_ids_ = uint32_t(std::min<size_t>(capacity_ / 8, size_t(1) << 24));
+  max_ids_ = uint32_t(std::min<size_t>(max_capacity_ / 8, size_t(1) << 24));
   table_.reset(new Obj[max_ids_]);
   model_.assign(max_ids_, ModelObj{});
   marked_.assign(max_ids_, 0);
@@ -204,6 +207,60 @@ void Stress::build() {
     root_id_.push_back(id);
     root_addr_[r].store(table_[id].addr.load());
   }
+}
+
+bool Stress::resize_after(uint64_t cycle) {
+  auto lib_failed = [&](const char* what, remap_status s) {
+    std::string why = std::string(what) + ": " + remap_status_name(s) + ": " + remap_last_error();
+    {
+      std::lock_guard<std::mutex> g(err_mu_);
+      if (lib_error_.empty()) lib_error_ = why;
+    }
+    fail(why);
+    return false;
+  };
+  auto info = [&](remap_heap_info* hi) {
+    std::memset(hi, 0, sizeof *hi);
+    hi->struct_size = sizeof *hi;
+    const remap_status s = remap_heap_get_info(heap_, hi);
+    return s == REMAP_OK || lib_failed("remap_heap_get_info", s);
+  };
+  remap_heap_info hi;
+  if (!info(&hi)) return false;
+  const size_t floor = p_.heap_mib << 20;
+  size_t want;
+  if (cycle % 2) {
+    const size_t step =
+        std::max(region_size_, (max_capacity_ - hi.capacity) / 4 / region_size_ * region_size_);
+    want = std::min(max_capacity_, hi.capacity + step);
+  } else {
+    want = std::max(floor, hi.min_capacity);
+  }
+  if (want == hi.capacity) return true;
+  remap_status s = remap_heap_resize(heap_, want);
+  if (s == REMAP_EBUSY && want < hi.capacity) {
+    // A mutator took a region above `want` since min_capacity was read.
+    res_.shrinks_busy++;
+    if (!info(&hi)) return false;
+    want = std::max(floor, hi.min_capacity);
+    s = want < hi.capacity ? remap_heap_resize(heap_, want) : REMAP_OK;
+    if (s == REMAP_EBUSY) {
+      res_.shrinks_busy++;
+      return true;
+    }
+  }
+  if (s != REMAP_OK) return lib_failed("remap_heap_resize", s);
+  if (!info(&hi)) return false;
+  if (hi.capacity != want || hi.min_capacity > want) {
+    fail("remap_heap_resize(" + std::to_string(want) + ") returned OK, but the capacity is " +
+         std::to_string(hi.capacity) + " and min_capacity " + std::to_string(hi.min_capacity));
+    return false;
+  }
+  (want > capacity_ ? res_.grows : res_.shrinks)++;
+  capacity_ = want;
+  res_.capacity_min = std::min<uint64_t>(res_.capacity_min, want);
+  res_.capacity_max = std::max<uint64_t>(res_.capacity_max, want);
+  return true;
 }
 
 }  // namespace libremap_py::stress_detail

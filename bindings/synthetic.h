@@ -32,6 +32,7 @@
 #include <random>
 #include <vector>
 
+#include "event_log.h"
 #include "libremap.h"
 #include "object_layout.h"
 
@@ -157,6 +158,8 @@ class SyntheticHeap {
   size_t live_bytes() const { return live_bytes_; }
   uintptr_t base() const { return base_; }
   remap_heap* handle() const { return heap_; }
+  // libremap's events, once record_events() attached it (bench --trace).
+  EventLog& event_log() { return event_log_; }
   size_t capacity() const { return params_.capacity; }
   size_t region_size() const { return params_.region_size; }
   const SyntheticParams& params() const { return params_; }
@@ -205,6 +208,7 @@ class SyntheticHeap {
   size_t traverse(bool strict, Visit&& visit_object) const;
 
   SyntheticParams params_;
+  EventLog event_log_;  // outlives the heap: ~SyntheticHeap destroys the heap first
   libremap_layout::ModelCtx model_;
   remap_heap* heap_ = nullptr;
   uintptr_t base_ = 0;

@@ -16,6 +16,7 @@
 
 #include "../libremap/toyvm/toyvm.h"
 #include "module_parts.h"
+#include "event_log.h"
 #include "stats_py.h"
 
 namespace py = pybind11;
@@ -30,6 +31,7 @@ py::dict gc_dict(const toyvm::GcRecord& r) {
   F(index) F(pause_ns) F(ttsp_ns) F(mark_ns) F(prepare_ns) F(flip_ns) F(concurrent_ns) F(verify_ns)
   F(initial_mark_ns) F(remark_ns) F(remarks) F(satb_logged)
   F(roots) F(objects_marked) F(bytes_marked) F(heap_before) F(heap_after) F(capacity)
+  F(capacity_after) F(committed_after)
 #undef F
   d["cause"] = r.cause;
   d["marking"] = r.marking;
@@ -54,9 +56,9 @@ const std::map<std::string, Setter>& setters() {
     std::map<std::string, Setter> m;
 #define VM(name) m[#name] = [](toyvm::RunOptions& o, const py::handle& v) { o.vm.name = v.cast<decltype(o.vm.name)>(); };
 #define WL(name) m[#name] = [](toyvm::RunOptions& o, const py::handle& v) { o.params.name = v.cast<decltype(o.params.name)>(); };
-    VM(heap_bytes) VM(region_size) VM(backend) VM(fault_mode) VM(gc_threads) VM(handler_threads)
+    VM(heap_bytes) VM(max_heap_bytes) VM(min_free_ratio) VM(max_free_ratio) VM(region_size) VM(backend) VM(fault_mode) VM(gc_threads) VM(handler_threads)
     VM(dense_threshold) VM(trigger_fraction) VM(trigger_min_bytes) VM(exhausted_retries)
-    VM(verify_refs) VM(evacuate) VM(satb_barrier) VM(mark_delay_us)
+    VM(verify_refs) VM(evacuate) VM(satb_barrier) VM(mark_delay_us) VM(record_events)
     m["marking"] = [](toyvm::RunOptions& o, const py::handle& v) {
       const std::string s = v.cast<std::string>();
       if (s == "stw") o.vm.marking = toyvm::Marking::stw;
@@ -93,6 +95,7 @@ py::dict run(const std::string& workload, const py::dict& options) {
   d["marking"] = toyvm::marking_name(r.marking);
   d["marking_note"] = r.marking_note.empty() ? py::object(py::none()) : py::object(py::str(r.marking_note));
   d["capacity"] = r.capacity;
+  d["max_capacity"] = r.max_capacity;
   d["region_size"] = r.region_size;
   d["wall_ns"] = r.wall_ns;
   d["bytes_allocated"] = r.bytes_allocated;
@@ -109,6 +112,10 @@ py::dict run(const std::string& workload, const py::dict& options) {
   py::list pauses;
   for (const auto& p : r.pauses) pauses.append(pause_dict(p));
   d["pauses"] = pauses;
+  py::list events;
+  for (const auto& e : r.events)
+    events.append(event_dict(e.kind, e.phase, e.time_ns, e.cycle, e.value, e.status, e.call));
+  d["events"] = events;
   if (r.error_kind == toyvm::VmErrorKind::none) {
     d["error"] = py::none();
   } else {

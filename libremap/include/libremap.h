@@ -62,7 +62,8 @@ enum {
   REMAP_ENOMEM = -4,       /* out of memory or address space */
   REMAP_EPHASE = -5,       /* call not allowed in the heap's current phase */
   REMAP_EKERNEL = -6,      /* a system call failed in a way not classified below */
-  REMAP_EBUSY = -7,        /* a page is not exclusive (fork COW, KSM, pinned, writeback) */
+  REMAP_EBUSY = -7,        /* a page is not exclusive (fork COW, KSM, pinned, writeback);
+                              remap_heap_resize: memory it would drop is in use */
   REMAP_EEXIST = -8,       /* destination already populated */
   REMAP_ENOENT = -9,       /* source hole, or no mapping */
   REMAP_EAGAIN = -10,      /* the mm is changing; retry */
@@ -272,6 +273,14 @@ typedef struct remap_heap_config {
   uint64_t ref_tag_mask;      /* default 0 */
   uint64_t ref_check_mask;    /* default 0: every value is a reference candidate */
   uint64_t ref_check_value;   /* default 0; must have no bit outside ref_check_mask */
+  /* Added later in 0.1 (additive, ABI 1: a caller whose struct_size ends at
+   * ref_check_value gets 0, a heap of fixed size). The heap's address range
+   * is reserved for max_capacity bytes at create (address space only); the
+   * heap starts at `capacity` bytes, and remap_heap_resize moves its
+   * capacity anywhere up to max_capacity later. Every table follows the
+   * capacity in use (the most it has been, for the region table); the mark
+   * bitmaps reserve address space for the maximum, touched where marked. */
+  size_t max_capacity;        /* bytes, a multiple of region_size, >= capacity; default 0: capacity */
 } remap_heap_config;
 
 enum {
@@ -343,14 +352,25 @@ typedef struct remap_heap_info {
   /* Added later in 0.1 (additive, ABI 1). */
   size_t large_object_threshold; /* effective: remap_alloc_large takes sizes >= this */
   unsigned flags;             /* the REMAP_HEAP_* bits the heap was created with */
+  /* Added later in 0.1 (additive, ABI 1): heap sizing. `capacity` and
+   * `region_count` above are the current ones (remap_heap_resize). */
+  size_t max_capacity;        /* the reservation: the capacity may grow up to this */
+  size_t min_capacity;        /* the smallest capacity remap_heap_resize accepts now: the end of
+                                 the highest region in use, at least one region */
+  size_t committed_bytes;     /* bytes of [base, base + capacity) backed by memory now (one
+                                 mincore(2): O(capacity / page size)) */
+  size_t pool_bytes;          /* memory the move and copy engines' page pool holds between
+                                 cycles (remap_heap_config.pool_max_pages at most; 0 otherwise) */
 } remap_heap_info;
 
 REMAP_API remap_status remap_heap_get_info(const remap_heap* heap, remap_heap_info* out);
 
 /* Allocation. The runtime bump-allocates inside [*start, *end) that it gets
- * from remap_region_acquire (the free tail of a compacted region, else the
- * highest free region) and hands back with remap_region_retire(heap, *start,
- * cursor) when done. An object never crosses a region boundary. Objects of
+ * from remap_region_acquire (the free tail of a compacted region, else a free
+ * region: the highest one in a heap with no small-object region, else a hole
+ * below the highest small-object region, else the lowest free region above
+ * it, so that the end of the heap is used last) and hands back with
+ * remap_region_retire(heap, *start, cursor) when done. An object never crosses a region boundary. Objects of
  * at least large_object_threshold bytes go to remap_alloc_large:
  * page-aligned, whole pages, the lowest run of free regions that fits (so
  * small and large objects meet only when the heap is nearly full); they move
@@ -469,6 +489,121 @@ REMAP_API remap_status remap_touch(remap_heap* heap, const void* addr, size_t le
  * prepare and flip ends only when the runtime flips it: a thread the
  * runtime's pause waits for must not wait here then. */
 REMAP_API remap_status remap_wait_idle(remap_heap* heap, int64_t timeout_ns);
+
+/* ------------------------------------------------------------------------
+ * Heap sizing (added later in 0.1; additive, ABI 1)
+ *
+ * A heap reserves max_capacity bytes of address space at create and uses
+ * the first `capacity` of them (remap_heap_config). Between cycles a
+ * runtime moves the capacity to follow its own sizing policy (a growable
+ * heap, a soft maximum, an adaptive size): remap_heap_get_info reports the
+ * capacity, max_capacity, min_capacity, committed_bytes and regions_free it
+ * decides from. The flip costs the same at every capacity: it moves the
+ * page tables of the whole reservation at PUD level (anonymous heaps) or
+ * re-maps the capacity's runs of regions (minor, sigsegv), and the
+ * reservation holds no memory past the capacity.
+ * ---------------------------------------------------------------------- */
+
+/* Sets the heap's capacity: [base, base + capacity) is the heap from now on.
+ * capacity is a multiple of region_size in [min_capacity, max_capacity].
+ *   - Growing adds free regions at the end; they read zero. They are the
+ *     last remap_region_acquire hands out (see Allocation), and so the
+ *     first to be free again.
+ *   - Shrinking drops free regions at the end and returns their memory to
+ *     the OS (MADV_DONTNEED; MADV_REMOVE on the minor and sigsegv heaps,
+ *     which live on a memfd); the address range stays reserved. Only free
+ *     regions can go: right after a cycle is the moment, before mutators
+ *     take regions again (REMAP_HEAP_EVACUATE helps: it packs the survivors
+ *     of sparse regions into the lowest of them).
+ * IDLE only. Any thread, beside mutators that allocate and mark: it holds
+ * the allocation lock for O(regions added or dropped). Growing is allowed
+ * in a cycle begun with remap_cycle_begin (until remap_prepare); shrinking
+ * is not. remap_forward keeps answering for the last cycle. The heap's
+ * memory beyond the capacity is not the heap's: the runtime must not touch
+ * it (during compaction that is a fault the library refuses, see
+ * remap_finish).
+ * Errors: REMAP_EINVAL: capacity 0, not a multiple of region_size, or above
+ * max_capacity. REMAP_EBUSY: below min_capacity, a region it would drop is
+ * in use (the message names it and the smallest capacity now; a mutator may
+ * have taken it since remap_heap_get_info: look again and retry).
+ * REMAP_EPHASE: the heap is PREPARED, COMPACTING or BROKEN, or shrinking in
+ * a begun cycle. REMAP_ENOMEM: the tables a cycle needs at that capacity
+ * would exceed a quarter of physical memory (as at remap_heap_create).
+ * Nothing changes on failure. */
+REMAP_API remap_status remap_heap_resize(remap_heap* heap, size_t capacity);
+
+/* Returns physical memory the heap holds but does not use to the OS now:
+ * the pages of every free region and of every retired region's free tail
+ * (whole pages above its top: the move backend installs them, zeroed, with
+ * the region's data; anything written into free memory stays until this),
+ * and the move and copy engines' page pool down to pool_keep_bytes (pages kept populated between
+ * cycles so that the next one faults no fresh memory in: SIZE_MAX keeps
+ * the pool, 0 empties it, and the next cycle then allocates its buffers).
+ * IDLE only (REMAP_EPHASE otherwise); any thread, beside mutators (their
+ * allocation calls wait while free regions' pages go). */
+REMAP_API remap_status remap_heap_trim(remap_heap* heap, size_t pool_keep_bytes);
+
+/* ------------------------------------------------------------------------
+ * Events (added later in 0.1; additive, ABI 1)
+ *
+ * A runtime that has its own tracing (JFR, perfetto, a GC log) forwards
+ * these. Nothing is recorded or timed while no callback is set (one atomic
+ * load per cycle call). No event comes from a fault handler: per-fault
+ * numbers are in remap_cycle_stats.
+ * ---------------------------------------------------------------------- */
+
+typedef enum remap_event_kind {
+  /* A cycle starts: remap_cycle_begin, else remap_prepare (the first one
+   * since the last cycle ended; a failed prepare does not end the cycle). */
+  REMAP_EVENT_CYCLE_BEGIN = 1,
+  /* The cycle ended. value: its number (remap_cycle_stats.cycle; its stats
+   * are in remap_heap_last_stats now) if it completed; 0 if it did not:
+   * status is then the failure that made the heap BROKEN, or REMAP_OK for
+   * a cycle cancelled by remap_clear_marks. */
+  REMAP_EVENT_CYCLE_END = 2,
+  /* remap_flip runs: the library's part of the runtime's pause (stw: the
+   * whole compaction). PAUSE_END: value its duration in ns, status what
+   * remap_flip returns. */
+  REMAP_EVENT_PAUSE_BEGIN = 3,
+  REMAP_EVENT_PAUSE_END = 4,
+  /* The heap's phase changed to `phase`; value: the phase before. */
+  REMAP_EVENT_PHASE = 5,
+  /* An entry point that works outside the pause runs: remap_prepare,
+   * remap_compact, remap_compact_work, remap_finish, remap_heap_resize,
+   * remap_heap_trim (`call` names it). CALL_END: value its duration in ns,
+   * status what it returns. */
+  REMAP_EVENT_CALL_BEGIN = 6,
+  REMAP_EVENT_CALL_END = 7,
+  /* remap_heap_resize changed the capacity to `value` bytes. */
+  REMAP_EVENT_RESIZE = 8
+} remap_event_kind;
+
+typedef struct remap_event {
+  size_t struct_size;   /* sizeof(remap_event) of the library sending it: fields
+                           past it (added later) are not there */
+  int kind;             /* remap_event_kind */
+  int phase;            /* the heap's phase now (REMAP_EVENT_PHASE: the new one) */
+  uint64_t time_ns;     /* CLOCK_MONOTONIC */
+  uint64_t cycle;       /* cycles completed, + 1 from CYCLE_BEGIN to CYCLE_END */
+  uint64_t value;       /* per kind (remap_event_kind), else 0 */
+  remap_status status;  /* CYCLE_END, PAUSE_END, CALL_END: see there; else REMAP_OK */
+  const char* call;     /* the entry point sending it ("remap_flip"): static, never NULL */
+} remap_event;
+
+typedef void (*remap_event_fn)(void* ctx, const remap_event* event);
+
+/* Sets the heap's event callback (fn NULL: none). It is called on the thread
+ * that makes the call, synchronously, possibly inside the runtime's pause
+ * and holding the heap's cycle lock: it should record and return. It may
+ * call remap_heap_get_info, remap_heap_last_stats and anything on other
+ * heaps; a call of this heap's cycle entry points (prepare, flip, compact,
+ * finish, clear_marks, cycle_begin, resize, trim) from it deadlocks or
+ * fails. remap_last_error is kept across it. Any thread, any phase; a call
+ * running on another thread meanwhile may still deliver one event to the
+ * previous (fn, ctx), so a ctx must outlive the calls made while it was
+ * set. */
+REMAP_API remap_status remap_heap_set_event_callback(remap_heap* heap, remap_event_fn fn,
+                                                     void* ctx);
 
 /* ------------------------------------------------------------------------
  * Statistics of the last completed cycle

@@ -316,12 +316,7 @@ bool Collector::after_flip(GcRecord& rec) {
   remap_status s = remap_heap_get_info(vm_.heap(), &hi);
   if (s != REMAP_OK) return fail_library("remap_heap_get_info", s);
   rec.heap_after = hi.bytes_allocated;
-  // The next collection: after mutators take half (trigger_fraction) of
-  // what this one left free.
-  const uint64_t free_bytes = capacity_ > hi.bytes_allocated ? capacity_ - hi.bytes_allocated : 0;
-  vm_.trigger_bytes_.store(std::max<uint64_t>(vm_.config().trigger_min_bytes,
-                                              uint64_t(double(free_bytes) * vm_.config().trigger_fraction)));
-  vm_.free_after_gc_.store(free_bytes, std::memory_order_relaxed);
+  set_trigger(hi.bytes_allocated);
 
   if (hi.phase == REMAP_PHASE_COMPACTING) {
     const uint64_t tc = now_ns();
@@ -343,6 +338,59 @@ bool Collector::after_flip(GcRecord& rec) {
   // it (clearing the mark bitmaps and freeing the plan: 0.5 ms at 256 MiB).
   s = remap_clear_marks(vm_.heap());
   if (s != REMAP_OK) return fail_library("remap_clear_marks", s);
+  return size_heap(rec);
+}
+
+void Collector::set_trigger(uint64_t bytes_allocated) {
+  // The next collection: after mutators take half (trigger_fraction) of
+  // what this one left free.
+  const uint64_t free_bytes = capacity_ > bytes_allocated ? capacity_ - bytes_allocated : 0;
+  vm_.trigger_bytes_.store(std::max<uint64_t>(vm_.config().trigger_min_bytes,
+                                              uint64_t(double(free_bytes) * vm_.config().trigger_fraction)));
+  vm_.free_after_gc_.store(free_bytes, std::memory_order_relaxed);
+}
+
+bool Collector::size_heap(GcRecord& rec) {
+  rec.capacity_after = capacity_;
+  const VmConfig& c = vm_.config();
+  if (c.max_heap_bytes <= c.heap_bytes) return true;
+  remap_heap_info hi;
+  std::memset(&hi, 0, sizeof hi);
+  hi.struct_size = sizeof hi;
+  remap_status s = remap_heap_get_info(vm_.heap(), &hi);
+  if (s != REMAP_OK) return fail_library("remap_heap_get_info", s);
+  // Free space is whole free regions: what a TLAB or a large object needs
+  // (compacted regions' tails are reused too, but cannot hold either).
+  const size_t region = hi.region_size;
+  const double cap = double(hi.capacity), used = cap - double(hi.regions_free * region);
+  auto regions_for = [&](double bytes) { return (size_t(bytes) + region - 1) / region * region; };
+  size_t want = hi.capacity;
+  // An allocation refused since the last collection chose the capacity
+  // (a TLAB, or a large object that found no run of free regions): the
+  // heap grows by at least that much, at its end, where the run is whole.
+  const size_t refused = vm_.refused_bytes_.exchange(0, std::memory_order_relaxed);
+  if (cap - used < c.min_free_ratio * cap)
+    want = std::max(hi.capacity + region, regions_for(used / (1.0 - c.min_free_ratio)));
+  if (refused) want = std::max(want, hi.capacity + regions_for(double(refused)));
+  else if (cap - used > c.max_free_ratio * cap)
+    want = std::max({regions_for(used / (1.0 - c.max_free_ratio)), hi.min_capacity, c.heap_bytes});
+  want = std::min(want, hi.max_capacity);
+  if (want != hi.capacity) {
+    s = remap_heap_resize(vm_.heap(), want);
+    // A shrink a mutator raced (it took a region at the end since
+    // min_capacity was read) waits for the next collection.
+    if (s == REMAP_EBUSY && want < hi.capacity) want = hi.capacity;
+    else if (s != REMAP_OK) return fail_library("remap_heap_resize", s);
+  }
+  if (want != capacity_) {
+    capacity_ = want;
+    vm_.capacity_.store(want, std::memory_order_release);
+    set_trigger(hi.bytes_allocated);
+  }
+  rec.capacity_after = want;
+  s = remap_heap_get_info(vm_.heap(), &hi);
+  if (s != REMAP_OK) return fail_library("remap_heap_get_info", s);
+  rec.committed_after = hi.committed_bytes;
   return true;
 }
 

@@ -55,6 +55,11 @@ class Collector {
   bool trace_concurrently();
   // After the flip: occupancy, the next trigger, compaction, the stats.
   bool after_flip(GcRecord& rec);
+  // Heap IDLE, mutators running: the growable heap's policy (vm.h,
+  // VmConfig::max_heap_bytes). Sets capacity_ and the record's capacity_after.
+  bool size_heap(GcRecord& rec);
+  // The next collection's trigger and the free space it is measured against.
+  void set_trigger(uint64_t bytes_allocated);
   void check_after_gc(GcRecord& rec);
   // Every root slot (handles, globals) and hands back every TLAB: in a pause.
   void gather_roots_retire_tlabs();

@@ -3,6 +3,8 @@
 // corruption is reported, never chased.
 #include "marking.h"
 
+#include <algorithm>
+
 #include <cstdio>
 #include <cstring>
 
@@ -22,7 +24,9 @@ std::string hex(uintptr_t v) {
 
 Marker::Marker(Vm& vm) : vm_(vm) {
   base_ = reinterpret_cast<uintptr_t>(vm.info().base);
-  capacity_ = vm.info().capacity;
+  // The side tables cover the heap's whole reservation: a growable heap
+  // (VmConfig::max_heap_bytes) never outgrows them.
+  capacity_ = vm.info().max_capacity;
   const size_t region = vm.info().region_size;
   while ((size_t(1) << region_shift_) < region) ++region_shift_;
   regions_ = capacity_ >> region_shift_;
@@ -38,7 +42,11 @@ void Marker::reset(uint64_t gc_index) {
   // Nothing reads the bitmap between cycles (the barrier is off), so a
   // plain memset of the atomics' storage is race-free here.
   static_assert(sizeof(std::atomic<uint64_t>) == sizeof(uint64_t));
-  std::memset(static_cast<void*>(marks_.get()), 0, mark_words_ * sizeof(uint64_t));
+  // The capacity of the moment: no bit is set past it this cycle (marks
+  // are of objects in the heap), and bits a shrink left behind are cleared
+  // by the first cycle after the heap grows over them again.
+  const size_t words = std::min(mark_words_, vm_.capacity() / 8 / 64 + 1);
+  std::memset(static_cast<void*>(marks_.get()), 0, words * sizeof(uint64_t));
   stack_.clear();
   objects_marked = bytes_marked = satb_logged = black_skipped = 0;
   std::lock_guard<std::mutex> g(queue_mu_);

@@ -45,6 +45,7 @@ RunResult run_workload(const RunOptions& opt) {
   out.backend = vm->info().backend;
   out.fault_mode = vm->info().fault_mode;
   out.capacity = vm->info().capacity;
+  out.max_capacity = vm->info().max_capacity;
   out.region_size = vm->info().region_size;
 
   WorkloadParams p = opt.params;
@@ -98,6 +99,7 @@ RunResult run_workload(const RunOptions& opt) {
   out.marking_note = vm->marking_note();
   out.gcs = vm->records();
   out.pauses = vm->pauses();
+  out.events = vm->events();
   out.bytes_allocated = vm->bytes_allocated_total();
   return out;
 }

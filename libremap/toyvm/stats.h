@@ -46,6 +46,11 @@ struct GcRecord {
   uint64_t heap_before = 0;
   uint64_t heap_after = 0;
   uint64_t capacity = 0;
+  // A growable heap (VmConfig::max_heap_bytes): the capacity the collector
+  // chose after this collection (= capacity when it kept it), and the
+  // heap's committed bytes then (remap_heap_info.committed_bytes).
+  uint64_t capacity_after = 0;
+  uint64_t committed_after = 0;
   // The library's view of the same cycle.
   remap_cycle_stats lib{};
 };

@@ -78,6 +78,7 @@ Vm::Vm(const VmConfig& config) : config_(config), born_ns_(now_ns()) {
   std::memset(&cfg, 0, sizeof cfg);
   remap_heap_config_init(&cfg);
   cfg.capacity = config.heap_bytes;
+  cfg.max_capacity = std::max(config.max_heap_bytes, config.heap_bytes);
   cfg.region_size = config.region_size;
   cfg.dense_threshold = config.dense_threshold;
   cfg.backend = config.backend;
@@ -97,6 +98,7 @@ Vm::Vm(const VmConfig& config) : config_(config), born_ns_(now_ns()) {
     remap_heap_destroy(heap_);
     throw VmStartError(s, m);
   }
+  capacity_.store(info_.capacity, std::memory_order_release);
   // The library's default threshold: half a region (remap_heap_config).
   large_threshold_ = cfg.large_object_threshold ? cfg.large_object_threshold : info_.region_size / 2;
   trigger_bytes_ = std::max<uint64_t>(config_.trigger_min_bytes,
@@ -109,6 +111,14 @@ Vm::Vm(const VmConfig& config) : config_(config), born_ns_(now_ns()) {
     marking_note_ = std::string("concurrent marking is not supported by the ") +
                     (info_.backend == REMAP_BACKEND_MINOR ? "minor" : "sigsegv") +
                     " backend (remap_cycle_begin): marked stop-the-world";
+  }
+  if (config_.record_events) {
+    s = remap_heap_set_event_callback(heap_, &Vm::on_event, this);
+    if (s != REMAP_OK) {
+      std::string m = status_message("remap_heap_set_event_callback", s);
+      remap_heap_destroy(heap_);
+      throw VmStartError(s, m);
+    }
   }
   marker_ = std::make_unique<Marker>(*this);
   collector_ = std::make_unique<Collector>(*this);
@@ -326,6 +336,27 @@ std::string Vm::error_message() const {
   return error_message_;
 }
 
+void Vm::on_event(void* ctx, const remap_event* ev) {
+  // On the thread of the libremap call (the collector's; inside the flip's
+  // pause for PAUSE_*): record and return.
+  Vm* vm = static_cast<Vm*>(ctx);
+  EventRecord r;
+  r.kind = ev->kind;
+  r.phase = ev->phase;
+  r.time_ns = ev->time_ns - vm->born_ns_;
+  r.cycle = ev->cycle;
+  r.value = ev->value;
+  r.status = ev->status;
+  r.call = ev->call;
+  std::lock_guard<std::mutex> g(vm->events_mu_);
+  vm->events_.push_back(r);
+}
+
+std::vector<EventRecord> Vm::events() const {
+  std::lock_guard<std::mutex> g(events_mu_);
+  return events_;
+}
+
 std::vector<GcRecord> Vm::records() const {
   std::lock_guard<std::mutex> g(records_mu_);
   return records_;
@@ -506,6 +537,9 @@ Ref Mutator::alloc_large(size_t size) {
 
 void Mutator::wait_after_exhaustion(unsigned& futile, unsigned& total, size_t size, const char* what) {
   constexpr unsigned kMaxWaits = 16;
+  uint64_t seen = vm_.refused_bytes_.load(std::memory_order_relaxed);
+  while (seen < size && !vm_.refused_bytes_.compare_exchange_weak(seen, size)) {
+  }
   bool window = false;
   bool ok = futile < vm_.config_.exhausted_retries && total < kMaxWaits && vm_.wait_for_gc(*this, &window);
   if (ok && window) return;  // waited for a black window to close: the heap was not found full
@@ -517,7 +551,7 @@ void Mutator::wait_after_exhaustion(unsigned& futile, unsigned& total, size_t si
   vm_.fail(VmErrorKind::out_of_memory, REMAP_ENOMEM,
            std::string("toyvm: heap exhausted: ") + what + " " + std::to_string(size) +
                "-byte object after " + std::to_string(total - 1) + " collection(s) (" +
-               std::to_string(vm_.info_.capacity >> 20) + " MiB heap, " +
+               std::to_string(vm_.capacity() >> 20) + " MiB heap, " +
                std::to_string(vm_.free_after_gc_.load() >> 10) + " KiB free after the last)" +
                (last_refusal_.empty() ? "" : "; libremap: " + last_refusal_));
   throw VmAbort{};

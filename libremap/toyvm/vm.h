@@ -49,6 +49,16 @@ const char* marking_name(Marking m);
 
 struct VmConfig {
   size_t heap_bytes = size_t(64) << 20;
+  // A growable heap (remap_heap_resize): the heap reserves this much and,
+  // after each collection, grows when less than min_free_ratio of it is in
+  // free regions (to where that much would be free, in whole regions) and
+  // shrinks, not below heap_bytes, when more than max_free_ratio is (to
+  // where max_free_ratio would be free, as far as free regions at the end
+  // allow). 0: a fixed heap of heap_bytes. (HotSpot's MinHeapFreeRatio and
+  // MaxHeapFreeRatio are the model.)
+  size_t max_heap_bytes = 0;
+  double min_free_ratio = 0.3;
+  double max_free_ratio = 0.6;
   size_t region_size = size_t(256) << 10;
   int backend = REMAP_BACKEND_AUTO;
   int fault_mode = REMAP_FAULT_AUTO;
@@ -81,6 +91,21 @@ struct VmConfig {
   // that mutators rewrite the graph before the tracer sees it.
   bool satb_barrier = true;
   unsigned mark_delay_us = 0;
+  // Keep libremap's events (remap_heap_set_event_callback) in the VM's log,
+  // as a runtime forwards them to its own tracing: Vm::events().
+  bool record_events = false;
+};
+
+// One of libremap's events as the VM logged it; time since the VM's birth,
+// the clock of its pause log.
+struct EventRecord {
+  int kind = 0;          // remap_event_kind
+  int phase = 0;         // remap_phase
+  uint64_t time_ns = 0;  // since the VM was created
+  uint64_t cycle = 0;
+  uint64_t value = 0;
+  remap_status status = REMAP_OK;
+  const char* call = "";  // the library's static string
 };
 
 // Why a VM stopped working.
@@ -234,10 +259,14 @@ class Vm {
   std::string error_message() const;
 
   std::vector<GcRecord> records() const;
+  // libremap's events so far (VmConfig::record_events), in order.
+  std::vector<EventRecord> events() const;
   // Every stop-the-world pause so far, in order (stats.h, PauseRecord).
   std::vector<PauseRecord> pauses() const;
   remap_heap* heap() const { return heap_; }
+  // The heap as created (its capacity then: capacity() is the current one).
   const remap_heap_info& info() const { return info_; }
+  size_t capacity() const { return capacity_.load(std::memory_order_acquire); }
   const VmConfig& config() const { return config_; }
   // How this VM marks, after the backend had its say; and why, when that is
   // not what the config asked for ("" otherwise).
@@ -281,6 +310,7 @@ class Vm {
   ModelContext model_ctx_;  // the object model's ctx: lives as long as the heap
   remap_heap* heap_ = nullptr;
   remap_heap_info info_{};
+  std::atomic<size_t> capacity_{0};  // the collector resizes (VmConfig::max_heap_bytes)
   size_t large_threshold_ = 0;
 
   static constexpr size_t kMaxClasses = 256;
@@ -317,6 +347,9 @@ class Vm {
   std::atomic<uint64_t> trigger_bytes_{0};
   std::atomic<uint64_t> allocated_total_{0};
   std::atomic<uint64_t> free_after_gc_{~uint64_t(0)};  // capacity - occupancy after the last flip
+  // The largest allocation that found no room since the last collection
+  // chose the capacity: a growable heap grows by at least that much.
+  std::atomic<uint64_t> refused_bytes_{0};
 
   std::atomic<bool> satb_active_{false};  // mutators log overwritten references
   bool black_window_ = false;             // under mu_: remap_cycle_begin .. remap_flip
@@ -329,6 +362,9 @@ class Vm {
   std::string error_message_;
 
   std::function<std::string()> after_gc_;
+  static void on_event(void* ctx, const remap_event* ev);
+  mutable std::mutex events_mu_;
+  std::vector<EventRecord> events_;
   mutable std::mutex records_mu_;
   std::vector<GcRecord> records_;
   std::unique_ptr<Collector> collector_;

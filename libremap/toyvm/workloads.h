@@ -78,11 +78,13 @@ struct RunResult {
   int fault_mode = 0;
   Marking marking = Marking::stw;  // how the VM marked (its config, or stw where the backend forced it)
   std::string marking_note;        // why marking is not what was asked ("" when it is)
-  size_t capacity = 0;
+  size_t capacity = 0;      // as created
+  size_t max_capacity = 0;  // the reservation (VmConfig::max_heap_bytes)
   size_t region_size = 0;
   WorkloadResult result;
   std::vector<GcRecord> gcs;
   std::vector<PauseRecord> pauses;  // every stop-the-world pause, in order
+  std::vector<EventRecord> events;  // libremap's events (VmConfig::record_events)
   uint64_t wall_ns = 0;           // mutators start to last mutator done
   uint64_t bytes_allocated = 0;   // TLABs and large objects handed out
   // Why the run failed; kind none when it did not.

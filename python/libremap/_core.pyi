@@ -39,6 +39,10 @@ class SyntheticHeap:
         ...
     def compact_work(self) -> None:
         ...
+    def events(self) -> dict:
+        """
+        The events kept since the last call: {origin_ns, events: [dict]} (times since the first).
+        """
     def finish(self) -> None:
         ...
     def flip(self) -> None:
@@ -61,6 +65,10 @@ class SyntheticHeap:
         """
     def prepare(self) -> None:
         ...
+    def record_events(self) -> None:
+        """
+        Keep libremap's events from now on (remap_heap_set_event_callback).
+        """
     def region_tops(self) -> list[int]:
         ...
     def roots(self) -> list[int]:
@@ -92,7 +100,7 @@ def probe() -> dict:
     """
     remap_probe() as a dict of the raw remap_probe_info fields
     """
-def run_stress(backend: typing.Any, fault_mode: typing.Any, gc_threads: typing.SupportsInt | typing.SupportsIndex = 1, mutators: typing.SupportsInt | typing.SupportsIndex = 2, cycles: typing.SupportsInt | typing.SupportsIndex = 10, heap_mib: typing.SupportsInt | typing.SupportsIndex = 4, seed: typing.SupportsInt | typing.SupportsIndex = 0, *, idle_ops: typing.SupportsInt | typing.SupportsIndex = 500, write_fraction: typing.SupportsFloat | typing.SupportsIndex = 0.1, alloc_fraction: typing.SupportsFloat | typing.SupportsIndex = 0.6, region_kib: typing.SupportsInt | typing.SupportsIndex = 64, timeout_s: typing.SupportsFloat | typing.SupportsIndex = 60.0, keep_stats: bool = False, inject_stale_cycle: typing.SupportsInt | typing.SupportsIndex = 0, large_fraction: typing.SupportsFloat | typing.SupportsIndex = 0.05, inject_stale_large: bool = False, tagged: bool = False, concurrent_prepare: bool = False, evacuate: bool = False) -> dict:
+def run_stress(backend: typing.Any, fault_mode: typing.Any, gc_threads: typing.SupportsInt | typing.SupportsIndex = 1, mutators: typing.SupportsInt | typing.SupportsIndex = 2, cycles: typing.SupportsInt | typing.SupportsIndex = 10, heap_mib: typing.SupportsInt | typing.SupportsIndex = 4, seed: typing.SupportsInt | typing.SupportsIndex = 0, *, idle_ops: typing.SupportsInt | typing.SupportsIndex = 500, write_fraction: typing.SupportsFloat | typing.SupportsIndex = 0.1, alloc_fraction: typing.SupportsFloat | typing.SupportsIndex = 0.6, region_kib: typing.SupportsInt | typing.SupportsIndex = 64, timeout_s: typing.SupportsFloat | typing.SupportsIndex = 60.0, keep_stats: bool = False, inject_stale_cycle: typing.SupportsInt | typing.SupportsIndex = 0, large_fraction: typing.SupportsFloat | typing.SupportsIndex = 0.05, inject_stale_large: bool = False, tagged: bool = False, concurrent_prepare: bool = False, evacuate: bool = False, max_heap_mib: typing.SupportsInt | typing.SupportsIndex = 0) -> dict:
     """
     C++ mutator threads reading, writing and allocating while compaction cycles run (bindings/stress.h). Returns counts, `verified` and the first `error`.
     """

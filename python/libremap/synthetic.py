@@ -237,6 +237,17 @@ class SyntheticHeap:
         """remap_heap_get_info as a dict (base as an int)."""
         return self._h.info()
 
+    def record_events(self) -> None:
+        """Keep libremap's events (remap_heap_set_event_callback) from now on."""
+        self._h.record_events()
+
+    def events(self) -> dict[str, Any]:
+        """The events kept since the last call: ``origin_ns`` (CLOCK_MONOTONIC
+        of the first) and ``events``, dicts with ``kind`` (``cycle_begin``,
+        ``pause_end``, ...), ``phase``, ``time_ns`` since the first, ``cycle``,
+        ``value``, ``status``/``status_name`` and ``call``."""
+        return self._h.events()
+
     def forward(self, old: int) -> int:
         """remap_forward: new address of the object at ``old`` (prepare..finish)."""
         return self._h.forward(old)

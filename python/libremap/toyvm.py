@@ -231,6 +231,9 @@ def _totals(gcs: list[dict[str, Any]], pauses: list[dict[str, Any]]) -> dict[str
         "fault_p50_ns": int(_percentile_from_hist(hist, 0.50)) if faults else 0,
         "fault_p99_ns": int(_percentile_from_hist(hist, 0.99)) if faults else 0,
         "fault_max_ns": max(col("fault_max_ns"), default=0),
+        # A growable heap (max_heap_mib): the largest and the last capacity.
+        "capacity_max": max(col("capacity_after"), default=0),
+        "capacity_last": gcs[-1]["capacity_after"] if gcs else 0,
         "occupancy_before_max": max(col("occupancy_before"), default=0.0),
         "occupancy_after_max": max(col("occupancy_after"), default=0.0),
     }
@@ -240,6 +243,9 @@ def run(
     workload: str = "gcbench",
     *,
     heap_mib: float | None = None,
+    max_heap_mib: float | None = None,
+    min_free_ratio: float = 0.3,
+    max_free_ratio: float = 0.6,
     threads: int = 2,
     backend: str | int = "auto",
     fault_mode: str | int = "auto",
@@ -263,11 +269,24 @@ def run(
     evacuate: bool = True,
     satb_barrier: bool = True,
     mark_delay_us: int = 0,
+    events: bool = False,
     check: bool = True,
 ) -> dict[str, Any]:
     """Run one workload on a fresh toy VM; returns its stats.
 
     ``heap_mib`` defaults to the workload's ``DEFAULTS`` entry, else 64.
+
+    ``events``: the VM keeps libremap's events (remap_heap_set_event_callback),
+    as a runtime forwards them to its own tracing; the dict's ``events`` then
+    lists them (``kind``, ``phase``, ``time_ns`` since the VM's birth like
+    the pause log's ``start_ns``, ``cycle``, ``value``, ``status``, ``call``).
+
+    ``max_heap_mib`` makes the heap growable (remap_heap_resize): it
+    reserves that much and, after each collection, grows when less than
+    ``min_free_ratio`` of it is in free regions and shrinks (not below
+    ``heap_mib``) when more than ``max_free_ratio`` is. Each ``gcs`` entry
+    then says the ``capacity`` it ran at and the ``capacity_after`` chosen
+    (and ``committed_after``, the heap's resident bytes then).
 
     ``marking``: ``concurrent`` (default: initial-mark, remark and flip
     pauses, tracing beside the mutators with a SATB write barrier) or
@@ -301,6 +320,8 @@ def run(
         raise ValueError("threads and rounds must be >= 1")
     if marking not in MARKINGS:
         raise ValueError(f"unknown marking {marking!r}; expected one of {list(MARKINGS)}")
+    if not 0 < min_free_ratio < max_free_ratio < 1:
+        raise ValueError("expected 0 < min_free_ratio < max_free_ratio < 1")
     d = DEFAULTS[workload]
     region = region_kib * 1024
     heap = (
@@ -323,9 +344,15 @@ def run(
         else d.get("max_value_bytes", 8192),
         "large_fraction": large_fraction,
     }
+    max_heap = 0 if max_heap_mib is None else int(max_heap_mib * MiB) // region * region
+    if max_heap and max_heap < heap:
+        raise ValueError(f"max_heap_mib {max_heap_mib} is below the heap's {heap / MiB:g} MiB")
     options = dict(
         params,
         heap_bytes=heap,
+        max_heap_bytes=max_heap,
+        min_free_ratio=min_free_ratio,
+        max_free_ratio=max_free_ratio,
         region_size=region,
         backend=enum_value(backend, BACKENDS, "backend"),
         fault_mode=enum_value(fault_mode, FAULT_MODES, "fault mode"),
@@ -338,6 +365,7 @@ def run(
         evacuate=evacuate,
         satb_barrier=satb_barrier,
         mark_delay_us=mark_delay_us,
+        record_events=events,
     )
     raw = _core.toyvm_run(workload, options)
     gcs = [_gc_row(g) for g in raw["gcs"]]
@@ -348,10 +376,12 @@ def run(
         "marking": raw["marking"],
         "marking_note": raw["marking_note"],
         "heap_mib": raw["capacity"] / MiB,
+        "max_heap_mib": raw["max_capacity"] / MiB,
         "region_kib": raw["region_size"] // 1024,
         "params": params,
         "gcs": gcs,
         "pauses": raw["pauses"],
+        "events": raw["events"],
         "totals": _totals(gcs, raw["pauses"]),
         "result": raw["result"],
         "verified": bool(raw["result"]["verified"]) and raw["error"] is None,

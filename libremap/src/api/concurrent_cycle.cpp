@@ -121,4 +121,14 @@ Status finish_concurrent(remap_heap& h) {
   return Status::ok();
 }
 
+size_t engine_pool_bytes(const remap_heap& h) {
+  if (!h.compactor || fork_inherited(h)) return 0;
+  return h.compactor->pool_pages() * h.heap->page_size();
+}
+
+void engine_trim_pool(remap_heap& h, size_t keep_bytes) {
+  if (!h.compactor || fork_inherited(h)) return;
+  h.compactor->trim_pool(keep_bytes / h.heap->page_size());
+}
+
 }  // namespace remap::api

@@ -19,5 +19,10 @@ Status work_concurrent(remap_heap& h);
 Status touch_concurrent(remap_heap& h, const void* addr, size_t len);
 // COMPACTING -> IDLE, last_stats filled.
 Status finish_concurrent(remap_heap& h);
+// The engine's page pool (move, copy; 0 otherwise, and in a fork child,
+// where the parent's pool is not mapped): bytes it holds, and
+// remap_heap_trim's trim to keep_bytes (IDLE, cycle_mutex held).
+size_t engine_pool_bytes(const remap_heap& h);
+void engine_trim_pool(remap_heap& h, size_t keep_bytes);
 
 }  // namespace remap::api

@@ -15,6 +15,7 @@
 #include "compact/producer.h"
 
 #include "api/concurrent_cycle.h"
+#include "api/events.h"
 
 namespace remap::api {
 
@@ -77,12 +78,14 @@ Status finish_trivial(remap_heap& h) {
   return Status::ok();
 }
 
-void set_phase(remap_heap& h, int phase) {
+void set_phase(remap_heap& h, int phase, bool notify) {
+  int old;
   {
     std::lock_guard<std::mutex> g(h.idle_mutex);
-    h.phase.store(phase, std::memory_order_release);
+    old = h.phase.exchange(phase, std::memory_order_acq_rel);
   }
   h.idle_cv.notify_all();
+  if (notify && old != phase) emit(h, REMAP_EVENT_PHASE, nullptr, uint64_t(old));
 }
 
 bool trivial_cycle(const remap_heap& h) {
@@ -97,6 +100,7 @@ void publish_cycle(remap_heap& h, const remap_cycle_stats& st) {
   }
   h.plan_done.store(true, std::memory_order_release);
   remap::api::set_phase(h, REMAP_PHASE_IDLE);
+  close_cycle(h, st.cycle, REMAP_OK);
 }
 
 void drop_done_plan(remap_heap& h) {
@@ -134,7 +138,9 @@ Status compacting_only(remap_heap* h, const char* what) {
 extern "C" {
 
 REMAP_API remap_status remap_flip(remap_heap* heap) {
-  return remap::api_call("remap_flip", [&]() -> Status {
+  const uint64_t e0 =
+      heap ? remap::api::call_begin(*heap, REMAP_EVENT_PAUSE_BEGIN, "remap_flip") : 0;
+  const remap_status st = remap::api_call("remap_flip", [&]() -> Status {
     uint64_t t0 = remap::api::now_ns();
     Status s = need_heap(heap);
     if (!s) return s;
@@ -157,28 +163,40 @@ REMAP_API remap_status remap_flip(remap_heap* heap) {
       return fail(REMAP_EINTERNAL, "backend %s has no engine", remap_backend_name(heap->backend));
     return remap::api::flip_concurrent(*heap, t0);
   });
+  remap::api::call_end(heap, REMAP_EVENT_PAUSE_END, "remap_flip", e0, st);
+  return st;
 }
 
 REMAP_API remap_status remap_compact(remap_heap* heap) {
-  return remap::api_call("remap_compact", [&]() -> Status {
+  const uint64_t e0 =
+      heap ? remap::api::call_begin(*heap, REMAP_EVENT_CALL_BEGIN, "remap_compact") : 0;
+  const remap_status st = remap::api_call("remap_compact", [&]() -> Status {
     Status s = compacting_only(heap, "remap_compact");
     if (!s) return s;
     if (heap->trivial_compacting) return remap::api::release_trivial(*heap);
     return remap::api::compact_concurrent(*heap);
   });
+  remap::api::call_end(heap, REMAP_EVENT_CALL_END, "remap_compact", e0, st);
+  return st;
 }
 
 REMAP_API remap_status remap_compact_work(remap_heap* heap) {
-  return remap::api_call("remap_compact_work", [&]() -> Status {
+  const uint64_t e0 =
+      heap ? remap::api::call_begin(*heap, REMAP_EVENT_CALL_BEGIN, "remap_compact_work") : 0;
+  const remap_status st = remap::api_call("remap_compact_work", [&]() -> Status {
     Status s = compacting_only(heap, "remap_compact_work");
     if (!s) return s;
     if (heap->trivial_compacting) return remap::api::release_trivial(*heap);
     return remap::api::work_concurrent(*heap);
   });
+  remap::api::call_end(heap, REMAP_EVENT_CALL_END, "remap_compact_work", e0, st);
+  return st;
 }
 
 REMAP_API remap_status remap_finish(remap_heap* heap) {
-  return remap::api_call("remap_finish", [&]() -> Status {
+  const uint64_t e0 =
+      heap ? remap::api::call_begin(*heap, REMAP_EVENT_CALL_BEGIN, "remap_finish") : 0;
+  const remap_status st = remap::api_call("remap_finish", [&]() -> Status {
     Status s = compacting_only(heap, "remap_finish");
     if (!s) return s;
     std::lock_guard<std::mutex> g(heap->cycle_mutex);
@@ -187,6 +205,8 @@ REMAP_API remap_status remap_finish(remap_heap* heap) {
     if (heap->trivial_compacting) return remap::api::finish_trivial(*heap);
     return remap::api::finish_concurrent(*heap);
   });
+  remap::api::call_end(heap, REMAP_EVENT_CALL_END, "remap_finish", e0, st);
+  return st;
 }
 
 REMAP_API remap_status remap_wait_idle(remap_heap* heap, int64_t timeout_ns) {

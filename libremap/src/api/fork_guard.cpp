@@ -80,7 +80,7 @@ void fork_child() {
       // fork_child replaces a shared heap range with the private snapshot;
       // without one the range is inaccessible and the heap unusable here.
       if (h->compactor && !h->compactor->fork_child())
-        remap::api::set_phase(*h, REMAP_PHASE_BROKEN);
+        remap::api::set_phase(*h, REMAP_PHASE_BROKEN, /*notify=*/false);
       unlock_taken(h);
     }
   }

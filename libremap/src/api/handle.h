@@ -24,6 +24,7 @@
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <vector>
 
 #include "api/status.h"
 #include "heap/heap.h"
@@ -33,6 +34,14 @@
 namespace remap {
 class Compactor;  // compact/compactor.h (the concurrent engine)
 }
+
+namespace remap::api {
+// The runtime's event callback (api/events.h): immutable once published.
+struct EventSink {
+  remap_event_fn fn;
+  void* ctx;
+};
+}  // namespace remap::api
 
 struct remap_heap {
   std::unique_ptr<remap::Heap> heap;
@@ -61,6 +70,17 @@ struct remap_heap {
   int owner_pid = 0;
   bool fork_registered = false;  // in the fork registry (under its lock)
   unsigned fork_locked = 0;      // which mutexes the atfork prepare handler took
+  // api/events.h. events: the sink in use (NULL: none, and nothing is
+  // recorded); every sink ever set stays in event_sinks until destroy, so
+  // a call that loaded one before it was replaced can still use it.
+  std::atomic<const remap::api::EventSink*> events{nullptr};
+  std::mutex events_mutex;  // event_sinks
+  std::vector<std::unique_ptr<remap::api::EventSink>> event_sinks;
+  // From CYCLE_BEGIN to CYCLE_END (kept whether or not a sink is set, so
+  // that events count cycles right from whenever one is).
+  // (Both under cycle_mutex: every call that opens or closes a cycle holds it.)
+  std::atomic<bool> cycle_open{false};
+  std::atomic<uint64_t> cycle_number{0};  // the running cycle's (valid while cycle_open)
 
   remap_heap();
   ~remap_heap();  // defined where Compactor is complete (api/heap_api.cpp)
@@ -77,8 +97,9 @@ uint64_t now_ns();
 
 // Every phase change: stores it and wakes remap_wait_idle's sleepers (the
 // store is made under idle_mutex, so a waiter that checked the phase just
-// before cannot miss the wakeup).
-void set_phase(remap_heap& h, int phase);
+// before cannot miss the wakeup), and sends REMAP_EVENT_PHASE unless
+// `notify` is false (a fork child's atfork handler calls no runtime code).
+void set_phase(remap_heap& h, int phase, bool notify = true);
 
 // The end of every cycle, whatever the backend: `st` becomes the last
 // cycle's stats, the plan is kept for remap_forward (plan_done), the heap is

@@ -18,6 +18,7 @@
 #include "plan/plan.h"
 
 #include "api/concurrent_cycle.h"  // engine_attach, engine_prepare
+#include "api/events.h"
 #include "api/fork_guard.h"        // fork_guard_detach
 #include "compact/compactor.h"
 #include "compact/producer.h"  // Compactor's inline constructor needs ~Producer
@@ -149,6 +150,12 @@ REMAP_API remap_status remap_heap_get_info(const remap_heap* heap, remap_heap_in
     info.bytes_allocated = hp.bytes_allocated();
     info.large_object_threshold = hp.config().large_object_threshold;
     info.flags = hp.config().flags;
+    info.max_capacity = hp.max_capacity();
+    info.min_capacity = hp.min_capacity();
+    // mincore over the capacity: only when the caller's struct has the field.
+    if (out->struct_size >= offsetof(remap_heap_info, committed_bytes) + sizeof(size_t))
+      info.committed_bytes = hp.committed_bytes();
+    info.pool_bytes = remap::api::engine_pool_bytes(*heap);
     std::memcpy(out, &info, out->struct_size);
     return Status::ok();
   });
@@ -244,6 +251,7 @@ REMAP_API remap_status remap_clear_marks(remap_heap* heap) {
     heap->heap->clear_marks();
     heap->heap->end_black({});  // a cycle begun concurrently is cancelled too
     remap::api::set_phase(*heap, REMAP_PHASE_IDLE);
+    remap::api::close_cycle(*heap, 0, REMAP_OK);  // if one was running
     return Status::ok();
   });
 }
@@ -263,17 +271,22 @@ REMAP_API remap_status remap_cycle_begin(remap_heap* heap) {
     // The start of a cycle: the last one's forwarding ends here.
     remap::api::drop_done_plan(*heap);
     heap->heap->discard_stale_marks();
-    return heap->heap->begin_cycle();
+    if (!(s = heap->heap->begin_cycle())) return s;
+    remap::api::open_cycle(*heap);
+    return Status::ok();
   });
 }
 
 REMAP_API remap_status remap_prepare(remap_heap* heap) {
-  return remap::api_call("remap_prepare", [&]() -> Status {
+  const uint64_t e0 =
+      heap ? remap::api::call_begin(*heap, REMAP_EVENT_CALL_BEGIN, "remap_prepare") : 0;
+  const remap_status result = remap::api_call("remap_prepare", [&]() -> Status {
     Status s = need_heap(heap);
     if (!s) return s;
     std::lock_guard<std::mutex> g(heap->cycle_mutex);
     int ph = heap->phase.load(std::memory_order_acquire);
     if (ph != REMAP_PHASE_IDLE) return wrong_phase("remap_prepare", ph, "IDLE");
+    remap::api::open_cycle(*heap);  // unless remap_cycle_begin opened it
     uint64_t t0 = remap::api::now_ns();
     remap::api::drop_done_plan(*heap);
     heap->heap->discard_stale_marks();  // prepare with no mark: nothing is live
@@ -307,6 +320,8 @@ REMAP_API remap_status remap_prepare(remap_heap* heap) {
     remap::api::set_phase(*heap, REMAP_PHASE_PREPARED);
     return Status::ok();
   });
+  remap::api::call_end(heap, REMAP_EVENT_CALL_END, "remap_prepare", e0, result);
+  return result;
 }
 
 // The plan remap_forward may read: from prepare until the next cycle starts

@@ -24,6 +24,10 @@ void throw_status(Status s) { throw Error(std::move(s)); }
 void set_last_error(remap_status, const std::string& message) { t_last_error = message; }
 void clear_last_error() { t_last_error.clear(); }
 
+// An empty message is the common case and copies without allocating.
+LastErrorKeeper::LastErrorKeeper() : saved_(t_last_error) {}
+LastErrorKeeper::~LastErrorKeeper() { t_last_error.swap(saved_); }
+
 Status check_struct_size(const char* struct_name, size_t given, size_t min_size, size_t max_size) {
   if (given < min_size || given > max_size)
     return fail(REMAP_EINVAL,

@@ -45,10 +45,33 @@ class Error : public std::exception {
 void set_last_error(remap_status code, const std::string& message);
 void clear_last_error();
 
+// Keeps the calling thread's last error across code that may make library
+// calls of its own (a runtime's event callback): restored on destruction.
+class LastErrorKeeper {
+ public:
+  LastErrorKeeper();
+  ~LastErrorKeeper();
+  LastErrorKeeper(const LastErrorKeeper&) = delete;
+  LastErrorKeeper& operator=(const LastErrorKeeper&) = delete;
+
+ private:
+  std::string saved_;
+};
+
+// The entry point the calling thread is in (api_call sets it; events name
+// it, api/events.h). NULL outside the library.
+inline thread_local const char* t_entry_point = nullptr;
+struct EntryPoint {
+  const char* prev;
+  explicit EntryPoint(const char* where) noexcept : prev(t_entry_point) { t_entry_point = where; }
+  ~EntryPoint() { t_entry_point = prev; }
+};
+
 // Runs fn (returning Status or void) and converts every outcome to a
 // remap_status, recording the message for failures.
 template <typename Fn>
 remap_status api_call(const char* where, Fn&& fn) noexcept {
+  EntryPoint entry(where);
   try {
     clear_last_error();
     Status s = fn();

@@ -95,6 +95,13 @@ class Compactor final : public FaultTarget {
 
   const CycleCounters& counters() const { return counters_; }
 
+  // The page pool (move, copy; none otherwise): populated pages it holds,
+  // and remap_heap_trim's trim to at most keep_pages. Between cycles only.
+  size_t pool_pages() const { return pool_ ? pool_->populated_pages() : 0; }
+  void trim_pool(size_t keep_pages) {
+    if (pool_) (void)pool_->trim(keep_pages);
+  }
+
   // Tests only (tests/native): the backend, to wrap in a fault-injecting one
   // before prepare() (the producer binds to it there; the layout keeps the
   // wrapped one, which the wrapper owns).

@@ -28,7 +28,9 @@ class ShmemLayout final : public Layout {
       : heap_(heap), sigsegv_(backend == REMAP_BACKEND_SIGSEGV), uffd_(uffd), c_(counters) {}
 
   Status init() {
-    const size_t cap = heap_.capacity();
+    // The file's geometry is the heap's maximum, fixed for its life: a
+    // resize changes which regions are the heap, never where a slot is.
+    const size_t cap = heap_.max_capacity();
     Status s = os::memfd_create_sized("libremap-heap", 2 * cap, &fd_);
     if (!s) return s;
     s = os::map_file(2 * cap, PROT_READ | PROT_WRITE, fd_.get(), 0, &alias_);
@@ -46,12 +48,15 @@ class ShmemLayout final : public Layout {
       top = std::min(top, cap - r * rs);  // a large head's top spans its tails
       memcpy(alias_.data() + r * rs, reinterpret_cast<const void*>(heap_.region_base(r)), top);
     }
+    // The whole maximum: regions a later resize adds are already mapped on
+    // their slot (a flip re-maps only the capacity's runs).
     s = os::map_file_fixed(reinterpret_cast<void*>(heap_.base()), cap, PROT_READ | PROT_WRITE,
                            fd_.get(), 0);
     if (!s) return s;
-    slot_.assign(heap_.region_count(), 0);
+    heap_.set_file_backed();
+    slot_.assign(heap_.max_region_count(), 0);
     new_slot_ = slot_;
-    dirty_.assign(heap_.region_count(), 0);
+    dirty_.assign(heap_.max_region_count(), 0);
     heap_vmas_ = 1;
     return Status::ok();
   }
@@ -87,7 +92,7 @@ class ShmemLayout final : public Layout {
     }
     const intptr_t alias = intptr_t(uintptr_t(alias_.data()));
     const intptr_t base = intptr_t(heap_.base());
-    const intptr_t cap = intptr_t(heap_.capacity());
+    const intptr_t cap = intptr_t(heap_.max_capacity());
     spaces->read.resize(n);
     spaces->write.resize(n);
     for (size_t r = 0; r < n; r++) {
@@ -182,7 +187,9 @@ class ShmemLayout final : public Layout {
   void fork_prepare() noexcept override {
     snapshot_errno_ = 0;
     if (private_) return;  // already this process's own anonymous memory
-    const size_t cap = heap_.capacity();
+    // The whole maximum: past the capacity the range still maps the file,
+    // which a child that grows its heap would otherwise write.
+    const size_t cap = heap_.max_capacity();
     const size_t rs = heap_.region_size();
     void* buf = nullptr;
     int e = os::map_private_nothrow(cap, &buf);
@@ -208,14 +215,14 @@ class ShmemLayout final : public Layout {
   }
 
   void fork_parent() noexcept override {
-    if (snapshot_) os::unmap_nothrow(snapshot_, heap_.capacity());
+    if (snapshot_) os::unmap_nothrow(snapshot_, heap_.max_capacity());
     snapshot_ = nullptr;
   }
 
   bool fork_child() noexcept override {
     if (private_) return true;
     void* base = reinterpret_cast<void*>(heap_.base());
-    const size_t cap = heap_.capacity();
+    const size_t cap = heap_.max_capacity();
     int e = snapshot_errno_;
     if (snapshot_) {
       e = os::move_mapping_nothrow(snapshot_, cap, base);
@@ -242,7 +249,7 @@ class ShmemLayout final : public Layout {
 
  private:
   size_t offset(uint8_t slot, size_t r) const {
-    return size_t(slot) * heap_.capacity() + r * heap_.region_size();
+    return size_t(slot) * heap_.max_capacity() + r * heap_.region_size();
   }
   char* slot_addr(uint8_t slot, size_t r) const { return alias_.data() + offset(slot, r); }
 

@@ -1,9 +1,10 @@
 // shmem_layout.h — the layout of the minor and sigsegv backends (DESIGN §7,
 // RFC II.A and II.B.2; see layout.h for the interface).
 //
-// The heap [base, base+capacity) is MAP_SHARED of a memfd of 2 x capacity.
+// The heap's reservation [base, base+max_capacity) is MAP_SHARED of a memfd
+// of 2 x max_capacity (a resize only changes how many regions are the heap).
 // Each region's pages live in one of two slots of the file: region r of slot
-// s is at file offset s*capacity + r*region_size. A second read-write
+// s is at file offset s*max_capacity + r*region_size. A second read-write
 // mapping of the whole file (the alias) is from-space and the place pages
 // are built. Per cycle:
 //   prepare   FRAGMENTED regions and EMPTY regions that held data switch to

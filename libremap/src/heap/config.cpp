@@ -71,6 +71,15 @@ Status validate_config(const remap_heap_config& in, size_t page_size, remap_heap
   // far from the 47-bit user address space.
   if (c.capacity > (size_t(1) << 44) || c.capacity / c.region_size > UINT32_MAX)
     return fail(REMAP_EINVAL, "capacity %zu is too large (at most 16 TiB)", c.capacity);
+  // A fixed heap unless the caller reserves more (remap_heap_resize).
+  if (c.max_capacity == 0) c.max_capacity = c.capacity;
+  if (c.max_capacity < c.capacity || c.max_capacity % c.region_size != 0)
+    return fail(REMAP_EINVAL,
+                "max_capacity %zu must be 0 (= capacity) or a multiple of region_size %zu that "
+                "is at least capacity %zu",
+                c.max_capacity, c.region_size, c.capacity);
+  if (c.max_capacity > (size_t(1) << 44) || c.max_capacity / c.region_size > UINT32_MAX)
+    return fail(REMAP_EINVAL, "max_capacity %zu is too large (at most 16 TiB)", c.max_capacity);
   if (!(c.dense_threshold > 0.0 && c.dense_threshold <= 1.0) || std::isnan(c.dense_threshold))
     return fail(REMAP_EINVAL, "dense_threshold %g must be in (0, 1] (default 0.90)",
                 c.dense_threshold);

@@ -4,7 +4,10 @@
 
 #include <algorithm>
 #include <bit>
+#include <new>
+#include <type_traits>
 
+#include "os/residency.h"
 #include "plan/plan.h"
 
 namespace remap {
@@ -46,7 +49,8 @@ Status Heap::init(const remap_heap_config& config) {
   page_shift_ = unsigned(std::countr_zero(page_size_));
   Status s = validate_config(config, page_size_, &config_);
   if (!s) return s;
-  capacity_ = config_.capacity;
+  const size_t capacity = config_.capacity;
+  max_capacity_ = config_.max_capacity;
   region_size_ = config_.region_size;
   region_shift_ = unsigned(std::countr_zero(region_size_));
 
@@ -54,28 +58,48 @@ Status Heap::init(const remap_heap_config& config) {
   // allocated: a capacity the machine cannot index must fail in
   // microseconds with a message, not take seconds and gigabytes to fail (or
   // get the process killed). A quarter of physical memory is the bound.
-  const size_t tables = table_bytes(capacity_, region_size_, page_size_);
-  const size_t phys = os::physical_memory();
-  if (phys && tables > phys / 4)
-    return fail(REMAP_ENOMEM,
-                "capacity %zu bytes needs about %zu MiB of tables per cycle (region table, "
-                "forwarding and page tables), more than a quarter of this machine's %zu MiB of "
-                "memory: choose a smaller capacity",
-                capacity_, tables >> 20, phys >> 20);
+  if (Status t = check_tables(capacity, "capacity"); !t) return t;
 
   // DESIGN §3: a whole number of GiB, GiB aligned, so that the flip's mremap
   // (and from-space, mapped the same way) moves page tables at PUD level.
-  size_t map_size = (capacity_ + kMapAlign - 1) & ~(kMapAlign - 1);
+  // The whole maximum is reserved now: growing never moves the heap.
+  size_t map_size = (max_capacity_ + kMapAlign - 1) & ~(kMapAlign - 1);
   s = os::reserve_aligned(map_size, kMapAlign, PROT_READ | PROT_WRITE, &mapping_);
   if (!s) return s;
   base_ = uintptr_t(mapping_.addr());
 
-  region_count_ = capacity_ >> region_shift_;
-  free_ceiling_ = region_count_;
-  regions_ = std::make_unique<Region[]>(region_count_);
-  if (!(s = begin_.init(base_, capacity_))) return s;
-  if (!(s = live_.init(base_, capacity_))) return s;
-  if (!(s = refs_.init(base_, capacity_))) return s;
+  max_region_count_ = max_capacity_ >> region_shift_;
+  capacity_.store(capacity, std::memory_order_relaxed);
+  region_count_.store(capacity >> region_shift_, std::memory_order_relaxed);
+  free_ceiling_ = capacity >> region_shift_;
+  static_assert(std::is_trivially_destructible_v<Region>, "the region table is never destructed");
+  const size_t table = (max_region_count_ * sizeof(Region) + page_size_ - 1) & ~(page_size_ - 1);
+  if (!(s = os::map_anonymous(table, &region_storage_))) return s;
+  regions_ = reinterpret_cast<Region*>(region_storage_.data());
+  make_regions(capacity >> region_shift_);
+  // Address space for the maximum (zero until marked): marking threads read
+  // the bitmaps without a lock, so they never move.
+  if (!(s = begin_.init(base_, max_capacity_))) return s;
+  if (!(s = live_.init(base_, max_capacity_))) return s;
+  if (!(s = refs_.init(base_, max_capacity_))) return s;
+  return Status::ok();
+}
+
+void Heap::make_regions(size_t n) {
+  const size_t made = regions_made_.load(std::memory_order_relaxed);
+  for (size_t r = made; r < n; ++r) new (&regions_[r]) Region();
+  if (n > made) regions_made_.store(n, std::memory_order_release);
+}
+
+Status Heap::check_tables(size_t capacity, const char* what) const {
+  const size_t tables = table_bytes(capacity, region_size_, page_size_);
+  const size_t phys = os::physical_memory();
+  if (phys && tables > phys / 4)
+    return fail(REMAP_ENOMEM,
+                "%s %zu bytes needs about %zu MiB of tables per cycle (region table, "
+                "forwarding and page tables), more than a quarter of this machine's %zu MiB of "
+                "memory: choose a smaller %s",
+                what, capacity, tables >> 20, phys >> 20, what);
   return Status::ok();
 }
 
@@ -99,21 +123,65 @@ Status Heap::acquire_region(uintptr_t* start, uintptr_t* end) {
     *end = region_base(r) + region_size_;
     return Status::ok();
   }
-  for (size_t r = std::min(free_ceiling_, region_count_); r-- > free_hint_;) {
-    Region& reg = regions_[r];
-    if (!reg.takeable()) continue;
-    free_ceiling_ = r;
-    reg.top.store(0, std::memory_order_relaxed);
-    reg.tail_offered = false;
-    if (black) make_black_locked(r);
-    reg.set_state(RegionState::ALLOCATING);
-    *start = region_base(r);
-    *end = region_base(r) + region_size_;
-    return Status::ok();
+  const size_t r = pick_free_region_locked();
+  if (r == kNoFreeRegion)
+    return fail(REMAP_ENOMEM, "no free region left (capacity %zu bytes, %zu regions of %zu%s)",
+                capacity(), region_count(), region_size_, growth_hint().c_str());
+  Region& reg = regions_[r];
+  reg.top.store(0, std::memory_order_relaxed);
+  reg.tail_offered = false;
+  if (black) make_black_locked(r);
+  reg.set_state(RegionState::ALLOCATING);
+  small_top_ = std::max(small_top_, r + 1);
+  *start = region_base(r);
+  *end = region_base(r) + region_size_;
+  return Status::ok();
+}
+
+size_t Heap::pick_free_region_locked() {
+  const size_t n = region_count();
+  const size_t ceiling = std::min(free_ceiling_, n);
+  // small_top_ is an upper bound: bring it down to the highest region that
+  // holds small objects (amortized O(1): it only rises by acquisition).
+  while (small_top_ > 0) {
+    const RegionState st = regions_[small_top_ - 1].get_state();
+    if (st == RegionState::RETIRED || st == RegionState::ALLOCATING) break;
+    --small_top_;
   }
+  if (small_top_ == 0) {
+    // No small-object region: the highest free region, the heap's top.
+    for (size_t r = ceiling; r-- > free_hint_;) {
+      if (!regions_[r].takeable()) continue;
+      free_ceiling_ = r;  // none above r
+      hole_ceiling_ = r;
+      return r;
+    }
+    free_ceiling_ = free_hint_;
+    return kNoFreeRegion;
+  }
+  // A hole in the small-object area: the highest free region below its top.
+  for (size_t r = std::min({ceiling, hole_ceiling_, small_top_}); r-- > free_hint_;) {
+    if (!regions_[r].takeable()) continue;
+    hole_ceiling_ = r;
+    return r;
+  }
+  // None below it: the area grows upward by its lowest free neighbour, so
+  // that the free regions at the end of the heap stay free for as long as
+  // possible (remap_heap_resize drops only those).
+  free_hint_ = std::max(free_hint_, small_top_);
+  hole_ceiling_ = free_hint_;
+  for (size_t r = free_hint_; r < ceiling; ++r)
+    if (regions_[r].takeable()) return r;
   free_ceiling_ = free_hint_;
-  return fail(REMAP_ENOMEM, "no free region left (capacity %zu bytes, %zu regions of %zu)",
-              capacity_, region_count_, region_size_);
+  return kNoFreeRegion;
+}
+
+std::string Heap::growth_hint() const {
+  const size_t cap = capacity();
+  if (cap >= max_capacity_) return "";
+  char buf[96];
+  snprintf(buf, sizeof buf, "; remap_heap_resize can grow it to max_capacity %zu", max_capacity_);
+  return buf;
 }
 
 Status Heap::retire_region(uintptr_t start, uintptr_t cursor) {
@@ -152,14 +220,16 @@ Status Heap::alloc_large(size_t size, uintptr_t* out) {
     return fail(REMAP_EINVAL,
                 "size %zu is below large_object_threshold %zu: allocate it in a region",
                 size, config_.large_object_threshold);
-  if (size > capacity_)
-    return fail(REMAP_ENOMEM, "size %zu exceeds the heap capacity %zu", size, capacity_);
+  if (size > capacity())
+    return fail(REMAP_ENOMEM, "size %zu exceeds the heap capacity %zu%s", size, capacity(),
+                growth_hint().c_str());
   size_t bytes = (size + page_size_ - 1) & ~(page_size_ - 1);
   size_t n = (bytes + region_size_ - 1) >> region_shift_;
   std::lock_guard<std::mutex> g(alloc_mutex_);
   adopt_pending_locked();
   size_t run = 0;
-  for (size_t r = free_hint_; r < region_count_; ++r) {
+  const size_t nregions = region_count();
+  for (size_t r = free_hint_; r < nregions; ++r) {
     if (!regions_[r].takeable()) {
       run = 0;
       continue;
@@ -187,7 +257,7 @@ Status Heap::alloc_large(size_t size, uintptr_t* out) {
   }
   // Say whether the heap is full or fragmented: the runtime's next step differs.
   size_t free = 0, longest = 0;
-  for (size_t r = 0, cur = 0; r < region_count_; ++r) {
+  for (size_t r = 0, cur = 0; r < nregions; ++r) {
     const bool f = regions_[r].takeable();
     cur = f ? cur + 1 : 0;
     free += f;
@@ -195,8 +265,8 @@ Status Heap::alloc_large(size_t size, uintptr_t* out) {
   }
   return fail(REMAP_ENOMEM,
               "no run of %zu contiguous free regions for a large object of %zu bytes (%zu of %zu "
-              "regions free, the longest run %zu)",
-              n, size, free, region_count_, longest);
+              "regions free, the longest run %zu%s)",
+              n, size, free, nregions, longest, growth_hint().c_str());
 }
 
 // --- marking ----------------------------------------------------------------------
@@ -389,7 +459,8 @@ Status Heap::try_mark(uintptr_t obj, int* newly) {
 }
 
 Status Heap::complete_deferred_marks() {
-  for (size_t r = 0; r < region_count_; ++r) {
+  const size_t nregions = region_count();
+  for (size_t r = 0; r < nregions; ++r) {
     const Region& reg = regions_[r];
     const RegionState st = reg.get_state();
     if (st != RegionState::RETIRED && st != RegionState::LARGE_HEAD) continue;
@@ -434,18 +505,24 @@ void Heap::discard_stale_marks() {
 }
 
 void Heap::clear_marks() {
+  // The whole table, not only the capacity: a shrink since the marks were
+  // made may have dropped regions that hold some (a large object slid away
+  // from them leaves its marks behind, see below), and a later grow must
+  // not find them there.
+  const size_t nregions = regions_made_.load(std::memory_order_acquire);
   size_t marked = 0;
-  for (size_t r = 0; r < region_count_; ++r)
+  for (size_t r = 0; r < nregions; ++r)
     if (regions_[r].live_bytes.load(std::memory_order_relaxed)) ++marked;
-  if (marked > region_count_ / 8) {
+  const bool all = marked > region_count() / 8;
+  if (all) {
     begin_.clear_all();
     live_.clear_all();
     refs_.clear_all();
   }
-  for (size_t r = 0; r < region_count_; ++r) {
+  for (size_t r = 0; r < nregions; ++r) {
     Region& reg = regions_[r];
     if (!reg.live_bytes.load(std::memory_order_relaxed)) continue;
-    if (marked <= region_count_ / 8) {
+    if (!all) {
       // Marks follow the layout they were made in, which the region states
       // may no longer show (a large object that slid away left its marks
       // behind): a region's marks end at its end, or, for a large object
@@ -510,7 +587,10 @@ void Heap::adopt_layout_locked(const Plan& plan) {
   release_reservations_locked();
   offered_tails_.clear();
   next_tail_ = 0;
-  for (size_t r = 0; r < region_count_; ++r) {
+  // The plan's regions: the capacity cannot change between its prepare and
+  // its adoption (resize is IDLE only), but its tables are what is indexed.
+  const size_t nregions = std::min(region_count(), plan.region_count());
+  for (size_t r = 0; r < nregions; ++r) {
     Region& reg = regions_[r];
     RegionState old = plan.old_state(r);
     if (old == RegionState::RETIRED || old == RegionState::LARGE_HEAD ||
@@ -548,7 +628,7 @@ void Heap::adopt_layout_locked(const Plan& plan) {
       reg.set_state(head ? RegionState::LARGE_HEAD : RegionState::LARGE_TAIL);
     }
   }
-  for (size_t r = 0; r < region_count_; ++r) {
+  for (size_t r = 0; r < nregions; ++r) {
     Region& reg = regions_[r];
     if (reg.tail_offered && reg.get_state() == RegionState::RETIRED &&
         region_size_ - reg.top.load(std::memory_order_relaxed) >= region_size_ / 4)
@@ -562,7 +642,8 @@ Status Heap::begin_cycle() {
   std::lock_guard<std::mutex> g(alloc_mutex_);
   if (black_window_.load(std::memory_order_relaxed))
     return fail(REMAP_EPHASE, "remap_cycle_begin: a cycle has begun already");
-  for (size_t r = 0; r < region_count_; ++r)
+  const size_t nregions = region_count();
+  for (size_t r = 0; r < nregions; ++r)
     if (regions_[r].get_state() == RegionState::ALLOCATING)
       return fail(REMAP_EPHASE,
                   "remap_cycle_begin: region %zu at %#zx is still acquired: retire every region "
@@ -611,7 +692,7 @@ void Heap::complete_cycle(const Plan& plan) {
   std::lock_guard<std::mutex> g(alloc_mutex_);
   adopted_plan_ = nullptr;
   pending_plan_ = nullptr;
-  ++cycles_;
+  cycles_.fetch_add(1, std::memory_order_acq_rel);
 }
 
 Status Heap::release_pages(uintptr_t addr, size_t len) {
@@ -619,23 +700,155 @@ Status Heap::release_pages(uintptr_t addr, size_t len) {
   return os::advise(reinterpret_cast<void*>(addr), len, os::Advice::dontneed);
 }
 
+// --- sizing -------------------------------------------------------------------------
+
+Status Heap::return_memory(uintptr_t addr, size_t len) {
+  if (len == 0) return Status::ok();
+  // On a memfd MADV_DONTNEED would only unmap the pages: MADV_REMOVE punches
+  // them out of the file (each VMA at its own file offset, so the slot a
+  // region is mapped from), and the range reads zero afterwards.
+  return os::advise(reinterpret_cast<void*>(addr), len,
+                    file_backed_ ? os::Advice::remove : os::Advice::dontneed);
+}
+
+size_t Heap::min_capacity_locked() const {
+  if (black_window_.load(std::memory_order_relaxed)) return capacity();
+  size_t r = region_count();
+  while (r > 1 && regions_[r - 1].takeable()) --r;
+  return std::max<size_t>(r, 1) << region_shift_;
+}
+
+size_t Heap::min_capacity() const {
+  std::lock_guard<std::mutex> g(alloc_mutex_);
+  return min_capacity_locked();
+}
+
+Status Heap::resize(size_t capacity) {
+  if (capacity == 0 || capacity % region_size_ || capacity > max_capacity_)
+    return fail(REMAP_EINVAL,
+                "capacity %zu must be a non-zero multiple of region_size %zu, at most "
+                "max_capacity %zu (set at remap_heap_create)",
+                capacity, region_size_, max_capacity_);
+  const size_t old_cap = this->capacity();
+  if (capacity > old_cap) {
+    if (Status t = check_tables(capacity, "capacity"); !t) return t;
+  }
+  const size_t n = capacity >> region_shift_;
+  {
+    std::lock_guard<std::mutex> g(alloc_mutex_);
+    adopt_pending_locked();
+    const size_t old_n = region_count();
+    if (n < old_n) {
+      if (black_window_.load(std::memory_order_relaxed))
+        return fail(REMAP_EPHASE,
+                    "a cycle begun with remap_cycle_begin is running: its black regions are "
+                    "being recorded, so the heap may grow but not shrink until it ends");
+      for (size_t r = n; r < old_n; ++r) {
+        const Region& reg = regions_[r];
+        if (reg.takeable()) continue;
+        return fail(REMAP_EBUSY,
+                    "capacity %zu would drop region %zu at %#zx, which is %s%s: the smallest "
+                    "capacity now is %zu (remap_heap_get_info's min_capacity)",
+                    capacity, r, size_t(region_base(r)), region_state_name(reg.get_state()),
+                    reg.reserved ? " (reserved for a sliding large object)" : "",
+                    min_capacity_locked());
+      }
+      free_ceiling_ = std::min(free_ceiling_, n);
+      free_hint_ = std::min(free_hint_, n);
+      small_top_ = std::min(small_top_, n);
+      hole_ceiling_ = std::min(hole_ceiling_, n);
+    } else {
+      // Past the capacity every region is FREE with top 0 (resize dropped
+      // only such regions, and nothing hands out a region past it), or was
+      // never made.
+      make_regions(n);
+      for (size_t r = old_n; r < n; ++r) note_free_locked(r);
+    }
+    region_count_.store(n, std::memory_order_release);
+    capacity_.store(capacity, std::memory_order_release);
+  }
+  if (capacity >= old_cap) return Status::ok();
+  // Out of everybody's reach now: the memory goes without the mutex held.
+  // A failure leaves pages the heap no longer counts, not a wrong heap: the
+  // capacity has changed, and the caller hears why.
+  Status s = return_memory(base_ + capacity, old_cap - capacity);
+  if (!s)
+    return fail(s.code, "the capacity is %zu now, but the memory of the regions dropped was "
+                "not returned: %s", capacity, s.message.c_str());
+  return Status::ok();
+}
+
+Status Heap::release_free_regions(size_t* bytes) {
+  std::lock_guard<std::mutex> g(alloc_mutex_);
+  adopt_pending_locked();
+  const size_t nregions = region_count();
+  Status first = Status::ok();
+  size_t covered = 0;
+  for (size_t r = 0; r < nregions;) {
+    if (!regions_[r].takeable()) {
+      // A retired region's free tail: whole pages above its top. The move
+      // backend installs them with the region's data (zeroed, resident:
+      // the allocator's next pages); free bytes read zero either way. An
+      // acquired region's tail is the runtime's, and is left alone.
+      const Region& reg = regions_[r];
+      if (reg.get_state() == RegionState::RETIRED) {
+        const uintptr_t from = (region_base(r) + reg.top.load(std::memory_order_relaxed) +
+                                page_size_ - 1) & ~uintptr_t(page_size_ - 1);
+        const uintptr_t to = region_base(r) + region_size_;
+        if (from < to) {
+          Status s = return_memory(from, to - from);
+          if (!s && first) first = s;
+          covered += to - from;
+        }
+      }
+      ++r;
+      continue;
+    }
+    size_t e = r + 1;
+    while (e < nregions && regions_[e].takeable()) ++e;
+    Status s = return_memory(region_base(r), (e - r) << region_shift_);
+    if (!s && first) first = s;
+    covered += (e - r) << region_shift_;
+    r = e;
+  }
+  if (bytes) *bytes = covered;
+  return first;
+}
+
+size_t Heap::committed_bytes() const {
+  // In slices, so that the residency vector stays small at any capacity.
+  constexpr size_t kSlice = size_t(256) << 20;
+  const size_t cap = capacity();
+  std::vector<uint8_t> resident;
+  size_t pages = 0;
+  for (size_t off = 0; off < cap; off += kSlice) {
+    const size_t len = std::min(kSlice, cap - off);
+    if (!os::resident_pages(reinterpret_cast<void*>(base_ + off), len, &resident)) return 0;
+    for (uint8_t v : resident) pages += v & 1;
+  }
+  return pages << page_shift_;
+}
+
 // --- info ---------------------------------------------------------------------------
 
 size_t Heap::regions_free() const {
+  const size_t nregions = region_count();
   size_t n = 0;
-  for (size_t r = 0; r < region_count_; ++r)
+  for (size_t r = 0; r < nregions; ++r)
     if (regions_[r].get_state() == RegionState::FREE) ++n;
   return n;
 }
 
 size_t Heap::bytes_allocated() const {
+  const size_t nregions = region_count();
   size_t n = 0;
-  for (size_t r = 0; r < region_count_; ++r) n += regions_[r].top.load(std::memory_order_relaxed);
+  for (size_t r = 0; r < nregions; ++r) n += regions_[r].top.load(std::memory_order_relaxed);
   return n;
 }
 
 Status Heap::check_all_retired() const {
-  for (size_t r = 0; r < region_count_; ++r)
+  const size_t nregions = region_count();
+  for (size_t r = 0; r < nregions; ++r)
     if (regions_[r].get_state() == RegionState::ALLOCATING &&
         !regions_[r].black.load(std::memory_order_acquire))
       return fail(REMAP_EPHASE,

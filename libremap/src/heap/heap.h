@@ -3,9 +3,14 @@
 //
 // Invariants (DESIGN §3):
 //   - The mapping is 1 GiB aligned and a whole number of GiB (virtual only,
-//     MAP_NORESERVE); the heap is its first `capacity` bytes, so base() is
-//     region aligned and the flip's mremap moves page tables at PUD level.
-//   - The config was validated at create and never changes.
+//     MAP_NORESERVE) covering max_capacity; the heap is its first
+//     `capacity` bytes, so base() is region aligned and the flip's mremap
+//     moves page tables at PUD level.
+//   - The config was validated at create and never changes. The capacity
+//     does (resize, in IDLE, under alloc_mutex_); the region table and the
+//     bitmaps are sized for max_capacity once, so nothing a marking thread
+//     reads is ever reallocated. Regions past the capacity are FREE and
+//     hold no memory (resize returned it).
 //   - Region states/tops change under alloc_mutex_; marking only reads them
 //     and writes the bitmaps and live_bytes with atomics.
 //   - Marks (the bitmaps, live_bytes) are valid from the end of marking until
@@ -24,6 +29,7 @@
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <string>
 #include <utility>
 #include <vector>
 
@@ -51,22 +57,29 @@ class Heap {
   // The validated config (large_object_threshold resolved, never 0).
   const remap_heap_config& config() const { return config_; }
   const remap_object_model& model() const { return config_.model; }
-  // The whole reservation: 1 GiB aligned, a whole number of GiB.
+  // The whole reservation: 1 GiB aligned, a whole number of GiB, at least
+  // max_capacity().
   uintptr_t map_base() const { return uintptr_t(mapping_.addr()); }
   size_t map_size() const { return mapping_.size(); }
   // The heap proper: [base(), base() + capacity()), base() == map_base().
+  // capacity() is the current capacity: everything sized per cycle (the
+  // plan, page states, shared layouts' runs) follows it. A reader racing a
+  // resize sees the old or the new value; the regions between them are
+  // FREE either way, so what it concludes from either is right.
   uintptr_t base() const { return base_; }
-  size_t capacity() const { return capacity_; }
-  uintptr_t end() const { return base_ + capacity_; }
-  bool contains(uintptr_t a) const { return a - base_ < capacity_; }
+  size_t capacity() const { return capacity_.load(std::memory_order_acquire); }
+  size_t max_capacity() const { return max_capacity_; }
+  uintptr_t end() const { return base_ + capacity(); }
+  bool contains(uintptr_t a) const { return a - base_ < capacity(); }
   size_t region_size() const { return region_size_; }
   unsigned region_shift() const { return region_shift_; }
-  size_t region_count() const { return region_count_; }
+  size_t region_count() const { return region_count_.load(std::memory_order_acquire); }
+  size_t max_region_count() const { return max_region_count_; }
   size_t region_index(uintptr_t a) const { return (a - base_) >> region_shift_; }
   uintptr_t region_base(size_t r) const { return base_ + (r << region_shift_); }
   size_t page_size() const { return page_size_; }
   unsigned page_shift() const { return page_shift_; }
-  size_t page_count() const { return capacity_ >> page_shift_; }
+  size_t page_count() const { return capacity() >> page_shift_; }
   size_t page_index(uintptr_t a) const { return (a - base_) >> page_shift_; }
   uintptr_t page_addr(size_t page) const { return base_ + (page << page_shift_); }
   const Region& region(size_t r) const { return regions_[r]; }
@@ -76,13 +89,19 @@ class Heap {
   // ALLOCATING. Policy: first the lowest-addressed compacted region whose free
   // tail [top, end) the last cycle opened and that is at least a quarter of a
   // region (compacted memory is reused before fresh memory is touched; each
-  // tail is offered once per cycle), else the highest-addressed FREE region.
+  // tail is offered once per cycle), else a FREE region: the highest one in
+  // a heap with no small-object region; else the highest free region below
+  // the highest small-object region (a hole in their area); else the
+  // lowest free region above it.
   // Small-object regions fill the heap from the top and large objects from
   // the bottom (alloc_large, and the plan slides them down): the two kinds
   // do not interleave, so free regions stay contiguous in the middle and a
   // large object finds a run even in a small heap. Regions compact in place,
   // so a small-object region with one survivor left among large objects
-  // would otherwise split the free space for good.
+  // would otherwise split the free space for good. Free regions above the
+  // small-object area (a heap that grew, or whose top regions emptied) are
+  // taken last and from below, so the end of the heap stays free for a
+  // shrink (remap_heap_resize).
   // REMAP_ENOMEM when neither exists.
   Status acquire_region(uintptr_t* start, uintptr_t* end);
   // Hands back the region acquired at `start` with the runtime's bump cursor:
@@ -171,11 +190,37 @@ class Heap {
   // flagged stale (kept for forward() until the next cycle), cycles() + 1. The STW backend calls it at the end of its pause, the
   // concurrent engine at finish.
   void complete_cycle(const Plan& plan);
-  uint64_t cycles() const { return cycles_; }
+  uint64_t cycles() const { return cycles_.load(std::memory_order_acquire); }
 
   // MADV_DONTNEED [addr, addr+len) (page aligned, inside the heap): the pages
   // read as zero afterwards. Used for free pages after compaction.
   Status release_pages(uintptr_t addr, size_t len);
+
+  // --- sizing (remap_heap_resize, remap_heap_trim) --------------------------------
+  // The callers serialize these and keep them out of cycles (the API holds
+  // the heap's cycle_mutex and checks the phase is IDLE).
+  // Moves the capacity (a multiple of region_size in (0, max_capacity]).
+  // Growing: the new regions are FREE (they hold no memory). Shrinking:
+  // every dropped region must be FREE and unreserved (REMAP_EBUSY naming the
+  // first that is not) and no black window open (REMAP_EPHASE); their memory
+  // goes back to the OS after the change, outside the allocation mutex.
+  Status resize(size_t capacity);
+  // The smallest capacity resize accepts now (the capacity while a black
+  // window is open).
+  size_t min_capacity() const;
+  // Returns the pages of every FREE region and of every retired region's
+  // free tail (whole pages above its top) to the OS, holding the allocation
+  // mutex (allocation waits; one madvise per run of free regions and per
+  // tail). *bytes: the free bytes covered.
+  Status release_free_regions(size_t* bytes);
+  // Bytes of [base, base + capacity) backed by memory now (mincore).
+  size_t committed_bytes() const;
+  // Gives [addr, addr+len) (page aligned, in the reservation) back to the
+  // OS: MADV_DONTNEED, or MADV_REMOVE once the heap lives on a file.
+  Status return_memory(uintptr_t addr, size_t len);
+  // The shared layouts (minor, sigsegv) put the heap on a memfd, where
+  // MADV_DONTNEED only unmaps pages and the file keeps them.
+  void set_file_backed() { file_backed_ = true; }
 
   // --- info ---------------------------------------------------------------------
   size_t regions_free() const;
@@ -229,6 +274,13 @@ class Heap {
  private:
   Heap() = default;
   Status init(const remap_heap_config& config);
+  // REMAP_ENOMEM if a cycle's tables at `capacity` (and the region table for
+  // the maximum) would exceed a quarter of physical memory.
+  Status check_tables(size_t capacity, const char* what) const;
+  // "; remap_heap_resize can grow it ..." for out-of-memory messages of a
+  // heap below its maximum, else "".
+  std::string growth_hint() const;
+  size_t min_capacity_locked() const;
   // Region holding `a`, for marking: state-checked; sets *limit to the end of
   // allocated memory that an object starting at `a` may reach.
   Status locate_for_mark(uintptr_t a, size_t* region, uintptr_t* limit) const;
@@ -240,13 +292,23 @@ class Heap {
   remap_heap_config config_{};
   os::Mapping mapping_;
   uintptr_t base_ = 0;
-  size_t capacity_ = 0;
+  std::atomic<size_t> capacity_{0};
+  size_t max_capacity_ = 0;
+  size_t max_region_count_ = 0;
+  bool file_backed_ = false;
   size_t region_size_ = 0;
   unsigned region_shift_ = 0;
   size_t page_size_ = 0;
   unsigned page_shift_ = 0;
-  std::unique_ptr<Region[]> regions_;  // region_count_ entries (Region is not movable)
-  size_t region_count_ = 0;
+  // The region table: address space for max_region_count_ entries (zero
+  // until touched), of which the first regions_made_ are constructed — the
+  // most regions the heap has had — so that a large max_capacity costs
+  // only what the heap used. Never moves: marking reads it without a lock.
+  os::Mapping region_storage_;
+  Region* regions_ = nullptr;
+  std::atomic<size_t> regions_made_{0};
+  void make_regions(size_t n);  // constructs entries up to n (resize, under alloc_mutex_)
+  std::atomic<size_t> region_count_{0};  // capacity_ / region_size_
   LiveBitmap begin_;
   LiveBitmap live_;
   LiveBitmap refs_;
@@ -254,11 +316,21 @@ class Heap {
   mutable std::mutex alloc_mutex_;
   size_t free_hint_ = 0;                 // no unreserved FREE region below this index
   size_t free_ceiling_ = 0;              // ... nor at or above this one (set by init)
+  // No region at or above small_top_ holds small objects (ALLOCATING or
+  // RETIRED); an upper bound, brought down when read. No unreserved FREE
+  // region lies in [hole_ceiling_, small_top_).
+  size_t small_top_ = 0;
+  size_t hole_ceiling_ = 0;
+  static constexpr size_t kNoFreeRegion = ~size_t(0);
+  // acquire_region's choice among free regions (see its policy), or
+  // kNoFreeRegion; keeps the hints.
+  size_t pick_free_region_locked();
   std::vector<uint32_t> reserved_;       // regions with Region::reserved set
   void release_reservations_locked();
   void note_free_locked(size_t r) {  // r became FREE (or unreserved): widen the hints
     free_hint_ = std::min(free_hint_, r);
     free_ceiling_ = std::max(free_ceiling_, r + 1);
+    hole_ceiling_ = std::max(hole_ceiling_, r + 1);
   }
   std::vector<uint32_t> offered_tails_;  // compacted regions with an open tail, ascending
   size_t next_tail_ = 0;                 // next index into offered_tails_
@@ -269,7 +341,7 @@ class Heap {
   void adopt_pending_locked() {
     if (pending_plan_) adopt_layout_locked(*std::exchange(pending_plan_, nullptr));
   }
-  uint64_t cycles_ = 0;
+  std::atomic<uint64_t> cycles_{0};  // read without a lock (event records)
   std::atomic<bool> marks_stale_{false};
   std::atomic<bool> black_window_{false};
   std::vector<uint32_t> black_regions_;  // flagged in this window (alloc_mutex_)

@@ -126,7 +126,9 @@ Status Plan::build(Heap& heap, std::unique_ptr<Plan>* out) {
     heap.reserve_slide([&](auto free_now) { return p->slide_large_objects(free_now); });
   p->build_forwarding();
   p->build_page_tables();
-  for (size_t w = 0; w < p->begin_->word_count(); ++w)
+  // The bitmap covers the heap's maximum (Heap::resize): count the capacity's words only.
+  const size_t words = std::min(p->begin_->word_count(), p->capacity_ >> LiveBitmap::kChunkShift);
+  for (size_t w = 0; w < words; ++w)
     p->n_objects_ += uint64_t(std::popcount(p->begin_->word(w)));
   uint64_t t1 = now_ns();
   // Slot offsets were checked at mark time; the slot values only on request

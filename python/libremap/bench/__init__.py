@@ -27,6 +27,10 @@ def main(opts: Options) -> int:
     if opts.json_path:
         output.write(result, opts.json_path)
         print(f"wrote {opts.json_path}")
+    if opts.trace_path:
+        from . import trace
+
+        print(trace.write(opts, opts.trace_path), flush=True)
     if opts.plot_path:
         from . import plot
 

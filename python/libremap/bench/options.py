@@ -86,6 +86,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--json", metavar="FILE", help="write every run, the floor and the machine")
     p.add_argument("--plot", metavar="FILE", help="write a PNG (needs matplotlib: extra 'plot')")
+    p.add_argument(
+        "--trace",
+        metavar="FILE",
+        help="also write a Chrome/Perfetto trace (JSON trace event format) of one more run,"
+        " not counted: the first workload and backend at the base point, with libremap's events"
+        " (cycles, the flip's pause, phases, calls) and the toy VM's pauses (bench/trace.py)",
+    )
     p.add_argument("--quick", action="store_true", help="small and short (CI: well under 60 s)")
     p.add_argument("--seed", type=int, default=1, help="heap image seed (default 1)")
     p.add_argument(
@@ -130,6 +137,7 @@ class Options:
     quick: bool
     jvm_collectors: tuple[str, ...] = ()  # empty: no --jvm
     markings: tuple[str, ...] = ("concurrent",)  # toy VM workloads only
+    trace_path: str | None = None  # --trace (bench/trace.py)
 
     def params(self) -> dict[str, Any]:
         return {
@@ -261,4 +269,5 @@ def resolve(args: argparse.Namespace) -> Options:
         quick=quick,
         jvm_collectors=jvm,
         markings=tuple(markings),
+        trace_path=getattr(args, "trace", None),
     )
