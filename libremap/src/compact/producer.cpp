@@ -78,7 +78,8 @@ void Producer::append(Pass& pass, size_t page, intptr_t delta) {
     pass.run_delta = delta;
   }
   states_.set(page, kPageProcessed);
-  if (++pass.run_len == kMaxRunPages || states_.has_waiters()) flush(pass);
+  if (++pass.run_len == kMaxRunPages || (pass.run_len >= kWaitedRunPages && states_.has_waiters()))
+    flush(pass);
 }
 
 bool Producer::gc_regions(size_t r0, size_t r1, InstallOutcome* bad) {

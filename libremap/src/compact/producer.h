@@ -55,9 +55,13 @@ class Producer {
   // one TLB flush of the source range, and while another thread of the
   // process runs that is an IPI to its CPU (~20-30 us in a VM, measured as a
   // quarter of two GC workers' time with 64-page runs): runs are long, and
-  // cut short whenever a thread waits for one of their pages
-  // (PageStates::has_waiters), so a fault never waits for a long run.
+  // end at kWaitedRunPages while a thread waits for a GC-owned page
+  // (PageStates::has_waiters), so a fault waits no longer than it did with
+  // 64-page runs. Not shorter: with mutators faulting all the time, flushing
+  // at every page made every install one ioctl and one IPI (two reading
+  // threads: the cycle 2x longer).
   static constexpr size_t kMaxRunPages = 512;
+  static constexpr size_t kWaitedRunPages = 64;
 
   // `spaces` must outlive the producer. clip: see above. release_regions:
   // the backend wants from_space_done per region. recycle_after_mutators:
