@@ -25,7 +25,11 @@ from . import jvm as jvm_mod
 from . import procfs, record
 from .options import Options
 from .summary import summarize
-from .workloads import TOYVM_WORKLOADS, Point, Unavailable, cpython_arenas_records, make
+from .swapfile import SwapFile
+from .unavailable import Unavailable
+from .workloads import TOYVM_WORKLOADS, Point, make
+from .workloads import cpython_arenas as cpython_arenas_mod
+from .workloads.coldpages import point_needs_swap
 
 Say = Callable[[str], None]
 
@@ -98,8 +102,6 @@ class Bench:
 
     @contextlib.contextmanager
     def _swap_for(self, point: Point) -> Iterator[None]:
-        from .coldpages import SwapFile, point_needs_swap
-
         need = int(point_needs_swap(point) * 1.25)
         with SwapFile(need) as swap:
             self.say(f"  swap file {swap.path} ({swap.size >> 20} MiB) active")
@@ -110,7 +112,9 @@ class Bench:
     def _run_point(self, name: str, point: Point) -> None:
         if name == "cpython-arenas":
             try:
-                recs = cpython_arenas_records(point, self.opts.runs, self.opts.warmup, self.say)
+                recs = cpython_arenas_mod.records(
+                    point, self.opts.runs, self.opts.warmup, self.say
+                )
             except Unavailable as e:
                 self._unavailable(name, None, str(e), point)
                 return

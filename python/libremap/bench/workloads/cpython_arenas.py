@@ -19,8 +19,9 @@ libremap child imports ``libremap.cpython`` and calls ``install()`` before
 the workload; the default child imports it too (without installing), so
 both start from the same resident baseline.
 
-``run(params) -> list[dict]`` is what ``python -m libremap bench`` calls;
-``python -m libremap.workloads.cpython_arenas`` prints a table.
+``run(params) -> list[dict]`` runs them; ``records`` is what ``python -m
+libremap bench`` calls (the same runs as contract records);
+``python -m libremap.bench.workloads.cpython_arenas`` prints a table.
 """
 
 from __future__ import annotations
@@ -32,6 +33,9 @@ import statistics
 import subprocess
 import sys
 from typing import Any
+
+from .. import record
+from .base import Point
 
 VARIANTS = ("default", "libremap")
 WORKLOADS = ("churn", "mixed")
@@ -207,6 +211,35 @@ def run(params: dict[str, Any] | None = None, say: Any = None) -> list[dict[str,
     return out
 
 
+def records(point: Point, runs: int, warmup: int, say: Any = None) -> list[dict[str, Any]]:
+    """The bench's view of ``run``: its own alternation (default / libremap
+    allocator, in fresh interpreters), each record normalised to the
+    contract: every field present, ``workload`` named
+    ``cpython-arenas/<case>``, ``verified`` false unless the run says so."""
+    params = {"runs": runs, "warmup": warmup, "quick": point.quick}
+    out = []
+    for raw in run(params, say=say):
+        rec = record.empty("cpython-arenas", str(raw.get("backend", "arenas")), "none")
+        rec["point"] = point.to_json()
+        for k, v in raw.items():
+            if k in rec and isinstance(rec[k], dict) and not isinstance(v, dict):
+                continue
+            rec[k] = v
+        case = raw.get("case")
+        rec["workload"] = f"cpython-arenas/{case}" if case else "cpython-arenas"
+        rec["fault_mode"] = "none"
+        rec["warmup"] = bool(raw.get("warmup", False))
+        rnd = int(raw.get("round", 0))
+        rec["run"] = rnd if rec["warmup"] else rnd - warmup
+        rec["verified"] = bool(raw.get("verified", False))
+        if "verified" not in raw:
+            rec["verify_detail"] = "the workload did not report verification"
+        if not rec["verified"]:
+            record.redact(rec)
+        out.append(rec)
+    return out
+
+
 def summarize(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Per workload: median (min-max) of each allocator and the ratio
     default/libremap pair by pair (> 1: libremap faster), of CPU time (the
@@ -277,7 +310,8 @@ def table(rows: list[dict[str, Any]], cap_mib: float) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(
-        prog="python -m libremap.workloads.cpython_arenas", description=__doc__.splitlines()[0]
+        prog="python -m libremap.bench.workloads.cpython_arenas",
+        description=__doc__.splitlines()[0],
     )
     ap.add_argument("--runs", type=int, default=DEFAULTS["runs"])
     ap.add_argument("--warmup", type=int, default=DEFAULTS["warmup"])
