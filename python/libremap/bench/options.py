@@ -86,6 +86,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--json", metavar="FILE", help="write every run, the floor and the machine")
     p.add_argument("--plot", metavar="FILE", help="write a PNG (needs matplotlib: extra 'plot')")
+    p.add_argument(
+        "--report",
+        metavar="DIR",
+        help="write DIR/bench.json, DIR/bench.png and DIR/report.md, a one-page summary"
+        " (created if missing; the PNG needs matplotlib)",
+    )
     p.add_argument("--quick", action="store_true", help="small and short (CI: well under 60 s)")
     p.add_argument("--seed", type=int, default=1, help="heap image seed (default 1)")
     p.add_argument(
@@ -130,6 +136,7 @@ class Options:
     quick: bool
     jvm_collectors: tuple[str, ...] = ()  # empty: no --jvm
     markings: tuple[str, ...] = ("concurrent",)  # toy VM workloads only
+    report_dir: str | None = None  # --report: JSON, PNG and report.md in one folder
 
     def params(self) -> dict[str, Any]:
         return {
@@ -261,4 +268,5 @@ def resolve(args: argparse.Namespace) -> Options:
         quick=quick,
         jvm_collectors=jvm,
         markings=tuple(markings),
+        report_dir=getattr(args, "report", None),
     )
