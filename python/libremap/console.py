@@ -22,13 +22,21 @@ import sys
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, TextIO
+from typing import TextIO
 
-if TYPE_CHECKING:
-    from rich.console import Console
-    from rich.progress import Progress as RichProgress
-    from rich.progress import TaskID
-    from rich.table import Table as RichTable
+from rich import box
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.progress import Progress as RichProgress
+from rich.table import Table as RichTable
+from rich.text import Text
 
 # ---------------------------------------------------------------- units
 
@@ -114,10 +122,6 @@ class Table:
     def add(self, *cells: str | Cell) -> None:
         self.rows.append(cells)
 
-    def text(self) -> str:
-        """The table as plain text (what a pipe or a log gets)."""
-        return render_text([self])
-
 
 Block = str | Heading | Table
 
@@ -133,10 +137,6 @@ def _compact(spread: str) -> str:
 
 
 def _rich_table(t: Table, terminal: bool, stacked: bool = False) -> RichTable:
-    from rich import box
-    from rich.table import Table as RichTable
-    from rich.text import Text
-
     # stacked: the spread on a line of its own, for a terminal too narrow
     # for the table (rich would break "1.2 ms (1.1 ms..1.3 ms)" anywhere).
     gap = "\n" if stacked else " "
@@ -164,9 +164,7 @@ def _rich_table(t: Table, terminal: bool, stacked: bool = False) -> RichTable:
     return rt
 
 
-def _rich_block(b: Block, terminal: bool, width: int = 0) -> object:
-    from rich.text import Text
-
+def _rich_block(b: Block, terminal: bool, width: int = 0) -> RichTable | Text:
     if isinstance(b, Table):
         rt = _rich_table(b, terminal)
         if width and _natural_width(rt) > width:
@@ -178,8 +176,6 @@ def _rich_block(b: Block, terminal: bool, width: int = 0) -> object:
 
 
 def _natural_width(rt: RichTable) -> int:
-    from rich.console import Console
-
     con = Console(file=io.StringIO(), width=1000, color_system=None)
     return con.measure(rt).maximum
 
@@ -187,8 +183,6 @@ def _natural_width(rt: RichTable) -> int:
 def render_text(blocks: Iterable[Block]) -> str:
     """Blocks as plain text: no escape codes, tables at their natural width,
     no trailing blanks."""
-    from rich.console import Console
-
     buf = io.StringIO()
     # A width no table reaches: rich lays out a table at its natural width
     # and wraps only what passes the console's.
@@ -257,8 +251,6 @@ class Out:
 
     @property
     def console(self) -> Console:
-        from rich.console import Console
-
         if self._console is None:
             # file=None: rich writes to sys.stdout as it is at each print.
             self._console = Console(file=self._file, markup=False, highlight=False, emoji=False)
@@ -289,15 +281,6 @@ class Out:
         if not self.terminal:
             yield Progress(self, None, None)
             return
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            TextColumn,
-            TimeElapsedColumn,
-            TimeRemainingColumn,
-        )
-        from rich.progress import Progress as RichProgress
-
         bar = RichProgress(
             TextColumn("{task.description}"),
             BarColumn(),
