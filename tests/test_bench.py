@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from conftest import bench_doc, run_with_timeout
+from image_checks import assert_real_png
 
 jsonschema = pytest.importorskip("jsonschema")
 
@@ -30,6 +31,8 @@ def _bench(tmp_path: Path, *args: str, timeout: int = 240) -> tuple[dict[str, An
     out = tmp_path / "out.json"
     env = dict(os.environ)
     env.pop("LIBREMAP_ARENAS", None)
+    # What a pipe gets: plain text, however wide (not wrapped at 80 columns).
+    env["COLUMNS"] = "80"
     p = run_with_timeout(
         [sys.executable, "-m", "libremap", "bench", *args, "--json", str(out)],
         timeout=timeout,
@@ -131,6 +134,17 @@ def test_sweep_points_are_recorded(tmp_path: Path) -> None:
     _check_contract(doc)
     values = sorted({r["point"]["sweep"]["value"] for r in doc["runs"]})
     assert values == [0.2, 0.8]
+    assert all(r["verified"] for r in doc["runs"])
+
+
+def test_a_gc_threads_sweep_runs_each_point_with_its_workers(tmp_path: Path) -> None:
+    # Issue 14's scaling goal is read from one run: --sweep gc-threads=1,2.
+    doc, _ = _bench(
+        tmp_path, "--quick", "--workload", "synthetic", "--sweep", "gc-threads=1,2",
+        "--runs", "1", "--warmup", "0", "--backends", "move", "--heap-mib", "8",
+    )  # fmt: skip
+    _check_contract(doc)
+    assert sorted({r["point"]["gc_threads"] for r in doc["runs"]}) == [1, 2]
     assert all(r["verified"] for r in doc["runs"])
 
 
@@ -299,3 +313,118 @@ def test_schema_requires_the_cold_pages_fields() -> None:
     r["workload"] = "synthetic"
     del r["large_pages_moved"]
     output.validate(doc)  # other workloads need not carry them
+
+
+# ---------------------------------------------------------------- --report DIR
+
+TINY = ("--quick", "--workload", "synthetic,gcbench", "--backends", "move,copy,stw",
+        "--runs", "2", "--warmup", "0", "--heap-mib", "16", "--floor-reps", "5")  # fmt: skip
+
+
+def test_report_dir_has_the_json_real_plots_and_a_page(tmp_path: Path) -> None:
+    """--report DIR: the contract JSON (the same as --json), the plots as a
+    PNG a viewer shows, and report.md: the command, the verdict, the image,
+    and the terminal's tables as Markdown tables."""
+    folder = tmp_path / "report"  # does not exist yet: the bench makes it
+    doc, stdout = _bench(tmp_path, *TINY, "--report", str(folder))
+    _check_contract(doc)
+    assert json.loads((folder / "bench.json").read_text())["runs"] == doc["runs"]
+    width, height = assert_real_png(folder / "bench.png")
+    assert width > height  # the panels side by side: two workloads and the pauses
+    page = (folder / "report.md").read_text()
+    assert page.startswith("# libremap bench\n"), page[:200]
+    assert "python -m libremap bench --quick --workload synthetic,gcbench" in page
+    assert "![" in page and "(bench.png)" in page and "(bench.json)" in page
+    assert "counted runs verified" in page and "No plot" not in page
+    for heading in ("### synthetic: heap 16 MiB", "### gcbench: heap 16 MiB"):
+        assert heading in page, page
+    # Markdown tables: a header, its alignment row, and rows as wide as it.
+    header = next(ln for ln in page.splitlines() if ln.startswith("|  | move | copy | stw |"))
+    rows = page.split(header + "\n", 1)[1].splitlines()
+    assert rows[0] == "|:---|---:|---:|---:|"
+    assert rows[1].startswith("| compaction wall | ") and rows[1].count("|") == header.count("|")
+    assert "| copy/move | stw/move |" in page  # the ratios
+    for f in ("bench.json", "bench.png", "report.md"):
+        assert f"wrote {folder / f}" in stdout
+
+
+def test_report_page_says_why_without_a_plot(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from libremap.bench import page, plot
+
+    def no_plot(result: dict[str, Any], path: str) -> None:
+        raise plot.PlotUnavailable("matplotlib is not installed: pip install 'libremap[plot]'")
+
+    result = {
+        "machine": {"kernel": "k", "cpu": "c", "cpus": 2, "thp": "madvise", "date": "d",
+                    "probe": {"features": {"move": True}}},
+        "params": {"backends": ["move"], "jvm_collectors": []},
+        "floor": {}, "runs": [], "summary": [], "unavailable": [], "failures": [],
+        "elapsed_s": 0.0,
+    }  # fmt: skip
+    stale = tmp_path / "bench.png"
+    stale.write_bytes(b"an older run's plot")
+    monkeypatch.setattr(plot, "write", no_plot)
+    written = page.write(result, str(tmp_path), command="python -m libremap bench")
+    assert [p.name for p in written] == ["bench.json", "report.md"]
+    assert not stale.exists(), "a plot of another run was left beside this report"
+    text = (tmp_path / "report.md").read_text()
+    assert "No plot: matplotlib is not installed: pip install 'libremap[plot]'" in text
+    assert "(bench.png)" not in text
+
+
+# ---------------------------------------------------------------- layering
+
+
+def test_the_bench_package_imports_form_no_cycle() -> None:
+    """Issue 18: coldpages.py and workloads.py imported each other. Every
+    import between the bench's modules, top-level or inside a function,
+    must go one way."""
+    import ast
+
+    from libremap import bench
+
+    root = Path(bench.__file__).parent
+    modules = {
+        ".".join(p.relative_to(root).with_suffix("").parts).removesuffix(".__init__") or "": p
+        for p in root.rglob("*.py")
+    }
+
+    def resolve(mod: str, level: int, name: str | None, is_pkg: bool) -> str | None:
+        parts = mod.split(".") if mod else []
+        base = parts if is_pkg else parts[:-1]
+        if level > len(base) + 1:
+            return None  # above the bench package: libremap itself
+        base = base[: len(base) - (level - 1)]
+        target = ".".join([*base, *(name.split(".") if name else [])])
+        return target if target in modules else None
+
+    edges: dict[str, set[str]] = {m: set() for m in modules}
+    for mod, path in modules.items():
+        is_pkg = path.name == "__init__.py"
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.level:
+                for a in node.names:
+                    # "from . import x": the module x if there is one, else
+                    # a name of the package itself.
+                    sub = f"{node.module}.{a.name}" if node.module else a.name
+                    target = resolve(mod, node.level, sub, is_pkg) or resolve(
+                        mod, node.level, node.module, is_pkg
+                    )
+                    if target is not None and target != mod:
+                        edges[mod].add(target)
+    seen: dict[str, int] = {}
+
+    def visit(m: str, stack: list[str]) -> None:
+        if seen.get(m) == 2:
+            return
+        assert seen.get(m) != 1, "import cycle: " + " -> ".join([*stack, m])
+        seen[m] = 1
+        for t in sorted(edges[m]):
+            visit(t, [*stack, m])
+        seen[m] = 2
+
+    for m in sorted(modules):
+        visit(m, [])
+    assert "workloads.coldpages" in modules and "coldpages" not in modules

@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from conftest import bench_doc, run_with_timeout
+from image_checks import assert_real_png
 
 pytest.importorskip("jsonschema")
 
@@ -173,8 +174,10 @@ def test_without_a_jdk_the_jvm_runs_are_skipped_in_one_line(tmp_path: Path) -> N
 
 
 def test_jvm_flag_errors(tmp_path: Path) -> None:
-    for args in (["--jvm", "--workload", "synthetic"], ["--jvm", "--workload", "gcbench",
-                                                        "--jvm-collectors", "cms"]):
+    for args in (
+        ["--jvm", "--workload", "synthetic"],
+        ["--jvm", "--workload", "gcbench", "--jvm-collectors", "cms"],
+    ):
         p = run_with_timeout(
             [sys.executable, "-m", "libremap", "bench", *args], timeout=60, cwd=tmp_path
         )
@@ -182,7 +185,7 @@ def test_jvm_flag_errors(tmp_path: Path) -> None:
 
 
 def test_plot_has_a_pause_panel_for_the_runtimes(tmp_path: Path) -> None:
-    pytest.importorskip("matplotlib")
+    # matplotlib comes with the test extra (the quick start's install): no skip.
     from libremap.bench import plot, summary
 
     def rec(backend: str, runtime: str, p99: int) -> dict[str, Any]:
@@ -200,4 +203,6 @@ def test_plot_has_a_pause_panel_for_the_runtimes(tmp_path: Path) -> None:
     }
     out = tmp_path / "p.png"
     plot.write(result, str(out))
-    assert out.stat().st_size > 0
+    width, height = assert_real_png(out)
+    # Two panels side by side: the toy VM's compaction split and the pauses.
+    assert width > height

@@ -441,7 +441,7 @@ def test_cpython_regrtest_with_the_adapter(tmp_path: Path):
 
 
 def test_cpython_arenas_workload_records():
-    from libremap.workloads import cpython_arenas as w
+    from libremap.bench.workloads import cpython_arenas as w
 
     params = {"runs": 1, "warmup": 0, "cap_mib": 8, "churn_waves": 2, "churn_objects": 50_000,
               "mixed_records": 2_000, "mixed_repeats": 2}  # fmt: skip

@@ -48,19 +48,17 @@ from typing import Any
 
 import pytest
 
-from libremap.bench.coldpages import (
+from libremap.bench.floor import madvise
+from libremap.bench.pageout import (
     PM_FRAME_MASK,
     PM_PRESENT,
     PM_SWAPPED,
-    SWAP_PREFIX,
-    SwapFile,
     page_out,
     pagemap,
     pages_of,
-    remove_swap_file,
 )
-from libremap.bench.floor import madvise
 from libremap.bench.procfs import PAGE_SIZE
+from libremap.bench.swapfile import SWAP_PREFIX, SwapFile, remove_swap_file
 
 from conftest import run_with_timeout
 
@@ -191,7 +189,7 @@ def child_swap(
     """Live large objects paged out after prepare (and dropped from the swap
     cache, or not); one cycle; what the page tables, VmSwap and the major
     faults say at their new addresses before anything reads them."""
-    from libremap.bench.workloads import Unavailable
+    from libremap.bench.unavailable import Unavailable
 
     try:
         swap = SwapFile(64 * MiB, path=swap_path).__enter__()

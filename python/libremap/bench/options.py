@@ -12,7 +12,13 @@ from .workloads import ALL_WORKLOADS, TOYVM_WORKLOADS, Point
 
 ALL_BACKENDS = ("move", "copy", "minor", "sigsegv", "stw")
 MARKINGS = ("concurrent", "stw")
-SWEEP_KEYS = {"heap": "heap_mib", "live": "live", "dense": "dense", "threads": "threads"}
+SWEEP_KEYS = {
+    "heap": "heap_mib",
+    "live": "live",
+    "dense": "dense",
+    "threads": "threads",
+    "gc-threads": "gc_threads",
+}
 
 QUICK = {"heap_mib": 32, "runs": 5, "warmup": 1, "floor_reps": 20}
 
@@ -82,7 +88,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         default=[],
         metavar="KEY=V1,V2,...",
         help="vary one parameter: heap=64,256,1024,4096 (MiB), live=0.1,0.5,0.9,"
-        " threads=0,1,2,4,8, dense=...; repeatable (each sweep on its own)",
+        " threads=0,1,2,4,8, gc-threads=1,2, dense=...; repeatable (each sweep on its own)",
     )
     p.add_argument("--json", metavar="FILE", help="write every run, the floor and the machine")
     p.add_argument("--plot", metavar="FILE", help="write a PNG (needs matplotlib: extra 'plot')")
@@ -92,6 +98,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="also write a Chrome/Perfetto trace (JSON trace event format) of one more run,"
         " not counted: the first workload and backend at the base point, with libremap's events"
         " (cycles, the flip's pause, phases, calls) and the toy VM's pauses (bench/trace.py)",
+    )
+    p.add_argument(
+        "--report",
+        metavar="DIR",
+        help="write DIR/bench.json, DIR/bench.png and DIR/report.md, a one-page summary"
+        " (created if missing; the PNG needs matplotlib)",
     )
     p.add_argument("--quick", action="store_true", help="small and short (CI: well under 60 s)")
     p.add_argument("--seed", type=int, default=1, help="heap image seed (default 1)")
@@ -138,6 +150,7 @@ class Options:
     jvm_collectors: tuple[str, ...] = ()  # empty: no --jvm
     markings: tuple[str, ...] = ("concurrent",)  # toy VM workloads only
     trace_path: str | None = None  # --trace (bench/trace.py)
+    report_dir: str | None = None  # --report: JSON, PNG and report.md in one folder
 
     def params(self) -> dict[str, Any]:
         return {
@@ -161,7 +174,7 @@ class Options:
         for key, values in self.sweeps:
             for v in values:
                 field = SWEEP_KEYS[key]
-                val: float | int = int(v) if field in ("heap_mib", "threads") else v
+                val: float | int = int(v) if field in ("heap_mib", "threads", "gc_threads") else v
                 out.append(replace(self.base, sweep=(key, v), **{field: val}))  # type: ignore[arg-type]
         return out
 
@@ -270,4 +283,5 @@ def resolve(args: argparse.Namespace) -> Options:
         jvm_collectors=jvm,
         markings=tuple(markings),
         trace_path=getattr(args, "trace", None),
+        report_dir=getattr(args, "report", None),
     )

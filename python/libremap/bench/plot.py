@@ -3,7 +3,7 @@ the wall time as a marker) for each workload at the base point, each sweep
 as a line chart of the median compaction wall time per backend, and for the
 runtimes (toy VM, and the JVM's collectors with ``--jvm``) the pauses: p50,
 p99 and max per column on a log scale.
-matplotlib is the optional extra ``plot``."""
+matplotlib comes with the extras ``plot`` and ``test`` (the quick start's)."""
 
 from __future__ import annotations
 
@@ -31,7 +31,8 @@ def write(result: dict[str, Any], path: str) -> None:
         import matplotlib.pyplot as plt
     except ImportError:
         raise PlotUnavailable(
-            "matplotlib is not installed (pip install 'libremap[plot]')"
+            "matplotlib is not installed: pip install 'libremap[plot]'"
+            " (the quick start's '.[test]' has it too)"
         ) from None
 
     summary = result["summary"]

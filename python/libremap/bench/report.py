@@ -1,13 +1,17 @@
-"""The terminal table: per workload and point, one column per backend
-(median, and min-max for times, over the counted verified runs), then the
-ratios to ``move`` pair by pair, and ``move`` against the floor."""
+"""What the bench shows after its runs, as blocks for ``libremap.console``:
+per workload and point a table with one column per backend (median, and
+min..max for times, over the counted verified runs), the ratios to ``move``
+pair by pair, the headlines against the issues' goals, and ``move`` against
+the floor. The terminal and ``--report``'s page draw the same blocks.
+"""
 
 from __future__ import annotations
 
 import statistics
 from typing import Any
 
-from ..toyvm import fmt_ns
+from .. import console
+from ..console import Block, Cell, Heading, Table
 from .summary import group_key
 
 # label, metric, kind: ns (with min-max) | count | bytes | float | rate (per second)
@@ -91,48 +95,27 @@ RATIO_ROWS = (
 )
 
 
-def _bytes(v: float) -> str:
-    for unit, div in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
-        if abs(v) >= div:
-            return f"{v / div:.1f} {unit}"
-    return f"{v:.0f} B"
+_UNITS = {
+    "ns": lambda v: console.ns(v) if v else "0",
+    "nsf": console.ns_fine,
+    "bytes": console.size,
+    "float": lambda v: f"{v:.2f}",
+    "rate": console.rate,
+    "count": console.count,
+}
 
 
 def _fmt(v: float, kind: str) -> str:
-    if kind == "ns":
-        return fmt_ns(v) if v else "0"
-    if kind == "nsf":
-        return f"{v:.1f} ns"
-    if kind == "bytes":
-        return _bytes(v)
-    if kind == "float":
-        return f"{v:.2f}"
-    if kind == "rate":
-        for unit, div in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
-            if abs(v) >= div:
-                return f"{v / div:.2f}{unit}/s"
-        return f"{v:.0f}/s"
-    return f"{v:,.0f}"
+    return _UNITS[kind](v)
 
 
-def _cell(m: dict[str, float] | None, kind: str) -> str:
+def _cell(m: dict[str, float] | None, kind: str) -> str | Cell:
     if m is None:
         return "-"
     s = _fmt(m["median"], kind)
     if kind in ("ns", "nsf") and m["n"] > 1 and m["max"] > 0:
-        s += f" ({_fmt(m['min'], kind)}..{_fmt(m['max'], kind)})"
+        return Cell(s, f"{_fmt(m['min'], kind)}..{_fmt(m['max'], kind)}")
     return s
-
-
-def _grid(lines: list[list[str]]) -> list[str]:
-    widths = [max(len(r[i]) for r in lines) for i in range(len(lines[0]))]
-    out = []
-    for j, r in enumerate(lines):
-        cells = [r[0].ljust(widths[0])] + [c.rjust(w) for c, w in zip(r[1:], widths[1:])]
-        out.append("  ".join(cells).rstrip())
-        if j == 0:
-            out.append("-" * len(out[0]))
-    return out
 
 
 # Issue 7's goals for the cold-pages workload.
@@ -194,7 +177,8 @@ def rss_line(entries: list[dict[str, Any]]) -> list[str]:
     if not cells:
         return []
     return [
-        "peak RSS during the cycle over RSS at the flip (worst run): " + ", ".join(cells)
+        "peak RSS during the cycle over RSS at the flip (worst run): "
+        + ", ".join(cells)
         + " (budget: the page pool's cap, 16 MiB by default)"
     ]
 
@@ -207,8 +191,8 @@ def pause_lines(entries: list[dict[str, Any]]) -> list[str]:
         if not kinds:
             continue
         parts = [
-            f"{k} {v['count']:.0f}x {fmt_ns(v['p50_ns'])} / {fmt_ns(v['p99_ns'])}"
-            f" / {fmt_ns(v['max_ns'])}"
+            f"{k} {v['count']:.0f}x {console.ns(v['p50_ns'])} / {console.ns(v['p99_ns'])}"
+            f" / {console.ns(v['max_ns'])}"
             for k, v in kinds.items()
         ]
         out.append(f"  {e['backend']}: {'; '.join(parts)}")
@@ -222,7 +206,10 @@ def mark_headline(runs: list[dict[str, Any]]) -> list[str]:
     against the floor, over a group's counted and verified toy VM runs (each
     measured side by side), and issue 13's goal. Ratios run by run."""
     out = []
-    for name, key in (("remap_try_mark", "try_mark_ns_per_object"), ("remap_mark", "mark_ns_per_object")):
+    for name, key in (
+        ("remap_try_mark", "try_mark_ns_per_object"),
+        ("remap_mark", "mark_ns_per_object"),
+    ):
         pairs = [
             (r[key], r["mark_floor_ns_per_object"])
             for r in runs
@@ -243,101 +230,127 @@ def mark_headline(runs: list[dict[str, Any]]) -> list[str]:
     return out
 
 
-def table(result: dict[str, Any]) -> str:
-    summary = result["summary"]
-    groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
-    for e in summary:
-        groups.setdefault((e["workload"], e["sweep"] or ""), []).append(e)
-    order = result["params"]["backends"]
-    out: list[str] = []
-    for (workload, sweep), entries in groups.items():
-        jvm = [f"jvm-{c}" for c in result["params"].get("jvm_collectors", [])]
-        order = list(order) + jvm
-        entries.sort(key=lambda e: order.index(e["backend"]) if e["backend"] in order else 99)
-        names = [e["backend"] for e in entries]
-        p = entries[0]["point"]
-        runs = "/".join(f"{e['verified']}" for e in entries)
-        out.append("")
-        if workload.startswith("cpython-arenas"):
-            shape = "pymalloc arenas, default allocator vs libremap's pool"
-        else:
-            shape = (
-                f"heap {p.get('heap_mib')} MiB, live {p.get('live')}, threads {p.get('threads')},"
-                f" fault mode {entries[0]['fault_mode']}"
-            )
-        out.append(
-            f"== {workload}{' ' + sweep if sweep else ''}: {shape};"
+def _workload_blocks(
+    result: dict[str, Any], workload: str, sweep: str, entries: list[dict[str, Any]]
+) -> list[Block]:
+    """One workload at one point: its heading, the table of medians, the
+    ratios, and its headlines."""
+    names = [e["backend"] for e in entries]
+    p = entries[0]["point"]
+    runs = "/".join(f"{e['verified']}" for e in entries)
+    if workload.startswith("cpython-arenas"):
+        shape = "pymalloc arenas, default allocator vs libremap's pool"
+    else:
+        shape = (
+            f"heap {p.get('heap_mib')} MiB, live {p.get('live')}, threads {p.get('threads')},"
+            f" fault mode {entries[0]['fault_mode']}"
+        )
+    out: list[Block] = [
+        "",
+        Heading(
+            f"{workload}{' ' + sweep if sweep else ''}: {shape};"
             f" median (min..max) of {runs} verified runs"
+        ),
+    ]
+    grid = Table(["", *names])
+    for label, key, kind in ROWS:
+        if key in COLD_PAGES_ONLY and workload != "cold-pages":
+            continue
+        cells = [_cell(e["metrics"].get(key), kind) for e in entries]
+        if all(c == "-" for c in cells):
+            continue
+        grid.add(label, *cells)
+    out.append(grid)
+    base = entries[0].get("ratio_baseline", "move")
+    others = [e for e in entries if e["backend"] != base and e["ratio_to_move"]]
+    if others:
+        ratios = Table(
+            ["", *(f"{e['backend']}/{base}" for e in others)],
+            title=f"ratio to {base}, run by run: median (min..max)",
         )
-        lines = [["", *names]]
-        for label, key, kind in ROWS:
-            if key in COLD_PAGES_ONLY and workload != "cold-pages":
-                continue
-            cells = [_cell(e["metrics"].get(key), kind) for e in entries]
-            if all(c == "-" for c in cells):
-                continue
-            lines.append([label, *cells])
-        out.extend(_grid(lines))
-        base = entries[0].get("ratio_baseline", "move")
-        others = [e for e in entries if e["backend"] != base and e["ratio_to_move"]]
-        if others:
-            out.append("")
-            out.append(f"ratio to {base}, run by run: median (min..max)")
-            rl = [["", *(f"{e['backend']}/{base}" for e in others)]]
-            for label, key in RATIO_ROWS:
-                cells = []
-                for e in others:
-                    r = e["ratio_to_move"].get(key)
-                    cells.append(
-                        "-" if r is None else f"{r['median']:.2f}x ({r['min']:.2f}..{r['max']:.2f})"
-                    )
-                if any(c != "-" for c in cells):
-                    rl.append([label, *cells])
-            out.extend(_grid(rl))
-        move = next((e for e in entries if e["backend"] == "move"), None)
-        if workload == "cold-pages":
-            out.extend(cold_pages_headline(entries))
-        out.extend(pause_lines(entries))
-        out.extend(
-            mark_headline(
-                [
-                    r
-                    for r in result["runs"]
-                    if not r["warmup"] and r["verified"] and group_key(r) == (workload, sweep)
-                ]
-            )
+        for label, key in RATIO_ROWS:
+            rcells: list[str | Cell] = []
+            for e in others:
+                r = e["ratio_to_move"].get(key)
+                rcells.append(
+                    "-"
+                    if r is None
+                    else Cell(console.ratio(r["median"]), f"{r['min']:.2f}..{r['max']:.2f}")
+                )
+            if any(c != "-" for c in rcells):
+                ratios.add(label, *rcells)
+        out += ["", ratios]
+    if workload == "cold-pages":
+        out.extend(cold_pages_headline(entries))
+    out.extend(pause_lines(entries))
+    out.extend(
+        mark_headline(
+            [
+                r
+                for r in result["runs"]
+                if not r["warmup"] and r["verified"] and group_key(r) == (workload, sweep)
+            ]
         )
-        if workload == "synthetic":
-            out.extend(rss_line(entries))
-        if move and "vs_floor" in move["metrics"]:
-            vf = move["metrics"]["vs_floor"]
-            out.append(
-                f"move vs the floor (memcpy of its copied bytes + one batched MOVE per page):"
-                f" {vf['median']:.2f}x ({vf['min']:.2f}..{vf['max']:.2f})"
-            )
+    )
+    if workload == "synthetic":
+        out.extend(rss_line(entries))
+    move = next((e for e in entries if e["backend"] == "move"), None)
+    if move and "vs_floor" in move["metrics"]:
+        vf = move["metrics"]["vs_floor"]
+        out.append(
+            f"move vs the floor (memcpy of its copied bytes + one batched MOVE per page):"
+            f" {vf['median']:.2f}x ({vf['min']:.2f}..{vf['max']:.2f})"
+        )
+    return out
+
+
+def floor_line(result: dict[str, Any]) -> str:
     f = result.get("floor") or {}
 
     def us(k: str) -> str:
         v = f.get(k)
         return "-" if v is None else f"{v / 1000:.3f} us"
 
-    out.append("")
-    out.append(
+    return (
         f"floor per 4 KiB page: MOVE batched ({f.get('batch_pages')} pages)"
         f" {us('move_batched_ns_per_page')}, MOVE single {us('move_single_ns_per_page')},"
         f" COPY batched {us('copy_ns_per_page')}, COPY single {us('copy_single_ns_per_page')},"
         f" memcpy {us('memcpy_ns_per_page')}, fresh-page fault {us('fault_zero_ns_per_page')}"
     )
+
+
+def verdict_line(result: dict[str, Any]) -> str:
+    counted = [r for r in result["runs"] if not r["warmup"]]
+    bad = [r for r in counted if not r["verified"]]
+    return (
+        f"{len(counted) - len(bad)}/{len(counted)} counted runs verified"
+        " (heaps against stw; cpython-arenas against the default allocator)"
+        f" ({result['elapsed_s']:.0f} s)"
+    )
+
+
+def blocks(result: dict[str, Any]) -> list[Block]:
+    """Everything after the runs: each workload and point, the floor, what
+    could not run or failed, and how many runs were verified."""
+    groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for e in result["summary"]:
+        groups.setdefault((e["workload"], e["sweep"] or ""), []).append(e)
+    jvm = [f"jvm-{c}" for c in result["params"].get("jvm_collectors", [])]
+    order = [*result["params"]["backends"], *jvm]
+    out: list[Block] = []
+    for (workload, sweep), entries in groups.items():
+        entries.sort(key=lambda e: order.index(e["backend"]) if e["backend"] in order else 99)
+        out += _workload_blocks(result, workload, sweep, entries)
+    out += ["", floor_line(result)]
     for u in result["unavailable"]:
         who = u["workload"] if u["backend"] is None else f"{u['workload']}/{u['backend']}"
         out.append(f"unavailable: {who}: {u['reason']}")
     for fl in result.get("failures", []):
         out.append(f"FAILED: {fl['workload']}: {fl['error']}")
-    counted = [r for r in result["runs"] if not r["warmup"]]
-    bad = [r for r in counted if not r["verified"]]
-    out.append(
-        f"{len(counted) - len(bad)}/{len(counted)} counted runs verified"
-        " (heaps against stw; cpython-arenas against the default allocator)"
-        f" ({result['elapsed_s']:.0f} s)"
-    )
-    return "\n".join(out)
+    out.append(verdict_line(result))
+    return out
+
+
+def table(result: dict[str, Any]) -> str:
+    """``blocks`` as plain text."""
+    return console.render_text(blocks(result))

@@ -9,6 +9,10 @@ listed as unavailable with the reason and dropped; the others go on. The
 floor is measured once, after the first warm-up, in the same process.
 With ``--jvm`` the JDK's collectors (``jvm-zgc``, ``jvm-g1``, ...) join
 gcbench's rounds as more columns, alternating with the backends.
+
+Progress goes through a ``console.Progress``: one line per run, and on a
+terminal a bar whose total is every run planned (references, warm-ups,
+counted runs), shrunk when a backend or workload drops out.
 """
 
 from __future__ import annotations
@@ -20,18 +24,17 @@ from collections.abc import Callable, Iterator
 from dataclasses import replace
 from typing import Any
 
+from .. import console
 from . import floor as floor_mod
 from . import jvm as jvm_mod
 from . import procfs, record
 from .options import Options
 from .summary import summarize
-from .workloads import TOYVM_WORKLOADS, Point, Unavailable, cpython_arenas_records, make
-
-Say = Callable[[str], None]
-
-
-def _say(msg: str) -> None:
-    print(msg, flush=True)
+from .swapfile import SwapFile
+from .unavailable import Unavailable
+from .workloads import TOYVM_WORKLOADS, Point, make
+from .workloads import cpython_arenas as cpython_arenas_mod
+from .workloads.coldpages import point_needs_swap
 
 
 def _fmt_ms(ns: float | None) -> str:
@@ -39,9 +42,12 @@ def _fmt_ms(ns: float | None) -> str:
 
 
 class Bench:
-    def __init__(self, opts: Options, say: Say = _say) -> None:
+    def __init__(self, opts: Options, progress: console.Progress | None = None) -> None:
         self.opts = opts
-        self.say = say
+        self.progress = progress or console.Progress(console.Out(), None, None)
+        self.say = self.progress.say
+        self.steps = 0  # runs done, references included: the progress bar's unit
+        self.total = 0  # runs planned, less those that dropped out
         self.runs: list[dict[str, Any]] = []
         self.unavailable: list[dict[str, Any]] = []
         self.failures: list[dict[str, Any]] = []
@@ -98,19 +104,52 @@ class Bench:
 
     @contextlib.contextmanager
     def _swap_for(self, point: Point) -> Iterator[None]:
-        from .coldpages import SwapFile, point_needs_swap
-
         need = int(point_needs_swap(point) * 1.25)
         with SwapFile(need) as swap:
             self.say(f"  swap file {swap.path} ({swap.size >> 20} MiB) active")
             yield
         self.say("  swap file removed")
 
+    def _said_one_run(self, msg: str) -> None:
+        self.say(msg)
+        self._step()
+
+    def _step(self, what: str | None = None) -> None:
+        self.steps += 1
+        self.progress.advance()
+        if what is not None:
+            self.progress.update(what=what)
+
+    def planned(self, name: str) -> int:
+        """Runs a workload takes at one point if nothing drops out."""
+        o = self.opts
+        if name == "cpython-arenas":
+            return (
+                (o.warmup + o.runs)
+                * len(cpython_arenas_mod.VARIANTS)
+                * len(cpython_arenas_mod.WORKLOADS)
+            )
+        units = len(o.backends) * (len(o.markings) if name in TOYVM_WORKLOADS else 1)
+        if name == "gcbench":
+            units += len(o.jvm_collectors)
+        return 1 + (o.warmup + o.runs) * units  # 1: the stw reference
+
+    def _plan(self) -> list[tuple[Point, str]]:
+        out = []
+        for point in self.opts.points():
+            for name in self.opts.workloads:
+                if point.sweep and point.sweep[0] in ("live", "dense") and name in TOYVM_WORKLOADS:
+                    continue  # the toy VM's liveness is its workload's, not a parameter
+                out.append((replace(point, threads=self.opts.threads_for(name, point)), name))
+        return out
+
     # ------------------------------------------------------------ one point
     def _run_point(self, name: str, point: Point) -> None:
         if name == "cpython-arenas":
             try:
-                recs = cpython_arenas_records(point, self.opts.runs, self.opts.warmup, self.say)
+                recs = cpython_arenas_mod.records(
+                    point, self.opts.runs, self.opts.warmup, self._said_one_run
+                )
             except Unavailable as e:
                 self._unavailable(name, None, str(e), point)
                 return
@@ -132,8 +171,10 @@ class Bench:
     def _compare(self, name: str, point: Point) -> None:
         wl = make(name, point)
         self.say(wl.describe())
+        self.progress.update(what=f"{name}: stw reference")
         try:
             wl.reference()
+            self._step()
         except Unavailable as e:
             self._unavailable(name, None, str(e), point)
             return
@@ -147,6 +188,7 @@ class Bench:
 
         def one(unit: tuple[str, str | None], run: int, warmup: bool, label: str) -> None:
             backend, marking = unit
+            self.progress.update(what=f"{name}: {backend}{'' if warmup else f' run {run + 1}'}")
             try:
                 if jvm_mod.is_jvm_backend(backend):
                     assert jvm_run is not None
@@ -159,6 +201,7 @@ class Bench:
                 self._unavailable(name, backend, str(e), point)
                 units[:] = [u for u in units if u[0] != backend]
                 return
+            self._step()
             rec["run"] = run
             rec["warmup"] = warmup
             if not warmup and self.floor is not None:
@@ -253,19 +296,26 @@ class Bench:
             f" x{machine['cpus']}, THP {machine['thp']}, load {machine['loadavg']};"
             f" UFFDIO_MOVE {'yes' if p['features'].get('move') else 'no'}"
         )
-        for point in self.opts.points():
-            if point.sweep:
-                self.say(f"sweep {point.sweep[0]} = {point.sweep[1]:g}")
-            for name in self.opts.workloads:
-                if point.sweep and point.sweep[0] in ("live", "dense") and name in TOYVM_WORKLOADS:
-                    continue  # the toy VM's liveness is its workload's, not a parameter
-                wp = replace(point, threads=self.opts.threads_for(name, point))
-                try:
-                    self._run_point(name, wp)
-                except Exception as e:  # noqa: BLE001 - one workload's crash must not lose the rest
-                    msg = f"{type(e).__name__}: {e}"
-                    self.failures.append({"workload": name, "point": wp.to_json(), "error": msg})
-                    self.say(f"  FAILED: {name}: {msg}")
+        plan = self._plan()
+        self.total = sum(self.planned(name) for _, name in plan)
+        self.progress.update(total=self.total)
+        last_point = None
+        for wp, name in plan:
+            if wp.sweep and wp.sweep != last_point:
+                self.say(f"sweep {wp.sweep[0]} = {wp.sweep[1]:g}")
+            last_point = wp.sweep
+            before = self.steps
+            try:
+                self._run_point(name, wp)
+            except Exception as e:  # noqa: BLE001 - one workload's crash must not lose the rest
+                msg = f"{type(e).__name__}: {e}"
+                self.failures.append({"workload": name, "point": wp.to_json(), "error": msg})
+                self.say(f"  FAILED: {name}: {msg}")
+            # Runs that did not happen (a backend dropped out, a crash) leave the plan.
+            missed = self.planned(name) - (self.steps - before)
+            if missed > 0:
+                self.total -= missed
+                self.progress.update(total=self.total)
         if self.floor is None:
             self._measure_floor()
         elapsed = time.monotonic() - t0
@@ -282,8 +332,8 @@ class Bench:
         }
 
 
-def run(opts: Options, say: Say = _say) -> dict[str, Any]:
-    return Bench(opts, say).run()
+def run(opts: Options, progress: console.Progress | None = None) -> dict[str, Any]:
+    return Bench(opts, progress).run()
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -85,7 +85,7 @@ METRICS: tuple[str, ...] = (
     "fallbacks.total",
     "swap_ins",
     "major_faults",
-    # cold-pages (coldpages.py)
+    # cold-pages (workloads/coldpages.py)
     "large_live_pages",
     "large_pages_paged_out",
     "large_pages_in_swap_cache",

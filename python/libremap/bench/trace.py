@@ -147,7 +147,8 @@ def chrome_events(
 def run_traced(opts: Options) -> dict[str, Any]:
     """The traced run: workload, backend, marking, and its events (and, for
     the toy VM, its pause log and collections)."""
-    from .workloads import TOYVM_WORKLOADS, UNAVAILABLE_STATUSES, Synthetic, ToyVm, Unavailable
+    from .unavailable import UNAVAILABLE_STATUSES
+    from .workloads import TOYVM_WORKLOADS, Synthetic, ToyVm, Unavailable
 
     workload = next((w for w in opts.workloads if w in TRACEABLE), "synthetic")
     point = replace(opts.base, threads=opts.threads_for(workload, opts.base))

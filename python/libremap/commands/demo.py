@@ -20,6 +20,8 @@ import sys
 import time
 from typing import Any
 
+from .. import console
+
 HELP = "run GCBench on the toy VM with move and copy side by side (about half a minute)"
 
 
@@ -133,20 +135,13 @@ ROWS: list[tuple[str, str, str]] = [
 
 
 def _fmt(v: float, kind: str) -> str:
-    from ..toyvm import fmt_ns
-
-    if kind == "ns":
-        return fmt_ns(v)
-    if kind == "nsf":
-        return f"{v:.1f} ns"
-    if kind == "pct":
-        return f"{100 * v:.0f}%"
-    return f"{v:,.0f}"
+    units = {"ns": console.ns, "nsf": console.ns_fine, "pct": console.pct}
+    return units.get(kind, console.count)(v)
 
 
 def _kinds(runs: list[dict[str, Any]]) -> str:
     """count x p50 / p99 / max per pause kind, over every pause of the runs."""
-    from ..toyvm import fmt_ns, pause_stats
+    from ..toyvm import pause_stats
 
     kinds: dict[str, list[int]] = {}
     for r in runs:
@@ -156,8 +151,8 @@ def _kinds(runs: list[dict[str, Any]]) -> str:
     for k, v in kinds.items():
         s = pause_stats(v)
         parts.append(
-            f"{k} {s['count']}x {fmt_ns(s['p50_ns'])} / {fmt_ns(s['p99_ns'])}"
-            f" / {fmt_ns(s['max_ns'])}"
+            f"{k} {s['count']}x {console.ns(s['p50_ns'])} / {console.ns(s['p99_ns'])}"
+            f" / {console.ns(s['max_ns'])}"
         )
     return "; ".join(parts) or "none"
 
@@ -178,36 +173,29 @@ def _mark_line(toyvm: Any) -> str:
     )
 
 
-def _table(summaries: dict[str, dict[str, float]]) -> str:
+def _table(summaries: dict[str, dict[str, float]]) -> console.Table:
     names = list(summaries)
     ratio = len(names) == 2 and names == ["move", "copy"]
-    header = ["", *names] + (["move/copy"] if ratio else [])
-    lines = [header]
+    t = console.Table(["", *names] + (["move/copy"] if ratio else []))
     for label, key, kind in ROWS:
         row = [label] + [_fmt(summaries[n][key], kind) for n in names]
         if ratio:
             a, b = summaries["move"][key], summaries["copy"][key]
-            row.append(f"{a / b:.2f}x" if b else "-")
-        lines.append(row)
-    widths = [max(len(r[i]) for r in lines) for i in range(len(header))]
-    out = []
-    for j, r in enumerate(lines):
-        cells = [r[0].ljust(widths[0])] + [c.rjust(w) for c, w in zip(r[1:], widths[1:])]
-        out.append("  ".join(cells).rstrip())
-        if j == 0:
-            out.append("-" * len(out[0]))
-    return "\n".join(out)
+            row.append(console.ratio(a / b) if b else "-")
+        t.add(*row)
+    return t
 
 
 def run(args: argparse.Namespace) -> int:
     from .. import toyvm
 
     t_start = time.monotonic()
+    out = console.Out()
     kernel, info = _kernel_line()
-    print(kernel)
+    out.line(kernel)
     wanted = [b.strip() for b in args.backends.split(",") if b.strip()]
     if "move" in wanted and not info.has_move:
-        print("this kernel has no UFFDIO_MOVE (Linux 6.8+): move cannot run here")
+        out.line("this kernel has no UFFDIO_MOVE (Linux 6.8+): move cannot run here")
     params = {
         "heap_mib": args.heap_mib,
         "threads": args.threads,
@@ -217,79 +205,103 @@ def run(args: argparse.Namespace) -> int:
         "fault_mode": args.fault_mode,
         "marking": args.marking,
     }
-    print(
+    out.line(
         f"GCBench on the toy VM: {args.threads} mutator threads, {args.heap_mib} MiB heap,"
         f" long-lived tree depth {args.depth}, {args.marking} marking,"
         f" {args.runs} run(s) per backend, alternating"
     )
 
-    # Which backends can run: a small warm-up run each, which also touches
-    # the memory the counted runs will use (first touches cost more here).
-    usable: list[str] = []
-    for b in wanted:
-        print(f"  warm-up {b} ...", end="", flush=True)
-        try:
-            r = toyvm.run("gcbench", backend=b, **params)
-            print(f" {r['wall_s']:.1f} s, {r['totals']['gc_count']} GCs, ok")
-            if r["marking_note"]:
-                print(f"    {b}: {r['marking_note']}")
-            usable.append(b)
-        except toyvm.ToyVmError as e:
-            print(f" not available: {e.message}")
-    if not usable:
-        print(
-            f"none of {', '.join(wanted)} can run here;"
-            " running the stop-the-world backend (stw) instead"
-        )
-        usable = ["stw"]
-
-    runs: dict[str, list[dict[str, Any]]] = {b: [] for b in usable}
-    total = args.runs * len(usable)
-    k = 0
-    for i in range(args.runs):
-        for b in usable:
-            k += 1
-            print(f"  [{k}/{total}] {b} run {i + 1} ...", end="", flush=True)
+    runs: dict[str, list[dict[str, Any]]] = {}
+    with out.progress(len(wanted) * (1 + args.runs), "demo") as progress:
+        # Which backends can run: a small warm-up run each, which also touches
+        # the memory the counted runs will use (first touches cost more here).
+        usable: list[str] = []
+        for b in wanted:
+            progress.update(what=f"warm-up {b}")
             try:
                 r = toyvm.run("gcbench", backend=b, **params)
+                progress.say(
+                    f"  warm-up {b}: {r['wall_s']:.1f} s, {r['totals']['gc_count']} GCs, ok"
+                )
+                if r["marking_note"]:
+                    progress.say(f"    {b}: {r['marking_note']}")
+                usable.append(b)
             except toyvm.ToyVmError as e:
-                print(f" FAILED: {e.message}")
-                return 1
-            runs[b].append(r)
-            t = r["totals"]
-            print(
-                f" {r['wall_s']:.1f} s, {t['gc_count']} GCs,"
-                f" {'verified' if r['verified'] else 'NOT VERIFIED'}"
+                progress.say(f"  warm-up {b}: not available: {e.message}")
+            progress.advance()
+        if not usable:
+            progress.say(
+                f"none of {', '.join(wanted)} can run here;"
+                " running the stop-the-world backend (stw) instead"
             )
-    print()
+            usable = ["stw"]
+        total = args.runs * len(usable)
+        progress.update(total=len(wanted) + total)
+
+        runs = {b: [] for b in usable}
+        k = 0
+        for i in range(args.runs):
+            for b in usable:
+                k += 1
+                progress.update(what=f"{b} run {i + 1}")
+                try:
+                    r = toyvm.run("gcbench", backend=b, **params)
+                except toyvm.ToyVmError as e:
+                    progress.say(f"  [{k}/{total}] {b} run {i + 1}: FAILED: {e.message}")
+                    return 1
+                runs[b].append(r)
+                t = r["totals"]
+                progress.say(
+                    f"  [{k}/{total}] {b} run {i + 1}: {r['wall_s']:.1f} s, {t['gc_count']} GCs,"
+                    f" {'verified' if r['verified'] else 'NOT VERIFIED'}"
+                )
+                progress.advance()
+        progress.update(what="marking per object")
+        mark = _mark_line(toyvm)
+
     fm = next(iter(runs.values()))[0]["fault_mode"]
-    print(f"medians over {args.runs} run(s) (fault delivery: {fm}):")
-    print(_table({b: _summary(rs) for b, rs in runs.items()}))
     ok = all(r["verified"] for rs in runs.values() for r in rs)
-    print(
-        "pause: each stop-the-world, from the safepoint request to the last stopped mutator"
-        " running again (p50/p99 nearest rank over a run's pauses);\n"
-        + (
-            "concurrent marking: an initial-mark pause (TLABs retired, remap_cycle_begin, roots"
-            " snapshot), tracing beside the mutators\n(SATB write barrier, one remap_try_mark per"
-            " live object, new objects black), a remark pause (the barrier's logs),"
-            " remap_prepare\nbeside the mutators, and a flip pause (remap_flip + root rewrite);\n"
-            if args.marking == "concurrent"
-            else "stw marking: one per GC: the VM's own tracer, one remap_try_mark per live object,"
-            " then remap_prepare and remap_flip + root rewrite;\n"
+    blocks: list[console.Block] = [
+        "",
+        f"medians over {args.runs} run(s) (fault delivery: {fm}):",
+        _table({b: _summary(rs) for b, rs in runs.items()}),
+        (
+            "pause: each stop-the-world, from the safepoint request to the last stopped mutator"
+            " running again (p50/p99 nearest rank over a run's pauses);"
+        ),
+    ]
+    if args.marking == "concurrent":
+        blocks += [
+            (
+                "concurrent marking: an initial-mark pause (TLABs retired, remap_cycle_begin,"
+                " roots snapshot), tracing beside the mutators"
+            ),
+            (
+                "(SATB write barrier, one remap_try_mark per live object, new objects black), a"
+                " remark pause (the barrier's logs), remap_prepare"
+            ),
+            "beside the mutators, and a flip pause (remap_flip + root rewrite);",
+        ]
+    else:
+        blocks.append(
+            "stw marking: one per GC: the VM's own tracer, one remap_try_mark per live object,"
+            " then remap_prepare and remap_flip + root rewrite;"
         )
-        + "compaction then runs on the collector thread while the mutators keep allocating;"
+    blocks.append(
+        "compaction then runs on the collector thread while the mutators keep allocating;"
         " a mutator touching a page not yet compacted produces it itself (a fault)."
     )
-    for b, rs in runs.items():
-        print(f"pauses by kind, {b}: {_kinds(rs)}")
-    mark = _mark_line(toyvm)
+    blocks += [f"pauses by kind, {b}: {_kinds(rs)}" for b, rs in runs.items()]
     if mark:
-        print(mark)
-    print(
-        f"\nevery run verified its trees and arrays: {'yes' if ok else 'NO'}"
-        f"  ({time.monotonic() - t_start:.0f} s)"
-    )
+        blocks.append(mark)
+    blocks += [
+        "",
+        (
+            f"every run verified its trees and arrays: {'yes' if ok else 'NO'}"
+            f"  ({time.monotonic() - t_start:.0f} s)"
+        ),
+    ]
+    out.show(blocks)
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"kernel": info.to_json(), "params": params, "runs": runs}, f, indent=1)

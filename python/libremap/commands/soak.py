@@ -26,6 +26,8 @@ import sys
 import time
 from typing import Any
 
+from .. import console
+
 HELP = "run the toy VM and the stress driver for N minutes, rotating backends and seeds"
 
 # Small heaps, many collections (the same shapes as the test suite's).
@@ -189,39 +191,49 @@ def run_job(job: tuple, timeout: float) -> dict[str, Any]:
 def run(args: argparse.Namespace) -> int:
     combos = _combos(args.backends)
     backends = list(dict.fromkeys(b for b, _m in combos))
-    deadline = time.monotonic() + args.minutes * 60
+    start = time.monotonic()
+    deadline = start + args.minutes * 60
     results: list[dict[str, Any]] = []
-    print(
+    out = console.Out()
+    out.line(
         f"soak: {args.minutes:g} min, backends {','.join(backends)}, {args.threads} mutators per job"
     )
-    for job in _jobs(combos, args.threads, args.seed):
-        if time.monotonic() >= deadline or (args.jobs and len(results) >= args.jobs):
-            break
-        r = run_job(job, args.job_timeout)
-        results.append(r)
-        status = "ok" if r["ok"] else "FAILED"
-        print(
-            f"  {len(results):5d} {r['kind']:6s} {r['backend']:8s} {r['fault_mode']:7s}"
-            f" seed {r['seed']:<6d} {status}: {r['collections']} collections,"
-            f" {r['verified']} verified",
-            flush=True,
-        )
-        if not r["ok"]:
-            print(f"        {r['error']}", flush=True)
+    # The bar counts jobs when --jobs bounds the soak, else seconds to the deadline.
+    by_jobs = bool(args.jobs)
+    with out.progress(args.jobs if by_jobs else args.minutes * 60, "soak") as progress:
+        for job in _jobs(combos, args.threads, args.seed):
+            if time.monotonic() >= deadline or (args.jobs and len(results) >= args.jobs):
+                break
+            progress.update(what=f"soak: {job[0]} {job[1]}/{job[2]} seed {job[3]}")
+            r = run_job(job, args.job_timeout)
+            results.append(r)
+            status = "ok" if r["ok"] else "FAILED"
+            progress.say(
+                f"  {len(results):5d} {r['kind']:6s} {r['backend']:8s} {r['fault_mode']:7s}"
+                f" seed {r['seed']:<6d} {status}: {r['collections']} collections,"
+                f" {r['verified']} verified"
+            )
+            if not r["ok"]:
+                progress.say(f"        {r['error']}")
+            if by_jobs:
+                progress.advance()
+            else:
+                progress.update(completed=min(time.monotonic() - start, args.minutes * 60))
     failed = [r for r in results if not r["ok"]]
-    print()
+    lines: list[console.Block] = [""]
     for kind in ("toyvm", "stress"):
         rs = [r for r in results if r["kind"] == kind]
-        print(
+        lines.append(
             f"{kind}: {len(rs)} jobs, {sum(r['collections'] for r in rs)} collections,"
             f" {sum(r['verified'] for r in rs)} verified, {sum(not r['ok'] for r in rs)} failed"
         )
     for r in failed:
-        print(
+        lines.append(
             f"FAILED {r['kind']} {r['backend']}/{r['fault_mode']} seed {r['seed']}"
             f" {r['options']}: {r['error']}"
         )
-        print(f"  repeat: {r['repeat'][0]} -c {json.dumps(r['repeat'][2])}")
+        lines.append(f"  repeat: {r['repeat'][0]} -c {json.dumps(r['repeat'][2])}")
+    out.show(lines)
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"backends": backends, "jobs": results}, f, indent=1)

@@ -19,8 +19,9 @@ libremap child imports ``libremap.cpython`` and calls ``install()`` before
 the workload; the default child imports it too (without installing), so
 both start from the same resident baseline.
 
-``run(params) -> list[dict]`` is what ``python -m libremap bench`` calls;
-``python -m libremap.workloads.cpython_arenas`` prints a table.
+``run(params) -> list[dict]`` runs them; ``records`` is what ``python -m
+libremap bench`` calls (the same runs as contract records);
+``python -m libremap.bench.workloads.cpython_arenas`` prints a table.
 """
 
 from __future__ import annotations
@@ -32,6 +33,10 @@ import statistics
 import subprocess
 import sys
 from typing import Any
+
+from ... import console
+from .. import record
+from .base import Point
 
 VARIANTS = ("default", "libremap")
 WORKLOADS = ("churn", "mixed")
@@ -207,6 +212,35 @@ def run(params: dict[str, Any] | None = None, say: Any = None) -> list[dict[str,
     return out
 
 
+def records(point: Point, runs: int, warmup: int, say: Any = None) -> list[dict[str, Any]]:
+    """The bench's view of ``run``: its own alternation (default / libremap
+    allocator, in fresh interpreters), each record normalised to the
+    contract: every field present, ``workload`` named
+    ``cpython-arenas/<case>``, ``verified`` false unless the run says so."""
+    params = {"runs": runs, "warmup": warmup, "quick": point.quick}
+    out = []
+    for raw in run(params, say=say):
+        rec = record.empty("cpython-arenas", str(raw.get("backend", "arenas")), "none")
+        rec["point"] = point.to_json()
+        for k, v in raw.items():
+            if k in rec and isinstance(rec[k], dict) and not isinstance(v, dict):
+                continue
+            rec[k] = v
+        case = raw.get("case")
+        rec["workload"] = f"cpython-arenas/{case}" if case else "cpython-arenas"
+        rec["fault_mode"] = "none"
+        rec["warmup"] = bool(raw.get("warmup", False))
+        rnd = int(raw.get("round", 0))
+        rec["run"] = rnd if rec["warmup"] else rnd - warmup
+        rec["verified"] = bool(raw.get("verified", False))
+        if "verified" not in raw:
+            rec["verify_detail"] = "the workload did not report verification"
+        if not rec["verified"]:
+            record.redact(rec)
+        out.append(rec)
+    return out
+
+
 def summarize(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Per workload: median (min-max) of each allocator and the ratio
     default/libremap pair by pair (> 1: libremap faster), of CPU time (the
@@ -246,38 +280,49 @@ def summarize(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return rows
 
 
-def table(rows: list[dict[str, Any]], cap_mib: float) -> str:
-    head = (
-        f"{'workload':8} {'allocator':9} {'CPU ms (median, min-max)':>28} {'sys ms':>7} "
-        f"{'wall ms':>8} {'minor faults':>13} {'peak RSS MiB':>13}"
-    )
-    lines = [head]
+def blocks(rows: list[dict[str, Any]], cap_mib: float) -> list[console.Block]:
+    """A table of both allocators per workload, then each workload's speedup."""
+    t = console.Table(
+        ["workload", "allocator", "CPU ms (median, min..max)", "sys ms", "wall ms",
+         "minor faults", "peak RSS MiB"]
+    )  # fmt: skip
+    lines: list[console.Block] = []
     for row in rows:
         for v in VARIANTS:
             s = row.get(v)
             if not s:
                 continue
-            lines.append(
-                f"{row['workload']:8} {v:9} {s['ms_median']:10.1f} ({s['ms_min']:7.1f}-"
-                f"{s['ms_max']:7.1f}) {s['sys_ms_median']:7.1f} {s['wall_ms_median']:8.1f} "
-                f"{s['faults_median']:13.0f} {s['peak_rss_mib_median']:13.1f}"
+            t.add(
+                row["workload"],
+                v,
+                console.Cell(f"{s['ms_median']:.1f}", f"{s['ms_min']:.1f}..{s['ms_max']:.1f}"),
+                f"{s['sys_ms_median']:.1f}",
+                f"{s['wall_ms_median']:.1f}",
+                console.count(s["faults_median"]),
+                f"{s['peak_rss_mib_median']:.1f}",
             )
         if row["speedup_median"] is not None:
             d, lr = row["default"], row["libremap"]
             budget = d["peak_rss_mib_max"] + cap_mib
             lines.append(
-                f"{row['workload']:8} {'speedup':9} {row['speedup_median']:10.2f}x "
-                f"CPU ({row['speedup_min']:.2f}-{row['speedup_max']:.2f}, {row['pairs']} pairs), "
-                f"wall {row['wall_speedup_median']:.2f}x; "
-                f"peak RSS {lr['peak_rss_mib_max']:.1f} MiB vs default+cap {budget:.1f} MiB"
+                f"{row['workload']} speedup {row['speedup_median']:.2f}x CPU"
+                f" ({row['speedup_min']:.2f}..{row['speedup_max']:.2f}, {row['pairs']} pairs),"
+                f" wall {row['wall_speedup_median']:.2f}x;"
+                f" peak RSS {lr['peak_rss_mib_max']:.1f} MiB vs default+cap {budget:.1f} MiB"
                 f"{'' if row['verified'] else '  UNVERIFIED'}"
             )
-    return "\n".join(lines)
+    return [t, *lines]
+
+
+def table(rows: list[dict[str, Any]], cap_mib: float) -> str:
+    """``blocks`` as plain text."""
+    return console.render_text(blocks(rows, cap_mib))
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(
-        prog="python -m libremap.workloads.cpython_arenas", description=__doc__.splitlines()[0]
+        prog="python -m libremap.bench.workloads.cpython_arenas",
+        description=__doc__.splitlines()[0],
     )
     ap.add_argument("--runs", type=int, default=DEFAULTS["runs"])
     ap.add_argument("--warmup", type=int, default=DEFAULTS["warmup"])
@@ -303,7 +348,7 @@ def main(argv: list[str] | None = None) -> int:
         p["runs"] = QUICK["runs"]
     recs = run(p, say=lambda m: print(m, file=sys.stderr, flush=True))
     rows = summarize(recs)
-    print(table(rows, p["cap_mib"]))
+    console.Out().show(blocks(rows, p["cap_mib"]))
     if a.json:
         with open(a.json, "w") as f:
             json.dump({"params": p, "summary": rows, "runs": recs}, f, indent=1)
