@@ -39,9 +39,12 @@ def check_plausible(
         and st["regions_fragmented"] == 0
         and st["large_objects_moved"] == 0
     ):
-        # Nothing moved (a second cycle with no mutation): it ended at the
-        # flip, with no page produced (issue 14).
-        assert st["pages_installed"] == 0 and st["compaction_ns"] == 0, st
+        # Nothing moved (a second cycle with no mutation): no page produced
+        # (issue 14). With nothing dead it ended at the flip; dead regions
+        # are released after the pause, which compaction_ns times
+        # (api/cycle_api.cpp, release_trivial).
+        assert st["pages_installed"] == 0, st
+        assert (st["compaction_ns"] == 0) == (st["regions_empty"] == 0), st
         assert st["flip_pause_ns"] > 0 and st["live_bytes"] > 0
         return
     if racing:
@@ -155,7 +158,15 @@ def test_move_steady_state(fault_mode):
     for st in stats:
         check_plausible(st, "move", fault_mode, faulted=False, racing=True)
     steady = stats[1:]
-    assert all(st["madvise_calls"] <= 1 for st in steady), [st["madvise_calls"] for st in steady]
+    # A cycle whose pool ran dry (buffers_new > 0: the GC thread fell behind
+    # the mutators, as on a loaded machine) drops a region's from-space as
+    # soon as it is done, one madvise each, by design (producer.cpp): only
+    # the others are held to one.
+    pooled = [st for st in steady if st["buffers_new"] == 0]
+    assert pooled, "the pool ran dry in every cycle"
+    assert all(st["madvise_calls"] <= 1 for st in pooled), [
+        (st["madvise_calls"], st["buffers_new"]) for st in steady
+    ]
     recycled = sum(st["buffers_recycled"] for st in steady)
     new = sum(st["buffers_new"] for st in steady)
     assert recycled > 0, "no buffer page was used: mutators never faulted"
