@@ -26,15 +26,15 @@
 namespace remap {
 namespace {
 
-constexpr size_t kPrimedPages = 256;
+constexpr size_t kPrimedPages = 256;  // buffers ready before the first cycle
+constexpr size_t kStackPage = 4096;
 
 // REMAP_FREE_TAILS=0 leaves regions' free tails out of the GC's MOVE runs
 // (producer.h, gc_tail): the path before issue 14's change, for measuring.
 bool free_tails_off() {
   const char* e = getenv("REMAP_FREE_TAILS");
   return e && *e == '0';
-}    // buffers ready before the first cycle
-constexpr size_t kStackPage = 4096;
+}
 
 // A message built without allocation, locks or locale, so that a failure can
 // be recorded from inside a SIGBUS handler. Truncates at its size.

@@ -51,25 +51,15 @@ class PageStates {
   void set(size_t page, PageState s) { states_[page].store(s, std::memory_order_release); }
 
   // Claims `page` for a GC worker (UNPROCESSED -> PROCESSING).
-  bool claim_for_gc(size_t page) {
-    uint8_t expect = kPageUnprocessed;
-    return states_[page].compare_exchange_strong(expect, kPageProcessing,
-                                                 std::memory_order_acq_rel);
-  }
+  bool claim_for_gc(size_t page) { return take(page, kPageUnprocessed, kPageProcessing); }
   // Claims an EMPTY `page` for a GC worker (EMPTY -> PROCESSING): a free
   // page it installs zeroed with the run before it (producer.cpp, tails).
-  bool claim_empty_for_gc(size_t page) {
-    uint8_t expect = kPageEmpty;
-    return states_[page].compare_exchange_strong(expect, kPageProcessing,
-                                                 std::memory_order_acq_rel);
-  }
+  bool claim_empty_for_gc(size_t page) { return take(page, kPageEmpty, kPageProcessing); }
   // Claims an EMPTY `page` for a faulting thread (EMPTY ->
   // MUTATOR_PROCESSING): a page after the one it faulted on, zero-filled
   // with it (Compactor::ensure_page).
   bool claim_empty_for_mutator(size_t page) {
-    uint8_t expect = kPageEmpty;
-    return states_[page].compare_exchange_strong(expect, kPageMutatorProcessing,
-                                                 std::memory_order_acq_rel);
+    return take(page, kPageEmpty, kPageMutatorProcessing);
   }
   // Claims `page` for a faulting thread (UNPROCESSED or EMPTY ->
   // MUTATOR_PROCESSING). *was receives the state it had.
@@ -86,9 +76,10 @@ class PageStates {
     return false;
   }
 
-  // A thread waits for a page a GC worker owns: workers cut their runs
-  // short (install what they have built) while any thread waits, so that
-  // long runs, which save TLB shootdowns, never make a fault wait for one.
+  // A thread waits for a page a GC worker owns: while any thread waits,
+  // workers end their runs at Producer::kWaitedRunPages instead of
+  // kMaxRunPages, so that long runs, which save TLB shootdowns, do not make
+  // a fault wait longer than short ones did.
   void add_waiter() { waiters_.fetch_add(1, std::memory_order_acq_rel); }
   void remove_waiter() { waiters_.fetch_sub(1, std::memory_order_acq_rel); }
   bool has_waiters() const { return waiters_.load(std::memory_order_relaxed) != 0; }
@@ -104,6 +95,10 @@ class PageStates {
   }
 
  private:
+  bool take(size_t page, PageState from, PageState to) {
+    uint8_t expect = from;
+    return states_[page].compare_exchange_strong(expect, to, std::memory_order_acq_rel);
+  }
   static void cpu_relax() {
 #if defined(__x86_64__) || defined(__i386__)
     __builtin_ia32_pause();
