@@ -9,8 +9,7 @@
 #include <string.h>
 
 #include "backends/backend.h"
-#include "os/uffd_ops.h"
-#include "os/vm.h"
+#include "backends/uffd_install.h"
 
 namespace remap {
 namespace {
@@ -48,37 +47,17 @@ class CopyBackend final : public Backend {
     return o;
   }
 
-  void from_space_done(uintptr_t from, size_t len) noexcept override { release(from, len); }
+  void from_space_done(uintptr_t from, size_t len) noexcept override { (void)drop_from_space(env_, from, len); }
 
-  Status finish_from_space(uintptr_t from, size_t len) override { return release(from, len); }
+  Status finish_from_space(uintptr_t from, size_t len) override {
+    return drop_from_space(env_, from, len);
+  }
 
  private:
   InstallOutcome copy(uintptr_t dst, const void* src, size_t npages, bool buffers = true) noexcept {
-    const size_t len = npages * env_.page;
-    size_t off = 0;
-    uint64_t t0 = now_ns();
-    while (off < len) {
-      os::UffdResult r = os::uffd_copy(env_.uffd, reinterpret_cast<void*>(dst + off),
-                                       static_cast<const char*>(src) + off, len - off, 0);
-      c_.ioctl_copy.add(1);
-      c_.pages_copied.add(r.done / env_.page);
-      off += r.done;
-      if (r.ok()) break;
-      if (r.err != os::UffdErr::exists) return {false, r.sys_errno, "UFFDIO_COPY"};
-      off += env_.page;  // mapped by someone else: success
-    }
-    c_.install_ns.add(now_ns() - t0);
-    c_.pages_installed.add(npages);
-    if (buffers) c_.buffers_new.add(npages);  // every installed page is one the kernel allocated
-    return {};
-  }
-
-  Status release(uintptr_t from, size_t len) noexcept {
-    uint64_t t0 = now_ns();
-    Status s = os::advise(reinterpret_cast<void*>(from), len, os::Advice::dontneed);
-    c_.madvise_calls.add(1);
-    c_.madvise_ns.add(now_ns() - t0);
-    return s;
+    InstallOutcome o = copy_pages(env_, dst, src, npages);
+    if (o.ok && buffers) c_.buffers_new.add(npages);  // every installed page: kernel-allocated
+    return o;
   }
 
   BackendEnv env_;

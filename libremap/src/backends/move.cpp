@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "backends/backend.h"
+#include "backends/uffd_install.h"
 #include "os/residency.h"
 #include "os/uffd_abi.h"
 #include "os/uffd_ops.h"
@@ -79,15 +80,9 @@ class MoveBackend final : public Backend {
   }
 
   InstallOutcome install_copy(uintptr_t dst, const void* bytes) noexcept override {
-    uint64_t t0 = now_ns();
-    os::UffdResult r = os::uffd_copy(env_.uffd, reinterpret_cast<void*>(dst), bytes, env_.page, 0);
-    c_.ioctl_copy.add(1);
-    c_.install_ns.add(now_ns() - t0);
-    if (!r.ok() && r.err != os::UffdErr::exists) return {false, r.sys_errno, "UFFDIO_COPY"};
-    c_.pages_copied.add(1);
-    c_.buffers_new.add(1);  // the kernel allocated the page
-    c_.pages_installed.add(1);
-    return {};
+    InstallOutcome o = copy_pages(env_, dst, bytes, 1);
+    if (o.ok) c_.buffers_new.add(1);  // the kernel allocated the page
+    return o;
   }
 
   InstallOutcome install_zero(uintptr_t dst, size_t npages, intptr_t) noexcept override {
@@ -97,26 +92,10 @@ class MoveBackend final : public Backend {
     // process, which a faulting mutator pays in full. UFFDIO_COPY from a
     // zero page fills an empty PTE, with no flush.
     alignas(64) static const char zeros[kMaxZeroPages * 4096] = {};
-    const size_t len = npages * env_.page;
-    uint64_t t0 = now_ns();
-    for (size_t off = 0; off < len;) {
-      os::UffdResult r = os::uffd_copy(env_.uffd, reinterpret_cast<void*>(dst + off), zeros,
-                                       len - off, 0);
-      c_.ioctl_copy.add(1);
-      off += r.done;
-      if (r.ok()) break;
-      if (r.err != os::UffdErr::exists) {
-        c_.install_ns.add(now_ns() - t0);
-        return {false, r.sys_errno, "UFFDIO_COPY"};
-      }
-      off += env_.page;  // mapped by someone else: success
-    }
-    c_.install_ns.add(now_ns() - t0);
+    InstallOutcome o = copy_pages(env_, dst, zeros, npages);
     // Not buffers (no data of the heap's): counted as zero pages only.
-    c_.pages_copied.add(npages);
-    c_.pages_zero.add(npages);
-    c_.pages_installed.add(npages);
-    return {};
+    if (o.ok) c_.pages_zero.add(npages);
+    return o;
   }
 
   InstallOutcome fill_hole(uintptr_t dst) noexcept override {
@@ -137,7 +116,9 @@ class MoveBackend final : public Backend {
   // its level at the flip. Not moved into the pool: that MOVE (a TLB
   // shootdown per run, with the mutators running) made the cycle twice as
   // long; one madvise per such region costs about 10%.
-  void from_space_done(uintptr_t from, size_t len) noexcept override { (void)drop(from, len); }
+  void from_space_done(uintptr_t from, size_t len) noexcept override {
+    (void)drop_from_space(env_, from, len);
+  }
 
   Status finish_from_space(uintptr_t from, size_t len) override {
     std::vector<uint8_t> resident;
@@ -167,20 +148,11 @@ class MoveBackend final : public Backend {
       c_.ioctl_move.add(ioctls);
     }
     const size_t left = resident_pages - received;  // resident pages the pool did not take
-    if (left) s = drop(from, len);
+    if (left) s = drop_from_space(env_, from, len);
     return s;
   }
 
  private:
-  // [from, from+len) of from-space back to the OS, counted as madvise.
-  Status drop(uintptr_t from, size_t len) {
-    const uint64_t t0 = now_ns();
-    Status s = os::advise(reinterpret_cast<void*>(from), len, os::Advice::dontneed);
-    c_.madvise_calls.add(1);
-    c_.madvise_ns.add(now_ns() - t0);
-    return s;
-  }
-
   // The page at dst could not be moved from src (r says why); installs it
   // another way, or says why it cannot.
   InstallOutcome fix_page(uintptr_t dst, uintptr_t src, const os::UffdResult& r) noexcept {
