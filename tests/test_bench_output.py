@@ -95,3 +95,16 @@ def test_a_terminal_gets_rich_tables_and_a_bar_with_the_time_left() -> None:
     assert "elapsed" in text and "left" in text
     assert "  [1/4] move run 1: verified" in text
     assert "synthetic: heap 16 MiB" in text and "compaction wall" in text
+
+
+def test_the_rss_line_flags_a_rise_over_the_pool_cap():
+    from libremap.bench import report
+
+    def entry(backend, rise_mib):
+        before = 256 * 2**20
+        return {"backend": backend, "metrics": {"rss_before": {"median": before},
+                                                 "rss_peak": {"max": before + rise_mib * 2**20}}}
+
+    (line,) = report.rss_line([entry("move", 9.5), entry("copy", report.POOL_CAP_MIB + 1)])
+    assert "move +9.5 MiB," in line and "move +9.5 MiB OVER" not in line, line
+    assert f"copy +{report.POOL_CAP_MIB + 1}.0 MiB OVER BUDGET" in line, line

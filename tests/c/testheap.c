@@ -78,6 +78,10 @@ int th_create(int backend, int fault_mode, unsigned gc_threads, size_t capacity_
   cfg.gc_threads = gc_threads;
   cfg.model.object_size = th_object_size;
   cfg.model.visit_ref_offsets = th_visit;
+  /* TH_POOL_MAX_PAGES: a smaller page pool, for tests of what happens once
+   * mutators have used it up (tests/test_free_pages.py). */
+  const char* pool = getenv("TH_POOL_MAX_PAGES");
+  if (pool && *pool) cfg.pool_max_pages = (size_t)strtoull(pool, NULL, 10);
   int s = remap_heap_create(&cfg, &h->heap);
   if (s != REMAP_OK) {
     free(h);

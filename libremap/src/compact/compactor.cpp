@@ -185,7 +185,8 @@ Status Compactor::prepare(const Plan& plan) {
                                          layout_->clip(), backend_kind_ == REMAP_BACKEND_COPY,
                                          backend_kind_ == REMAP_BACKEND_MOVE,
                                          backend_kind_ == REMAP_BACKEND_MOVE && !layout_->clip() &&
-                                             !free_tails_off());
+                                             !free_tails_off(),
+                                         heap_.config().pool_max_pages / 2);
   int64_t v = os::count_vmas();
   vmas_before_ = v < 0 ? 0 : uint64_t(v);
   return Status::ok();

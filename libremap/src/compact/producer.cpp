@@ -41,7 +41,8 @@ struct Producer::Pass {
 
 Producer::Producer(const Heap& heap, const Plan& plan, PageStates& states, Backend& backend,
                    CycleCounters& counters, const RegionSpaces& spaces, bool clip,
-                   bool release_regions, bool recycle_after_mutators, bool free_tails)
+                   bool release_regions, bool recycle_after_mutators, bool free_tails,
+                   size_t tail_budget_pages)
     : heap_(heap),
       plan_(plan),
       states_(states),
@@ -52,7 +53,8 @@ Producer::Producer(const Heap& heap, const Plan& plan, PageStates& states, Backe
       clip_(clip),
       release_regions_(release_regions),
       recycle_after_mutators_(recycle_after_mutators),
-      free_tails_(free_tails) {}
+      free_tails_(free_tails),
+      tail_budget_pages_(tail_budget_pages) {}
 
 void Producer::flush(Pass& pass) {
   if (!pass.run_len) return;
@@ -260,7 +262,16 @@ void Producer::gc_region(Pass& pass, size_t r) {
       memset(reinterpret_cast<char*>(top + wd), 0, content_end - top);
   }
   complete_to(end);
-  if (free_tails_ && (cls == RegionClass::FRAGMENTED || cls == RegionClass::DENSE)) {
+  // Tails keep a region's garbage pages (below its old top) resident, as
+  // its free pages. That costs no memory by itself, but dropping from-space
+  // garbage is what offsets the fresh pages mutators build into once the
+  // pool is dry (one per faulted page, resident until the region they came
+  // from is done): with two reading threads, tails made the cycle's RSS rise
+  // 13-19 MiB over the flip instead of 1-4. Past the budget (half the pool's
+  // cap), tails stop: the region's run ends at its data, and its from-space,
+  // garbage included, is dropped now (`leaves` below).
+  const bool tails = free_tails_ && c_.buffers_new.get() < tail_budget_pages_;
+  if (tails && (cls == RegionClass::FRAGMENTED || cls == RegionClass::DENSE)) {
     // Mutators building this region's pages read from-space up to its old
     // top, which gc_tail clears: wait for them first.
     wait_foreign(first, end);
@@ -277,8 +288,8 @@ void Producer::gc_region(Pass& pass, size_t r) {
   // region's pages are mapped, the held ones with them. Copy releases every
   // region.
   const bool mutators_built = std::find(pass.mine.begin(), pass.mine.end(), 0) != pass.mine.end();
-  const bool leaves =
-      recycle_after_mutators_ && (mutators_built || plan_.pack_next(r) != Plan::kNoRegion);
+  const bool leaves = recycle_after_mutators_ && (mutators_built || (free_tails_ && !tails) ||
+                                                  plan_.pack_next(r) != Plan::kNoRegion);
   const bool pool_dry = c_.buffers_new.get() > 0;
   std::vector<std::pair<uintptr_t, size_t>> drop;
   uint64_t release_ns = 0;  // the backend counts it as madvise time

@@ -67,10 +67,12 @@ class Producer {
   // the backend wants from_space_done per region. recycle_after_mutators:
   // only for a small-object region some of whose pages mutators built.
   // free_tails: a region's free pages after its data are installed, zeroed,
-  // in the same run (see gc_tail).
+  // in the same run (see gc_tail), until mutators have taken
+  // tail_budget_pages fresh buffers in this cycle (then they stop: see
+  // gc_region).
   Producer(const Heap& heap, const Plan& plan, PageStates& states, Backend& backend,
            CycleCounters& counters, const RegionSpaces& spaces, bool clip, bool release_regions,
-           bool recycle_after_mutators, bool free_tails);
+           bool recycle_after_mutators, bool free_tails, size_t tail_budget_pages);
 
   // GC worker: produces every page with data of regions [r0, r1), in place.
   // Returns false (and *bad) if the kernel refused to install a page.
@@ -124,6 +126,7 @@ class Producer {
   const bool release_regions_;
   const bool recycle_after_mutators_;
   const bool free_tails_;
+  const uint64_t tail_budget_pages_;
   // move: from-space ranges of regions mutators built pages of, finished
   // while the pool still had buffers (kept for finish to recycle); dropped
   // all at once if the pool runs dry later in the cycle.
