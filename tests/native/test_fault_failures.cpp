@@ -33,7 +33,7 @@
 #include <vector>
 
 #include "api/handle.h"
-#include "backends/backend.h"
+#include "compact/backend.h"
 #include "check.h"
 #include "compact/compactor.h"
 #include "compact/producer.h"  // Compactor's members need ~Producer

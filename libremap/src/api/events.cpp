@@ -4,7 +4,7 @@
 
 #include <cstring>
 
-#include "api/status.h"
+#include "base/status.h"
 #include "os/clock.h"
 
 namespace remap::api {

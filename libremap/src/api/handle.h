@@ -26,7 +26,7 @@
 #include <mutex>
 #include <vector>
 
-#include "api/status.h"
+#include "base/status.h"
 #include "heap/heap.h"
 #include "libremap.h"
 #include "plan/plan.h"

@@ -1,5 +1,5 @@
 // version_api.cpp — versions and names: the entry points that cannot fail.
-#include "api/status.h"
+#include "base/status.h"
 
 extern "C" {
 

@@ -8,7 +8,7 @@
 // whatever is left (empty regions, pages mutators produced).
 #include <string.h>
 
-#include "backends/backend.h"
+#include "compact/backend.h"
 #include "backends/uffd_install.h"
 
 namespace remap {

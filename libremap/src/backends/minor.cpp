@@ -17,7 +17,7 @@
 // from-space needs nothing here.
 #include <string.h>
 
-#include "backends/backend.h"
+#include "compact/backend.h"
 #include "os/uffd_ops.h"
 
 namespace remap {

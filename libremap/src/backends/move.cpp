@@ -12,7 +12,7 @@
 // capacity; the rest goes back to the OS with one madvise.
 #include <string.h>
 
-#include "backends/backend.h"
+#include "compact/backend.h"
 #include "backends/uffd_install.h"
 #include "os/residency.h"
 #include "os/uffd_abi.h"

@@ -13,7 +13,7 @@
 // open is a no-op (same flags: no split), the equivalent of EEXIST.
 #include <sys/mman.h>
 
-#include "backends/backend.h"
+#include "compact/backend.h"
 #include "os/sigsafe_vm.h"
 
 namespace remap {

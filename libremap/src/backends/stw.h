@@ -12,7 +12,7 @@
 // Slots holding NULL or a value outside the heap are left as they are.
 #pragma once
 
-#include "api/status.h"
+#include "base/status.h"
 #include "heap/heap.h"
 #include "libremap.h"
 #include "plan/plan.h"

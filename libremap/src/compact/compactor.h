@@ -40,8 +40,8 @@
 #include <atomic>
 #include <memory>
 
-#include "api/status.h"
-#include "backends/backend.h"
+#include "base/status.h"
+#include "compact/backend.h"
 #include "compact/counters.h"
 #include "compact/fault_target.h"
 #include "compact/fault_threads.h"

@@ -18,7 +18,7 @@
 #include <cstdint>
 #include <vector>
 
-#include "api/status.h"
+#include "base/status.h"
 #include "plan/plan.h"
 
 namespace remap {

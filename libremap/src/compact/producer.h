@@ -40,7 +40,7 @@
 #include <utility>
 #include <vector>
 
-#include "backends/backend.h"
+#include "compact/backend.h"
 #include "compact/counters.h"
 #include "compact/layout.h"
 #include "compact/page_state.h"

@@ -5,7 +5,7 @@
 // library's sizes (a caller's smaller struct is copied over the defaults).
 #pragma once
 
-#include "api/status.h"
+#include "base/status.h"
 #include "libremap.h"
 
 namespace remap {

@@ -33,12 +33,12 @@
 #include <utility>
 #include <vector>
 
-#include "api/status.h"
+#include "base/status.h"
 #include "heap/config.h"
 #include "heap/region.h"
 #include "libremap.h"
 #include "os/vm.h"
-#include "plan/live_bitmap.h"
+#include "heap/live_bitmap.h"
 
 namespace remap {
 

@@ -36,7 +36,7 @@
 #include <memory>
 #include <mutex>
 
-#include "api/status.h"
+#include "base/status.h"
 #include "os/vm.h"
 
 namespace remap::heap {

@@ -10,7 +10,7 @@
 
 #include <cstdint>
 
-#include "api/status.h"
+#include "base/status.h"
 #include "os/fd.h"
 
 namespace remap::os {

@@ -22,7 +22,7 @@
 #include <cstddef>
 #include <cstdint>
 
-#include "api/status.h"
+#include "base/status.h"
 
 namespace remap::os {
 

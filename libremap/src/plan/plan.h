@@ -33,10 +33,10 @@
 #include <memory>
 #include <vector>
 
-#include "api/status.h"
+#include "base/status.h"
 #include "heap/heap.h"
 #include "heap/region.h"
-#include "plan/live_bitmap.h"
+#include "heap/live_bitmap.h"
 
 namespace remap {
 

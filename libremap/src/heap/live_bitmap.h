@@ -20,7 +20,7 @@
 #include <cstddef>
 #include <cstdint>
 
-#include "api/status.h"
+#include "base/status.h"
 #include "os/vm.h"
 
 namespace remap {

@@ -1,5 +1,5 @@
 // status.cpp — the thread-local last-error slot and Status helpers.
-#include "api/status.h"
+#include "base/status.h"
 
 #include <cstdio>
 

@@ -23,7 +23,7 @@
 #include <cstdint>
 #include <memory>
 
-#include "api/status.h"
+#include "base/status.h"
 #include "compact/counters.h"
 #include "heap/pool.h"
 
