@@ -9,7 +9,7 @@
 #include <vector>
 
 #include "api/handle.h"
-#include "base/status.h"
+#include "api/api_call.h"
 #include "backends/stw.h"
 #include "compact/compactor.h"
 #include "compact/producer.h"

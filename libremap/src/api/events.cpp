@@ -4,7 +4,7 @@
 
 #include <cstring>
 
-#include "base/status.h"
+#include "api/api_call.h"
 #include "os/clock.h"
 
 namespace remap::api {

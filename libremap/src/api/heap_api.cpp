@@ -10,7 +10,7 @@
 #include <cstring>
 
 #include "api/handle.h"
-#include "base/status.h"
+#include "api/api_call.h"
 #include "os/clock.h"
 #include "os/failure_injection.h"
 #include "heap/config.h"

@@ -1,7 +1,10 @@
-// version_api.cpp — versions and names: the entry points that cannot fail.
+// version_api.cpp — versions, names and the last error: the entry points
+// that cannot fail.
 #include "base/status.h"
 
 extern "C" {
+
+REMAP_API const char* remap_last_error(void) { return remap::last_error_text(); }
 
 REMAP_API uint32_t remap_version(void) {
   return (uint32_t(REMAP_VERSION_MAJOR) << 16) | (uint32_t(REMAP_VERSION_MINOR) << 8) |

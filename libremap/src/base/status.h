@@ -1,15 +1,15 @@
-// status.h — how errors cross the C boundary.
+// status.h — how code reports failure, in every layer.
 //
-// Internally, code reports failure by returning remap::Status (a class code
-// plus a message) or, where unwinding is the natural shape (constructors),
-// by throwing remap::Error. Every extern "C" entry point runs its body through
-// api_call(), which turns both into a remap_status and stores the message in
-// the thread's last-error slot. No exception crosses the boundary.
+// A function returns remap::Status (a class code from libremap.h plus a
+// message) or, where unwinding is the natural shape (constructors), throws
+// remap::Error. At the C boundary api/api_call.h turns both into a
+// remap_status and stores the message in the thread's last-error slot, which
+// lives here so that remap_last_error (api/) and the callers that must keep
+// it (api/events.cpp) share one.
 #pragma once
 
 #include <cstdarg>
 #include <exception>
-#include <new>
 #include <string>
 #include <utility>
 
@@ -41,9 +41,11 @@ class Error : public std::exception {
 
 [[noreturn]] void throw_status(Status s);
 
-// Thread-local last error, read by remap_last_error().
+// Thread-local last error, read by remap_last_error(): the text stays valid
+// until the thread's next failing call.
 void set_last_error(remap_status code, const std::string& message);
 void clear_last_error();
+const char* last_error_text();
 
 // Keeps the calling thread's last error across code that may make library
 // calls of its own (a runtime's event callback): restored on destruction.
@@ -57,40 +59,6 @@ class LastErrorKeeper {
  private:
   std::string saved_;
 };
-
-// The entry point the calling thread is in (api_call sets it; events name
-// it, api/events.h). NULL outside the library.
-inline thread_local const char* t_entry_point = nullptr;
-struct EntryPoint {
-  const char* prev;
-  explicit EntryPoint(const char* where) noexcept : prev(t_entry_point) { t_entry_point = where; }
-  ~EntryPoint() { t_entry_point = prev; }
-};
-
-// Runs fn (returning Status or void) and converts every outcome to a
-// remap_status, recording the message for failures.
-template <typename Fn>
-remap_status api_call(const char* where, Fn&& fn) noexcept {
-  EntryPoint entry(where);
-  try {
-    clear_last_error();
-    Status s = fn();
-    if (!s.is_ok()) set_last_error(s.code, std::string(where) + ": " + s.message);
-    return s.code;
-  } catch (const Error& e) {
-    set_last_error(e.status().code, std::string(where) + ": " + e.status().message);
-    return e.status().code;
-  } catch (const std::bad_alloc&) {
-    set_last_error(REMAP_ENOMEM, std::string(where) + ": out of memory");
-    return REMAP_ENOMEM;
-  } catch (const std::exception& e) {
-    set_last_error(REMAP_EINTERNAL, std::string(where) + ": internal error: " + e.what());
-    return REMAP_EINTERNAL;
-  } catch (...) {
-    set_last_error(REMAP_EINTERNAL, std::string(where) + ": internal error (unknown exception)");
-    return REMAP_EINTERNAL;
-  }
-}
 
 // Checks a caller's struct_size against what this library understands.
 // `min_size` is the size of the first released version of the struct: a

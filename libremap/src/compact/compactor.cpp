@@ -6,9 +6,8 @@
 #include <sched.h>
 #include <signal.h>
 #include <stdlib.h>
-#include <sys/mman.h>
-#include <unistd.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include <thread>
 #include <vector>
@@ -18,6 +17,7 @@
 #include "compact/producer.h"
 #include "compact/shmem_layout.h"
 #include "os/procfs.h"
+#include "os/signals.h"
 #include "os/sigsafe_vm.h"
 #include "os/uffd_abi.h"
 #include "os/uffd_open.h"
@@ -399,10 +399,9 @@ void Compactor::break_heap(remap_status code, const char* msg) noexcept {
   // Now, not only at finish: a mutator that was given a zero page may crash
   // long before the runtime calls remap_finish.
   static const char head[] = "libremap: the heap is broken: ";
-  ssize_t w = write(2, head, sizeof head - 1);
-  w = write(2, broken_msg_, n);
-  w = write(2, "\n", 1);
-  (void)w;
+  os::write_stderr(head, sizeof head - 1);
+  os::write_stderr(broken_msg_, n);
+  os::write_stderr("\n", 1);
 }
 
 Status Compactor::broken_status() const {

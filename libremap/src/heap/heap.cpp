@@ -8,7 +8,6 @@
 #include <type_traits>
 
 #include "os/residency.h"
-#include "plan/plan.h"
 
 namespace remap {
 
@@ -541,7 +540,7 @@ void Heap::clear_marks() {
 
 // --- the cycle ----------------------------------------------------------------------
 
-void Heap::publish_layout(const Plan& plan) {
+void Heap::publish_layout(const NewLayout& plan) {
   std::lock_guard<std::mutex> g(alloc_mutex_);
   if (adopted_plan_ != &plan) pending_plan_ = &plan;
 }
@@ -551,7 +550,7 @@ void Heap::adopt_published() {
   adopt_pending_locked();
 }
 
-void Heap::adopt_layout(const Plan& plan) {
+void Heap::adopt_layout(const NewLayout& plan) {
   std::lock_guard<std::mutex> g(alloc_mutex_);
   if (pending_plan_ == &plan) pending_plan_ = nullptr;
   adopt_layout_locked(plan);
@@ -580,7 +579,7 @@ void Heap::release_reservations() {
   release_reservations_locked();
 }
 
-void Heap::adopt_layout_locked(const Plan& plan) {
+void Heap::adopt_layout_locked(const NewLayout& plan) {
   if (adopted_plan_ == &plan) return;
   adopted_plan_ = &plan;
   // The plan's slide targets are taken below (they were reserved for it).
@@ -685,7 +684,7 @@ void Heap::end_black(const std::vector<uint32_t>& regions) {
   black_regions_.clear();
 }
 
-void Heap::complete_cycle(const Plan& plan) {
+void Heap::complete_cycle(const NewLayout& plan) {
   adopt_layout(plan);
   end_black(plan.black_regions());
   marks_stale_.store(true, std::memory_order_release);

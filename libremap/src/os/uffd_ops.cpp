@@ -5,6 +5,7 @@
 
 #include <sched.h>
 #include <sys/ioctl.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
@@ -230,6 +231,11 @@ UffdResult uffd_continue(int fd, void* dst, size_t len, uint64_t mode) noexcept 
     *progress = c.mapped;
     return rc;
   });
+}
+
+long uffd_read(int fd, void* buf, size_t len) noexcept {
+  ssize_t got = read(fd, buf, len);
+  return got < 0 ? -long(errno) : long(got);
 }
 
 UffdResult uffd_wake(int fd, void* addr, size_t len) noexcept {

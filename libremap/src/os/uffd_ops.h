@@ -73,6 +73,10 @@ UffdResult uffd_continue(int fd, void* dst, size_t len, uint64_t mode) noexcept;
 // UFFDIO_WAKE: wakes threads blocked in faults on [addr, addr+len).
 UffdResult uffd_wake(int fd, void* addr, size_t len) noexcept;
 
+// read(2) of fault messages into [buf, buf+len): the bytes read, or -errno
+// (-EAGAIN: nothing queued on a non-blocking uffd, or another reader took it).
+long uffd_read(int fd, void* buf, size_t len) noexcept;
+
 // Not async-signal-safe. `op` names the ioctl ("UFFDIO_MOVE"); dst/len are
 // the call's arguments, used in the message.
 Status uffd_status(const char* op, const UffdResult& r, const void* dst, size_t len);

@@ -37,6 +37,7 @@
 #include "heap/heap.h"
 #include "heap/region.h"
 #include "heap/live_bitmap.h"
+#include "heap/new_layout.h"
 
 namespace remap {
 
@@ -51,16 +52,6 @@ enum class PageKind : uint8_t {
                    // its objects (plan/black_walk.h) from first_object
 };
 const char* page_kind_name(PageKind k);
-
-// A live large object that changes place this cycle: regions
-// [old_head, old_head + regions) -> [new_head, new_head + regions),
-// new_head < old_head.
-struct LargeMove {
-  uint32_t old_head = 0;
-  uint32_t new_head = 0;
-  uint32_t regions = 0;
-  size_t bytes = 0;  // the object's page-rounded allocation (the head's top)
-};
 
 // A live object in the old layout.
 struct LiveObject {
@@ -104,7 +95,7 @@ class LiveCursor {
   bool pos_is_start_ = false;  // pos_ is known to be the next object's begin bit
 };
 
-class Plan {
+class Plan final : public NewLayout {
  public:
   // Classifies regions and computes forwarding and the page tables from the
   // heap's marks (O(heap) bitmap scans, no object reads). Slot offsets were
@@ -181,14 +172,14 @@ class Plan {
   bool is_reference(uint64_t v) const { return (v & check_mask_) == check_value_; }
 
   // --- regions --------------------------------------------------------------------
-  RegionClass region_class(size_t r) const { return region_class_[r]; }
+  RegionClass region_class(size_t r) const override { return region_class_[r]; }
   // End of the region's data in the new layout (absolute address): base +
   // live bytes for FRAGMENTED, base + top for DENSE, base for EMPTY; for a
   // LARGE head base + the object's page-rounded size (past the head region
   // when the object spans several), for a LARGE tail the end of the part of
   // the object in that region — for LARGE, in the object's OLD regions: its
   // new place is large_delta() bytes away.
-  uintptr_t new_top(size_t r) const { return new_top_[r]; }
+  uintptr_t new_top(size_t r) const override { return new_top_[r]; }
   // One past the last live word of region r in the OLD layout (region base if
   // none): from-space bytes at or after it are never needed. For a LARGE head
   // the whole object's end (like new_top), for a tail the part in it.
@@ -198,8 +189,8 @@ class Plan {
   // Top of region r when the plan was built (old layout).
   size_t old_top(size_t r) const { return old_top_[r]; }
   // The region's RegionState when the plan was built.
-  RegionState old_state(size_t r) const { return old_state_[r]; }
-  size_t region_count() const { return region_class_.size(); }
+  RegionState old_state(size_t r) const override { return old_state_[r]; }
+  size_t region_count() const override { return region_class_.size(); }
 
   // --- large objects (DESIGN §8) ----------------------------------------------------
   // The page forwarding table, one entry per region: for each region of a
@@ -207,7 +198,7 @@ class Plan {
   // it stays, a negative multiple of region_size if it slides); 0 elsewhere.
   intptr_t large_delta(size_t r) const { return large_delta_[r]; }
   // The large objects that slide, in address order (old and new).
-  const std::vector<LargeMove>& large_moves() const { return large_moves_; }
+  const std::vector<LargeMove>& large_moves() const override { return large_moves_; }
 
   // --- packing (REMAP_HEAP_EVACUATE) -------------------------------------------------
   // A FRAGMENTED region's survivors form one block, in address order, that
@@ -267,7 +258,7 @@ class Plan {
   // read by anyone else then (no fault delivery yet, forwarding of BLACK
   // regions is the identity either way).
   void patch_black(const std::vector<uint32_t>& regions);
-  const std::vector<uint32_t>& black_regions() const { return black_regions_; }
+  const std::vector<uint32_t>& black_regions() const override { return black_regions_; }
   uint64_t regions_black() const { return n_black_; }
   // No object changes address this cycle (no FRAGMENTED region, no large
   // object slides): every reference keeps its value, so no page needs
