@@ -60,7 +60,6 @@ class RefusingBackend final : public Backend {
   // *bad: the page to refuse (0: none yet), read at every install.
   RefusingBackend(std::unique_ptr<Backend> inner, const uintptr_t* bad)
       : inner_(std::move(inner)), bad_ptr_(bad) {}
-  int kind() const override { return inner_->kind(); }
 
   InstallOutcome install_run(uintptr_t dst, uintptr_t src, size_t n) noexcept override {
     const uintptr_t b = bad();

@@ -17,7 +17,6 @@ namespace {
 class CopyBackend final : public Backend {
  public:
   explicit CopyBackend(const BackendEnv& env) : env_(env), c_(*env.counters) {}
-  int kind() const override { return REMAP_BACKEND_COPY; }
 
   InstallOutcome install_run(uintptr_t dst, uintptr_t src, size_t npages) noexcept override {
     return copy(dst, reinterpret_cast<const void*>(src), npages);

@@ -26,7 +26,6 @@ namespace {
 class MinorBackend final : public Backend {
  public:
   explicit MinorBackend(const BackendEnv& env) : env_(env), c_(*env.counters) {}
-  int kind() const override { return REMAP_BACKEND_MINOR; }
 
   InstallOutcome install_run(uintptr_t dst, uintptr_t src, size_t npages) noexcept override {
     uint64_t t0 = now_ns();

@@ -25,7 +25,6 @@ namespace {
 class MoveBackend final : public Backend {
  public:
   explicit MoveBackend(const BackendEnv& env) : env_(env), c_(*env.counters) {}
-  int kind() const override { return REMAP_BACKEND_MOVE; }
 
   InstallOutcome install_run(uintptr_t dst, uintptr_t src, size_t npages) noexcept override {
     const size_t len = npages * env_.page;

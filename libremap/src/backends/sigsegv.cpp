@@ -22,7 +22,6 @@ namespace {
 class SigsegvBackend final : public Backend {
  public:
   explicit SigsegvBackend(const BackendEnv& env) : env_(env), c_(*env.counters) {}
-  int kind() const override { return REMAP_BACKEND_SIGSEGV; }
 
   InstallOutcome install_run(uintptr_t dst, uintptr_t, size_t npages) noexcept override {
     return open(dst, npages);

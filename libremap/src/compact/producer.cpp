@@ -41,7 +41,7 @@ struct Producer::Pass {
 
 Producer::Producer(const Heap& heap, const Plan& plan, PageStates& states, Backend& backend,
                    CycleCounters& counters, const RegionSpaces& spaces, bool clip,
-                   bool release_regions, bool recycle_after_mutators, bool free_tails)
+                   const BackendKind& kind, bool free_tails)
     : heap_(heap),
       plan_(plan),
       states_(states),
@@ -50,8 +50,9 @@ Producer::Producer(const Heap& heap, const Plan& plan, PageStates& states, Backe
       spaces_(spaces),
       page_(heap.page_size()),
       clip_(clip),
-      release_regions_(release_regions),
-      recycle_after_mutators_(recycle_after_mutators),
+      release_regions_(kind.from_space == FromSpace::released),
+      recycle_after_mutators_(kind.from_space == FromSpace::recycled),
+      kernel_copies_(kind.install == Install::copy),
       free_tails_(free_tails) {}
 
 void Producer::flush(Pass& pass) {
@@ -442,8 +443,7 @@ void Producer::gc_large(Pass& pass, size_t head) {
   (shift ? c_.large_pages_moved : c_.pages_in_place).add(mine);
   c_.large_pages_updated.add(updated);
   c_.slots_stray.add(stray);
-  // With copy the kernel copies every page it installs.
-  c_.large_pages_copied.add(backend_.kind() == REMAP_BACKEND_COPY ? mine : copied);
+  c_.large_pages_copied.add(kernel_copies_ ? mine : copied);
   c_.produce_ns.add((now_ns() - t_start) - (pass.install_ns - install_before) - release_ns);
 }
 
@@ -473,8 +473,7 @@ void Producer::count_mutator_large(const LargePage& lp) const noexcept {
   c_.slots_stray.add(lp.stray);
   c_.large_pages_moved.add(lp.moved);
   if (lp.copied) c_.bytes_copied.add(page_);
-  // With copy the kernel copies every page it installs.
-  c_.large_pages_copied.add(lp.copied || backend_.kind() == REMAP_BACKEND_COPY);
+  c_.large_pages_copied.add(lp.copied || kernel_copies_);
 }
 
 uintptr_t Producer::large_in_place(size_t page) const noexcept {
