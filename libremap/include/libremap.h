@@ -316,7 +316,7 @@ enum {
    * whole regions at a time, over dead large objects and free regions
    * (remap_forward gives its new address like any object's); its pages are
    * moved, not copied, by the move backend, and pages without reference
-   * slots are never read or written (DESIGN §8). Set this if the runtime
+   * slots are never read or written. Set this if the runtime
    * hands large objects' addresses to code it cannot update. */
   REMAP_HEAP_PIN_LARGE = 2,
   /* Added later in 0.1 (additive, ABI 1): older libraries refuse the bit
@@ -685,7 +685,7 @@ typedef struct remap_cycle_stats {
   /* address space */
   uint64_t vmas_before;
   uint64_t vmas_after;
-  /* large objects (DESIGN §8) */
+  /* large objects */
   uint64_t large_objects_moved;  /* live large objects that slid to a new address */
   uint64_t large_pages_moved;    /* pages of those objects installed at the new address */
   uint64_t large_pages_copied;   /* pages of live large objects whose bytes were copied to

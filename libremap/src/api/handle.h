@@ -115,7 +115,7 @@ void drop_done_plan(remap_heap& h);
 // A cycle that moves nothing (Plan::nothing_moves: every region dense or
 // empty, no large object sliding) on a private anonymous heap (move, copy):
 // it needs no flip and no page production, only the empty regions' memory
-// released (issue 14): flip_trivial. Shared layouts
+// released: flip_trivial. Shared layouts
 // (minor, sigsegv) keep their cycle: MADV_DONTNEED does not free a memfd's
 // pages.
 bool trivial_cycle(const remap_heap& h);

@@ -1,4 +1,4 @@
-// copy.cpp — the copy backend: UFFDIO_COPY, the mechanism the RFC measured.
+// copy.cpp — the copy backend: UFFDIO_COPY, which every userfaultfd kernel has.
 //
 // Pages are built exactly as for move (in place in from-space by GC
 // workers, in a pool page by mutators), but installing them makes the kernel

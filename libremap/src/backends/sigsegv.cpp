@@ -1,5 +1,5 @@
-// sigsegv.cpp — the sigsegv backend: the seed's PROT_NONE + SIGSEGV mechanism
-// (RFC II.A) on the shared layout (compact/shmem_layout.h).
+// sigsegv.cpp — the sigsegv backend: the classic PROT_NONE + SIGSEGV read
+// barrier, on the shared layout (compact/shmem_layout.h).
 //
 // At the flip the heap range is mapped PROT_NONE onto the new layout's file
 // slots; pages are built through the read-write alias mapping at the address

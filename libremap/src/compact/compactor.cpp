@@ -30,7 +30,8 @@ constexpr size_t kPrimedPages = 256;  // buffers ready before the first cycle
 constexpr size_t kStackPage = 4096;
 
 // REMAP_FREE_TAILS=0 leaves regions' free tails out of the GC's MOVE runs
-// (producer.h, gc_tail): the path before issue 14's change, for measuring.
+// (producer.h, gc_tail): each tail then gets its own zero-page install, as
+// before tails joined the runs; kept for measuring the difference.
 bool free_tails_off() {
   const char* e = getenv("REMAP_FREE_TAILS");
   return e && *e == '0';
@@ -320,7 +321,7 @@ FaultOutcome Compactor::resolve_fault(uintptr_t addr) noexcept {
     // a retry would fault again forever. (If it did stop them, a SIGBUS
     // raised before the unregister may still arrive: UFFDIO_ZEROPAGE on the
     // unregistered range then fails, and answering "unserved" killed the
-    // process (issue 17); the retry faults in normally, as for a sound heap.)
+    // process; the retry faults in normally, as for a sound heap.)
     out = zero_fill(addr);
   }
   in_flight_.fetch_sub(1);

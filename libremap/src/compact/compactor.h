@@ -1,4 +1,5 @@
-// compactor.h — the concurrent compaction engine (DESIGN.md §5–§6).
+// compactor.h — the concurrent compaction engine (docs/ARCHITECTURE.md,
+// "The cycle" and "Producing a page").
 //
 // One per heap whose backend is concurrent. Owns the heap's userfaultfd, the
 // layout (from-space reservation or memfd slots), the page pool, the per-page states, fault delivery

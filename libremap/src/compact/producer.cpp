@@ -152,7 +152,7 @@ void Producer::gc_region(Pass& pass, size_t r) {
   uintptr_t next_new = rb;
   uint64_t copied = 0, stray = 0;
 
-  // Unclipped, objects go in batches (issue 14): each object of a batch is
+  // Unclipped, objects go in batches: each object of a batch is
   // moved and its slots gathered, with the forwarding entries their values
   // need prefetched; then every gathered slot is forwarded. The misses on
   // random references overlap instead of following one another. A batch's
@@ -222,7 +222,7 @@ void Producer::gc_region(Pass& pass, size_t r) {
 
   // The region's own live bytes, then (packing) each block its chain
   // appends: one sequence in to-space order, so the ordering rule is the
-  // one above. By runs of adjacent live objects (issue 14): object
+  // one above. By runs of adjacent live objects: object
   // boundaries matter neither to the copy nor to the slots (the ref bitmap
   // says where they are), so a run is moved with one memmove, in pieces that
   // end at new-space page boundaries so that pages still complete (and
@@ -396,7 +396,7 @@ void Producer::gc_black(Pass& pass, size_t r) {
                     (pass.wait_ns - wait_before) - release_ns);
 }
 
-// A live large object, page by page at its new place (DESIGN §8): page i
+// A live large object, page by page at its new place (ARCHITECTURE.md, "Large objects"): page i
 // of the new object is page i of the old one, so no page depends on another
 // and nothing waits. Unclipped (anon), the old page itself is the build
 // place: its slots, if it has any, are forwarded where it lies in from-space

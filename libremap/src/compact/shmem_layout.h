@@ -1,5 +1,5 @@
-// shmem_layout.h — the layout of the minor and sigsegv backends (DESIGN §7,
-// RFC II.A and II.B.2; see layout.h for the interface).
+// shmem_layout.h — the layout of the minor and sigsegv backends (see
+// layout.h for the interface).
 //
 // The heap's reservation [base, base+max_capacity) is MAP_SHARED of a memfd
 // of 2 x max_capacity (a resize only changes how many regions are the heap).

@@ -22,17 +22,6 @@ const char* region_state_name(RegionState s) {
   return "?";
 }
 
-const char* region_class_name(RegionClass c) {
-  switch (c) {
-    case RegionClass::EMPTY: return "EMPTY";
-    case RegionClass::DENSE: return "DENSE";
-    case RegionClass::FRAGMENTED: return "FRAGMENTED";
-    case RegionClass::LARGE: return "LARGE";
-    case RegionClass::BLACK: return "BLACK";
-  }
-  return "?";
-}
-
 Status Heap::create(const remap_heap_config& config, std::unique_ptr<Heap>* out) {
   std::unique_ptr<Heap> h(new Heap());
   Status s = h->init(config);
@@ -59,7 +48,7 @@ Status Heap::init(const remap_heap_config& config) {
   // get the process killed). A quarter of physical memory is the bound.
   if (Status t = check_tables(capacity, "capacity"); !t) return t;
 
-  // DESIGN §3: a whole number of GiB, GiB aligned, so that the flip's mremap
+  // A whole number of GiB, GiB aligned, so that the flip's mremap
   // (and from-space, mapped the same way) moves page tables at PUD level.
   // The whole maximum is reserved now: growing never moves the heap.
   size_t map_size = (max_capacity_ + kMapAlign - 1) & ~(kMapAlign - 1);
@@ -329,8 +318,8 @@ struct SlotOffsetCheck {
 
 // The second visit, for objects with more slots than SlotOffsetCheck keeps.
 // The runtime's answers are checked again: a callback that reported good
-// offsets the first time may not the second (issue 12: it wrote the refs
-// bitmap out of bounds), so a bad offset is never recorded.
+// offsets the first time may not the second (trusting it once wrote the
+// refs bitmap out of bounds), so a bad offset is never recorded.
 struct SlotRecorder {
   LiveBitmap* refs;
   uintptr_t obj;
@@ -374,7 +363,7 @@ Status Heap::mark(uintptr_t obj) {
   // reading the object: their offsets are checked (so compaction never meets
   // a slot outside its object) and recorded in the refs bitmap, so that
   // producing a page is a memmove plus a bit scan, with no callback per
-  // object while mutators wait (DESIGN §6).
+  // object while mutators wait.
   SlotOffsetCheck chk;
   chk.size = size;
   if (config_.model.visit_ref_offsets) {

@@ -1,7 +1,7 @@
 // heap.h — the heap: the reserved range, its regions, allocation hand-out to
 // the runtime, large objects, and the marks the runtime reports.
 //
-// Invariants (DESIGN §3):
+// Invariants:
 //   - The mapping is 1 GiB aligned and a whole number of GiB (virtual only,
 //     MAP_NORESERVE) covering max_capacity; the heap is its first
 //     `capacity` bytes, so base() is region aligned and the flip's mremap
@@ -19,8 +19,9 @@
 //     plan reads them for forward(), which a runtime may call after the
 //     cycle ended (remap_forward's contract: valid until the next cycle).
 //
-// Uses plan/live_bitmap.h (a leaf utility with no dependency) for its marks:
-// the bitmaps are filled here at marking and read by the plan.
+// The marks are heap/live_bitmap.h bitmaps, filled here at marking and read
+// by the plan. The heap never includes the plan: it takes a cycle's outcome
+// through heap/new_layout.h.
 #pragma once
 
 #include <algorithm>

@@ -50,8 +50,6 @@ struct UffdResult {
 
 // Classifies an errno value (async-signal-safe, pure).
 UffdErr uffd_classify(int err) noexcept;
-// Short lower-case name of a class ("exists", "hole", ...).
-const char* uffd_err_name(UffdErr e) noexcept;
 // The public status code for a class (EEXIST -> REMAP_EEXIST, ...).
 remap_status uffd_err_code(UffdErr e, int sys_errno) noexcept;
 

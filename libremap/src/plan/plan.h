@@ -1,5 +1,6 @@
 // plan.h — the compaction plan: region classes, forwarding, and the per-page
-// tables the concurrent engine produces pages from (DESIGN §3, §4, §6).
+// tables the concurrent engine produces pages from (docs/ARCHITECTURE.md,
+// "Forwarding" and "Large objects").
 //
 // Built once at prepare from the heap's marks; read-only afterwards, so every
 // query is lock-free, and forward()/first_object()/page_kind()/LiveCursor are
@@ -19,7 +20,7 @@
 //               into the lowest run of regions at or after the previous
 //               large object's new end that holds nothing staying (free,
 //               empty, or large objects' old regions), keeping the large
-//               objects' order (DESIGN §8). Its pages are moved, not
+//               objects' order (ARCHITECTURE.md, "Large objects"). Its pages are moved, not
 //               rebuilt: page i of the new object is page i of the old one
 //               with its reference slots forwarded. Regions of small objects
 //               that stay (DENSE, FRAGMENTED) are never crossed into.
@@ -62,7 +63,7 @@ struct LiveObject {
 class Plan;
 
 // What forwarding needs of one 512-byte chunk of a FRAGMENTED region, in
-// one place (issue 14): the chunk's live and begin bitmap words and the
+// one place: the chunk's live and begin bitmap words and the
 // live bytes before it in its region. A slot's value is checked (a marked
 // start?) and forwarded with one cache line instead of three tables (the
 // begin bitmap, the live bitmap, the prefix sums: three misses per slot on
@@ -192,7 +193,7 @@ class Plan final : public NewLayout {
   RegionState old_state(size_t r) const override { return old_state_[r]; }
   size_t region_count() const override { return region_class_.size(); }
 
-  // --- large objects (DESIGN §8) ----------------------------------------------------
+  // --- large objects -----------------------------------------------------------------
   // The page forwarding table, one entry per region: for each region of a
   // live large object (head and tails, old layout) new - old in bytes (0 if
   // it stays, a negative multiple of region_size if it slides); 0 elsewhere.
@@ -262,7 +263,7 @@ class Plan final : public NewLayout {
   uint64_t regions_black() const { return n_black_; }
   // No object changes address this cycle (no FRAGMENTED region, no large
   // object slides): every reference keeps its value, so no page needs
-  // producing; only EMPTY regions' memory is freed (issue 14).
+  // producing; only EMPTY regions' memory is freed.
   bool nothing_moves() const { return n_fragmented_ == 0 && large_moves_.empty(); }
   uint64_t build_ns() const { return build_ns_; }      // whole build, incl. validation
   uint64_t validate_ns() const { return validate_ns_; }  // the object-model validation pass
