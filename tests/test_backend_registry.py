@@ -69,13 +69,13 @@ def test_capabilities():
     assert caps["minor"] & lib.REMAP_BACKEND_CAP_UFFD
     for n, c in caps.items():
         # A shared heap cannot take allocation beside a prepared cycle.
-        assert bool(c & lib.REMAP_BACKEND_CAP_SHARED_HEAP) != bool(
-            c & lib.REMAP_BACKEND_CAP_CYCLE_BEGIN
-        ) or n == "auto", n
+        assert (
+            bool(c & lib.REMAP_BACKEND_CAP_SHARED_HEAP)
+            != bool(c & lib.REMAP_BACKEND_CAP_CYCLE_BEGIN)
+            or n == "auto"
+        ), n
     assert lib.remap_backend_uffd_features(lib.REMAP_BACKEND_MOVE) == lib.REMAP_FEATURE_MOVE
-    assert (
-        lib.remap_backend_uffd_features(lib.REMAP_BACKEND_MINOR) == lib.REMAP_FEATURE_MINOR_SHMEM
-    )
+    assert lib.remap_backend_uffd_features(lib.REMAP_BACKEND_MINOR) == lib.REMAP_FEATURE_MINOR_SHMEM
     assert lib.remap_backend_uffd_features(lib.REMAP_BACKEND_COPY) == 0
     assert lib.remap_backend_caps(lib.remap_backend_count()) == 0
     assert {"move", "copy", "minor", "sigsegv"} <= set(_names.concurrent_backends())

@@ -39,7 +39,6 @@ TIME_FIELDS = (
 )
 
 
-
 def _name(table: dict[int, str], v: Any) -> str:
     return table.get(v, str(v)) if isinstance(v, int) else str(v)
 
