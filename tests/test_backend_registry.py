@@ -107,3 +107,10 @@ def test_cycle_begin_follows_the_capability(backend):
             assert f"backend {backend} cannot take allocation" in err()
     finally:
         lib.remap_heap_destroy(out[0])
+
+
+def test_an_unknown_name_has_no_capabilities():
+    # As remap_backend_caps answers for an unknown number: the soak command
+    # runs a job on such a name and reports it failed, rather than refusing.
+    assert _names.backend_caps("nonesuch") == 0
+    assert _names.backend_uffd_features("nonesuch") == 0

@@ -38,13 +38,19 @@ FAULT_MODE_NAMES: dict[int, str] = {m: name for name, m in FAULT_MODES.items()}
 
 
 def backend_caps(backend: str | int) -> int:
-    """The ``REMAP_BACKEND_CAP_*`` bits of a backend (0 for "auto")."""
-    return lib.remap_backend_caps(enum_value(backend, BACKENDS, "backend"))
+    """The ``REMAP_BACKEND_CAP_*`` bits of a backend; 0 for "auto" and, as
+    ``remap_backend_caps`` answers for an unknown number, for an unknown name
+    (whoever uses it then fails as it would have)."""
+    return lib.remap_backend_caps(
+        BACKENDS.get(backend, -1) if isinstance(backend, str) else backend
+    )
 
 
 def backend_uffd_features(backend: str | int) -> int:
-    """The UFFD_FEATURE bits a backend needs besides its fault mode's."""
-    return lib.remap_backend_uffd_features(enum_value(backend, BACKENDS, "backend"))
+    """The UFFD_FEATURE bits a backend needs besides its fault mode's (0 if
+    none or unknown)."""
+    b = BACKENDS.get(backend, -1) if isinstance(backend, str) else backend
+    return lib.remap_backend_uffd_features(b)
 
 
 def concurrent_backends() -> tuple[str, ...]:
