@@ -78,7 +78,7 @@ class Backend {
 };
 
 struct BackendEnv {
-  int uffd = -1;  // -1 for sigsegv (no userfaultfd)
+  int uffd = -1;  // -1 for a backend that takes no userfaultfd faults
   heap::PagePool* pool = nullptr;
   CycleCounters* counters = nullptr;
   size_t page = 4096;
@@ -100,7 +100,8 @@ enum class Install : uint8_t {
 enum class FromSpace : uint8_t {
   none,      // no from-space (stw compacts in place; auto)
   recycled,  // into the page pool at finish (dropped per region if it runs dry)
-  released,  // MADV_DONTNEED region by region, as soon as GC workers are done
+  released,  // handed back region by region (from_space_done) as soon as no
+             // producer reads it any more; copy drops it with MADV_DONTNEED
   punched,   // a shared layout's old file slot, hole-punched at finish
 };
 
