@@ -45,10 +45,11 @@ void register_stress(py::module_& m) {
          bool keep_stats, unsigned inject_stale_cycle, double large_fraction,
          bool inject_stale_large, bool tagged, bool concurrent_prepare, bool evacuate,
          size_t max_heap_mib) {
-        static const char* const backends[] = {"auto", "move", "copy", "minor", "sigsegv", "stw"};
+        std::vector<const char*> backends(static_cast<size_t>(remap_backend_count()));  // the registry's names
+        for (size_t b = 0; b < backends.size(); b++) backends[b] = remap_backend_name(int(b));
         static const char* const modes[] = {"auto", "sigbus", "thread"};
         StressParams p;
-        p.backend = parse_enum(backend, backends, 6, "backend");
+        p.backend = parse_enum(backend, backends.data(), int(backends.size()), "backend");
         p.fault_mode = parse_enum(fault_mode, modes, 3, "fault mode");
         p.gc_threads = gc_threads;
         p.mutators = mutators;

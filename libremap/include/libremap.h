@@ -103,6 +103,27 @@ typedef enum remap_fault_mode {
 REMAP_API const char* remap_backend_name(int backend);
 REMAP_API const char* remap_fault_mode_name(int fault_mode);
 
+/* What a backend can do (remap_backend_caps). */
+typedef enum remap_backend_cap {
+  REMAP_BACKEND_CAP_CONCURRENT = 1 << 0,  /* compacts while mutators run (every one but stw) */
+  REMAP_BACKEND_CAP_UFFD = 1 << 1,        /* takes faults through a userfaultfd: the fault
+                                             mode applies, and the probe must offer one */
+  REMAP_BACKEND_CAP_CYCLE_BEGIN = 1 << 2, /* remap_cycle_begin works (allocation beside a
+                                             prepared cycle, concurrent marking) */
+  REMAP_BACKEND_CAP_SHARED_HEAP = 1 << 3  /* the heap lives on a memfd (MAP_SHARED) */
+} remap_backend_cap;
+
+/* Backend numbers run from 0 (REMAP_BACKEND_AUTO) to remap_backend_count() - 1,
+ * each named by remap_backend_name; the library's registry of backends is
+ * the one list of them. */
+REMAP_API int remap_backend_count(void);
+/* remap_backend_cap bits of `backend`; 0 for REMAP_BACKEND_AUTO (it is
+ * resolved to a backend when a heap is created) and for unknown numbers. */
+REMAP_API uint32_t remap_backend_caps(int backend);
+/* REMAP_FEATURE_* bits `backend` needs from the kernel's userfaultfd besides
+ * those of its fault mode (REMAP_FEATURE_SIGBUS); 0 if none or unknown. */
+REMAP_API uint64_t remap_backend_uffd_features(int backend);
+
 /* ------------------------------------------------------------------------
  * Kernel capability probe
  * ---------------------------------------------------------------------- */
@@ -295,7 +316,7 @@ enum {
    * whole regions at a time, over dead large objects and free regions
    * (remap_forward gives its new address like any object's); its pages are
    * moved, not copied, by the move backend, and pages without reference
-   * slots are never read or written (DESIGN §8). Set this if the runtime
+   * slots are never read or written. Set this if the runtime
    * hands large objects' addresses to code it cannot update. */
   REMAP_HEAP_PIN_LARGE = 2,
   /* Added later in 0.1 (additive, ABI 1): older libraries refuse the bit
@@ -664,7 +685,7 @@ typedef struct remap_cycle_stats {
   /* address space */
   uint64_t vmas_before;
   uint64_t vmas_after;
-  /* large objects (DESIGN §8) */
+  /* large objects */
   uint64_t large_objects_moved;  /* live large objects that slid to a new address */
   uint64_t large_pages_moved;    /* pages of those objects installed at the new address */
   uint64_t large_pages_copied;   /* pages of live large objects whose bytes were copied to

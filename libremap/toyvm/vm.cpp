@@ -105,11 +105,11 @@ Vm::Vm(const VmConfig& config) : config_(config), born_ns_(now_ns()) {
                                       uint64_t(double(info_.capacity) * config_.trigger_fraction));
   marking_ = config_.marking;
   if (marking_ == Marking::concurrent &&
-      (info_.backend == REMAP_BACKEND_MINOR || info_.backend == REMAP_BACKEND_SIGSEGV)) {
+      !(remap_backend_caps(info_.backend) & REMAP_BACKEND_CAP_CYCLE_BEGIN)) {
     // remap_cycle_begin answers REMAP_EUNSUPPORTED for these backends.
     marking_ = Marking::stw;
     marking_note_ = std::string("concurrent marking is not supported by the ") +
-                    (info_.backend == REMAP_BACKEND_MINOR ? "minor" : "sigsegv") +
+                    remap_backend_name(info_.backend) +
                     " backend (remap_cycle_begin): marked stop-the-world";
   }
   if (config_.record_events) {

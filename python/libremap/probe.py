@@ -9,7 +9,9 @@ from typing import Any
 
 UFFD_PATHS = {0: "none", 1: "syscall", 2: "dev", 3: "user_mode_only"}
 THP_MODES = {0: "unknown", 1: "always", 2: "madvise", 3: "never"}
-BACKENDS = {0: "auto", 1: "move", 2: "copy", 3: "minor", 4: "sigsegv", 5: "stw"}
+
+# Where a missing feature's message says which kernel brought it.
+FEATURE_SINCE = {"move": " (Linux 6.8+)"}
 
 # Bit positions of the ioctls in UFFDIO_REGISTER's `ioctls` (the kernel's
 # _UFFDIO_* numbers).
@@ -123,14 +125,17 @@ def unoffered_reason(probe: dict[str, Any], backend: str, fault_mode: str) -> st
     """Why this kernel cannot run `backend` with `fault_mode`, from a probe's
     JSON object (ProbeInfo.to_json); None if it can. fault_mode "auto" for
     the backends that take no userfaultfd faults (sigsegv, stw)."""
+    from ._names import CAP_UFFD, backend_caps, backend_uffd_features
+
     uffd = probe["uffd"]["available"]
     features = probe["features"]
-    if backend in ("move", "copy", "minor") and not uffd:
+    if backend_caps(backend) & CAP_UFFD and not uffd:
         return f"no userfaultfd here ({probe['uffd']['status']}): {backend} needs one"
-    if backend == "move" and not features.get("move"):
-        return f"kernel {probe['kernel']} has no UFFD_FEATURE_MOVE (Linux 6.8+)"
-    if backend == "minor" and not features.get("minor_shmem"):
-        return f"kernel {probe['kernel']} has no UFFD_FEATURE_MINOR_SHMEM"
+    needed = backend_uffd_features(backend)
+    for bit, name in feature_names().items():
+        if needed >> bit & 1 and not features.get(name):
+            since = FEATURE_SINCE.get(name, "")
+            return f"kernel {probe['kernel']} has no UFFD_FEATURE_{name.upper()}{since}"
     if fault_mode == "sigbus" and not features.get("sigbus"):
         return f"kernel {probe['kernel']} has no UFFD_FEATURE_SIGBUS"
     return None
@@ -138,6 +143,7 @@ def unoffered_reason(probe: dict[str, Any], backend: str, fault_mode: str) -> st
 
 def probe() -> ProbeInfo:
     """Probe the kernel (``remap_probe``); never fails for lack of userfaultfd."""
+    from ._names import BACKEND_NAMES
     from .cabi import ffi, last_error, lib, status_name
 
     info = ffi.new("remap_probe_info*")
@@ -171,7 +177,7 @@ def probe() -> ProbeInfo:
         page_size=int(info.page_size),
         euid=int(info.euid),
         cap_sys_ptrace=bool(info.cap_sys_ptrace),
-        auto_backend=BACKENDS.get(info.auto_backend, str(info.auto_backend)),
+        auto_backend=BACKEND_NAMES.get(info.auto_backend, str(info.auto_backend)),
         auto_reason=ffi.string(info.auto_reason).decode(),
     )
 

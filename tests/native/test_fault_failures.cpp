@@ -33,7 +33,7 @@
 #include <vector>
 
 #include "api/handle.h"
-#include "backends/backend.h"
+#include "compact/backend.h"
 #include "check.h"
 #include "compact/compactor.h"
 #include "compact/producer.h"  // Compactor's members need ~Producer
@@ -60,7 +60,6 @@ class RefusingBackend final : public Backend {
   // *bad: the page to refuse (0: none yet), read at every install.
   RefusingBackend(std::unique_ptr<Backend> inner, const uintptr_t* bad)
       : inner_(std::move(inner)), bad_ptr_(bad) {}
-  int kind() const override { return inner_->kind(); }
 
   InstallOutcome install_run(uintptr_t dst, uintptr_t src, size_t n) noexcept override {
     const uintptr_t b = bad();

@@ -74,8 +74,6 @@ TEST(heap_config_defaults_and_validation) {
       {"dense 0", [](remap_heap_config& c) { c.dense_threshold = 0; }},
       {"dense > 1", [](remap_heap_config& c) { c.dense_threshold = 1.5; }},
       {"dense nan", [](remap_heap_config& c) { c.dense_threshold = 0.0 / 0.0; }},
-      {"backend", [](remap_heap_config& c) { c.backend = 6; }},
-      {"backend neg", [](remap_heap_config& c) { c.backend = -1; }},
       {"fault", [](remap_heap_config& c) { c.fault_mode = 3; }},
       {"gc 0", [](remap_heap_config& c) { c.gc_threads = 0; }},
       {"gc 65", [](remap_heap_config& c) { c.gc_threads = 65; }},

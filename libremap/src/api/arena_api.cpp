@@ -6,7 +6,7 @@
 #include <cstring>
 #include <memory>
 
-#include "api/status.h"
+#include "api/api_call.h"
 #include "heap/arena_pool.h"
 #include "libremap.h"
 #include "os/vm.h"

@@ -54,8 +54,8 @@ Status own_engine(remap_heap& h) {
 }  // namespace
 
 bool is_concurrent(int backend) {
-  return backend == REMAP_BACKEND_MOVE || backend == REMAP_BACKEND_COPY ||
-         backend == REMAP_BACKEND_MINOR || backend == REMAP_BACKEND_SIGSEGV;
+  const BackendKind* b = find_backend(backend);
+  return b && b->concurrent();
 }
 
 Status engine_attach(remap_heap& h) { return fork_guard_attach(h, create_engine); }

@@ -8,7 +8,7 @@
 namespace remap::api {
 
 bool is_concurrent(int backend);
-// At create: the engine for move/copy/minor/sigsegv heaps (nothing for stw).
+// At create: the engine of a concurrent backend's heap (nothing for stw).
 Status engine_attach(remap_heap& h);
 // At prepare, after the plan is built: page states (outside the pause).
 Status engine_prepare(remap_heap& h);

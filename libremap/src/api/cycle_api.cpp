@@ -9,7 +9,7 @@
 #include <vector>
 
 #include "api/handle.h"
-#include "api/status.h"
+#include "api/api_call.h"
 #include "backends/stw.h"
 #include "compact/compactor.h"
 #include "compact/producer.h"
@@ -88,9 +88,10 @@ void set_phase(remap_heap& h, int phase, bool notify) {
   if (notify && old != phase) emit(h, REMAP_EVENT_PHASE, nullptr, uint64_t(old));
 }
 
+// A shared layout (memfd slots) re-maps the heap at every flip, so only a
+// private anonymous heap can skip the flip when nothing moves.
 bool trivial_cycle(const remap_heap& h) {
-  return (h.backend == REMAP_BACKEND_MOVE || h.backend == REMAP_BACKEND_COPY) && h.plan &&
-         h.plan->nothing_moves();
+  return h.kind->concurrent() && !h.kind->shared_layout && h.plan && h.plan->nothing_moves();
 }
 
 void publish_cycle(remap_heap& h, const remap_cycle_stats& st) {
@@ -157,7 +158,7 @@ REMAP_API remap_status remap_flip(remap_heap* heap) {
       if (heap->compactor && !remap::api::trivial_cycle(*heap))
         heap->compactor->add_black_pages(*heap->plan);
     }
-    if (heap->backend == REMAP_BACKEND_STW) return remap::api::flip_stw(*heap, t0);
+    if (!heap->kind->concurrent()) return remap::api::flip_stw(*heap, t0);
     if (remap::api::trivial_cycle(*heap)) return remap::api::flip_trivial(*heap, t0);
     if (!heap->compactor)
       return fail(REMAP_EINTERNAL, "backend %s has no engine", remap_backend_name(heap->backend));

@@ -4,7 +4,7 @@
 
 #include <cstring>
 
-#include "api/status.h"
+#include "api/api_call.h"
 #include "os/clock.h"
 
 namespace remap::api {

@@ -1,4 +1,4 @@
-// fork_guard.h — a heap across fork() (issue 12, defect 6).
+// fork_guard.h — a heap across fork().
 //
 // A zygote-style runtime forks with live heaps, between cycles or in the
 // middle of one. What the kernel does to a heap at fork, and so what this

@@ -12,7 +12,8 @@
 //   - cycle_mutex serializes the cycle's transitions (prepare, flip, finish,
 //     clear_marks); marking and allocation do not take it (phase checks are
 //     atomic loads: a runtime that marks while it prepares breaks the rules).
-//   - backend and fault_mode are resolved at create, never AUTO.
+//   - backend and fault_mode are resolved at create, never AUTO; kind is
+//     backend's row of the registry.
 //   - fork_gen/owner_pid name the process whose engine this is (set when the
 //     engine is attached or rebuilt); a heap whose fork_gen is not the
 //     process's current fork generation was inherited across fork() and its
@@ -26,7 +27,8 @@
 #include <mutex>
 #include <vector>
 
-#include "api/status.h"
+#include "base/status.h"
+#include "compact/backend.h"
 #include "heap/heap.h"
 #include "libremap.h"
 #include "plan/plan.h"
@@ -49,6 +51,7 @@ struct remap_heap {
   std::atomic<bool> plan_done{false};  // plan is a completed cycle's (IDLE)
   std::atomic<int> phase{REMAP_PHASE_IDLE};
   int backend = REMAP_BACKEND_STW;    // resolved remap_backend
+  const remap::BackendKind* kind = nullptr;  // its registry row (compact/backend.h)
   int fault_mode = REMAP_FAULT_THREAD;  // resolved remap_fault_mode
   std::mutex cycle_mutex;
   // remap_wait_idle sleeps on idle_cv; set_phase notifies it.
@@ -112,7 +115,7 @@ void drop_done_plan(remap_heap& h);
 // A cycle that moves nothing (Plan::nothing_moves: every region dense or
 // empty, no large object sliding) on a private anonymous heap (move, copy):
 // it needs no flip and no page production, only the empty regions' memory
-// released (issue 14): flip_trivial. Shared layouts
+// released: flip_trivial. Shared layouts
 // (minor, sigsegv) keep their cycle: MADV_DONTNEED does not free a memfd's
 // pages.
 bool trivial_cycle(const remap_heap& h);

@@ -10,7 +10,7 @@
 #include <cstring>
 
 #include "api/handle.h"
-#include "api/status.h"
+#include "api/api_call.h"
 #include "os/clock.h"
 #include "os/failure_injection.h"
 #include "heap/config.h"
@@ -104,9 +104,14 @@ REMAP_API remap_status remap_heap_create(const remap_heap_config* config, remap_
     auto h = std::make_unique<remap_heap>();
     Status s = remap::Heap::create(*config, &h->heap);
     if (!s) return s;
+    // The backend is the registry's to check (the heap does not know them).
     h->backend = h->heap->config().backend;
+    if (!remap::find_backend(h->backend))
+      return fail(REMAP_EINVAL, "backend %d is not a remap_backend (0..%d)", h->backend,
+                  remap::backend_count() - 1);
     h->fault_mode = h->heap->config().fault_mode;
     resolve_auto(&h->backend, &h->fault_mode);
+    h->kind = remap::find_backend(h->backend);
     h->last_stats.backend = h->backend;
     h->last_stats.fault_mode = h->fault_mode;
     if (!(s = remap::api::engine_attach(*h))) return s;  // the compactor of concurrent heaps
@@ -260,7 +265,7 @@ REMAP_API remap_status remap_cycle_begin(remap_heap* heap) {
   return remap::api_call("remap_cycle_begin", [&]() -> Status {
     Status s = need_heap(heap);
     if (!s) return s;
-    if (heap->backend == REMAP_BACKEND_MINOR || heap->backend == REMAP_BACKEND_SIGSEGV)
+    if (heap->kind->shared_layout)
       return fail(REMAP_EUNSUPPORTED,
                   "backend %s cannot take allocation beside a prepared cycle (its layout is "
                   "fixed at prepare): use move, copy or stw, or mark and prepare in the pause",

@@ -9,7 +9,7 @@
 #include <new>
 #include <utility>
 
-#include "api/status.h"
+#include "api/api_call.h"
 #include "libremap.h"
 #include "os/fd.h"
 #include "os/uffd_abi.h"

@@ -1,7 +1,7 @@
 // probe_api.cpp — remap_probe and remap_uffd_feature_name.
 #include <cstring>
 
-#include "api/status.h"
+#include "api/api_call.h"
 #include "os/probe.h"
 
 extern "C" {

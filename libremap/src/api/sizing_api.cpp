@@ -10,7 +10,7 @@
 #include "api/concurrent_cycle.h"
 #include "api/events.h"
 #include "api/handle.h"
-#include "api/status.h"
+#include "api/api_call.h"
 
 namespace {
 

@@ -1,7 +1,11 @@
-// version_api.cpp — versions and names: the entry points that cannot fail.
-#include "api/status.h"
+// version_api.cpp — versions, names and the last error: the entry points
+// that cannot fail.
+#include "base/status.h"
+#include "compact/backend.h"
 
 extern "C" {
+
+REMAP_API const char* remap_last_error(void) { return remap::last_error_text(); }
 
 REMAP_API uint32_t remap_version(void) {
   return (uint32_t(REMAP_VERSION_MAJOR) << 16) | (uint32_t(REMAP_VERSION_MINOR) << 8) |
@@ -33,15 +37,26 @@ REMAP_API const char* remap_status_name(remap_status status) {
 }
 
 REMAP_API const char* remap_backend_name(int backend) {
-  switch (backend) {
-    case REMAP_BACKEND_AUTO: return "auto";
-    case REMAP_BACKEND_MOVE: return "move";
-    case REMAP_BACKEND_COPY: return "copy";
-    case REMAP_BACKEND_MINOR: return "minor";
-    case REMAP_BACKEND_SIGSEGV: return "sigsegv";
-    case REMAP_BACKEND_STW: return "stw";
-  }
-  return "unknown";
+  const remap::BackendKind* b = remap::find_backend(backend);
+  return b ? b->name : "unknown";
+}
+
+REMAP_API int remap_backend_count(void) { return remap::backend_count(); }
+
+REMAP_API uint32_t remap_backend_caps(int backend) {
+  const remap::BackendKind* b = remap::find_backend(backend);
+  if (!b || backend == REMAP_BACKEND_AUTO) return 0;
+  uint32_t caps = 0;
+  if (b->concurrent()) caps |= REMAP_BACKEND_CAP_CONCURRENT;
+  if (b->uses_uffd()) caps |= REMAP_BACKEND_CAP_UFFD;
+  if (!b->shared_layout) caps |= REMAP_BACKEND_CAP_CYCLE_BEGIN;  // see remap_cycle_begin
+  if (b->shared_layout) caps |= REMAP_BACKEND_CAP_SHARED_HEAP;
+  return caps;
+}
+
+REMAP_API uint64_t remap_backend_uffd_features(int backend) {
+  const remap::BackendKind* b = remap::find_backend(backend);
+  return b ? b->uffd_features : 0;
 }
 
 REMAP_API const char* remap_fault_mode_name(int fault_mode) {

@@ -1,4 +1,4 @@
-// copy.cpp — the copy backend: UFFDIO_COPY, the mechanism the RFC measured.
+// copy.cpp — the copy backend: UFFDIO_COPY, which every userfaultfd kernel has.
 //
 // Pages are built exactly as for move (in place in from-space by GC
 // workers, in a pool page by mutators), but installing them makes the kernel
@@ -8,7 +8,7 @@
 // whatever is left (empty regions, pages mutators produced).
 #include <string.h>
 
-#include "backends/backend.h"
+#include "compact/backend.h"
 #include "backends/uffd_install.h"
 
 namespace remap {
@@ -17,7 +17,6 @@ namespace {
 class CopyBackend final : public Backend {
  public:
   explicit CopyBackend(const BackendEnv& env) : env_(env), c_(*env.counters) {}
-  int kind() const override { return REMAP_BACKEND_COPY; }
 
   InstallOutcome install_run(uintptr_t dst, uintptr_t src, size_t npages) noexcept override {
     return copy(dst, reinterpret_cast<const void*>(src), npages);

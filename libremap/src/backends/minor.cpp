@@ -1,12 +1,12 @@
-// minor.cpp — the minor backend: the seed's UFFDIO_CONTINUE mechanism (RFC
-// II.B.2) on the shared layout (compact/shmem_layout.h).
+// minor.cpp — the minor backend: UFFDIO_CONTINUE of page-cache pages, on
+// the shared layout (compact/shmem_layout.h).
 //
 // Every page is built in the page cache through the alias mapping, at the
 // address the heap will map: a dense page in place in its slot (the heap
 // faults MINOR on it: the page is in the file), a fragmented page in its
 // region's new slot (the heap faults MISSING; building it there takes a
-// regular page fault that allocates and clears a shmem page — the cost the
-// RFC measured). UFFDIO_CONTINUE then maps the page-cache page into the heap;
+// regular page fault that allocates and clears a shmem page — this
+// backend's own cost). UFFDIO_CONTINUE then maps the page-cache page into the heap;
 // a run of pages is one ioctl. EEXIST means someone else mapped it: done.
 //
 // CONTINUE needs the page in the page cache (mm/userfaultfd.c
@@ -17,7 +17,7 @@
 // from-space needs nothing here.
 #include <string.h>
 
-#include "backends/backend.h"
+#include "compact/backend.h"
 #include "os/uffd_ops.h"
 
 namespace remap {
@@ -26,7 +26,6 @@ namespace {
 class MinorBackend final : public Backend {
  public:
   explicit MinorBackend(const BackendEnv& env) : env_(env), c_(*env.counters) {}
-  int kind() const override { return REMAP_BACKEND_MINOR; }
 
   InstallOutcome install_run(uintptr_t dst, uintptr_t src, size_t npages) noexcept override {
     uint64_t t0 = now_ns();
@@ -52,7 +51,7 @@ class MinorBackend final : public Backend {
   InstallOutcome install_zero(uintptr_t dst, size_t npages, intptr_t write_delta) noexcept override {
     // The pages have no data in the new layout: their new-slot pages read
     // zero already (holes, or pages that held only free bytes); writing the
-    // zeros allocates them in the page cache, as the seed's collector would.
+    // zeros allocates them in the page cache, which the CONTINUE needs.
     memset(reinterpret_cast<void*>(dst + write_delta), 0, npages * env_.page);
     InstallOutcome o = install_run(dst, dst + write_delta, npages);
     if (o.ok) c_.pages_zero.add(npages);

@@ -12,7 +12,7 @@
 // capacity; the rest goes back to the OS with one madvise.
 #include <string.h>
 
-#include "backends/backend.h"
+#include "compact/backend.h"
 #include "backends/uffd_install.h"
 #include "os/residency.h"
 #include "os/uffd_abi.h"
@@ -25,7 +25,6 @@ namespace {
 class MoveBackend final : public Backend {
  public:
   explicit MoveBackend(const BackendEnv& env) : env_(env), c_(*env.counters) {}
-  int kind() const override { return REMAP_BACKEND_MOVE; }
 
   InstallOutcome install_run(uintptr_t dst, uintptr_t src, size_t npages) noexcept override {
     const size_t len = npages * env_.page;

@@ -1,5 +1,5 @@
-// sigsegv.cpp — the sigsegv backend: the seed's PROT_NONE + SIGSEGV mechanism
-// (RFC II.A) on the shared layout (compact/shmem_layout.h).
+// sigsegv.cpp — the sigsegv backend: the classic PROT_NONE + SIGSEGV read
+// barrier, on the shared layout (compact/shmem_layout.h).
 //
 // At the flip the heap range is mapped PROT_NONE onto the new layout's file
 // slots; pages are built through the read-write alias mapping at the address
@@ -13,7 +13,7 @@
 // open is a no-op (same flags: no split), the equivalent of EEXIST.
 #include <sys/mman.h>
 
-#include "backends/backend.h"
+#include "compact/backend.h"
 #include "os/sigsafe_vm.h"
 
 namespace remap {
@@ -22,7 +22,6 @@ namespace {
 class SigsegvBackend final : public Backend {
  public:
   explicit SigsegvBackend(const BackendEnv& env) : env_(env), c_(*env.counters) {}
-  int kind() const override { return REMAP_BACKEND_SIGSEGV; }
 
   InstallOutcome install_run(uintptr_t dst, uintptr_t, size_t npages) noexcept override {
     return open(dst, npages);

@@ -1,5 +1,5 @@
 // stw.h — the stop-the-world reference backend: the whole compaction in the
-// runtime's pause, with plain memmove (DESIGN §7). Every other backend must
+// runtime's pause, with plain memmove. Every other backend must
 // leave a byte-identical heap.
 //
 // Result, per region class of the plan:
@@ -12,7 +12,7 @@
 // Slots holding NULL or a value outside the heap are left as they are.
 #pragma once
 
-#include "api/status.h"
+#include "base/status.h"
 #include "heap/heap.h"
 #include "libremap.h"
 #include "plan/plan.h"

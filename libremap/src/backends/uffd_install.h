@@ -6,7 +6,7 @@
 #include <cstddef>
 #include <cstdint>
 
-#include "backends/backend.h"
+#include "compact/backend.h"
 #include "os/clock.h"
 #include "os/uffd_ops.h"
 #include "os/vm.h"

@@ -2,7 +2,7 @@
 //
 // From-space has the heap mapping's size and 1 GiB alignment, so the flip's
 // mremap moves page tables at PUD level and costs the same at any heap size
-// (DESIGN §3). The whole mapping, not just `capacity`, is registered:
+// (heap/heap.h). The whole mapping, not just `capacity`, is registered:
 // registering part of a VMA would split it, and the VMA count must stay flat
 // cycle after cycle.
 #include "compact/anon_layout.h"

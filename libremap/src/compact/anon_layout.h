@@ -3,7 +3,7 @@
 
 #include <memory>
 
-#include "backends/backend.h"
+#include "compact/backend.h"
 #include "compact/layout.h"
 #include "heap/heap.h"
 #include "os/vm.h"

@@ -6,9 +6,8 @@
 #include <sched.h>
 #include <signal.h>
 #include <stdlib.h>
-#include <sys/mman.h>
-#include <unistd.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include <thread>
 #include <vector>
@@ -18,6 +17,7 @@
 #include "compact/producer.h"
 #include "compact/shmem_layout.h"
 #include "os/procfs.h"
+#include "os/signals.h"
 #include "os/sigsafe_vm.h"
 #include "os/uffd_abi.h"
 #include "os/uffd_open.h"
@@ -30,7 +30,8 @@ constexpr size_t kPrimedPages = 256;  // buffers ready before the first cycle
 constexpr size_t kStackPage = 4096;
 
 // REMAP_FREE_TAILS=0 leaves regions' free tails out of the GC's MOVE runs
-// (producer.h, gc_tail): the path before issue 14's change, for measuring.
+// (producer.h, gc_tail): each tail then gets its own zero-page install, as
+// before tails joined the runs; kept for measuring the difference.
 bool free_tails_off() {
   const char* e = getenv("REMAP_FREE_TAILS");
   return e && *e == '0';
@@ -96,18 +97,18 @@ Status Compactor::create(Heap& heap, int backend, int fault_mode, std::unique_pt
 }
 
 Status Compactor::init(int backend, int fault_mode) {
-  backend_kind_ = backend;
+  kind_ = find_backend(backend);
   fault_mode_ = fault_mode;
-  if (backend != REMAP_BACKEND_MOVE && backend != REMAP_BACKEND_COPY &&
-      backend != REMAP_BACKEND_MINOR && backend != REMAP_BACKEND_SIGSEGV)
+  if (!kind_ || !kind_->concurrent())
     return fail(REMAP_EINVAL, "backend %d is not a concurrent backend", backend);
   BackendEnv env{-1, nullptr, &counters_, heap_.page_size()};
 
-  // sigsegv needs no userfaultfd: its faults are SIGSEGVs on a PROT_NONE heap
-  // whatever the fault mode says (the mode is recorded, not used).
-  if (backend == REMAP_BACKEND_SIGSEGV) {
-    backend_ = make_sigsegv_backend(env);
-    Status s = make_shmem_layout(heap_, backend, -1, counters_, &layout_);
+  // A backend that takes no userfaultfd faults (sigsegv) is told of them by
+  // SIGSEGV on its PROT_NONE heap whatever the fault mode says (the mode is
+  // recorded, not used).
+  if (!kind_->uses_uffd()) {
+    backend_ = kind_->make(env);
+    Status s = make_shmem_layout(heap_, /*protect=*/true, -1, counters_, &layout_);
     if (!s) return s;
     return signal_register(SIGSEGV, this);
   }
@@ -117,16 +118,14 @@ Status Compactor::init(int backend, int fault_mode) {
   os::UffdOpenResult opened;
   Status s = os::uffd_open(/*nonblock=*/fault_mode == REMAP_FAULT_THREAD, false, &opened);
   if (!s) return s;
-  uint64_t want = 0;
-  if (backend == REMAP_BACKEND_MOVE) want |= UFFD_FEATURE_MOVE;
-  if (backend == REMAP_BACKEND_MINOR) want |= UFFD_FEATURE_MINOR_SHMEM;
+  uint64_t want = kind_->uffd_features;
   if (fault_mode == REMAP_FAULT_SIGBUS) want |= UFFD_FEATURE_SIGBUS;
   uint64_t ioctls = 0;
   s = os::uffd_api(opened.fd.get(), want, /*best_effort=*/false, &features_, &ioctls);
   if (!s)
     return fail(s.code == REMAP_EINVAL ? REMAP_EUNSUPPORTED : s.code,
                 "backend %s with %s faults needs userfaultfd features 0x%llx: %s",
-                remap_backend_name(backend), remap_fault_mode_name(fault_mode),
+                kind_->name, remap_fault_mode_name(fault_mode),
                 (unsigned long long)want, s.message.c_str());
   if (opened.path == REMAP_UFFD_USER_MODE_ONLY && fault_mode == REMAP_FAULT_THREAD) {
     // Handler threads exist to serve kernel-originated faults; a
@@ -136,21 +135,23 @@ Status Compactor::init(int backend, int fault_mode) {
   uffd_ = std::move(opened.fd);
 
   env.uffd = uffd_.get();
-  if (backend == REMAP_BACKEND_MINOR) {
+  if (kind_->shared_layout) {
     // Pages are built in the page cache through the alias: no buffer pool.
-    backend_ = make_minor_backend(env);
-    s = make_shmem_layout(heap_, backend, uffd_.get(), counters_, &layout_);
+    backend_ = kind_->make(env);
+    s = make_shmem_layout(heap_, /*protect=*/false, uffd_.get(), counters_, &layout_);
     if (!s) return s;
   } else {
-    // The pool receives from-space pages by MOVE, whose destination must be
-    // registered with this uffd; the copy backend only borrows buffers.
-    const bool registered = backend == REMAP_BACKEND_MOVE;
+    // Mutators build pages in pool pages. MOVE's destination must be
+    // registered with this uffd, and the pool takes from-space pages by MOVE
+    // (move.cpp), so a moving backend's pool is registered; any other only
+    // borrows buffers.
+    const bool registered = kind_->install == Install::move;
     s = heap::PagePool::create(heap_.config().pool_max_pages, registered ? uffd_.get() : -1,
                                &pool_);
     if (!s) return s;
     pool_->prime(std::min<size_t>(kPrimedPages, heap_.config().pool_max_pages));
     env.pool = pool_.get();
-    backend_ = backend == REMAP_BACKEND_MOVE ? make_move_backend(env) : make_copy_backend(env);
+    backend_ = kind_->make(env);
     s = make_anon_layout(heap_, uffd_.get(), *backend_, &layout_);
     if (!s) return s;
   }
@@ -164,7 +165,8 @@ Status Compactor::init(int backend, int fault_mode) {
 
 Compactor::~Compactor() {
   threads_.stop();
-  if (backend_kind_ == REMAP_BACKEND_SIGSEGV) signal_unregister(SIGSEGV, this);
+  if (!kind_) return;  // init failed before it knew the backend
+  if (!kind_->uses_uffd()) signal_unregister(SIGSEGV, this);
   else if (fault_mode_ == REMAP_FAULT_SIGBUS) signal_unregister(SIGBUS, this);
 }
 
@@ -181,11 +183,11 @@ Status Compactor::prepare(const Plan& plan) {
   next_region_.store(0);
   Status s = layout_->prepare(plan, &spaces_);
   if (!s) return s;
+  // Free tails ride in a GC worker's run of MOVEs: zero pages of from-space
+  // moved along with the data (producer.h, gc_tail).
+  const bool free_tails = kind_->install == Install::move && !layout_->clip() && !free_tails_off();
   producer_ = std::make_unique<Producer>(heap_, plan, states_, *backend_, counters_, spaces_,
-                                         layout_->clip(), backend_kind_ == REMAP_BACKEND_COPY,
-                                         backend_kind_ == REMAP_BACKEND_MOVE,
-                                         backend_kind_ == REMAP_BACKEND_MOVE && !layout_->clip() &&
-                                             !free_tails_off(),
+                                         layout_->clip(), *kind_, free_tails,
                                          heap_.config().pool_max_pages / 2);
   int64_t v = os::count_vmas();
   vmas_before_ = v < 0 ? 0 : uint64_t(v);
@@ -320,7 +322,7 @@ FaultOutcome Compactor::resolve_fault(uintptr_t addr) noexcept {
     // a retry would fault again forever. (If it did stop them, a SIGBUS
     // raised before the unregister may still arrive: UFFDIO_ZEROPAGE on the
     // unregistered range then fails, and answering "unserved" killed the
-    // process (issue 17); the retry faults in normally, as for a sound heap.)
+    // process; the retry faults in normally, as for a sound heap.)
     out = zero_fill(addr);
   }
   in_flight_.fetch_sub(1);
@@ -329,7 +331,7 @@ FaultOutcome Compactor::resolve_fault(uintptr_t addr) noexcept {
 
 FaultOutcome Compactor::zero_fill(uintptr_t addr) noexcept {
   void* page = reinterpret_cast<void*>(addr & ~uintptr_t(kStackPage - 1));
-  if (backend_kind_ == REMAP_BACKEND_SIGSEGV) {
+  if (!kind_->uses_uffd()) {
     // The page lives in the memfd: opening it shows whatever its slot holds.
     if (os::protect_nothrow(page, kStackPage, PROT_READ | PROT_WRITE) != 0)
       return FaultOutcome::unserved;
@@ -348,7 +350,7 @@ FaultOutcome Compactor::zero_fill(uintptr_t addr) noexcept {
   // for another thread, meanwhile). Shmem (minor): the file has a page there
   // that this mapping does not map yet, a MINOR fault, which only
   // UFFDIO_CONTINUE ends (EEXIST again: mapped by now).
-  if (backend_kind_ == REMAP_BACKEND_MINOR) {
+  if (kind_->install == Install::cont) {
     os::UffdResult c = os::uffd_continue(uffd_.get(), page, kStackPage, 0);
     if (!c.ok() && c.err != os::UffdErr::exists) return FaultOutcome::unserved;
     if (c.ok()) zero_filled_.fetch_add(1);  // whatever the file held: not its data
@@ -400,10 +402,9 @@ void Compactor::break_heap(remap_status code, const char* msg) noexcept {
   // Now, not only at finish: a mutator that was given a zero page may crash
   // long before the runtime calls remap_finish.
   static const char head[] = "libremap: the heap is broken: ";
-  ssize_t w = write(2, head, sizeof head - 1);
-  w = write(2, broken_msg_, n);
-  w = write(2, "\n", 1);
-  (void)w;
+  os::write_stderr(head, sizeof head - 1);
+  os::write_stderr(broken_msg_, n);
+  os::write_stderr("\n", 1);
 }
 
 Status Compactor::broken_status() const {

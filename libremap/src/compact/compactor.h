@@ -1,4 +1,5 @@
-// compactor.h — the concurrent compaction engine (DESIGN.md §5–§6).
+// compactor.h — the concurrent compaction engine (docs/ARCHITECTURE.md,
+// "The cycle" and "Producing a page").
 //
 // One per heap whose backend is concurrent. Owns the heap's userfaultfd, the
 // layout (from-space reservation or memfd slots), the page pool, the per-page states, fault delivery
@@ -40,8 +41,8 @@
 #include <atomic>
 #include <memory>
 
-#include "api/status.h"
-#include "backends/backend.h"
+#include "base/status.h"
+#include "compact/backend.h"
 #include "compact/counters.h"
 #include "compact/fault_target.h"
 #include "compact/fault_threads.h"
@@ -60,9 +61,9 @@ class Producer;
 
 class Compactor final : public FaultTarget {
  public:
-  // backend: MOVE, COPY, MINOR or SIGSEGV; fault_mode: SIGBUS or THREAD
-  // (resolved; sigsegv records it but always delivers by SIGSEGV). Only move,
-  // copy and minor open a userfaultfd.
+  // backend: a concurrent remap_backend (its registry row has an engine,
+  // compact/backend.h); fault_mode: SIGBUS or THREAD (resolved; a backend
+  // that takes no userfaultfd faults records it and delivers by SIGSEGV).
   static Status create(Heap& heap, int backend, int fault_mode, std::unique_ptr<Compactor>* out);
   ~Compactor() override;
 
@@ -146,7 +147,7 @@ class Compactor final : public FaultTarget {
   void wake_stragglers() noexcept;
 
   Heap& heap_;
-  int backend_kind_ = REMAP_BACKEND_MOVE;
+  const BackendKind* kind_ = nullptr;  // the backend's registry row
   int fault_mode_ = REMAP_FAULT_SIGBUS;
   os::UniqueFd uffd_;
   uint64_t features_ = 0;

@@ -1,15 +1,16 @@
 // fault_signal.cpp — the process-wide SIGBUS and SIGSEGV handlers and their
 // target tables. Everything the handlers touch is async-signal-safe: atomics,
-// the targets' resolve_fault, sigaction and raise.
+// the targets' resolve_fault, and os::raise_default.
 #include "compact/fault_signal.h"
 
 #include <sched.h>
 #include <signal.h>
-#include <string.h>
 
 #include <atomic>
 #include <cerrno>
 #include <mutex>
+
+#include "os/signals.h"
 
 namespace remap {
 namespace {
@@ -52,11 +53,7 @@ void chain_to_previous(SignalTable& t, int sig, siginfo_t* info, void* uctx) {
   // it is delivered, and kills the process, as soon as we return. (For a
   // synchronous fault, returning re-executes the access, which faults again
   // under the default action: the same outcome.)
-  struct sigaction dfl;
-  memset(&dfl, 0, sizeof dfl);
-  dfl.sa_handler = SIG_DFL;
-  sigaction(sig, &dfl, nullptr);
-  raise(sig);
+  os::raise_default(sig);
 }
 
 void on_fault_signal(int sig, siginfo_t* info, void* uctx) {
@@ -99,20 +96,8 @@ Status signal_register(int sig, FaultTarget* target) {
   if (!t) return fail(REMAP_EINVAL, "fault delivery by signal %d is not supported", sig);
   std::lock_guard<std::mutex> lock(g_install_mutex);
   if (!t->installed) {
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_sigaction = on_fault_signal;
-    // SA_RESTART: a mutator interrupted in a syscall by someone else's signal
-    // is not our business. No SA_NODEFER: a fault of the same kind inside our
-    // handler is a bug and the kernel then kills the process, which is what
-    // we want. No SA_ONSTACK: producing a page may need more stack than an
-    // alternate signal stack has (Python's faulthandler's is a few KiB); the
-    // faulting thread's own stack is the one the runtime sized.
-    sa.sa_flags = SA_SIGINFO | SA_RESTART;
-    sigemptyset(&sa.sa_mask);
-    if (sigaction(sig, &sa, &t->previous) != 0)
-      return fail(REMAP_EKERNEL, "sigaction(%s) failed: %s", sig == SIGBUS ? "SIGBUS" : "SIGSEGV",
-                  strerror(errno));
+    Status s = os::install_fault_handler(sig, on_fault_signal, &t->previous);
+    if (!s) return s;
     t->installed = true;
   }
   for (Slot& slot : t->slots) {

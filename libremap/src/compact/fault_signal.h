@@ -29,7 +29,7 @@
 // since returning would just fault again.
 #pragma once
 
-#include "api/status.h"
+#include "base/status.h"
 #include "compact/fault_target.h"
 
 namespace remap {

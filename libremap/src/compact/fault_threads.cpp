@@ -1,14 +1,10 @@
 // fault_threads.cpp — handler threads: poll the uffd, resolve, wake.
 #include "compact/fault_threads.h"
 
-#include <linux/userfaultfd.h>
-#include <poll.h>
-#include <string.h>
-#include <sys/eventfd.h>
-#include <unistd.h>
-
 #include <cerrno>
 
+#include "os/event.h"
+#include "os/uffd_abi.h"
 #include "os/uffd_ops.h"
 #include "os/vm.h"
 
@@ -24,9 +20,8 @@ constexpr int kPollRetries = 1000;
 
 Status FaultThreads::start(int uffd, unsigned n, FaultTarget* target) {
   stop();
-  int efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-  if (efd < 0) return fail(REMAP_EKERNEL, "eventfd failed: %s", strerror(errno));
-  stop_fd_.reset(efd);
+  Status s = os::make_event(&stop_fd_);
+  if (!s) return s;
   stopping_.store(false);
   uffd_ = uffd;
   target_ = target;
@@ -42,11 +37,8 @@ Status FaultThreads::start(int uffd, unsigned n, FaultTarget* target) {
 void FaultThreads::stop() {
   if (threads_.empty()) return;
   stopping_.store(true);
-  uint64_t one = 1;
-  // An eventfd counter: every thread sees it readable until it is read, and
-  // nobody reads it, so one write stops them all.
-  ssize_t w = write(stop_fd_.get(), &one, sizeof one);
-  (void)w;
+  // Nobody reads the event, so it stays readable: one signal stops them all.
+  os::signal_event(stop_fd_.get());
   for (auto& t : threads_) t.join();
   threads_.clear();
   stop_fd_.reset();
@@ -70,12 +62,12 @@ void FaultThreads::loop() {
   int retries = 0;
   for (;;) {
     if (stopping_.load()) return;
-    int r = poll(fds, nfds, timeout_ms);
+    const int r = os::poll_fds(fds, nfds, timeout_ms);
     if (r < 0) {
-      const int err = errno;
+      const int err = -r;
       if (err == EINTR) continue;
       if ((err == ENOMEM || err == EAGAIN) && ++retries <= kPollRetries) {
-        usleep(1000);
+        os::sleep_ms(1);
         continue;
       }
       // No thread can read this uffd any more (EINVAL: nfds above
@@ -103,14 +95,14 @@ void FaultThreads::loop() {
     }
     if (!(fds[0].revents & POLLIN)) continue;
     uffd_msg msg;
-    ssize_t got = read(uffd_, &msg, sizeof msg);
+    const long got = os::uffd_read(uffd_, &msg, sizeof msg);
     if (got < 0) {
-      const int err = errno;
+      const int err = int(-got);
       if (err == EAGAIN || err == EINTR) continue;  // another handler thread took it
       target_->delivery_failed("read", err);
       return;
     }
-    if (got != sizeof msg) {
+    if (got != long(sizeof msg)) {
       // A uffd returns whole messages or nothing: this is not one any more.
       target_->delivery_failed("read (a short message)", 0);
       return;

@@ -21,7 +21,7 @@
 #include <thread>
 #include <vector>
 
-#include "api/status.h"
+#include "base/status.h"
 #include "compact/fault_target.h"
 #include "os/fd.h"
 

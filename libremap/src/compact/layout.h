@@ -7,7 +7,7 @@
 // built in from-space at the same offset, so old and new bytes of a region
 // share one delta.
 //
-// A shared layout (minor, sigsegv: heap on a memfd, DESIGN §7) keeps each
+// A shared layout (minor, sigsegv: heap on a memfd) keeps each
 // region's pages in one of two file slots and builds pages through a second
 // mapping of the whole file: a fragmented region reads its old slot and
 // writes its new one, a dense region updates its one slot in place. There
@@ -18,7 +18,7 @@
 #include <cstdint>
 #include <vector>
 
-#include "api/status.h"
+#include "base/status.h"
 #include "plan/plan.h"
 
 namespace remap {

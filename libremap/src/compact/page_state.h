@@ -1,4 +1,5 @@
-// page_state.h — the per to-space page state machine (DESIGN.md §6).
+// page_state.h — the per to-space page state machine (docs/ARCHITECTURE.md,
+// "The five state machines").
 //
 // One atomic byte per to-space page. Transitions are CAS; whoever loses waits
 // until the page is MAPPED (spin, then sched_yield: both async-signal-safe,

@@ -41,8 +41,7 @@ struct Producer::Pass {
 
 Producer::Producer(const Heap& heap, const Plan& plan, PageStates& states, Backend& backend,
                    CycleCounters& counters, const RegionSpaces& spaces, bool clip,
-                   bool release_regions, bool recycle_after_mutators, bool free_tails,
-                   size_t tail_budget_pages)
+                   const BackendKind& kind, bool free_tails, size_t tail_budget_pages)
     : heap_(heap),
       plan_(plan),
       states_(states),
@@ -51,8 +50,9 @@ Producer::Producer(const Heap& heap, const Plan& plan, PageStates& states, Backe
       spaces_(spaces),
       page_(heap.page_size()),
       clip_(clip),
-      release_regions_(release_regions),
-      recycle_after_mutators_(recycle_after_mutators),
+      release_regions_(kind.from_space == FromSpace::released),
+      recycle_after_mutators_(kind.from_space == FromSpace::recycled),
+      kernel_copies_(kind.install == Install::copy),
       free_tails_(free_tails),
       tail_budget_pages_(tail_budget_pages) {}
 
@@ -153,7 +153,7 @@ void Producer::gc_region(Pass& pass, size_t r) {
   uintptr_t next_new = rb;
   uint64_t copied = 0, stray = 0;
 
-  // Unclipped, objects go in batches (issue 14): each object of a batch is
+  // Unclipped, objects go in batches: each object of a batch is
   // moved and its slots gathered, with the forwarding entries their values
   // need prefetched; then every gathered slot is forwarded. The misses on
   // random references overlap instead of following one another. A batch's
@@ -223,7 +223,7 @@ void Producer::gc_region(Pass& pass, size_t r) {
 
   // The region's own live bytes, then (packing) each block its chain
   // appends: one sequence in to-space order, so the ordering rule is the
-  // one above. By runs of adjacent live objects (issue 14): object
+  // one above. By runs of adjacent live objects: object
   // boundaries matter neither to the copy nor to the slots (the ref bitmap
   // says where they are), so a run is moved with one memmove, in pieces that
   // end at new-space page boundaries so that pages still complete (and
@@ -406,7 +406,7 @@ void Producer::gc_black(Pass& pass, size_t r) {
                     (pass.wait_ns - wait_before) - release_ns);
 }
 
-// A live large object, page by page at its new place (DESIGN §8): page i
+// A live large object, page by page at its new place (ARCHITECTURE.md, "Large objects"): page i
 // of the new object is page i of the old one, so no page depends on another
 // and nothing waits. Unclipped (anon), the old page itself is the build
 // place: its slots, if it has any, are forwarded where it lies in from-space
@@ -453,8 +453,7 @@ void Producer::gc_large(Pass& pass, size_t head) {
   (shift ? c_.large_pages_moved : c_.pages_in_place).add(mine);
   c_.large_pages_updated.add(updated);
   c_.slots_stray.add(stray);
-  // With copy the kernel copies every page it installs.
-  c_.large_pages_copied.add(backend_.kind() == REMAP_BACKEND_COPY ? mine : copied);
+  c_.large_pages_copied.add(kernel_copies_ ? mine : copied);
   c_.produce_ns.add((now_ns() - t_start) - (pass.install_ns - install_before) - release_ns);
 }
 
@@ -484,8 +483,7 @@ void Producer::count_mutator_large(const LargePage& lp) const noexcept {
   c_.slots_stray.add(lp.stray);
   c_.large_pages_moved.add(lp.moved);
   if (lp.copied) c_.bytes_copied.add(page_);
-  // With copy the kernel copies every page it installs.
-  c_.large_pages_copied.add(lp.copied || backend_.kind() == REMAP_BACKEND_COPY);
+  c_.large_pages_copied.add(lp.copied || kernel_copies_);
 }
 
 uintptr_t Producer::large_in_place(size_t page) const noexcept {

@@ -1,4 +1,4 @@
-// producer.h — building to-space pages (DESIGN.md §6).
+// producer.h — building to-space pages (docs/ARCHITECTURE.md, "Producing a page").
 //
 // A page's bytes come from from-space (the old heap, at old + delta). Two
 // ways to build, one rule that makes them safe together:
@@ -18,7 +18,7 @@
 //   from-space.
 //
 // A live large object's pages are not built from objects but slid whole
-// (gc_large, DESIGN §8): to-space page i of the object is its old page i,
+// (gc_large): to-space page i of the object is its old page i,
 // slots forwarded, so they need none of the ordering above.
 //
 // With a shared layout (layout.h: minor, sigsegv) the build address of a page
@@ -40,7 +40,7 @@
 #include <utility>
 #include <vector>
 
-#include "backends/backend.h"
+#include "compact/backend.h"
 #include "compact/counters.h"
 #include "compact/layout.h"
 #include "compact/page_state.h"
@@ -63,16 +63,16 @@ class Producer {
   static constexpr size_t kMaxRunPages = 512;
   static constexpr size_t kWaitedRunPages = 64;
 
-  // `spaces` must outlive the producer. clip: see above. release_regions:
-  // the backend wants from_space_done per region. recycle_after_mutators:
-  // only for a small-object region some of whose pages mutators built.
+  // `spaces` must outlive the producer. clip: see above. kind: the
+  // backend's registry row, for what becomes of from-space (released region
+  // by region, or recycled) and whether the kernel copies what it installs.
   // free_tails: a region's free pages after its data are installed, zeroed,
   // in the same run (see gc_tail), until mutators have taken
   // tail_budget_pages fresh buffers in this cycle (then they stop: see
   // gc_region).
   Producer(const Heap& heap, const Plan& plan, PageStates& states, Backend& backend,
-           CycleCounters& counters, const RegionSpaces& spaces, bool clip, bool release_regions,
-           bool recycle_after_mutators, bool free_tails, size_t tail_budget_pages);
+           CycleCounters& counters, const RegionSpaces& spaces, bool clip,
+           const BackendKind& kind, bool free_tails, size_t tail_budget_pages);
 
   // GC worker: produces every page with data of regions [r0, r1), in place.
   // Returns false (and *bad) if the kernel refused to install a page.
@@ -123,8 +123,13 @@ class Producer {
   const RegionSpaces& spaces_;
   const size_t page_;
   const bool clip_;
+  // from_space_done per region, once workers and mutators are done with it.
   const bool release_regions_;
+  // Regions some of whose pages mutators built are kept for finish to
+  // recycle (held_), unless the pool runs dry.
   const bool recycle_after_mutators_;
+  // The kernel copies every page it installs (counted as large_pages_copied).
+  const bool kernel_copies_;
   const bool free_tails_;
   const uint64_t tail_budget_pages_;
   // move: from-space ranges of regions mutators built pages of, finished

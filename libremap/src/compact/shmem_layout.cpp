@@ -24,8 +24,8 @@ constexpr int64_t kVmaSlack = 64;
 
 class ShmemLayout final : public Layout {
  public:
-  ShmemLayout(Heap& heap, int backend, int uffd, CycleCounters& counters)
-      : heap_(heap), sigsegv_(backend == REMAP_BACKEND_SIGSEGV), uffd_(uffd), c_(counters) {}
+  ShmemLayout(Heap& heap, bool protect, int uffd, CycleCounters& counters)
+      : heap_(heap), sigsegv_(protect), uffd_(uffd), c_(counters) {}
 
   Status init() {
     // The file's geometry is the heap's maximum, fixed for its life: a
@@ -313,9 +313,9 @@ class ShmemLayout final : public Layout {
 
 }  // namespace
 
-Status make_shmem_layout(Heap& heap, int backend, int uffd, CycleCounters& counters,
+Status make_shmem_layout(Heap& heap, bool protect, int uffd, CycleCounters& counters,
                          std::unique_ptr<Layout>* out) {
-  auto l = std::make_unique<ShmemLayout>(heap, backend, uffd, counters);
+  auto l = std::make_unique<ShmemLayout>(heap, protect, uffd, counters);
   Status s = l->init();
   if (!s) return s;
   *out = std::move(l);

@@ -1,5 +1,5 @@
-// shmem_layout.h — the layout of the minor and sigsegv backends (DESIGN §7,
-// RFC II.A and II.B.2; see layout.h for the interface).
+// shmem_layout.h — the layout of the minor and sigsegv backends (see
+// layout.h for the interface).
 //
 // The heap's reservation [base, base+max_capacity) is MAP_SHARED of a memfd
 // of 2 x max_capacity (a resize only changes how many regions are the heap).
@@ -46,11 +46,12 @@
 
 namespace remap {
 
-// backend: REMAP_BACKEND_MINOR (uffd: a handshaken userfaultfd with
-// UFFD_FEATURE_MINOR_SHMEM) or REMAP_BACKEND_SIGSEGV (uffd unused). Replaces
-// the heap's anonymous range with the memfd, carrying over any bytes already
-// allocated. `counters` must outlive the layout.
-Status make_shmem_layout(Heap& heap, int backend, int uffd, CycleCounters& counters,
+// protect false: faults come through `uffd`, a handshaken userfaultfd with
+// UFFD_FEATURE_MINOR_SHMEM (minor); true: the heap is mapped PROT_NONE and
+// faults arrive as SIGSEGV (sigsegv; uffd unused). Replaces the heap's
+// anonymous range with the memfd, carrying over any bytes already allocated.
+// `counters` must outlive the layout.
+Status make_shmem_layout(Heap& heap, bool protect, int uffd, CycleCounters& counters,
                          std::unique_ptr<Layout>* out);
 
 // The worst case the sigsegv layout checks at flip: opened ranges can split

@@ -39,7 +39,7 @@
 #include <mutex>
 #include <map>
 
-#include "api/status.h"
+#include "base/status.h"
 #include "heap/pool.h"
 #include "os/vm.h"
 

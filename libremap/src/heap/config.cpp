@@ -83,8 +83,6 @@ Status validate_config(const remap_heap_config& in, size_t page_size, remap_heap
   if (!(c.dense_threshold > 0.0 && c.dense_threshold <= 1.0) || std::isnan(c.dense_threshold))
     return fail(REMAP_EINVAL, "dense_threshold %g must be in (0, 1] (default 0.90)",
                 c.dense_threshold);
-  if (c.backend < REMAP_BACKEND_AUTO || c.backend > REMAP_BACKEND_STW)
-    return fail(REMAP_EINVAL, "backend %d is not a remap_backend (0..5)", c.backend);
   if (c.fault_mode < REMAP_FAULT_AUTO || c.fault_mode > REMAP_FAULT_THREAD)
     return fail(REMAP_EINVAL, "fault_mode %d is not a remap_fault_mode (0..2)", c.fault_mode);
   if (c.gc_threads < 1 || c.gc_threads > kMaxThreads)

@@ -5,7 +5,7 @@
 // library's sizes (a caller's smaller struct is copied over the defaults).
 #pragma once
 
-#include "api/status.h"
+#include "base/status.h"
 #include "libremap.h"
 
 namespace remap {
@@ -15,7 +15,7 @@ inline constexpr size_t kMinRegionSize = size_t(64) << 10;
 inline constexpr size_t kMaxRegionSize = size_t(1) << 30;
 inline constexpr unsigned kMaxThreads = 64;
 inline constexpr size_t kMaxPoolPages = size_t(1) << 24;
-inline constexpr size_t kMapAlign = size_t(1) << 30;  // the reservation's alignment (DESIGN §3)
+inline constexpr size_t kMapAlign = size_t(1) << 30;  // the reservation's alignment (heap.h)
 
 // Bits a reference tag may use (remap_heap_config.ref_tag_mask): the low 3
 // (objects are 8-aligned) and 47..63 (above every user address on x86-64

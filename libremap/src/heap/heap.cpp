@@ -8,7 +8,6 @@
 #include <type_traits>
 
 #include "os/residency.h"
-#include "plan/plan.h"
 
 namespace remap {
 
@@ -19,17 +18,6 @@ const char* region_state_name(RegionState s) {
     case RegionState::RETIRED: return "RETIRED";
     case RegionState::LARGE_HEAD: return "LARGE_HEAD";
     case RegionState::LARGE_TAIL: return "LARGE_TAIL";
-  }
-  return "?";
-}
-
-const char* region_class_name(RegionClass c) {
-  switch (c) {
-    case RegionClass::EMPTY: return "EMPTY";
-    case RegionClass::DENSE: return "DENSE";
-    case RegionClass::FRAGMENTED: return "FRAGMENTED";
-    case RegionClass::LARGE: return "LARGE";
-    case RegionClass::BLACK: return "BLACK";
   }
   return "?";
 }
@@ -60,7 +48,7 @@ Status Heap::init(const remap_heap_config& config) {
   // get the process killed). A quarter of physical memory is the bound.
   if (Status t = check_tables(capacity, "capacity"); !t) return t;
 
-  // DESIGN §3: a whole number of GiB, GiB aligned, so that the flip's mremap
+  // A whole number of GiB, GiB aligned, so that the flip's mremap
   // (and from-space, mapped the same way) moves page tables at PUD level.
   // The whole maximum is reserved now: growing never moves the heap.
   size_t map_size = (max_capacity_ + kMapAlign - 1) & ~(kMapAlign - 1);
@@ -330,8 +318,8 @@ struct SlotOffsetCheck {
 
 // The second visit, for objects with more slots than SlotOffsetCheck keeps.
 // The runtime's answers are checked again: a callback that reported good
-// offsets the first time may not the second (issue 12: it wrote the refs
-// bitmap out of bounds), so a bad offset is never recorded.
+// offsets the first time may not the second (trusting it once wrote the
+// refs bitmap out of bounds), so a bad offset is never recorded.
 struct SlotRecorder {
   LiveBitmap* refs;
   uintptr_t obj;
@@ -375,7 +363,7 @@ Status Heap::mark(uintptr_t obj) {
   // reading the object: their offsets are checked (so compaction never meets
   // a slot outside its object) and recorded in the refs bitmap, so that
   // producing a page is a memmove plus a bit scan, with no callback per
-  // object while mutators wait (DESIGN §6).
+  // object while mutators wait.
   SlotOffsetCheck chk;
   chk.size = size;
   if (config_.model.visit_ref_offsets) {
@@ -541,7 +529,7 @@ void Heap::clear_marks() {
 
 // --- the cycle ----------------------------------------------------------------------
 
-void Heap::publish_layout(const Plan& plan) {
+void Heap::publish_layout(const NewLayout& plan) {
   std::lock_guard<std::mutex> g(alloc_mutex_);
   if (adopted_plan_ != &plan) pending_plan_ = &plan;
 }
@@ -551,7 +539,7 @@ void Heap::adopt_published() {
   adopt_pending_locked();
 }
 
-void Heap::adopt_layout(const Plan& plan) {
+void Heap::adopt_layout(const NewLayout& plan) {
   std::lock_guard<std::mutex> g(alloc_mutex_);
   if (pending_plan_ == &plan) pending_plan_ = nullptr;
   adopt_layout_locked(plan);
@@ -580,7 +568,7 @@ void Heap::release_reservations() {
   release_reservations_locked();
 }
 
-void Heap::adopt_layout_locked(const Plan& plan) {
+void Heap::adopt_layout_locked(const NewLayout& plan) {
   if (adopted_plan_ == &plan) return;
   adopted_plan_ = &plan;
   // The plan's slide targets are taken below (they were reserved for it).
@@ -685,7 +673,7 @@ void Heap::end_black(const std::vector<uint32_t>& regions) {
   black_regions_.clear();
 }
 
-void Heap::complete_cycle(const Plan& plan) {
+void Heap::complete_cycle(const NewLayout& plan) {
   adopt_layout(plan);
   end_black(plan.black_regions());
   marks_stale_.store(true, std::memory_order_release);

@@ -1,7 +1,7 @@
 // heap.h — the heap: the reserved range, its regions, allocation hand-out to
 // the runtime, large objects, and the marks the runtime reports.
 //
-// Invariants (DESIGN §3):
+// Invariants:
 //   - The mapping is 1 GiB aligned and a whole number of GiB (virtual only,
 //     MAP_NORESERVE) covering max_capacity; the heap is its first
 //     `capacity` bytes, so base() is region aligned and the flip's mremap
@@ -19,8 +19,9 @@
 //     plan reads them for forward(), which a runtime may call after the
 //     cycle ended (remap_forward's contract: valid until the next cycle).
 //
-// Uses plan/live_bitmap.h (a leaf utility with no dependency) for its marks:
-// the bitmaps are filled here at marking and read by the plan.
+// The marks are heap/live_bitmap.h bitmaps, filled here at marking and read
+// by the plan. The heap never includes the plan: it takes a cycle's outcome
+// through heap/new_layout.h.
 #pragma once
 
 #include <algorithm>
@@ -33,16 +34,15 @@
 #include <utility>
 #include <vector>
 
-#include "api/status.h"
+#include "base/status.h"
 #include "heap/config.h"
+#include "heap/live_bitmap.h"
+#include "heap/new_layout.h"
 #include "heap/region.h"
 #include "libremap.h"
 #include "os/vm.h"
-#include "plan/live_bitmap.h"
 
 namespace remap {
-
-class Plan;
 
 class Heap {
  public:
@@ -173,7 +173,7 @@ class Heap {
   // (those were FREE or EMPTY in the old layout). Only regions that were
   // RETIRED/LARGE when the plan was built are touched, so regions acquired
   // during concurrent compaction are left alone. Idempotent per plan.
-  void adopt_layout(const Plan& plan);
+  void adopt_layout(const NewLayout& plan);
   // O(1), for the flip's pause: the new layout of `plan` is adopted by the
   // first allocation call that follows (acquire_region, retire_region,
   // alloc_large take the allocation mutex and adopt it first), or at
@@ -181,7 +181,7 @@ class Heap {
   // the new layout and the pause does not walk the region table.
   // (regions_free/bytes_allocated may show the old layout until then;
   // adopt_published() applies it for callers that report occupancy.)
-  void publish_layout(const Plan& plan);
+  void publish_layout(const NewLayout& plan);
   // Adopts a layout published at the flip and not adopted yet (O(regions);
   // for remap_heap_get_info, which a runtime calls right after the flip to
   // decide when to collect next).
@@ -189,7 +189,7 @@ class Heap {
   // The end of a cycle: adopt_layout(plan) if not done yet, the marks
   // flagged stale (kept for forward() until the next cycle), cycles() + 1. The STW backend calls it at the end of its pause, the
   // concurrent engine at finish.
-  void complete_cycle(const Plan& plan);
+  void complete_cycle(const NewLayout& plan);
   uint64_t cycles() const { return cycles_.load(std::memory_order_acquire); }
 
   // MADV_DONTNEED [addr, addr+len) (page aligned, inside the heap): the pages
@@ -334,9 +334,9 @@ class Heap {
   }
   std::vector<uint32_t> offered_tails_;  // compacted regions with an open tail, ascending
   size_t next_tail_ = 0;                 // next index into offered_tails_
-  const Plan* adopted_plan_ = nullptr;   // the plan adopt_layout last applied
-  const Plan* pending_plan_ = nullptr;   // published at the flip, not adopted yet
-  void adopt_layout_locked(const Plan& plan);
+  const NewLayout* adopted_plan_ = nullptr;   // the plan adopt_layout last applied
+  const NewLayout* pending_plan_ = nullptr;   // published at the flip, not adopted yet
+  void adopt_layout_locked(const NewLayout& plan);
   void free_region_locked(size_t r);  // FREE, top 0, not part of a large object
   void adopt_pending_locked() {
     if (pending_plan_) adopt_layout_locked(*std::exchange(pending_plan_, nullptr));

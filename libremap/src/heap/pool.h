@@ -1,4 +1,4 @@
-// pool.h — the page pool (DESIGN.md section 3): pages that hold physical
+// pool.h — the page pool: pages that hold physical
 // memory and no live data, handed out as buffers without clearing them.
 //
 // The pool owns one private anonymous buffer mapping of `capacity_pages`
@@ -36,7 +36,7 @@
 #include <memory>
 #include <mutex>
 
-#include "api/status.h"
+#include "base/status.h"
 #include "os/vm.h"
 
 namespace remap::heap {
@@ -95,7 +95,7 @@ class PagePool {
   // first `n` source pages are now holes. Needs a registered pool.
   size_t receive(void* src, size_t npages, Status* why = nullptr);
   // receive() for many source runs with one drain and one sort of the empty
-  // slots (issue 14: one call per run drained and sorted the whole stack
+  // slots (one call per run drained and sorted the whole stack
   // each time, ~10% of a cycle). A page that cannot move is skipped, not a
   // stop. Returns pages received; *ioctls gets the MOVE calls made. Stops
   // when the pool has no empty slot left.

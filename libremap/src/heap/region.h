@@ -29,17 +29,17 @@ enum class RegionState : uint8_t {
   LARGE_TAIL = 4,  // a following region of a large object
 };
 
-// How prepare classified a region (DESIGN §3).
+// How prepare classified a region (plan/plan.h).
 enum class RegionClass : uint8_t {
   EMPTY = 0,       // no live bytes: every page is free after the cycle
   DENSE = 1,       // live/top >= dense_threshold: objects stay, references are updated
-  FRAGMENTED = 2,  // live objects slide to the region start, order preserved
+  FRAGMENTED = 2,  // live objects slide down in order: to the region start, or packed
+                   // after an earlier fragmented region's (REMAP_HEAP_EVACUATE)
   LARGE = 3,       // a live large object (head and tails); it may slide (plan.h)
   BLACK = 4,       // allocated since remap_cycle_begin: stays; slots found by walking it
 };
 
 const char* region_state_name(RegionState s);
-const char* region_class_name(RegionClass c);
 
 struct Region {
   // RegionState; atomic so that mark() can check it without the mutex.

@@ -174,9 +174,4 @@ void inject_arm_from_env() noexcept {
   detail::g_inject_armed.store(mode);
 }
 
-const char* inject_site_name(InjectSite site) noexcept {
-  const int s = static_cast<int>(site);
-  return s >= 0 && s < kSites ? kSiteNames[s] : "?";
-}
-
 }  // namespace remap::os

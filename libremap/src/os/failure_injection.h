@@ -1,5 +1,5 @@
 // failure_injection.h — a test-only hook that makes the n-th call of one
-// kernel primitive fail with a chosen errno (issue 17).
+// kernel primitive fail with a chosen errno.
 //
 // Every userfaultfd ioctl, mremap, madvise, mprotect and mmap of the core
 // goes through os/ (uffd_ops.cpp, vm.cpp, sigsafe_vm.cpp); each wrapper asks
@@ -69,8 +69,5 @@ inline int injected_failure(InjectSite site) noexcept {
 // reset. A malformed value is reported on stderr and disarms. Not
 // async-signal-safe; called at heap creation.
 void inject_arm_from_env() noexcept;
-
-// Short name of a site ("uffd_move"), as the variable spells it.
-const char* inject_site_name(InjectSite site) noexcept;
 
 }  // namespace remap::os

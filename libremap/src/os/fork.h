@@ -12,7 +12,7 @@
 #include <cstddef>
 #include <mutex>
 
-#include "api/status.h"
+#include "base/status.h"
 
 namespace remap::os {
 

@@ -11,7 +11,7 @@
 #include <cstdint>
 #include <vector>
 
-#include "api/status.h"
+#include "base/status.h"
 
 namespace remap::os {
 

@@ -1,6 +1,6 @@
 // uffd_open.h — opening a userfaultfd and the UFFDIO_API handshake.
 //
-// Paths, in the order DESIGN.md section 10 fixes:
+// Paths, tried in this order (docs/ARCHITECTURE.md, "Kernel reach"):
 //   1. userfaultfd(2) in full mode (needs CAP_SYS_PTRACE or
 //      vm.unprivileged_userfaultfd=1; seccomp may answer EPERM/ENOSYS);
 //   2. /dev/userfaultfd + USERFAULTFD_IOC_NEW (governed by the file's mode);
@@ -10,7 +10,7 @@
 
 #include <cstdint>
 
-#include "api/status.h"
+#include "base/status.h"
 #include "os/fd.h"
 
 namespace remap::os {

@@ -5,6 +5,7 @@
 
 #include <sched.h>
 #include <sys/ioctl.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
@@ -24,7 +25,7 @@ constexpr int kMaxEintrRetries = 16;
 // kernel would not wait for). The uffd selftests retry it, and so do we,
 // yielding the CPU between attempts, a bounded number of times: a condition
 // that persists (an event nobody reads) is then reported, not spun on.
-// Before this, one transient EAGAIN made the heap BROKEN (issue 17).
+// Without the retry, one transient EAGAIN would make the heap BROKEN.
 constexpr int kMaxEagainRetries = 64;
 
 // Restores errno when leaving scope: the SIGBUS handler calls these.
@@ -92,23 +93,6 @@ UffdErr uffd_classify(int err) noexcept {
     case EINTR: return UffdErr::intr;
     default: return UffdErr::other;
   }
-}
-
-const char* uffd_err_name(UffdErr e) noexcept {
-  switch (e) {
-    case UffdErr::ok: return "ok";
-    case UffdErr::exists: return "exists";
-    case UffdErr::busy: return "busy";
-    case UffdErr::hole: return "hole";
-    case UffdErr::again: return "again";
-    case UffdErr::nomem: return "nomem";
-    case UffdErr::invalid: return "invalid";
-    case UffdErr::fault: return "fault";
-    case UffdErr::srch: return "srch";
-    case UffdErr::intr: return "intr";
-    case UffdErr::other: return "other";
-  }
-  return "?";
 }
 
 remap_status uffd_err_code(UffdErr e, int sys_errno) noexcept {
@@ -230,6 +214,11 @@ UffdResult uffd_continue(int fd, void* dst, size_t len, uint64_t mode) noexcept 
     *progress = c.mapped;
     return rc;
   });
+}
+
+long uffd_read(int fd, void* buf, size_t len) noexcept {
+  ssize_t got = read(fd, buf, len);
+  return got < 0 ? -long(errno) : long(got);
 }
 
 UffdResult uffd_wake(int fd, void* addr, size_t len) noexcept {

@@ -22,7 +22,7 @@
 #include <cstddef>
 #include <cstdint>
 
-#include "api/status.h"
+#include "base/status.h"
 
 namespace remap::os {
 
@@ -50,8 +50,6 @@ struct UffdResult {
 
 // Classifies an errno value (async-signal-safe, pure).
 UffdErr uffd_classify(int err) noexcept;
-// Short lower-case name of a class ("exists", "hole", ...).
-const char* uffd_err_name(UffdErr e) noexcept;
 // The public status code for a class (EEXIST -> REMAP_EEXIST, ...).
 remap_status uffd_err_code(UffdErr e, int sys_errno) noexcept;
 
@@ -72,6 +70,10 @@ UffdResult uffd_zeropage(int fd, void* dst, size_t len, uint64_t mode) noexcept;
 UffdResult uffd_continue(int fd, void* dst, size_t len, uint64_t mode) noexcept;
 // UFFDIO_WAKE: wakes threads blocked in faults on [addr, addr+len).
 UffdResult uffd_wake(int fd, void* addr, size_t len) noexcept;
+
+// read(2) of fault messages into [buf, buf+len): the bytes read, or -errno
+// (-EAGAIN: nothing queued on a non-blocking uffd, or another reader took it).
+long uffd_read(int fd, void* buf, size_t len) noexcept;
 
 // Not async-signal-safe. `op` names the ioctl ("UFFDIO_MOVE"); dst/len are
 // the call's arguments, used in the message.

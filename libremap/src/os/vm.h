@@ -14,7 +14,7 @@
 #include <cstdint>
 #include <utility>
 
-#include "api/status.h"
+#include "base/status.h"
 #include "os/fd.h"
 
 #ifndef MREMAP_DONTUNMAP

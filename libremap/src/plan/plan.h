@@ -1,5 +1,6 @@
 // plan.h — the compaction plan: region classes, forwarding, and the per-page
-// tables the concurrent engine produces pages from (DESIGN §3, §4, §6).
+// tables the concurrent engine produces pages from (docs/ARCHITECTURE.md,
+// "Forwarding" and "Large objects").
 //
 // Built once at prepare from the heap's marks; read-only afterwards, so every
 // query is lock-free, and forward()/first_object()/page_kind()/LiveCursor are
@@ -19,7 +20,7 @@
 //               into the lowest run of regions at or after the previous
 //               large object's new end that holds nothing staying (free,
 //               empty, or large objects' old regions), keeping the large
-//               objects' order (DESIGN §8). Its pages are moved, not
+//               objects' order (ARCHITECTURE.md, "Large objects"). Its pages are moved, not
 //               rebuilt: page i of the new object is page i of the old one
 //               with its reference slots forwarded. Regions of small objects
 //               that stay (DENSE, FRAGMENTED) are never crossed into.
@@ -33,10 +34,11 @@
 #include <memory>
 #include <vector>
 
-#include "api/status.h"
+#include "base/status.h"
 #include "heap/heap.h"
 #include "heap/region.h"
-#include "plan/live_bitmap.h"
+#include "heap/live_bitmap.h"
+#include "heap/new_layout.h"
 
 namespace remap {
 
@@ -52,16 +54,6 @@ enum class PageKind : uint8_t {
 };
 const char* page_kind_name(PageKind k);
 
-// A live large object that changes place this cycle: regions
-// [old_head, old_head + regions) -> [new_head, new_head + regions),
-// new_head < old_head.
-struct LargeMove {
-  uint32_t old_head = 0;
-  uint32_t new_head = 0;
-  uint32_t regions = 0;
-  size_t bytes = 0;  // the object's page-rounded allocation (the head's top)
-};
-
 // A live object in the old layout.
 struct LiveObject {
   uintptr_t old_addr = 0;
@@ -71,7 +63,7 @@ struct LiveObject {
 class Plan;
 
 // What forwarding needs of one 512-byte chunk of a FRAGMENTED region, in
-// one place (issue 14): the chunk's live and begin bitmap words and the
+// one place: the chunk's live and begin bitmap words and the
 // live bytes before it in its region. A slot's value is checked (a marked
 // start?) and forwarded with one cache line instead of three tables (the
 // begin bitmap, the live bitmap, the prefix sums: three misses per slot on
@@ -104,7 +96,7 @@ class LiveCursor {
   bool pos_is_start_ = false;  // pos_ is known to be the next object's begin bit
 };
 
-class Plan {
+class Plan final : public NewLayout {
  public:
   // Classifies regions and computes forwarding and the page tables from the
   // heap's marks (O(heap) bitmap scans, no object reads). Slot offsets were
@@ -181,14 +173,14 @@ class Plan {
   bool is_reference(uint64_t v) const { return (v & check_mask_) == check_value_; }
 
   // --- regions --------------------------------------------------------------------
-  RegionClass region_class(size_t r) const { return region_class_[r]; }
+  RegionClass region_class(size_t r) const override { return region_class_[r]; }
   // End of the region's data in the new layout (absolute address): base +
   // live bytes for FRAGMENTED, base + top for DENSE, base for EMPTY; for a
   // LARGE head base + the object's page-rounded size (past the head region
   // when the object spans several), for a LARGE tail the end of the part of
   // the object in that region — for LARGE, in the object's OLD regions: its
   // new place is large_delta() bytes away.
-  uintptr_t new_top(size_t r) const { return new_top_[r]; }
+  uintptr_t new_top(size_t r) const override { return new_top_[r]; }
   // One past the last live word of region r in the OLD layout (region base if
   // none): from-space bytes at or after it are never needed. For a LARGE head
   // the whole object's end (like new_top), for a tail the part in it.
@@ -198,16 +190,16 @@ class Plan {
   // Top of region r when the plan was built (old layout).
   size_t old_top(size_t r) const { return old_top_[r]; }
   // The region's RegionState when the plan was built.
-  RegionState old_state(size_t r) const { return old_state_[r]; }
-  size_t region_count() const { return region_class_.size(); }
+  RegionState old_state(size_t r) const override { return old_state_[r]; }
+  size_t region_count() const override { return region_class_.size(); }
 
-  // --- large objects (DESIGN §8) ----------------------------------------------------
+  // --- large objects -----------------------------------------------------------------
   // The page forwarding table, one entry per region: for each region of a
   // live large object (head and tails, old layout) new - old in bytes (0 if
   // it stays, a negative multiple of region_size if it slides); 0 elsewhere.
   intptr_t large_delta(size_t r) const { return large_delta_[r]; }
   // The large objects that slide, in address order (old and new).
-  const std::vector<LargeMove>& large_moves() const { return large_moves_; }
+  const std::vector<LargeMove>& large_moves() const override { return large_moves_; }
 
   // --- packing (REMAP_HEAP_EVACUATE) -------------------------------------------------
   // A FRAGMENTED region's survivors form one block, in address order, that
@@ -267,11 +259,11 @@ class Plan {
   // read by anyone else then (no fault delivery yet, forwarding of BLACK
   // regions is the identity either way).
   void patch_black(const std::vector<uint32_t>& regions);
-  const std::vector<uint32_t>& black_regions() const { return black_regions_; }
+  const std::vector<uint32_t>& black_regions() const override { return black_regions_; }
   uint64_t regions_black() const { return n_black_; }
   // No object changes address this cycle (no FRAGMENTED region, no large
   // object slides): every reference keeps its value, so no page needs
-  // producing; only EMPTY regions' memory is freed (issue 14).
+  // producing; only EMPTY regions' memory is freed.
   bool nothing_moves() const { return n_fragmented_ == 0 && large_moves_.empty(); }
   uint64_t build_ns() const { return build_ns_; }      // whole build, incl. validation
   uint64_t validate_ns() const { return validate_ns_; }  // the object-model validation pass

@@ -8,9 +8,9 @@ import argparse
 from dataclasses import dataclass, replace
 from typing import Any
 
+from .._names import ALL_BACKENDS
 from .workloads import ALL_WORKLOADS, TOYVM_WORKLOADS, Point
 
-ALL_BACKENDS = ("move", "copy", "minor", "sigsegv", "stw")
 MARKINGS = ("concurrent", "stw")
 SWEEP_KEYS = {
     "heap": "heap_mib",
@@ -59,7 +59,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--backends",
         default=",".join(ALL_BACKENDS),
         metavar="LIST",
-        help="comma-separated backends (default all available: move,copy,minor,sigsegv,stw)",
+        help=f"comma-separated backends (default all available: {','.join(ALL_BACKENDS)})",
     )
     p.add_argument(
         "--marking",

@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from .._names import BACKEND_NAMES, FAULT_MODE_NAMES
+
 SPLIT_KEYS = ("produce", "install", "wait", "fault_alloc", "madvise")
 IOCTL_KEYS = ("move", "copy", "zeropage", "continue", "wake")
 # Fields holding a time; nulled for unverified runs.
@@ -35,9 +37,6 @@ TIME_FIELDS = (
     "try_mark_ns_per_object",
     "try_mark_prepare_ns_per_object",
 )
-
-BACKEND_NAMES = {0: "auto", 1: "move", 2: "copy", 3: "minor", 4: "sigsegv", 5: "stw"}
-FAULT_MODE_NAMES = {0: "auto", 1: "sigbus", 2: "thread"}
 
 
 def _name(table: dict[int, str], v: Any) -> str:

@@ -27,6 +27,7 @@ import time
 from typing import Any
 
 from .. import console
+from .._names import ALL_BACKENDS, CAP_CONCURRENT, CAP_CYCLE_BEGIN, CAP_UFFD, backend_caps
 
 HELP = "run the toy VM and the stress driver for N minutes, rotating backends and seeds"
 
@@ -51,7 +52,8 @@ STRESS_OPTIONS: tuple[dict[str, bool], ...] = (
     {"evacuate": True},
     {"evacuate": True, "concurrent_prepare": True, "tagged": True},
 )
-CONCURRENT_ONLY = ("concurrent_prepare",)  # refused by minor and sigsegv
+# Refused by a backend without REMAP_BACKEND_CAP_CYCLE_BEGIN (minor, sigsegv).
+CONCURRENT_ONLY = ("concurrent_prepare",)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -79,18 +81,20 @@ def _combos(wanted: str) -> list[tuple[str, str]]:
     kernel offers (the conformance kit's rule, probe.unoffered_reason)."""
     from ..probe import probe, unoffered_reason
 
-    backends = [b for b in wanted.split(",") if b] or ["move", "copy", "minor", "sigsegv", "stw"]
+    backends = [b for b in wanted.split(",") if b] or list(ALL_BACKENDS)
     combos = [
-        (b, m) for b in backends for m in (("sigbus",) if b == "stw" else ("sigbus", "thread"))
+        (b, m)
+        for b in backends
+        for m in (("sigbus", "thread") if backend_caps(b) & CAP_CONCURRENT else ("sigbus",))
     ]
     if wanted:
         return combos
     info = probe().to_json()
-    # sigsegv and stw take no userfaultfd faults: their mode needs no feature.
+    # A backend that takes no userfaultfd faults needs no feature for its mode.
     return [
         (b, m)
         for b, m in combos
-        if unoffered_reason(info, b, "auto" if b in ("sigsegv", "stw") else m) is None
+        if unoffered_reason(info, b, m if backend_caps(b) & CAP_UFFD else "auto") is None
     ]
 
 
@@ -118,7 +122,7 @@ def _jobs(combos: list[tuple[str, str]], threads: int, seed: int):
             yield ("toyvm", backend, mode, s, cfg)
         else:
             opts: dict[str, Any] = dict(next(stress))
-            if backend in ("minor", "sigsegv"):
+            if not backend_caps(backend) & CAP_CYCLE_BEGIN:
                 for k in CONCURRENT_ONLY:
                     opts.pop(k, None)
             opts.update(gc_threads=1 + (n // 2) % 2, mutators=threads, cycles=20, heap_mib=8)

@@ -3,7 +3,7 @@
 // Scans read whole 64-bit words and use ctz/clz/popcount; a range's first and
 // last words are masked. Reads go through atomic_ref relaxed loads so that a
 // scan racing with marking is defined (it is only meaningful after marking).
-#include "plan/live_bitmap.h"
+#include "heap/live_bitmap.h"
 
 #include <algorithm>
 #include <cstring>

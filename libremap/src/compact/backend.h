@@ -1,4 +1,6 @@
-// backend.h — how a produced page reaches the heap (DESIGN.md §7).
+// backend.h — how a produced page reaches the heap: the interface a backend
+// implements (backends/), and the registry row the engine reads its
+// capabilities from instead of asking which backend it has.
 //
 // The concurrent engine (compact/) decides what each to-space page holds and
 // builds it; a Backend only installs: a run of pages built in place in
@@ -23,7 +25,7 @@
 #include <cstdint>
 #include <memory>
 
-#include "api/status.h"
+#include "base/status.h"
 #include "compact/counters.h"
 #include "heap/pool.h"
 
@@ -38,7 +40,6 @@ struct InstallOutcome {
 class Backend {
  public:
   virtual ~Backend() = default;
-  virtual int kind() const = 0;  // remap_backend
 
   // Installs npages pages built in place at src (from-space) onto dst, which
   // the caller owns (state PROCESSING). Pages the kernel reports already
@@ -77,16 +78,58 @@ class Backend {
 };
 
 struct BackendEnv {
-  int uffd = -1;  // -1 for sigsegv (no userfaultfd)
+  int uffd = -1;  // -1 for a backend that takes no userfaultfd faults
   heap::PagePool* pool = nullptr;
   CycleCounters* counters = nullptr;
   size_t page = 4096;
 };
 
-std::unique_ptr<Backend> make_move_backend(const BackendEnv& env);
-std::unique_ptr<Backend> make_copy_backend(const BackendEnv& env);
-// Shared layouts only (the pages live in the heap's memfd): no pool.
-std::unique_ptr<Backend> make_minor_backend(const BackendEnv& env);
-std::unique_ptr<Backend> make_sigsegv_backend(const BackendEnv& env);
+// --- the registry -------------------------------------------------------------
+// The kernel call that puts a built page into the heap.
+enum class Install : uint8_t {
+  none,     // no engine (stw: everything memmoved in the pause; auto)
+  move,     // UFFDIO_MOVE of the page itself; MOVE's destination (the pool
+            // too) must be registered with the heap's userfaultfd
+  copy,     // UFFDIO_COPY: the kernel allocates a page and copies into it
+  cont,     // UFFDIO_CONTINUE of a page-cache page (shared layout, MINOR faults)
+  protect,  // mprotect of the shared layout's PROT_NONE heap: no userfaultfd,
+            // faults arrive as SIGSEGV whatever the fault mode says
+};
+
+// What becomes of from-space once its pages are built.
+enum class FromSpace : uint8_t {
+  none,      // no from-space (stw compacts in place; auto)
+  recycled,  // into the page pool at finish (dropped per region if it runs dry)
+  released,  // handed back region by region (from_space_done) as soon as no
+             // producer reads it any more; copy drops it with MADV_DONTNEED
+  punched,   // a shared layout's old file slot, hole-punched at finish
+};
+
+// One row of the registry (backends/registry.cpp): every fact about a
+// backend the engine, the API and the C ABI's name and capability calls use.
+struct BackendKind {
+  int id;            // remap_backend
+  const char* name;  // remap_backend_name
+  // The backend of one heap's engine; null for a row with no concurrent
+  // engine (stw compacts in the pause; auto is resolved at create).
+  std::unique_ptr<Backend> (*make)(const BackendEnv& env);
+  Install install;
+  FromSpace from_space;
+  // The heap lives on a memfd in two file slots per region
+  // (compact/shmem_layout.h) instead of private anonymous memory
+  // (compact/anon_layout.h).
+  bool shared_layout;
+  // UFFD_FEATURE_* bits the handshake must grant besides the fault mode's.
+  uint64_t uffd_features;
+
+  bool concurrent() const { return make != nullptr; }
+  bool uses_uffd() const { return install != Install::none && install != Install::protect; }
+};
+
+// The row of remap_backend `id`, or null if there is none. Rows are numbered
+// 0..backend_count()-1. Defined by the backends layer, above this one: the
+// engine names what it needs here and the registry provides it.
+const BackendKind* find_backend(int id);
+int backend_count();
 
 }  // namespace remap

@@ -3,7 +3,7 @@
 // The heap keeps two of these: `begin` (a bit at each marked object's first
 // word) and `live` (a bit at every word of every marked object). Bit i covers
 // the word at base + 8*i; 64-bit word w of the bitmap covers the 512-byte
-// chunk at base + 512*w, which is exactly the forwarding chunk of DESIGN §4,
+// chunk at base + 512*w, which is exactly the plan's forwarding chunk (plan.h, ChunkForward),
 // so a chunk's live words are one popcount.
 //
 // Invariants:
@@ -20,7 +20,7 @@
 #include <cstddef>
 #include <cstdint>
 
-#include "api/status.h"
+#include "base/status.h"
 #include "os/vm.h"
 
 namespace remap {

@@ -1,5 +1,5 @@
 // status.cpp — the thread-local last-error slot and Status helpers.
-#include "api/status.h"
+#include "base/status.h"
 
 #include <cstdio>
 
@@ -23,6 +23,7 @@ void throw_status(Status s) { throw Error(std::move(s)); }
 
 void set_last_error(remap_status, const std::string& message) { t_last_error = message; }
 void clear_last_error() { t_last_error.clear(); }
+const char* last_error_text() { return t_last_error.c_str(); }
 
 // An empty message is the common case and copies without allocating.
 LastErrorKeeper::LastErrorKeeper() : saved_(t_last_error) {}
@@ -38,5 +39,3 @@ Status check_struct_size(const char* struct_name, size_t given, size_t min_size,
 }
 
 }  // namespace remap
-
-extern "C" REMAP_API const char* remap_last_error(void) { return remap::t_last_error.c_str(); }
