@@ -203,20 +203,6 @@ py::dict stats() {
   return d;
 }
 
-// For tests: the arena hooks called directly, exactly as pymalloc calls
-// them, so a stress test can hand out and take back blocks it controls.
-size_t hook_alloc(size_t size) {
-  PyObjectArenaAllocator cur;
-  PyObject_GetArenaAllocator(&cur);
-  return reinterpret_cast<size_t>(cur.alloc(cur.ctx, size));
-}
-
-void hook_free(size_t addr, size_t size) {
-  PyObjectArenaAllocator cur;
-  PyObject_GetArenaAllocator(&cur);
-  cur.free(cur.ctx, reinterpret_cast<void*>(addr), size);
-}
-
 bool owns(size_t addr) {
   if (!adapter().pool) return false;
   int owned = 0;
@@ -236,10 +222,6 @@ void register_cpython_arenas(py::module_& m) {
   sub.def("uninstall", &uninstall,
           "Restore the previous allocator (or forward to it while our arenas live).");
   sub.def("stats", &stats);
-  sub.def("hook_alloc", &hook_alloc, py::arg("size"),
-          "Call the installed arena allocator's alloc (tests).");
-  sub.def("hook_free", &hook_free, py::arg("addr"), py::arg("size"),
-          "Call the installed arena allocator's free (tests).");
   sub.def("owns", &owns, py::arg("addr"), "True if addr lies in a live block of the pool.");
 }
 

@@ -34,20 +34,6 @@ py::dict info_dict(const remap_heap_info& i) {
   return d;
 }
 
-libremap_layout::ModelFault parse_fault(const py::object& kind) {
-  using libremap_layout::ModelFault;
-  if (kind.is_none()) return ModelFault::none;
-  if (py::isinstance<py::str>(kind)) {
-    std::string s = kind.cast<std::string>();
-    for (int k = 0; k < libremap_layout::kModelFaultCount; ++k)
-      if (s == libremap_layout::model_fault_name(ModelFault(k))) return ModelFault(k);
-    throw py::value_error("unknown model fault '" + s + "'");
-  }
-  int k = kind.cast<int>();
-  if (k < 0 || k >= libremap_layout::kModelFaultCount) throw py::value_error("unknown model fault number");
-  return ModelFault(k);
-}
-
 // Runs fn on the heap with the GIL released and the heap's mutex held:
 // exclusively by calls that change the object table or the roots, shared by
 // the others (compact() on one thread, checksum() as a mutator on another).
@@ -168,9 +154,6 @@ void register_synthetic(py::module_& m) {
       .def("forward",
            [](SyntheticHeap& h, uintptr_t old) { return h.forward(old); },  // O(1), lock-free
            py::arg("old"))
-      .def("set_fault",
-           [](SyntheticHeap& h, const py::object& kind, uint64_t id) { h.set_fault(parse_fault(kind), id); },
-           py::arg("kind"), py::arg("object_id") = 0)
       .def("objects",
            [](SyntheticHeap& h) {
              std::vector<ObjectView> v = shared(h, [&] { return h.objects(); });
@@ -186,11 +169,6 @@ void register_synthetic(py::module_& m) {
       .def_property_readonly("region_size", &SyntheticHeap::region_size)
       .def_property_readonly("live_count", &SyntheticHeap::live_count)
       .def_property_readonly("live_bytes", &SyntheticHeap::live_bytes);
-
-  py::list faults;
-  for (int k = 0; k < libremap_layout::kModelFaultCount; ++k)
-    faults.append(libremap_layout::model_fault_name(libremap_layout::ModelFault(k)));
-  m.attr("MODEL_FAULTS") = faults;
 }
 
 }  // namespace libremap_py

@@ -1,4 +1,4 @@
-// module_parts.h — each bindings/*.cpp adds its part of libremap._core.
+// module_parts.h — each bindings/core/*.cpp adds its part of libremap._core.
 // A part defines `void register_<name>(pybind11::module_&)` and lists itself
 // in module_parts.cpp.
 #pragma once

@@ -14,7 +14,7 @@
 #include <map>
 #include <string>
 
-#include "../libremap/toyvm/toyvm.h"
+#include "toyvm/toyvm.h"
 #include "module_parts.h"
 #include "event_log.h"
 #include "stats_py.h"

@@ -1,9 +1,9 @@
 // conformance_synthetic.cpp — the synthetic heap as a conformance-kit
 // runtime: the table of libremap_conformance.h over SyntheticHeap.
 //
-// _core exports it as remap_conformance_synthetic_v1 (a runtime library
-// exports remap_conformance_runtime_v1; _core holds several runtimes, so
-// each gets its own name). The kit loads it with dlopen like any runtime
+// libremap._testing exports it as remap_conformance_synthetic_v1 (a
+// runtime library exports remap_conformance_runtime_v1; _testing holds
+// several runtimes, so each gets its own name). The kit loads it with dlopen like any runtime
 // library: the synthetic heap passes the kit through the same C table a
 // third-party runtime implements, not through the Python bindings.
 //

@@ -1,6 +1,6 @@
 // conformance_toyvm.cpp — the toy VM as a conformance-kit runtime: the
-// table of libremap_conformance.h over toyvm::Vm, exported from _core as
-// remap_conformance_toyvm_v1 (see conformance_synthetic.cpp for why the
+// table of libremap_conformance.h over toyvm::Vm, exported from _testing
+// as remap_conformance_toyvm_v1 (see conformance_synthetic.cpp for why the
 // name differs from remap_conformance_runtime_v1).
 //
 // What the kit exercises here is the VM's own integration: its object
@@ -22,7 +22,7 @@
 #include <vector>
 
 #include "libremap_conformance.h"
-#include "../libremap/toyvm/vm.h"
+#include "toyvm/vm.h"
 
 namespace toyvm {
 namespace {

@@ -1,4 +1,4 @@
-// stress.cpp — libremap._core.run_stress: the binding of the C++ stress
+// stress.cpp — libremap._testing.run_stress: the binding of the C++ stress
 // driver (stress_driver.h; stress.h says what it checks and why).
 #include "stress.h"
 
@@ -8,6 +8,7 @@
 #include "errors_py.h"
 #include "stats_py.h"
 #include "stress_driver.h"
+#include "testing_parts.h"
 
 namespace py = pybind11;
 
@@ -97,7 +98,7 @@ void register_stress(py::module_& m) {
       py::arg("concurrent_prepare") = false, py::arg("evacuate") = false,
       py::arg("max_heap_mib") = 0,
       "C++ mutator threads reading, writing and allocating while compaction cycles run "
-      "(bindings/stress.h). Returns counts, `verified` and the first `error`.");
+      "(bindings/testing/stress.h). Returns counts, `verified` and the first `error`.");
 }
 
 }  // namespace libremap_py

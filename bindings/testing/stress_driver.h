@@ -4,7 +4,7 @@
 // concern — stress_heap.cpp (the heap, allocation, the initial graph),
 // stress_mutator.cpp (mutator threads: snapshots, checks, writes) and
 // stress_cycle.cpp (the driver: safepoints, verification against the
-// model, cycles). stress.cpp binds it as libremap._core.run_stress.
+// model, cycles). stress.cpp binds it as libremap._testing.run_stress.
 //
 // Threads: one driver (the calling thread, GIL released) that builds the
 // heap and runs the cycles; `mutators` threads that walk, check and write.
