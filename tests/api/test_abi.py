@@ -16,9 +16,9 @@ from libremap import cabi
 from libremap._paths import package_file
 from libremap.cabi import ffi, lib
 
-from conftest import python_child, run_with_timeout
+from support.processes import python_child, run_with_timeout
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 SOURCE_HEADER = REPO / "libremap" / "include" / "libremap.h"
 LIB = package_file("libremap.so.0")
 PKG_DIR = LIB.parent

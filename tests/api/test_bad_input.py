@@ -4,12 +4,14 @@ must refuse with REMAP_EOBJMODEL and a message, and leave the heap usable."""
 from __future__ import annotations
 
 import pytest
-from differential import build, skip_if_unsupported
 
 from libremap import _core
 from libremap.synthetic import PHASE_BROKEN, PHASE_COMPACTING, KiB, MiB, RemapError
 
-FAULTS = [f for f in _core.MODEL_FAULTS if f != "none"]
+from support.differential import build, skip_if_unsupported
+from support.model_faults import MODEL_FAULTS, set_fault
+
+FAULTS = [f for f in MODEL_FAULTS if f != "none"]
 
 
 def run_cycle_steps(h):
@@ -62,7 +64,7 @@ def test_model_fault_is_refused_and_the_heap_stays_usable(fault):
     )
     want = h.checksum()
     oid = victim(h)
-    h.set_fault(fault, oid)
+    set_fault(h, fault, oid)
     with skip_if_unsupported("stw cycle", ("remap_prepare", "remap_flip")):
         step, err = run_cycle_steps(h)
         if err is not None and err.status_name == "REMAP_EUNSUPPORTED":
@@ -77,7 +79,7 @@ def test_model_fault_is_refused_and_the_heap_stays_usable(fault):
 
     # Usable afterwards: no BROKEN heap, no change to the objects.
     assert h.info()["phase"] != PHASE_BROKEN, f"{fault} at {step} broke the heap"
-    h.set_fault(None)
+    set_fault(h, None)
     assert h.checksum() == want, f"{fault} at {step}: the failed cycle changed the heap"
     h.clear_marks()
     h.collect()
@@ -98,7 +100,7 @@ def test_fault_on_another_object_changes_nothing():
         }
     )
     want = h.checksum()
-    h.set_fault("size_zero", 2**63)
+    set_fault(h, "size_zero", 2**63)
     with skip_if_unsupported("stw cycle", ("remap_prepare", "remap_flip")):
         h.collect()
     assert h.checksum() == want

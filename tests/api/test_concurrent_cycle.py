@@ -9,57 +9,16 @@ or both at once), in both fault modes; minor and sigsegv refuse it."""
 
 from __future__ import annotations
 
-import threading
-
 import pytest
-from differential import build
 
 from libremap._core import RemapError
 from libremap.synthetic import KiB, MiB
 
+from support.differential import build, concurrent_cycle
+
 PARAMS = {"capacity": 8 * MiB, "region_size": 64 * KiB, "live_ratio": 0.3, "fill_fraction": 0.5}
 PHASE_COMPACTING = 2
 CASES = [("move", "sigbus"), ("move", "thread"), ("copy", "sigbus"), ("copy", "thread")]
-
-
-def concurrent_cycle(h, how: str, before: int, after: int, tagging_ok: bool = True) -> dict:
-    """begin, allocate black, mark, prepare, allocate black (and write old
-    objects), flip, then produce the pages `how`; checks the graph."""
-    h.begin_cycle()
-    h.allocate_black(before)
-    h.mark()
-    h.prepare()
-    h.allocate_black(after)
-    want = h.checksum()
-    h.flip()
-    if h.info()["phase"] == PHASE_COMPACTING:
-        if how == "mutator":
-            assert h.checksum() == want, "the graph read through faults differs"
-            h.compact()
-        elif how == "concurrent":
-            failure: list[BaseException] = []
-
-            def gc() -> None:
-                try:
-                    h.compact()
-                except BaseException as e:  # noqa: BLE001 - re-raised below
-                    failure.append(e)
-
-            t = threading.Thread(target=gc)
-            t.start()
-            try:
-                seen = h.checksum()
-            finally:
-                t.join()
-            if failure:
-                raise failure[0]
-            assert seen == want, "a mutator read a different graph during compaction"
-        else:
-            h.compact()
-        h.finish()
-    assert h.checksum() == want
-    h.verify()
-    return h.stats()
 
 
 def reference(seed: int, tagging: str, cycles: int) -> list[tuple[int, int]]:
@@ -99,9 +58,9 @@ def test_shared_layouts_refuse_a_concurrent_cycle(backend):
 
 
 def test_a_region_still_acquired_at_the_flip_is_refused():
-    from test_slot_values import cycle, info, make_heap, obj, retire, u64
-
     from libremap.cabi import ffi, lib
+
+    from support.handbuilt import cycle, info, make_heap, obj, retire, u64
 
     st, h = make_heap("move")
     assert st == 0

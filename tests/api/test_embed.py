@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import sys
 from pathlib import Path
 
 import pytest
@@ -15,22 +14,11 @@ import pytest
 import libremap
 from libremap._paths import package_file
 
-from conftest import run_with_timeout
+from support.embed import cli_dir, tool
+from support.processes import run_with_timeout
 
 PKG_DIR = package_file("libremap.so.0").parent
 EMBED_C = package_file("examples") / "embed.c"
-
-
-def tool(name: str) -> str:
-    path = shutil.which(name)
-    if path is None:
-        pytest.skip(f"{name} is not installed")
-    return path
-
-
-def cli_dir(flag: str) -> str:
-    r = run_with_timeout([sys.executable, "-m", "libremap", flag], check=True)
-    return r.stdout.strip().splitlines()[-1]
 
 
 def check_output(stdout: str) -> None:

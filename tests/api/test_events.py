@@ -10,7 +10,10 @@ callback that makes library calls of its own."""
 from __future__ import annotations
 
 import pytest
-from test_slot_values import (
+
+from libremap.cabi import ffi, lib
+
+from support.handbuilt import (
     PHASE_COMPACTING,
     PHASE_IDLE,
     acquire,
@@ -23,8 +26,6 @@ from test_slot_values import (
     stats,
     u64,
 )
-
-from libremap.cabi import ffi, lib
 
 MiB = 1 << 20
 KIND = {getattr(lib, n): n[len("REMAP_EVENT_") :] for n in dir(lib) if n.startswith("REMAP_EVENT_")}

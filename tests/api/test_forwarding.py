@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import itertools
 
-from differential import build, skip_if_unsupported
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from libremap.synthetic import PHASE_COMPACTING, KiB, MiB
+
+from support.differential import build, skip_if_unsupported
 
 heaps = st.fixed_dictionaries(
     {

@@ -9,7 +9,7 @@ the flip costs the same whatever the maximum.
 
 The heaps here are hand-built through cffi (test_slot_values' object model:
 word 0 = size | nrefs << 32, slots follow). Concurrency is the stress
-harness's (bindings/stress.h, max_heap_mib): C++ mutators allocate, read
+harness's (bindings/testing/stress.h, max_heap_mib): C++ mutators allocate, read
 and write while the driver resizes after every cycle, and every object is
 checked against a model outside the heap.
 """
@@ -20,7 +20,10 @@ import ctypes
 import statistics
 
 import pytest
-from test_slot_values import (
+
+from libremap.cabi import ffi, lib
+
+from support.handbuilt import (
     PHASE_COMPACTING,
     PHASE_IDLE,
     acquire,
@@ -33,9 +36,7 @@ from test_slot_values import (
     stats,
     u64,
 )
-from test_stress import check, stress
-
-from libremap.cabi import ffi, lib
+from support.stress import check, stress
 
 KiB = 1024
 MiB = 1024 * KiB
@@ -336,7 +337,7 @@ def test_growth_and_shrink_across_cycles_with_mutators_running(backend, fault_mo
 FORK_CODE = """
 import os, sys
 sys.path.insert(0, {tests!r})
-from test_slot_values import make_heap, info, err, u64
+from support.handbuilt import make_heap, info, err, u64
 from libremap.cabi import ffi, lib
 MiB = 1 << 20
 st, h = make_heap({backend!r}, capacity=1 * MiB, max_capacity=4 * MiB)
@@ -367,7 +368,7 @@ def test_a_forked_child_that_grows_its_heap_stays_out_of_the_parents(backend):
     # or a child that grows writes into the parent's file.
     from pathlib import Path
 
-    from differential import CHILD_UNSUPPORTED, run_child
+    from support.differential import CHILD_UNSUPPORTED, run_child
 
-    tests = str(Path(__file__).resolve().parent)
+    tests = str(Path(__file__).resolve().parents[1])  # for support.*
     run_child(FORK_CODE.format(tests=tests, backend=backend, unsupported=CHILD_UNSUPPORTED))

@@ -8,7 +8,12 @@ latency histogram sums to the faults, and in the steady state move recycles
 from __future__ import annotations
 
 import pytest
-from differential import (
+
+from libremap import cabi
+from libremap.synthetic import BACKENDS
+from libremap.synthetic import FAULT_MODES as MODE_VALUES
+
+from support.differential import (
     CHILD_PRELUDE,
     CONCURRENT_BACKENDS,
     FAULT_MODES,
@@ -17,10 +22,6 @@ from differential import (
     new_testheap,
     run_child,
 )
-
-from libremap import cabi
-from libremap.synthetic import BACKENDS
-from libremap.synthetic import FAULT_MODES as MODE_VALUES
 
 
 @pytest.fixture(scope="module")
@@ -136,9 +137,9 @@ def test_stats_from_python(backend, fault_mode):
 
 
 STEADY = """
-import libremap._core as core
+import libremap._testing as testing
 try:
-    r = core.run_stress("move", {mode!r}, 2, 2, 30, 4, 21, keep_stats=True)
+    r = testing.run_stress("move", {mode!r}, 2, 2, 30, 4, 21, keep_stats=True)
 except RemapError as e:
     unsupported(e)
 print(json.dumps(r))
@@ -174,10 +175,10 @@ def test_move_steady_state(fault_mode):
 
 
 RACE = """
-import libremap._core as core
+import libremap._testing as testing
 bad, n = [], 0
 for seed in range(2):
-    r = core.run_stress("move", "sigbus", 2, 3, 100, 4, seed, keep_stats=True)
+    r = testing.run_stress("move", "sigbus", 2, 3, 100, 4, seed, keep_stats=True)
     assert r["verified"], r["error"]
     for st in r["stats"]:
         n += 1

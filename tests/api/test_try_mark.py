@@ -10,11 +10,12 @@ from __future__ import annotations
 import itertools
 
 import pytest
-from differential import CONCURRENT_BACKENDS, FAULT_MODES, build
-from test_slot_values import _model_lies, acquire, cycle, info, make_heap, obj, retire, u64
 
 from libremap.cabi import ffi, lib
 from libremap.synthetic import KiB, MiB
+
+from support.differential import CONCURRENT_BACKENDS, FAULT_MODES, build
+from support.handbuilt import acquire, cycle, info, make_heap, model_lies, obj, retire, u64
 
 PARAMS = {"capacity": 8 * MiB, "region_size": 64 * KiB, "live_ratio": 0.35, "max_refs": 6}
 COMBOS = list(itertools.product(CONCURRENT_BACKENDS, FAULT_MODES))
@@ -120,10 +121,10 @@ def test_object_model_answers_are_checked_at_prepare(mode, status, words):
     try:
         for a in objs:
             assert try_mark(h, a) == 1
-        _model_lies.clear()
-        _model_lies["mode"] = mode
+        model_lies.clear()
+        model_lies["mode"] = mode
         st = lib.remap_prepare(h)
-        _model_lies["mode"] = None
+        model_lies["mode"] = None
         if status is None:
             # size_flips: the one answer per object fits or not; a second
             # visit never happens for deferred marks (one visit each).
@@ -137,7 +138,7 @@ def test_object_model_answers_are_checked_at_prepare(mode, status, words):
             assert lib.remap_clear_marks(h) == 0
         cycle(h, objs)  # honest now
     finally:
-        _model_lies["mode"] = None
+        model_lies["mode"] = None
         lib.remap_heap_destroy(h)
 
 

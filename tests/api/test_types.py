@@ -1,10 +1,10 @@
-"""The package type-checks with mypy against its own stubs, _core.pyi
-included (issue 19): py.typed promises types, this keeps the promise.
+"""The package type-checks with mypy against its own stubs, _core.pyi and
+_testing.pyi included (issue 19): py.typed promises types, this keeps the promise.
 
 Whatever ``import libremap`` gives is checked: the source tree (a checkout,
 an editable install) as a folder, an installed wheel as a package by name,
 which mypy takes only if the wheel ships ``py.typed``, so a wheel that
-dropped it or ``_core.pyi`` fails here (.ci/pythons runs this file against
+dropped it or a module's stub fails here (.ci/pythons runs this file against
 each built wheel). The project's mypy settings apply either way."""
 
 from __future__ import annotations
@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from conftest import run_with_timeout
+from support.processes import run_with_timeout
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 CONFIG = ROOT / "pyproject.toml"
 
 
@@ -32,7 +32,7 @@ def test_the_package_type_checks(tmp_path):
     pkg = _package()
     from_source = pkg == ROOT / "python" / "libremap"
     if not from_source:
-        for shipped in ("py.typed", "_core.pyi"):
+        for shipped in ("py.typed", "_core.pyi", "_testing.pyi"):
             assert (pkg / shipped).is_file(), f"the installed package lacks {shipped}: {pkg}"
     target = [str(pkg)] if from_source else ["-p", "libremap"]
     # From a temporary folder: the checkout's libremap/ (the C sources) must
@@ -47,15 +47,17 @@ def test_the_package_type_checks(tmp_path):
     assert "Success" in r.stdout
 
 
-def test_the_stub_names_what_the_module_exports():
-    # A binding added without regenerating _core.pyi (pybind11-stubgen
-    # libremap._core, see the stub's header) fails here.
-    import libremap._core as core
+@pytest.mark.parametrize("module", ["_core", "_testing"])
+def test_the_stub_names_what_the_module_exports(module):
+    # A binding added without regenerating the module's stub (pybind11-stubgen
+    # libremap.<module>, see the stub's header) fails here.
+    import importlib
 
-    stub = (_package() / "_core.pyi").read_text()
-    public = sorted(n for n in dir(core) if not n.startswith("_"))
+    native = importlib.import_module(f"libremap.{module}")
+    stub = (_package() / f"{module}.pyi").read_text()
+    public = sorted(n for n in dir(native) if not n.startswith("_"))
     missing = [n for n in public if f"{n}" not in stub]
-    assert missing == [], f"regenerate python/libremap/_core.pyi: {missing}"
+    assert missing == [], f"regenerate python/libremap/{module}.pyi: {missing}"
 
 
 def test_the_readme_examples_type_check(tmp_path):

@@ -11,7 +11,10 @@ import threading
 import time
 
 import pytest
-from test_slot_values import (
+
+from libremap.cabi import ffi, lib
+
+from support.handbuilt import (
     PHASE_COMPACTING,
     PHASE_IDLE,
     acquire,
@@ -21,8 +24,6 @@ from test_slot_values import (
     obj,
     retire,
 )
-
-from libremap.cabi import ffi, lib
 
 MS = 1_000_000
 

@@ -7,9 +7,10 @@ pause (remap_compact / remap_finish), leaving the same bytes as stw."""
 from __future__ import annotations
 
 import pytest
-from differential import build
 
 from libremap.synthetic import KiB, MiB
+
+from support.differential import build
 
 PARAMS = {"capacity": 8 * MiB, "region_size": 64 * KiB, "dense_fraction": 1.0, "seed": 4}
 
@@ -42,7 +43,9 @@ def test_empty_regions_are_freed_without_a_flip_and_after_the_pause():
     # releasing it (MADV_DONTNEED) took 4 ms of the toy VM's last flip at
     # 256 MiB. The flip now only leaves the heap COMPACTING; remap_compact
     # releases, remap_finish frees the regions. No page is produced.
-    from test_slot_values import (
+    from libremap.cabi import ffi, lib
+
+    from support.handbuilt import (
         PHASE_COMPACTING,
         PHASE_IDLE,
         acquire,
@@ -54,8 +57,6 @@ def test_empty_regions_are_freed_without_a_flip_and_after_the_pause():
         stats,
         u64,
     )
-
-    from libremap.cabi import ffi, lib
 
     st, h = make_heap("move", capacity=1 * MiB)
     assert st == 0
@@ -94,9 +95,9 @@ def test_empty_regions_are_freed_without_a_flip_and_after_the_pause():
 
 
 def test_a_trivial_cycle_finished_without_compact_still_releases():
-    from test_slot_values import PHASE_COMPACTING, acquire, err, info, make_heap, obj, retire, u64
-
     from libremap.cabi import ffi, lib
+
+    from support.handbuilt import PHASE_COMPACTING, acquire, err, info, make_heap, obj, retire, u64
 
     st, h = make_heap("copy", capacity=1 * MiB)
     assert st == 0

@@ -25,9 +25,10 @@ import itertools
 from typing import Any
 
 import pytest
-from differential import CONCURRENT_BACKENDS, FAULT_MODES, MUTATE, check_case
 
 from libremap.synthetic import KiB, MiB
+
+from support.differential import CONCURRENT_BACKENDS, FAULT_MODES, MUTATE, check_case
 
 BASE: dict[str, Any] = {"capacity": 4 * MiB, "region_size": 64 * KiB}
 RATIOS = [0.05, 0.1, 0.2, 0.35, 0.5, 0.65, 0.8, 0.9, 0.95, 1.0]
@@ -65,7 +66,7 @@ def test_cycles_with_mutation_match_stw(backend, fault_mode, gc_threads):
 @pytest.mark.timeout(60)
 def test_full_images_equal_byte_for_byte():
     # The hash shortcut above, spelled out once per backend: image() bytes.
-    from differential import assert_same_image
+    from support.differential import assert_same_image
 
     for backend in ("move", "copy"):
         assert_same_image(

@@ -18,12 +18,12 @@ from __future__ import annotations
 import itertools
 
 import pytest
-from differential import CONCURRENT_BACKENDS, FAULT_MODES, build, check_case
-from test_heap_api import Heap, err, put
-from test_region_placement import alloc_large, finish_cycle, try_acquire
 
 from libremap.cabi import ffi, lib
 from libremap.synthetic import KiB, MiB
+
+from support.cabi_heap import Heap, alloc_large, err, finish_cycle, put, try_acquire
+from support.differential import CONCURRENT_BACKENDS, FAULT_MODES, build, check_case
 
 REMAP_HEAP_EVACUATE = 4
 PARAMS = {
@@ -161,7 +161,7 @@ def test_packing_beside_black_allocation(backend, fault_mode):
     """A cycle begun beside the mutators packs too; black regions acquired
     before and after prepare are never packing targets (they stay) and
     their slots are forwarded to the packed places."""
-    from test_concurrent_cycle import concurrent_cycle
+    from support.differential import concurrent_cycle
 
     params = dict(PARAMS, seed=9)
     ref = build(params, backend="stw")

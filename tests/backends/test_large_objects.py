@@ -18,9 +18,10 @@ import ctypes
 import itertools
 
 import pytest
-from differential import CONCURRENT_BACKENDS, FAULT_MODES, build, check_case
 
 from libremap.synthetic import KiB, MiB, SyntheticHeap
+
+from support.differential import CONCURRENT_BACKENDS, FAULT_MODES, build, check_case
 
 BASE = {"capacity": 8 * MiB, "region_size": 64 * KiB, "fill_fraction": 0.35}
 HOW = ["collect", "mutator", "work", "finish", "concurrent"]
@@ -127,7 +128,7 @@ def test_only_pages_with_slots_are_rewritten():
     h = build(params, backend="move", fault_mode="sigbus")
     with_refs = 0
     for addr, _s, _i, live, large in h.objects():
-        # ObjectHeader (bindings/object_layout.h): size u32, nrefs u16, ...
+        # ObjectHeader (bindings/common/object_layout.h): size u32, nrefs u16, ...
         if live and large and ctypes.c_uint16.from_address(addr + 4).value > 0:
             with_refs += 1
     h.collect()

@@ -21,37 +21,16 @@ from __future__ import annotations
 import random
 
 import pytest
-from test_heap_api import Heap, err, put
 
 from libremap.cabi import ffi, lib
+
+from support.cabi_heap import Heap, alloc_large, err, finish_cycle, put, try_acquire
 
 KiB = 1024
 MiB = 1024 * KiB
 RS = 64 * KiB
 PHASE_COMPACTING = 2
 BACKENDS = {"move": 1, "copy": 2, "stw": 5}
-
-
-def alloc_large(h: Heap, size: int) -> tuple[int, int]:
-    out = ffi.new("void **")
-    st = lib.remap_alloc_large(h.h, size, out)
-    return st, int(ffi.cast("uintptr_t", out[0])) if st == 0 else 0
-
-
-def try_acquire(h: Heap) -> tuple[int, int] | None:
-    s, e = ffi.new("void **"), ffi.new("void **")
-    st = lib.remap_region_acquire(h.h, s, e)
-    if st == lib.REMAP_ENOMEM:
-        return None
-    assert st == 0, err()
-    return int(ffi.cast("uintptr_t", s[0])), int(ffi.cast("uintptr_t", e[0]))
-
-
-def finish_cycle(h: Heap) -> None:
-    assert lib.remap_flip(h.h) == 0, err()
-    if h.get_info().phase == PHASE_COMPACTING:
-        assert lib.remap_compact(h.h) == 0, err()
-        assert lib.remap_finish(h.h) == 0, err()
 
 
 def fill(addr: int, size: int, seed: int) -> None:

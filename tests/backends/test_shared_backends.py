@@ -24,13 +24,14 @@ import sys
 import textwrap
 
 import pytest
-from differential import CHILD_PRELUDE, run_child
+
+from support.differential import CHILD_PRELUDE, run_child
 
 MAX_MAP_COUNT = "/proc/sys/vm/max_map_count"
 
 
 TESTS_PATH = os.pathsep.join(
-    [os.path.dirname(os.path.abspath(__file__)), os.environ.get("PYTHONPATH", "")]
+    [os.path.dirname(os.path.dirname(os.path.abspath(__file__))), os.environ.get("PYTHONPATH", "")]
 )
 
 
@@ -47,7 +48,7 @@ def test_matches_stw_over_seeds_and_cycles(backend: str, fault_mode: str) -> Non
     out = _child(
         f"""
         from libremap.synthetic import SyntheticHeap, MiB, KiB
-        from differential import assert_images_equal
+        from support.differential import assert_images_equal
         results = []
         for seed, live in [(1, 0.1), (2, 0.35), (3, 0.6), (4, 0.85)]:
             p = dict(capacity=8 * MiB, region_size=64 * KiB, seed=seed, live_ratio=live,
@@ -87,7 +88,7 @@ def test_mutator_during_compaction(backend: str) -> None:
     out = _child(
         f"""
         from libremap.synthetic import SyntheticHeap, MiB, KiB
-        from differential import collect_with_mutator, assert_images_equal
+        from support.differential import collect_with_mutator, assert_images_equal
         p = dict(capacity=8 * MiB, region_size=64 * KiB, seed=5, live_ratio=0.4)
         ref = SyntheticHeap(backend="stw", **p)
         try:
@@ -160,7 +161,7 @@ def _write_limit(value: int) -> None:
 SIGSEGV_LIMIT_CHILD = """
 import json, sys
 from libremap.synthetic import SyntheticHeap, RemapError, PHASE_PREPARED, PHASE_IDLE, MiB
-from differential import assert_images_equal
+from support.differential import assert_images_equal
 pages_needed = int(sys.argv[1])
 cap = (pages_needed * 4096 + MiB - 1) // MiB * MiB
 p = dict(capacity=cap, region_size=MiB, seed=21, live_ratio=0.4, fill_fraction=0.02)
@@ -253,7 +254,7 @@ def test_sigsegv_past_max_map_count_fails_cleanly_then_works_when_raised() -> No
 FAULTHANDLER_CHILD = """
 import ctypes, faulthandler, sys
 from libremap.synthetic import SyntheticHeap, RemapError, MiB, KiB
-from differential import collect_with_mutator
+from support.differential import collect_with_mutator
 faulthandler.enable()  # installed before ours, as pytest does
 try:
     h = SyntheticHeap(backend="sigsegv", capacity=4 * MiB, region_size=64 * KiB, seed=2)
@@ -274,7 +275,7 @@ def test_sigsegv_chains_to_faulthandler() -> None:
     """Our SIGSEGV handler resolves heap faults (SEGV_ACCERR in a heap) and
     passes every other SIGSEGV to the handler installed before it: Python's
     faulthandler still reports a real crash, and the process still dies of it."""
-    from conftest import run_with_timeout
+    from support.processes import run_with_timeout
 
     env = dict(os.environ)
     env["PYTHONPATH"] = TESTS_PATH

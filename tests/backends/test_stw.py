@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import itertools
 
-import differential
 import pytest
-from differential import assert_same_image, skip_if_unsupported
 
 from libremap.synthetic import PHASE_IDLE, KiB, MiB
+
+from support import differential
+from support.differential import assert_same_image, skip_if_unsupported
 
 SMALL = {"capacity": 4 * MiB, "region_size": 64 * KiB, "backend": "stw"}
 FLIP = ("remap_flip",)  # the only call whose EUNSUPPORTED skips (stw not written yet)

@@ -14,8 +14,9 @@ from typing import Any
 
 import pytest
 
-from conftest import bench_doc, run_with_timeout
-from image_checks import assert_real_png
+from support.bench_docs import bench_doc
+from support.image_checks import assert_real_png
+from support.processes import run_with_timeout
 
 pytest.importorskip("jsonschema")
 

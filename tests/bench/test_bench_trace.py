@@ -15,7 +15,7 @@ from typing import Any
 
 from libremap.bench.trace import TRACKS, chrome_events
 
-from conftest import run_with_timeout
+from support.processes import run_with_timeout
 
 
 def ev(kind: str, t: int, call: str = "", cycle: int = 1, value: int = 0, phase: str = "IDLE"):

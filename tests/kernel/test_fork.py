@@ -11,7 +11,8 @@ parent is done, reports it and _exits."""
 from __future__ import annotations
 
 import pytest
-from differential import CHILD_PRELUDE, CONCURRENT_BACKENDS, FAULT_MODES, run_child
+
+from support.differential import CHILD_PRELUDE, CONCURRENT_BACKENDS, FAULT_MODES, run_child
 
 CODE = """
 from libremap.synthetic import SyntheticHeap

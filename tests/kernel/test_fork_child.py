@@ -21,7 +21,8 @@ and the child must still see the heap as it was at the fork."""
 from __future__ import annotations
 
 import pytest
-from differential import CHILD_PRELUDE, CONCURRENT_BACKENDS, FAULT_MODES, run_child
+
+from support.differential import CHILD_PRELUDE, CONCURRENT_BACKENDS, FAULT_MODES, run_child
 
 CODE = """
 import signal, threading, time
@@ -191,7 +192,7 @@ def test_fork_child_destroys_inherited_heap(backend, fault_mode, scenario):
 
 @pytest.fixture(scope="module")
 def fork_program(tmp_path_factory):
-    from differential import compile_c
+    from support.differential import compile_c
 
     return compile_c("fork_compacting", tmp_path_factory.mktemp("fork"))
 
@@ -203,9 +204,8 @@ def test_fork_while_library_threads_run(fork_program, backend, fault_mode):
     """tests/c/fork_compacting.c: the main thread forks while GC workers run
     remap_compact and two mutators fault pages in (or only the mutators),
     at several moments of a cycle. No deadlock, no abort, both heaps right."""
-    from differential import CHILD_UNSUPPORTED
-
-    from conftest import run_with_timeout
+    from support.differential import CHILD_UNSUPPORTED
+    from support.processes import run_with_timeout
 
     r = run_with_timeout([fork_program, backend, fault_mode, "9"], timeout=90)
     if r.returncode == CHILD_UNSUPPORTED:

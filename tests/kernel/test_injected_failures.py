@@ -3,7 +3,7 @@
 os/failure_injection.h makes the n-th call of one primitive (a userfaultfd
 ioctl, mremap, madvise, mprotect, mmap) fail with a chosen errno, armed by
 LIBREMAP_INJECT_FAILURE at heap creation. Each case runs the C++ stress
-driver (bindings/stress.h: mutator threads reading, writing and allocating
+driver (bindings/testing/stress.h: mutator threads reading, writing and allocating
 while cycles run, every object checked) with one such failure, and accepts
 exactly three endings:
 
@@ -38,8 +38,9 @@ import json
 import re
 
 import pytest
-from conftest import python_child, run_with_timeout
-from differential import CHILD_UNSUPPORTED
+
+from support.differential import CHILD_UNSUPPORTED
+from support.processes import python_child, run_with_timeout
 
 BACKENDS = ("move", "copy", "minor", "sigsegv", "stw")
 MODES = ("sigbus", "thread")
@@ -82,13 +83,13 @@ CHILD_TIMEOUT_S = 120
 
 _CHILD = """
 import json, os, sys
-import libremap._core as core
+import libremap._testing as testing
 from libremap.synthetic import RemapError
 for spec in {specs!r}:
     os.environ["LIBREMAP_INJECT_FAILURE"] = spec
     print("start " + spec, flush=True)
     try:
-        r = core.run_stress({backend!r}, {mode!r}, **{stress!r}, idle_ops=150)
+        r = testing.run_stress({backend!r}, {mode!r}, **{stress!r}, idle_ops=150)
         r.pop("stats")
     except RemapError as e:
         if e.status_name == "REMAP_EUNSUPPORTED" and spec == "count":

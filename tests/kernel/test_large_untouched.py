@@ -60,7 +60,7 @@ from libremap.bench.pageout import (
 from libremap.bench.procfs import PAGE_SIZE
 from libremap.bench.swapfile import SWAP_PREFIX, SwapFile, remove_swap_file
 
-from conftest import run_with_timeout
+from support.processes import run_with_timeout
 
 TESTS = Path(__file__).resolve().parent
 CHILD_TIMEOUT_S = 180
@@ -302,7 +302,7 @@ def _run(case: str, **args: Any) -> dict[str, Any]:
     if case == "swap":
         args["swap_path"] = swap_path
     code = (
-        f"import sys; sys.path.insert(0, {str(TESTS)!r});"
+        f"import sys; sys.path[:0] = [{str(TESTS)!r}, {str(TESTS.parent)!r}];"
         " from test_large_untouched import child_main; child_main(sys.argv[1:])"
     )
     try:

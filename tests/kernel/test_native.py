@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 # LIBREMAP_NATIVE_BUILD_DIR overrides the build folder (a scratch build).
 BUILD_DIR = Path(os.environ.get("LIBREMAP_NATIVE_BUILD_DIR", ROOT / "build" / "native-tests"))
 EXE = BUILD_DIR / "libremap_native_tests"

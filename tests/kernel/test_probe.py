@@ -18,7 +18,7 @@ import libremap
 from libremap import cli
 from libremap.cabi import ffi, lib
 
-from conftest import python_child, run_with_timeout
+from support.processes import python_child, run_with_timeout
 
 CAP_SYS_PTRACE = 19
 

@@ -12,9 +12,9 @@ from __future__ import annotations
 import signal
 
 import pytest
-from differential import CHILD_UNSUPPORTED, CONCURRENT_BACKENDS, compile_c
 
-from conftest import run_with_timeout
+from support.differential import CHILD_UNSUPPORTED, CONCURRENT_BACKENDS, compile_c
+from support.processes import run_with_timeout
 
 
 @pytest.fixture(scope="module")

@@ -20,15 +20,16 @@ nobody serves would hang)."""
 from __future__ import annotations
 
 import pytest
-from differential import (
+
+import libremap
+
+from support.differential import (
     CHILD_PRELUDE,
     CONCURRENT_BACKENDS,
     build_testheap,
     child_testheap,
     run_child,
 )
-
-import libremap
 
 CODE = """
 import errno

@@ -13,7 +13,8 @@ Children with deadlines: a read of a page nobody produces would hang."""
 from __future__ import annotations
 
 import pytest
-from differential import (
+
+from support.differential import (
     CHILD_PRELUDE,
     CONCURRENT_BACKENDS,
     FAULT_MODES,

@@ -15,7 +15,8 @@ its reallocations must not be mistaken for the library's mappings."""
 from __future__ import annotations
 
 import pytest
-from differential import CHILD_PRELUDE, CONCURRENT_BACKENDS, FAULT_MODES, run_child
+
+from support.differential import CHILD_PRELUDE, CONCURRENT_BACKENDS, FAULT_MODES, run_child
 
 QUIET_MALLOC = {
     "PYTHONMALLOC": "malloc",

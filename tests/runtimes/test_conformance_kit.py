@@ -18,11 +18,11 @@ import sys
 from pathlib import Path
 
 import pytest
-from test_embed import cli_dir, tool
 
 from libremap._paths import package_file
 
-from conftest import run_with_timeout
+from support.embed import cli_dir, tool
+from support.processes import run_with_timeout
 
 BROKEN = {
     "roots": "BREAK_ROOTS",

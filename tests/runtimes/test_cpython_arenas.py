@@ -28,7 +28,7 @@ import pytest
 
 from libremap.cabi import ffi, lib
 
-from conftest import run_with_timeout
+from support.processes import run_with_timeout
 
 MiB = 1 << 20
 
@@ -183,6 +183,7 @@ def test_stress_hooks_never_hand_out_twice_never_leak():
         """
         import ctypes, gc, json, random
         from libremap import cpython
+        from libremap import _testing
         from libremap._core import cpython_arenas as native
         cpython.install(cap_mib=4, max_arenas=64)
         A = cpython.ARENA_SIZE
@@ -200,11 +201,11 @@ def test_stress_hooks_never_hand_out_twice_never_leak():
                 size, stamp = live.pop(addr)
                 if ctypes.c_uint64.from_address(addr).value != stamp: stamps_bad += 1
                 if ctypes.c_uint64.from_address(addr + size - 8).value != stamp: stamps_bad += 1
-                native.hook_free(addr, size)
+                _testing.arena_free(addr, size)
                 assert not native.owns(addr)
             else:
                 size = rng.choice(sizes)
-                addr = native.hook_alloc(size)
+                addr = _testing.arena_alloc(size)
                 assert addr and native.owns(addr) and addr not in live
                 stamp = rng.getrandbits(64)
                 ctypes.c_uint64.from_address(addr).value = stamp
@@ -217,7 +218,7 @@ def test_stress_hooks_never_hand_out_twice_never_leak():
         overlaps += check_disjoint()
         for addr, (size, stamp) in list(live.items()):
             if ctypes.c_uint64.from_address(addr).value != stamp: stamps_bad += 1
-            native.hook_free(addr, size)
+            _testing.arena_free(addr, size)
         gc.collect()
         end = cpython.stats()
         print(json.dumps({"base": base, "end": end, "overlaps": overlaps, "bad": stamps_bad}))
@@ -280,10 +281,10 @@ def test_uninstall_without_live_arenas_restores_the_previous_allocator():
         """
         import json
         from libremap import cpython
-        from libremap._core import cpython_arenas as native
-        a = native.hook_alloc(1 << 20)      # the default allocator's arena
+        from libremap import _testing
+        a = _testing.arena_alloc(1 << 20)  # the default allocator's arena
         cpython.install(cap_mib=1)
-        native.hook_free(a, 1 << 20)        # freed through it: a foreign free
+        _testing.arena_free(a, 1 << 20)    # freed through it: a foreign free
         st = cpython.stats()
         # pymalloc still holds its first arena from the pool: forwarding
         print(json.dumps({"st": st, "un": cpython.uninstall(), "mode": cpython.stats()["mode"],

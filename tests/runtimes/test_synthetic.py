@@ -7,10 +7,12 @@ import itertools
 import struct
 
 import pytest
-from differential import build
 
 from libremap import _core
 from libremap.synthetic import KiB, MiB, RemapError, SyntheticHeap
+
+from support.differential import build
+from support.model_faults import MODEL_FAULTS, set_fault
 
 SMALL = {"capacity": 4 * MiB, "region_size": 64 * KiB}
 
@@ -178,12 +180,12 @@ def test_model_fault_knob_does_not_change_the_runtime_view():
     h = build(SMALL, seed=4)
     c = h.checksum()
     victim = next(o for o in h.objects() if o[3])
-    for kind in _core.MODEL_FAULTS:
-        h.set_fault(kind, victim[2])
+    for kind in MODEL_FAULTS:
+        set_fault(h, kind, victim[2])
         assert h.checksum() == c and h.verify() == h.live_count
-    h.set_fault(None)
+    set_fault(h, None)
     with pytest.raises(ValueError):
-        h.set_fault("no_such_fault", 1)
+        set_fault(h, "no_such_fault", 1)
 
 
 def test_library_errors_raise_remap_error():

@@ -15,9 +15,9 @@ import pytest
 
 from libremap._paths import package_file
 
-from conftest import run_with_timeout
+from support.processes import run_with_timeout
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 TOYVM = REPO / "libremap" / "toyvm"
 MAIN = REPO / "libremap" / "examples" / "toyvm_main.cpp"
 PKG_DIR = package_file("libremap.so.0").parent

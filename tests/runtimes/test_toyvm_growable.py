@@ -16,7 +16,8 @@ large object needs is whole."""
 from __future__ import annotations
 
 import pytest
-from test_toyvm import MODES, run_child
+
+from support.toyvm import MODES, run_child
 
 MiB = 1 << 20
 # gcbench's long-lived double[] alone (3.2 MB, one large object) nearly fills

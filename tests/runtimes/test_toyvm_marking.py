@@ -18,11 +18,12 @@ a remark pause, remap_prepare beside the mutators and a flip pause.
 from __future__ import annotations
 
 import pytest
-from test_slot_values import acquire, err, make_heap, obj, retire
-from test_toyvm import CONFIGS, describe, run_child, skip_unsupported
 
 from libremap import toyvm
 from libremap.cabi import ffi, lib
+
+from support.handbuilt import acquire, err, make_heap, obj, retire
+from support.toyvm import CONFIGS, describe, run_child, skip_unsupported
 
 CONCURRENT_MODES = [
     ("move", "sigbus"),

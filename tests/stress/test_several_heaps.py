@@ -11,9 +11,10 @@ from __future__ import annotations
 import threading
 
 import pytest
-from differential import build, collect_with_mutator
 
 from libremap.synthetic import KiB, MiB
+
+from support.differential import build, collect_with_mutator
 
 PARAMS = {"capacity": 8 * MiB, "region_size": 64 * KiB, "live_ratio": 0.4, "fill_fraction": 0.6}
 CYCLES = 4

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import sys
 
-from conftest import run_with_timeout
+from support.processes import run_with_timeout
 
 
 def soak(*args: str) -> tuple[int, str]:

@@ -2,7 +2,7 @@
 large-object contents and every reference to them are right after
 compaction, across backends, with mutators running").
 
-The C++ mutators of bindings/stress.cpp allocate a fraction of their objects
+The C++ mutators of bindings/testing/stress.cpp allocate a fraction of their objects
 with remap_alloc_large (just over the threshold to three regions; most
 primitive, some with four slots, some with more than a page of slots so
 that one tracked slot lies on the object's second page) and unlink each 1
@@ -19,8 +19,9 @@ of the write logs. stress.h has the details."""
 from __future__ import annotations
 
 import pytest
-from differential import CONCURRENT_BACKENDS, FAULT_MODES
-from test_stress import check, stress
+
+from support.differential import CONCURRENT_BACKENDS, FAULT_MODES
+from support.stress import check, stress
 
 CYCLES = 40
 LARGE = {"large_fraction": 0.1}

@@ -5,7 +5,7 @@ Every backend must leave a byte-identical heap to the ``stw`` reference
 parameters (so the same objects at the same offsets from their bases),
 collect each with its backend, and compare ``image()`` and ``checksum()``::
 
-    from differential import assert_same_image
+    from support.differential import assert_same_image
 
     @pytest.mark.parametrize("backend", ["move", "copy"])
     @pytest.mark.parametrize("fault_mode", ["sigbus", "thread"])
@@ -175,7 +175,7 @@ def run_child(code: str, timeout: float = 90, env: Mapping[str, str] | None = No
     import os
     import sys
 
-    from conftest import run_with_timeout
+    from support.processes import run_with_timeout
 
     full_env = dict(os.environ, **(env or {}))
     r = run_with_timeout([sys.executable, "-c", code], timeout=timeout, env=full_env)
@@ -210,13 +210,13 @@ def compile_c(name: str, out_dir: Any, shared: bool = False, extra: tuple[str, .
 
     from libremap._paths import package_file
 
-    from conftest import run_with_timeout
+    from support.processes import run_with_timeout
 
     cc = shutil.which("cc") or shutil.which("gcc")
     if cc is None:
         pytest.skip("no C compiler")
     lib = package_file("libremap.so.0")
-    src = Path(__file__).parent / "c" / f"{name}.c"
+    src = Path(__file__).parents[1] / "c" / f"{name}.c"
     out = Path(out_dir) / (f"lib{name}.so" if shared else name)
     args = [cc, "-O1", "-g", "-Wall", "-std=gnu11", str(src), "-o", str(out)]
     args += ["-I", str(package_file("include")), "-I", str(src.parent)]
@@ -424,3 +424,46 @@ def check_case(backend, fault_mode, gc_threads, params, how, cycles=1) -> dict:
         large_moved += stats["large_objects_moved"]
     stats["large_objects_moved_all_cycles"] = large_moved
     return stats
+
+
+# --- a cycle begun beside the mutators (remap_cycle_begin) -----------------
+
+
+def concurrent_cycle(h, how: str, before: int, after: int, tagging_ok: bool = True) -> dict:
+    """begin, allocate black, mark, prepare, allocate black (and write old
+    objects), flip, then produce the pages `how`; checks the graph."""
+    h.begin_cycle()
+    h.allocate_black(before)
+    h.mark()
+    h.prepare()
+    h.allocate_black(after)
+    want = h.checksum()
+    h.flip()
+    if h.info()["phase"] == PHASE_COMPACTING:
+        if how == "mutator":
+            assert h.checksum() == want, "the graph read through faults differs"
+            h.compact()
+        elif how == "concurrent":
+            failure: list[BaseException] = []
+
+            def gc() -> None:
+                try:
+                    h.compact()
+                except BaseException as e:  # noqa: BLE001 - re-raised below
+                    failure.append(e)
+
+            t = threading.Thread(target=gc)
+            t.start()
+            try:
+                seen = h.checksum()
+            finally:
+                t.join()
+            if failure:
+                raise failure[0]
+            assert seen == want, "a mutator read a different graph during compaction"
+        else:
+            h.compact()
+        h.finish()
+    assert h.checksum() == want
+    h.verify()
+    return h.stats()
