@@ -11,19 +11,21 @@ import json
 
 from support.processes import python_child, run_with_timeout
 
-# Every module of the package but __main__ (it runs the CLI) and the
+# Every Python module of the package but __main__ (it runs the CLI) and the
 # conformance kit's own test modules (pytest collects them, a user never
-# imports them); then what the process holds of the fixtures.
+# imports them); then what the process holds of the fixtures. (The walk
+# also lists the extension modules and, in an editable install, the core's
+# libremap.so: neither is a module the package imports by itself.)
 IMPORT_ALL = """
-import json, pkgutil, importlib, sys
+import json, pkgutil, importlib, importlib.util, sys
 import libremap
 names = sorted(
     m.name for m in pkgutil.walk_packages(libremap.__path__, "libremap.")
     if m.name != "libremap.__main__" and ".conformance.test_" not in m.name
+    and (importlib.util.find_spec(m.name).origin or "").endswith(".py")
 )
 for name in names:
-    if name != "libremap._testing":
-        importlib.import_module(name)
+    importlib.import_module(name)
 maps = open("/proc/self/maps").read()
 print(json.dumps({
     "imported": names,
