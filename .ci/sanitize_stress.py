@@ -1,5 +1,5 @@
 """The stress subset .ci/sanitize runs under each sanitizer: the C++ stress
-driver (bindings/stress.h) on every backend and fault mode, each run in its
+driver (libremap._testing, bindings/testing/stress.h) on every backend and fault mode, each run in its
 own process (a sanitizer report ends the process; a wedged fault must not
 hang CI), then a few injected kernel failures (os/failure_injection.h) so
 that the BROKEN paths run instrumented too."""
@@ -24,11 +24,12 @@ INJECTED = (
 )
 CHILD = """
 import json, sys
-import libremap._core as core
+import libremap._testing as testing
 from libremap.synthetic import RemapError
 try:
-    r = core.run_stress(sys.argv[1], sys.argv[2], gc_threads=2, mutators=2, cycles=int(sys.argv[3]),
-                        heap_mib=4, seed=5, idle_ops=200, timeout_s=120.0)
+    r = testing.run_stress(sys.argv[1], sys.argv[2], gc_threads=2, mutators=2,
+                           cycles=int(sys.argv[3]), heap_mib=4, seed=5, idle_ops=200,
+                           timeout_s=120.0)
     r.pop("stats")
 except RemapError as e:
     r = dict(verified=False, error=e.message, status=e.status_name, final_phase=-1)

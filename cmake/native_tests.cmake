@@ -4,7 +4,7 @@
 # The core sources are compiled into the executable again (not linked from
 # libremap.so) so that hidden internal symbols are reachable. Tests live in
 # tests/native/*.cpp and register themselves with TEST(name) (check.h);
-# tests/test_native.py builds this and runs each test as a pytest case.
+# tests/kernel/test_native.py builds this and runs each test as a pytest case.
 option(LIBREMAP_NATIVE_TESTS "build the native C++ test executable" OFF)
 if(LIBREMAP_NATIVE_TESTS)
   file(GLOB LIBREMAP_NATIVE_TEST_SOURCES CONFIGURE_DEPENDS

@@ -1,7 +1,7 @@
 // toyvm_main.cpp — a tiny runtime program embedding libremap: the toy VM
 // (libremap/toyvm/) running one workload with mutator threads, printing one
 // line per collection and the verdict. Built against the installed package
-// with find_package(libremap CONFIG) by tests/test_toyvm_embed.py.
+// with find_package(libremap CONFIG) by tests/runtimes/test_toyvm_embed.py.
 //
 //   toyvm_main [workload] [--backend stw|move|copy|auto] [--fault sigbus|thread|auto]
 //              [--heap-mib N] [--threads N] [--rounds N] [--depth N] [--scale X]

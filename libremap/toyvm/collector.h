@@ -39,7 +39,7 @@ class Collector {
   void collect(const char* cause);
 
   // For a driver outside the VM that runs libremap's cycle itself (the
-  // conformance kit, bindings/conformance_toyvm.cpp): stw_cycle's marking
+  // conformance kit, bindings/testing/conformance_toyvm.cpp): stw_cycle's marking
   // (TLABs retired, roots gathered and traced with remap_try_mark), and its
   // root rewrite after remap_flip. Only while no collection runs and no
   // mutator runs but the caller's own thread. False once the VM failed.

@@ -87,7 +87,7 @@ inline uint32_t array_length(Ref obj) { return header(obj)->aux; }
 // are given: async-signal-safe, lock-free, independent of slot values.
 // (A black large object whose size is not a page multiple used to trip
 // libremap's walk of black memory; the library walks it as one object now,
-// and tests/test_toyvm_marking.py keeps the reproducer.)
+// and tests/runtimes/test_toyvm_marking.py keeps the reproducer.)
 struct ModelContext {};
 
 inline size_t model_object_size(void*, const void* obj) { return header(obj)->size; }

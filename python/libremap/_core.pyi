@@ -3,7 +3,7 @@
 # then three hand edits: one file instead of a package (the cpython_arenas
 # submodule is typed as a module), and RemapError's attributes, which the
 # binding sets at raise time. Regenerate when a binding changes;
-# tests/test_types.py type-checks the package against this file.
+# tests/api/test_types.py type-checks the package against this file.
 """
 libremap's native core (pybind11 over the C ABI)
 """
@@ -11,7 +11,7 @@ from __future__ import annotations
 import typing
 import types
 cpython_arenas: types.ModuleType  # a submodule (libremap.cpython wraps it)
-__all__: list[str] = ['MODEL_FAULTS', 'RemapError', 'STATUS_CODES', 'SyntheticHeap', 'TOYVM_OPTIONS', 'TOYVM_WORKLOADS', 'abi_version', 'cpython_arenas', 'probe', 'run_stress', 'status_name', 'toyvm_mark_bench', 'toyvm_run', 'version', 'version_string']
+__all__: list[str] = ['RemapError', 'STATUS_CODES', 'SyntheticHeap', 'TOYVM_OPTIONS', 'TOYVM_WORKLOADS', 'abi_version', 'cpython_arenas', 'probe', 'status_name', 'toyvm_mark_bench', 'toyvm_run', 'version', 'version_string']
 class RemapError(RuntimeError):
     """
     A libremap call failed. .status is the remap_status (negative int), .status_name its constant name (e.g. 'REMAP_EOBJMODEL'), .message the library's message (remap_last_error()).
@@ -73,8 +73,6 @@ class SyntheticHeap:
         ...
     def roots(self) -> list[int]:
         ...
-    def set_fault(self, kind: typing.Any, object_id: typing.SupportsInt | typing.SupportsIndex = 0) -> None:
-        ...
     def stats(self) -> dict:
         ...
     def verify(self) -> int:
@@ -100,10 +98,6 @@ def probe() -> dict:
     """
     remap_probe() as a dict of the raw remap_probe_info fields
     """
-def run_stress(backend: typing.Any, fault_mode: typing.Any, gc_threads: typing.SupportsInt | typing.SupportsIndex = 1, mutators: typing.SupportsInt | typing.SupportsIndex = 2, cycles: typing.SupportsInt | typing.SupportsIndex = 10, heap_mib: typing.SupportsInt | typing.SupportsIndex = 4, seed: typing.SupportsInt | typing.SupportsIndex = 0, *, idle_ops: typing.SupportsInt | typing.SupportsIndex = 500, write_fraction: typing.SupportsFloat | typing.SupportsIndex = 0.1, alloc_fraction: typing.SupportsFloat | typing.SupportsIndex = 0.6, region_kib: typing.SupportsInt | typing.SupportsIndex = 64, timeout_s: typing.SupportsFloat | typing.SupportsIndex = 60.0, keep_stats: bool = False, inject_stale_cycle: typing.SupportsInt | typing.SupportsIndex = 0, large_fraction: typing.SupportsFloat | typing.SupportsIndex = 0.05, inject_stale_large: bool = False, tagged: bool = False, concurrent_prepare: bool = False, evacuate: bool = False, max_heap_mib: typing.SupportsInt | typing.SupportsIndex = 0) -> dict:
-    """
-    C++ mutator threads reading, writing and allocating while compaction cycles run (bindings/stress.h). Returns counts, `verified` and the first `error`.
-    """
 def status_name(status: typing.SupportsInt | typing.SupportsIndex) -> str:
     """
     The constant name of a remap_status, e.g. 'REMAP_EINVAL'.
@@ -120,7 +114,6 @@ def version() -> int:
     ...
 def version_string() -> str:
     ...
-MODEL_FAULTS: list = ['none', 'size_zero', 'size_crosses_region', 'ref_outside_object', 'size_unaligned', 'ref_unaligned']
 STATUS_CODES: dict = {'REMAP_OK': 0, 'REMAP_EINVAL': -1, 'REMAP_EUNSUPPORTED': -2, 'REMAP_EPERM': -3, 'REMAP_ENOMEM': -4, 'REMAP_EPHASE': -5, 'REMAP_EKERNEL': -6, 'REMAP_EBUSY': -7, 'REMAP_EEXIST': -8, 'REMAP_ENOENT': -9, 'REMAP_EAGAIN': -10, 'REMAP_ELIMIT': -11, 'REMAP_EOBJMODEL': -12, 'REMAP_EINTERNAL': -13}
-TOYVM_OPTIONS: list = ['array_size', 'backend', 'dense_threshold', 'depth', 'evacuate', 'exhausted_retries', 'fault_mode', 'gc_threads', 'handler_threads', 'heap_bytes', 'iteration_scale', 'large_fraction', 'mark_delay_us', 'marking', 'max_value_bytes', 'min_depth', 'ops', 'region_size', 'rounds', 'satb_barrier', 'seed', 'size', 'threads', 'trigger_fraction', 'trigger_min_bytes', 'verify_refs']
+TOYVM_OPTIONS: list = ['array_size', 'backend', 'dense_threshold', 'depth', 'evacuate', 'exhausted_retries', 'fault_mode', 'gc_threads', 'handler_threads', 'heap_bytes', 'iteration_scale', 'large_fraction', 'mark_delay_us', 'marking', 'max_free_ratio', 'max_heap_bytes', 'max_value_bytes', 'min_depth', 'min_free_ratio', 'ops', 'record_events', 'region_size', 'rounds', 'satb_barrier', 'seed', 'size', 'threads', 'trigger_fraction', 'trigger_min_bytes', 'verify_refs']
 TOYVM_WORKLOADS: list = ['gcbench', 'binary_trees', 'lru_cache', 'random_graph', 'large_arrays']

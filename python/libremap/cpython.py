@@ -26,7 +26,7 @@ built for the interpreter that ran ``pip install``: each CPython version
 needs its own install of the package (``pip install .`` under that
 interpreter; with ``--no-build-isolation`` it needs pybind11,
 scikit-build-core and cffi installed first). Checked here: 3.11 and 3.13
-(tests/test_cpython_arenas.py, CPython's regrtest subset included); 3.10 and
+(tests/runtimes/test_cpython_arenas.py, CPython's regrtest subset included); 3.10 and
 3.12 use the same API (PyObject_SetArenaAllocator, 1 MiB arenas) but were
 not built. Free-threaded builds (3.13t) do not use pymalloc: nothing to
 serve there.

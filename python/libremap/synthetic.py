@@ -1,7 +1,7 @@
 """A synthetic heap: libremap's test and benchmark workload.
 
 ``SyntheticHeap`` fills a libremap heap, through the public C ABI only, with
-objects of the layout in ``bindings/object_layout.h``::
+objects of the layout in ``bindings/common/object_layout.h``::
 
     {uint32 size; uint16 nrefs; uint16 klass; uint64 id}  nrefs 8-byte slots  payload
 
@@ -30,8 +30,6 @@ from ._names import BACKENDS, FAULT_MODES, enum_value
 
 RemapError = _core.RemapError
 
-#: Ways the object model can be made to lie about one object (set_fault).
-MODEL_FAULTS: tuple[str, ...] = tuple(_core.MODEL_FAULTS)
 #: remap_phase values (libremap.h).
 PHASE_IDLE, PHASE_PREPARED, PHASE_COMPACTING, PHASE_BROKEN = 0, 1, 2, 3
 
@@ -252,11 +250,6 @@ class SyntheticHeap:
         """remap_forward: new address of the object at ``old`` (prepare..finish)."""
         return self._h.forward(old)
 
-    def set_fault(self, kind: str | int | None, object_id: int = 0) -> None:
-        """Make the object model lie about object ``object_id``; ``kind`` is one
-        of MODEL_FAULTS ('none' or None turns it off)."""
-        self._h.set_fault(kind, object_id)
-
     def objects(self) -> list[tuple[int, int, int, bool, bool]]:
         """Present objects as (address, size, id, live, large), in id order."""
         return self._h.objects()
@@ -299,7 +292,6 @@ class SyntheticHeap:
 __all__ = [
     "BACKENDS",
     "FAULT_MODES",
-    "MODEL_FAULTS",
     "PHASE_BROKEN",
     "PHASE_COMPACTING",
     "PHASE_IDLE",

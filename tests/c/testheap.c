@@ -2,7 +2,7 @@
  * raw remap_heap* (cffi: remap_touch, remap_heap_last_stats, write(2) from
  * heap memory) or a plain C program (SIGBUS chaining).
  *
- * Objects use bindings/object_layout.h's layout:
+ * Objects use bindings/common/object_layout.h's layout:
  *   { uint32 size; uint16 nrefs; uint16 klass; uint64 id }  nrefs slots  payload
  * The heap is filled with objects of 32..512 bytes; a live_ratio share of
  * them is live and listed as roots (outside the heap); live objects' slots

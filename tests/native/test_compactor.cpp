@@ -233,7 +233,7 @@ Built build_sized(uint64_t seed, size_t capacity, int backend) {
 // A heap with more pages than vm.max_map_count: sigsegv refuses the flip
 // (REMAP_ELIMIT, both numbers in the message) before changing anything; the
 // heap keeps its bytes, stays writable, and the cycle can be planned again.
-// (Raising the limit and flipping the same heap is tests/test_shared_backends.py's,
+// (Raising the limit and flipping the same heap is tests/backends/test_shared_backends.py's,
 // where a parent process restores the sysctl.)
 TEST(compactor_sigsegv_refuses_past_max_map_count) {
   int64_t limit = os::read_sysctl_int("/proc/sys/vm/max_map_count");

@@ -2,7 +2,7 @@
 // in (use case B of DESIGN.md: slide cold pages without touching them).
 //
 // Needs root: it creates a 256 MiB swap file under /var/tmp, swapon(2)s it,
-// and always swapoff(2)s and deletes it again (RAII here; tests/test_native.py
+// and always swapoff(2)s and deletes it again (RAII here; tests/kernel/test_native.py
 // also removes a leftover if this process dies on the watchdog).
 #include <fcntl.h>
 #include <sys/mman.h>

@@ -2,7 +2,7 @@
 until each page is a swap entry, the swap cache dropped, and
 ``/proc/self/pagemap`` to tell, page by page, which pages a cycle read back
 (the cold-pages workload, ``workloads/coldpages.py``, and
-tests/test_large_untouched.py use it). The swap file the pages go to is
+tests/kernel/test_large_untouched.py use it). The swap file the pages go to is
 ``swapfile.py``.
 """
 

@@ -144,8 +144,8 @@ def _child_code(kind: str, backend: str, mode: str, seed: int, opts: dict[str, A
     o = dict(opts)
     pos = (o.pop("gc_threads"), o.pop("mutators"), o.pop("cycles"), o.pop("heap_mib"))
     return (
-        "import json, sys\nimport libremap._core as core\n"
-        f"r = core.run_stress({backend!r}, {mode!r}, {pos[0]}, {pos[1]}, {pos[2]}, {pos[3]},"
+        "import json, sys\nimport libremap._testing as testing\n"
+        f"r = testing.run_stress({backend!r}, {mode!r}, {pos[0]}, {pos[1]}, {pos[2]}, {pos[3]},"
         f" {seed}, **{o!r})\n"
         "out = {'ok': bool(r['verified']), 'error': r['error'] or None, 'collections': r['cycles'],"
         " 'verified': r['objects_verified']}\n"

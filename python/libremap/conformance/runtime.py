@@ -1,14 +1,15 @@
 """Loading a runtime's conformance table (libremap_conformance.h) with cffi.
 
 A runtime is named by the user as ``NAME`` (a runtime built into the
-package's ``_core``, exported as ``remap_conformance_<name>_v1``) or as a
+package's ``_testing`` module, exported as ``remap_conformance_<name>_v1``;
+it is opened as a library, never imported) or as a
 ``PATH`` to a shared library exporting ``remap_conformance_runtime_v1``.
 Both are loaded the same way, ``ffi.dlopen`` plus one symbol: the built-in
 runtimes take no shortcut a third-party runtime could not.
 
 The runtime library links ``libremap.so.0`` by its SONAME; loading
 ``libremap.cabi`` first puts the package's copy in the process, so the
-runtime, cffi and ``_core`` all share one core.
+runtime, cffi and the package's extension modules all share one core.
 """
 
 from __future__ import annotations
@@ -22,11 +23,12 @@ from cffi import FFI
 from .._paths import package_file
 from ..cabi import LIBRARY_PATH
 
-# Built-in runtimes: name -> symbol in _core.
+# Built-in runtimes: name -> symbol in _testing (bindings/testing/).
 BUILTIN = {
     "synthetic": "remap_conformance_synthetic_v1",
     "toyvm": "remap_conformance_toyvm_v1",
 }
+BUILTIN_MODULE = "_testing"
 ENTRY_SYMBOL = "remap_conformance_runtime_v1"
 
 ffi = FFI()
@@ -66,8 +68,8 @@ class RuntimeSpec:
 def resolve(name_or_path: str) -> RuntimeSpec:
     """The library and symbol for a runtime name or path (not loaded yet)."""
     if name_or_path in BUILTIN:
-        core = package_file("_core" + _extension_suffix())
-        return RuntimeSpec(name_or_path, str(core), BUILTIN[name_or_path])
+        fixtures = package_file(BUILTIN_MODULE + _extension_suffix())
+        return RuntimeSpec(name_or_path, str(fixtures), BUILTIN[name_or_path])
     path = Path(name_or_path)
     if os.sep not in name_or_path and not path.exists():
         raise RuntimeLoadError(
@@ -85,11 +87,11 @@ def _extension_suffix() -> str:
 
     for suffix in importlib.machinery.EXTENSION_SUFFIXES:
         try:
-            package_file("_core" + suffix)
+            package_file(BUILTIN_MODULE + suffix)
         except FileNotFoundError:
             continue
         return suffix
-    raise RuntimeLoadError("libremap._core is not installed with the package")
+    raise RuntimeLoadError(f"libremap.{BUILTIN_MODULE} is not installed with the package")
 
 
 def load(spec: RuntimeSpec):
