@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-SRC = Path(__file__).resolve().parent.parent / "libremap" / "src"
+SRC = Path(__file__).resolve().parents[2] / "libremap" / "src"
 
 # Bottom to top.
 LAYERS = ("base", "os", "heap", "plan", "compact", "backends", "api")

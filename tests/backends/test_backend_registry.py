@@ -7,7 +7,7 @@ from __future__ import annotations
 import typing
 
 import pytest
-from test_heap_api import config, err
+from support.cabi_heap import config, err
 
 import libremap
 from libremap import _names, synthetic
