@@ -141,9 +141,12 @@ bool Collector::stw_cycle(GcRecord& rec) {
   s = remap_flip(vm_.heap());
   if (s != REMAP_OK) {
     // A flip that failed before changing anything leaves the heap PREPARED:
-    // cancel the cycle so that the VM can still be torn down cleanly.
+    // cancel the cycle so that the VM can still be torn down cleanly. The
+    // library's message first: remap_last_error() is the last call's, and
+    // the soak once reported a refused flip as "REMAP_ELIMIT: remap_flip: ".
+    const bool ok = fail_library("remap_flip", s);
     (void)remap_clear_marks(vm_.heap());
-    return fail_library("remap_flip", s);
+    return ok;
   }
   for (size_t i = 0; i < root_slots_.size(); ++i) *root_slots_[i] = forwarded_[i];
   const uint64_t t4 = now_ns();

@@ -11,6 +11,7 @@ REMAP_EUNSUPPORTED is skipped with the library's message.
 
 from __future__ import annotations
 
+import json
 import sys
 
 import pytest
@@ -238,3 +239,24 @@ def test_demo_command():
     if libremap.probe().has_move and "move/copy" not in out:
         # Both concurrent backends ran side by side unless one is unsupported.
         assert "not available" in out, out
+
+
+REFUSED_FLIP = """
+import json
+from libremap import toyvm
+r = toyvm.run("gcbench", backend="move", marking="stw", heap_mib=64, check=False)
+print(json.dumps(r["error"]))
+"""
+
+
+def test_a_refused_flip_keeps_the_librarys_message(monkeypatch):
+    # The stop-the-world cycle cancels a refused flip (remap_clear_marks)
+    # and used to read remap_last_error() after that call: the soak's one
+    # failure in 1462 jobs was reported as "REMAP_ELIMIT: remap_flip: " with
+    # the reason lost. Every mremap failing (injected) refuses the first flip.
+    monkeypatch.setenv("LIBREMAP_INJECT_FAILURE", "mremap:1:ENOMEM:0")
+    p = run_with_timeout([sys.executable, "-c", REFUSED_FLIP], timeout=120)
+    assert p.returncode == 0, p.stderr[-2000:]
+    err = json.loads(p.stdout.strip().splitlines()[-1])
+    assert err and err["status_name"] == "REMAP_ENOMEM", err
+    assert err["message"].startswith("REMAP_ENOMEM: remap_flip") and "mremap" in err["message"], err
