@@ -203,7 +203,14 @@ void Compactor::add_black_pages(const Plan& plan) {
 
 Status Compactor::flip() {
   if (!plan_) return fail(REMAP_EPHASE, "flip before prepare");
-  Status s = layout_->flip(*plan_);
+  bool lost = false;
+  Status s = layout_->flip(*plan_, &lost);
+  if (lost) {
+    // Not abort(): the runtime hears it from remap_flip and the heap is
+    // BROKEN (api/concurrent_cycle.cpp); destroying it is all that is left.
+    break_heap(s.code, s.message.c_str());
+    return broken_status();
+  }
   if (!s) return s;
   // Allocation from now on sees the new layout (free tails, empty regions),
   // adopted by the first allocation call: nothing O(heap) in the pause.
@@ -330,7 +337,11 @@ FaultOutcome Compactor::zero_fill(uintptr_t addr) noexcept {
   void* page = reinterpret_cast<void*>(addr & ~uintptr_t(kStackPage - 1));
   if (backend_kind_ == REMAP_BACKEND_SIGSEGV) {
     // The page lives in the memfd: opening it shows whatever its slot holds.
-    if (os::protect_nothrow(page, kStackPage, PROT_READ | PROT_WRITE) != 0)
+    // If mprotect is refused too (the failure that broke the heap, or
+    // vm.max_map_count), a private zero page replaces it: the thread goes
+    // on instead of taking SIGSEGV's default action.
+    if (os::protect_nothrow(page, kStackPage, PROT_READ | PROT_WRITE) != 0 &&
+        os::map_zero_fixed_nothrow(page, kStackPage) != 0)
       return FaultOutcome::unserved;
     zero_filled_.fetch_add(1);
     return FaultOutcome::zero_filled;
@@ -342,16 +353,32 @@ FaultOutcome Compactor::zero_fill(uintptr_t addr) noexcept {
     zero_filled_.fetch_add(1);
     return FaultOutcome::zero_filled;
   }
-  if (z.err != os::UffdErr::exists) return FaultOutcome::unserved;
+  if (z.err != os::UffdErr::exists) return stop_faulting_now();
   // EEXIST. Anonymous memory: the page is mapped (installed, or zero-filled
   // for another thread, meanwhile). Shmem (minor): the file has a page there
   // that this mapping does not map yet, a MINOR fault, which only
   // UFFDIO_CONTINUE ends (EEXIST again: mapped by now).
   if (backend_kind_ == REMAP_BACKEND_MINOR) {
     os::UffdResult c = os::uffd_continue(uffd_.get(), page, kStackPage, 0);
-    if (!c.ok() && c.err != os::UffdErr::exists) return FaultOutcome::unserved;
+    if (!c.ok() && c.err != os::UffdErr::exists) return stop_faulting_now();
     if (c.ok()) zero_filled_.fetch_add(1);  // whatever the file held: not its data
   }
+  return FaultOutcome::zero_filled;
+}
+
+FaultOutcome Compactor::stop_faulting_now() noexcept {
+  // The heap is broken and this page cannot be mapped by any ioctl, so no
+  // fault on the range can be trusted to end: unregister all of it, as
+  // delivery_failed does. That wakes every thread parked on it, and their
+  // retries (and this one) fault in normally: zero for anonymous memory,
+  // whatever the file holds for minor. GC workers' installs into it fail
+  // from now on, which the broken heap already reports. Async-signal-safe:
+  // one ioctl.
+  void* start = reinterpret_cast<void*>(
+      backend_kind_ == REMAP_BACKEND_MINOR ? heap_.base() : heap_.map_base());
+  const size_t len = backend_kind_ == REMAP_BACKEND_MINOR ? heap_.capacity() : heap_.map_size();
+  if (!os::uffd_unregister(uffd_.get(), start, len).ok()) return FaultOutcome::unserved;
+  zero_filled_.fetch_add(1);
   return FaultOutcome::zero_filled;
 }
 

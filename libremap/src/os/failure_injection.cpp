@@ -1,6 +1,8 @@
 // failure_injection.cpp — see failure_injection.h.
 #include "os/failure_injection.h"
 
+#include "os/probe.h"
+
 #include <unistd.h>
 
 #include <cerrno>
@@ -172,6 +174,31 @@ void inject_arm_from_env() noexcept {
   }
   if (!g_report_registered.exchange(true)) std::atexit(report_counts);
   detail::g_inject_armed.store(mode);
+}
+
+uint64_t masked_uffd_features() noexcept {
+  const char* v = std::getenv("LIBREMAP_MASK_UFFD_FEATURES");
+  if (!v || !*v) return 0;
+  uint64_t mask = 0;
+  for (const char* p = v; *p;) {
+    const char* comma = std::strchr(p, ',');
+    const size_t len = comma ? size_t(comma - p) : std::strlen(p);
+    uint64_t bits = 0;
+    bool known = parse_u64(p, len, &bits);
+    for (unsigned b = 0; !known && uffd_feature_name(b); b++)
+      if (std::strlen(uffd_feature_name(b)) == len && std::strncmp(uffd_feature_name(b), p, len) == 0) {
+        bits = uint64_t(1) << b;
+        known = true;
+      }
+    if (known) {
+      mask |= bits;
+    } else if (len) {
+      put("libremap: LIBREMAP_MASK_UFFD_FEATURES: ignoring an unknown feature name (see the "
+          "probe's feature names)\n");
+    }
+    p += len + (comma ? 1 : 0);
+  }
+  return mask;
 }
 
 const char* inject_site_name(InjectSite site) noexcept {

@@ -11,6 +11,7 @@
 #include <cstdio>
 #include <cstring>
 
+#include "os/failure_injection.h"
 #include "os/procfs.h"
 #include "os/uffd_abi.h"
 #include "os/uffd_open.h"
@@ -67,6 +68,8 @@ uint64_t register_ioctls(int fd, size_t page) {
   uint64_t bits = 0;
   if (::ioctl(fd, UFFDIO_REGISTER, &reg) == 0) {
     bits = reg.ioctls;
+    // A kernel without the MOVE feature has no MOVE ioctl either.
+    if (masked_uffd_features() & UFFD_FEATURE_MOVE) bits &= ~(uint64_t(1) << _UFFDIO_MOVE);
     // Unregister before munmap, so that the range never outlives its use.
     ::ioctl(fd, UFFDIO_UNREGISTER, &reg.range);
   }
@@ -165,6 +168,13 @@ void probe_kernel(remap_probe_info* out) {
     }
   }
   info.auto_backend = resolve_auto_backend(info, info.auto_reason, sizeof info.auto_reason);
+  if (masked_uffd_features()) {
+    // Say so (the field is short): a probe that plays an older kernel must
+    // not be mistaken for the kernel's own answer.
+    const size_t at = std::strlen(info.auto_reason);
+    std::snprintf(info.auto_reason + at, sizeof info.auto_reason - at,
+                  " [LIBREMAP_MASK_UFFD_FEATURES]");
+  }
   *out = info;
 }
 
