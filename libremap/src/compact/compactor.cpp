@@ -3,6 +3,7 @@
 // page installing in backends/.
 #include "compact/compactor.h"
 
+#include <errno.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -71,10 +72,17 @@ class SafeMsg {
     if (const char* name = strerrorname_np(e)) s(" (").s(name).s(")");
     return *this;
   }
+  // What an errno of an install means when the reader may not know it.
+  SafeMsg& hint(int e) {
+    if (e == ENOMEM)
+      s(" [ENOMEM: out of memory, or the process reached vm.max_map_count (mprotect and "
+        "MAP_FIXED split VMAs)]");
+    return *this;
+  }
   const char* c_str() const { return buf_; }
 
  private:
-  char buf_[320] = {};
+  char buf_[480] = {};
   size_t len_ = 0;
 };
 
@@ -240,7 +248,7 @@ Status Compactor::work() {
       // regions are still produced: their pages keep their data.
       SafeMsg m;
       m.s("a GC worker could not install a run of pages: ").s(bad.op).s(" failed with ")
-          .err(bad.sys_errno);
+          .err(bad.sys_errno).hint(bad.sys_errno);
       break_heap(install_code(bad.sys_errno), m.c_str());
     }
   }
@@ -251,7 +259,15 @@ Status Compactor::work() {
 
 Status Compactor::run(unsigned threads) {
   std::vector<std::thread> extra;
-  for (unsigned i = 1; i < threads; i++) extra.emplace_back([this] { work(); });
+  // A GC thread that cannot start (its stack is an mmap: RLIMIT_AS,
+  // vm.max_map_count, RLIMIT_NPROC) only costs parallelism: the threads
+  // that did start, this one at least, share its regions (issue 17: the
+  // exception left remap_compact failing with "internal error", or, past
+  // the first thread, destroyed a joinable std::thread: std::terminate).
+  try {
+    for (unsigned i = 1; i < threads; i++) extra.emplace_back([this] { work(); });
+  } catch (const std::exception&) {
+  }
   Status s = work();
   for (auto& t : extra) t.join();
   return s;
@@ -337,12 +353,12 @@ FaultOutcome Compactor::zero_fill(uintptr_t addr) noexcept {
   void* page = reinterpret_cast<void*>(addr & ~uintptr_t(kStackPage - 1));
   if (backend_kind_ == REMAP_BACKEND_SIGSEGV) {
     // The page lives in the memfd: opening it shows whatever its slot holds.
-    // If mprotect is refused too (the failure that broke the heap, or
-    // vm.max_map_count), a private zero page replaces it: the thread goes
-    // on instead of taking SIGSEGV's default action.
+    // If mprotect is refused (the failure that broke the heap), a private
+    // zero page replaces it; if that is refused too (both split a VMA: at
+    // vm.max_map_count they fail ENOMEM), the whole heap is opened.
     if (os::protect_nothrow(page, kStackPage, PROT_READ | PROT_WRITE) != 0 &&
         os::map_zero_fixed_nothrow(page, kStackPage) != 0)
-      return FaultOutcome::unserved;
+      return stop_faulting_now();
     zero_filled_.fetch_add(1);
     return FaultOutcome::zero_filled;
   }
@@ -367,17 +383,23 @@ FaultOutcome Compactor::zero_fill(uintptr_t addr) noexcept {
 }
 
 FaultOutcome Compactor::stop_faulting_now() noexcept {
-  // The heap is broken and this page cannot be mapped by any ioctl, so no
-  // fault on the range can be trusted to end: unregister all of it, as
+  // The heap is broken and this page cannot be mapped at all, so no fault
+  // on the range can be trusted to end: unregister all of it, as
   // delivery_failed does. That wakes every thread parked on it, and their
   // retries (and this one) fault in normally: zero for anonymous memory,
   // whatever the file holds for minor. GC workers' installs into it fail
   // from now on, which the broken heap already reports. Async-signal-safe:
   // one ioctl.
-  void* start = reinterpret_cast<void*>(
-      backend_kind_ == REMAP_BACKEND_MINOR ? heap_.base() : heap_.map_base());
-  const size_t len = backend_kind_ == REMAP_BACKEND_MINOR ? heap_.capacity() : heap_.map_size();
-  if (!os::uffd_unregister(uffd_.get(), start, len).ok()) return FaultOutcome::unserved;
+  // sigsegv: opening the whole heap range merges its VMAs instead of
+  // splitting one, so it works at vm.max_map_count too.
+  const bool shared = backend_kind_ == REMAP_BACKEND_MINOR || backend_kind_ == REMAP_BACKEND_SIGSEGV;
+  void* start = reinterpret_cast<void*>(shared ? heap_.base() : heap_.map_base());
+  const size_t len = shared ? heap_.capacity() : heap_.map_size();
+  if (backend_kind_ == REMAP_BACKEND_SIGSEGV) {
+    if (os::protect_nothrow(start, len, PROT_READ | PROT_WRITE) != 0) return FaultOutcome::unserved;
+  } else if (!os::uffd_unregister(uffd_.get(), start, len).ok()) {
+    return FaultOutcome::unserved;
+  }
   zero_filled_.fetch_add(1);
   return FaultOutcome::zero_filled;
 }
@@ -481,7 +503,7 @@ bool Compactor::ensure_page(size_t page, bool by_fault) noexcept {
       m.s("could not install page ").x(addr).s(by_fault ? " for a faulting thread: " : ": ")
           .s(o.op).s(" failed with ").err(o.sys_errno).s(" (page ").u(page).s(", kind ")
           .s(page_kind_name(plan_->page_kind(page))).s(was == kPageEmpty ? ", empty" : ", with data")
-          .s(closing_.load() ? ", while closing)" : ")");
+          .s(closing_.load() ? ", while closing)" : ")").hint(o.sys_errno);
       break_heap(install_code(o.sys_errno), m.c_str());
       // MAPPED means "given up" here: threads waiting for the page go on, and
       // their retry faults into the zero fill (resolve_fault, below).
