@@ -21,6 +21,9 @@
 //              EPERM, or a number
 //       times  how many calls in a row fail (default 1; 0: every call from
 //              nth on)
+//   LIBREMAP_INJECT_FAILURE=<spec>,<spec>...
+//       up to four specs, for different sites (a failure whose undo fails
+//       too: uffd_register:1:ENOMEM,mremap:2:ENOMEM:0)
 //   LIBREMAP_INJECT_FAILURE=count
 //       counts only.
 //
