@@ -7,7 +7,6 @@
 // cycle after cycle.
 #include "compact/anon_layout.h"
 
-
 #include "os/uffd_abi.h"
 #include "os/uffd_ops.h"
 

@@ -358,7 +358,7 @@ FaultOutcome Compactor::zero_fill(uintptr_t addr) noexcept {
     // vm.max_map_count they fail ENOMEM), the whole heap is opened.
     if (os::protect_nothrow(page, kStackPage, PROT_READ | PROT_WRITE) != 0 &&
         os::map_zero_fixed_nothrow(page, kStackPage) != 0)
-      return stop_faulting_now();
+      return stop_faulting_now(addr);
     zero_filled_.fetch_add(1);
     return FaultOutcome::zero_filled;
   }
@@ -369,35 +369,39 @@ FaultOutcome Compactor::zero_fill(uintptr_t addr) noexcept {
     zero_filled_.fetch_add(1);
     return FaultOutcome::zero_filled;
   }
-  if (z.err != os::UffdErr::exists) return stop_faulting_now();
+  if (z.err != os::UffdErr::exists) return stop_faulting_now(addr);
   // EEXIST. Anonymous memory: the page is mapped (installed, or zero-filled
   // for another thread, meanwhile). Shmem (minor): the file has a page there
   // that this mapping does not map yet, a MINOR fault, which only
   // UFFDIO_CONTINUE ends (EEXIST again: mapped by now).
   if (backend_kind_ == REMAP_BACKEND_MINOR) {
     os::UffdResult c = os::uffd_continue(uffd_.get(), page, kStackPage, 0);
-    if (!c.ok() && c.err != os::UffdErr::exists) return stop_faulting_now();
+    if (!c.ok() && c.err != os::UffdErr::exists) return stop_faulting_now(addr);
     if (c.ok()) zero_filled_.fetch_add(1);  // whatever the file held: not its data
   }
   return FaultOutcome::zero_filled;
 }
 
-FaultOutcome Compactor::stop_faulting_now() noexcept {
-  // The heap is broken and this page cannot be mapped at all, so no fault
-  // on the range can be trusted to end: unregister all of it, as
-  // delivery_failed does. That wakes every thread parked on it, and their
-  // retries (and this one) fault in normally: zero for anonymous memory,
-  // whatever the file holds for minor. GC workers' installs into it fail
-  // from now on, which the broken heap already reports. Async-signal-safe:
-  // one ioctl.
-  // sigsegv: opening the whole heap range merges its VMAs instead of
-  // splitting one, so it works at vm.max_map_count too.
+FaultOutcome Compactor::stop_faulting_now(uintptr_t addr) noexcept {
+  // The heap is broken and this page cannot be mapped at all, so its fault
+  // cannot end the usual way. A page registered with our uffd outside the
+  // heap is not ours to give up (thread mode releases it by itself).
+  if (!covers(addr)) return FaultOutcome::unserved;
+  void* page = reinterpret_cast<void*>(addr & ~uintptr_t(kStackPage - 1));
   const bool shared = backend_kind_ == REMAP_BACKEND_MINOR || backend_kind_ == REMAP_BACKEND_SIGSEGV;
   void* start = reinterpret_cast<void*>(shared ? heap_.base() : heap_.map_base());
   const size_t len = shared ? heap_.capacity() : heap_.map_size();
   if (backend_kind_ == REMAP_BACKEND_SIGSEGV) {
+    // Opening the whole heap range merges its VMAs instead of splitting
+    // one, so it works at vm.max_map_count too.
     if (os::protect_nothrow(start, len, PROT_READ | PROT_WRITE) != 0) return FaultOutcome::unserved;
-  } else if (!os::uffd_unregister(uffd_.get(), start, len).ok()) {
+  } else if (!os::uffd_unregister(uffd_.get(), page, kStackPage).ok() &&
+             !os::uffd_unregister(uffd_.get(), start, len).ok()) {
+    // Unregistering the page wakes the threads parked on it and its retry
+    // faults in normally (zero for anonymous memory, whatever the file holds
+    // for minor); later faults elsewhere are still served. If that split is
+    // refused (vm.max_map_count), the whole range stops faulting, as
+    // delivery_failed does. Async-signal-safe: ioctls only.
     return FaultOutcome::unserved;
   }
   zero_filled_.fetch_add(1);

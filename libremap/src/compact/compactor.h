@@ -141,10 +141,10 @@ class Compactor final : public FaultTarget {
   void break_heap(remap_status code, const char* msg) noexcept;
   // The last answer to a fault the engine cannot serve: a zero page at addr.
   FaultOutcome zero_fill(uintptr_t addr) noexcept;
-  // zero_fill's last resort, when the page cannot be mapped at all (every
-  // CONTINUE refused for minor, mprotect at vm.max_map_count for sigsegv):
-  // the whole range stops faulting.
-  FaultOutcome stop_faulting_now() noexcept;
+  // zero_fill's last resort, when the page at addr cannot be mapped at all
+  // (every CONTINUE refused for minor, mprotect at vm.max_map_count for
+  // sigsegv): that page, or if need be the whole range, stops faulting.
+  FaultOutcome stop_faulting_now(uintptr_t addr) noexcept;
   // After an unregister with no handler thread left: UFFDIO_WAKE of the
   // whole mapping, for a fault that queued itself during the unregister.
   void wake_stragglers() noexcept;

@@ -134,7 +134,6 @@ class ShmemLayout final : public Layout {
     if (!back) {
       // Some regions map the new layout's slots (zero or stale bytes), or
       // are PROT_NONE (sigsegv); the old bytes are still in the file.
-      flipped_ = false;
       *lost = true;
       return fail(s.code,
                   "%s; undoing the flip failed too (%s): part of the heap range maps the wrong "
