@@ -122,6 +122,10 @@ def failed(step, e, h=None):
 def report():
     limit.lift()
     go.set()  # a GC thread never needed (stw, a cycle that ended at the flip) ends too
+    # ... and is joined: a daemon thread still inside the bindings when the
+    # interpreter finalizes is ended by pthread_exit, whose unwinding through
+    # a noexcept frame is std::terminate (seen once in a full-suite run).
+    t.join()
     print("result " + json.dumps(out), flush=True)
     sys.exit(0)
 
