@@ -37,7 +37,9 @@ remap_status api_call(const char* where, Fn&& fn) noexcept {
     set_last_error(e.status().code, std::string(where) + ": " + e.status().message);
     return e.status().code;
   } catch (const std::bad_alloc&) {
-    set_last_error(REMAP_ENOMEM, std::string(where) + ": out of memory");
+    set_last_error(REMAP_ENOMEM, std::string(where) +
+                                     ": out of memory (an allocation failed: free memory, or "
+                                     "raise RLIMIT_AS or RLIMIT_DATA)");
     return REMAP_ENOMEM;
   } catch (const std::exception& e) {
     set_last_error(REMAP_EINTERNAL, std::string(where) + ": internal error: " + e.what());

@@ -79,7 +79,12 @@ Status flip_concurrent(remap_heap& h, uint64_t pause_start_ns) {
   Status s = own_engine(h);  // inherited PREPARED: prepared anew
   if (!s) return s;
   s = h.compactor->flip();
-  if (!s) return s;  // the heap is as it was: still PREPARED
+  if (!s) {
+    // The heap is as it was (still PREPARED), unless the layout could not
+    // even undo the flip: then the engine broke the heap.
+    if (h.compactor->broken()) remap::api::set_phase(h, REMAP_PHASE_BROKEN);
+    return s;
+  }
   h.current.flip_pause_ns = now_ns() - pause_start_ns;
   remap::api::set_phase(h, REMAP_PHASE_COMPACTING);
   return Status::ok();

@@ -7,9 +7,6 @@
 // cycle after cycle.
 #include "compact/anon_layout.h"
 
-#include <stdio.h>
-#include <stdlib.h>
-
 #include "os/uffd_abi.h"
 #include "os/uffd_ops.h"
 
@@ -32,7 +29,7 @@ class AnonLayout final : public Layout {
     return Status::ok();
   }
 
-  Status flip(const Plan&) override {
+  Status flip(const Plan&, bool* lost) override {
     void* heap_map = reinterpret_cast<void*>(heap_.map_base());
     // The pages move to from-space; the heap range stays mapped, empty.
     Status s = os::remap_dontunmap(heap_map, heap_.map_size(), from_.addr());
@@ -53,9 +50,13 @@ class AnonLayout final : public Layout {
     // Put the pages back: the heap is as it was.
     Status back = os::remap_dontunmap(from_.addr(), heap_.map_size(), heap_map);
     if (!back) {
-      fprintf(stderr, "libremap: cannot undo a failed flip (%s); the heap is lost\n",
-              back.message.c_str());
-      abort();
+      // The heap range is unregistered and empty (it reads zero); its pages
+      // are in from-space, which stays mapped until the heap is destroyed.
+      *lost = true;
+      return fail(why.code,
+                  "%s; undoing the flip failed too (%s): the heap's pages are left in from-space "
+                  "at %p and the heap range reads zero",
+                  why.message.c_str(), back.message.c_str(), from_.addr());
     }
     return why;
   }

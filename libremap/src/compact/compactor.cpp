@@ -3,6 +3,7 @@
 // page installing in backends/.
 #include "compact/compactor.h"
 
+#include <errno.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -72,10 +73,17 @@ class SafeMsg {
     if (const char* name = strerrorname_np(e)) s(" (").s(name).s(")");
     return *this;
   }
+  // What an errno of an install means when the reader may not know it.
+  SafeMsg& hint(int e) {
+    if (e == ENOMEM)
+      s(" [ENOMEM: out of memory, or the process reached vm.max_map_count (mprotect and "
+        "MAP_FIXED split VMAs)]");
+    return *this;
+  }
   const char* c_str() const { return buf_; }
 
  private:
-  char buf_[320] = {};
+  char buf_[480] = {};
   size_t len_ = 0;
 };
 
@@ -206,7 +214,14 @@ void Compactor::add_black_pages(const Plan& plan) {
 
 Status Compactor::flip() {
   if (!plan_) return fail(REMAP_EPHASE, "flip before prepare");
-  Status s = layout_->flip(*plan_);
+  bool lost = false;
+  Status s = layout_->flip(*plan_, &lost);
+  if (lost) {
+    // Not abort(): the runtime hears it from remap_flip and the heap is
+    // BROKEN (api/concurrent_cycle.cpp); destroying it is all that is left.
+    break_heap(s.code, s.message.c_str());
+    return broken_status();
+  }
   if (!s) return s;
   // Allocation from now on sees the new layout (free tails, empty regions),
   // adopted by the first allocation call: nothing O(heap) in the pause.
@@ -236,7 +251,7 @@ Status Compactor::work() {
       // regions are still produced: their pages keep their data.
       SafeMsg m;
       m.s("a GC worker could not install a run of pages: ").s(bad.op).s(" failed with ")
-          .err(bad.sys_errno);
+          .err(bad.sys_errno).hint(bad.sys_errno);
       break_heap(install_code(bad.sys_errno), m.c_str());
     }
   }
@@ -247,7 +262,15 @@ Status Compactor::work() {
 
 Status Compactor::run(unsigned threads) {
   std::vector<std::thread> extra;
-  for (unsigned i = 1; i < threads; i++) extra.emplace_back([this] { work(); });
+  // A GC thread that cannot start (its stack is an mmap: RLIMIT_AS,
+  // vm.max_map_count, RLIMIT_NPROC) only costs parallelism: the threads
+  // that did start, this one at least, share its regions (issue 17: the
+  // exception left remap_compact failing with "internal error", or, past
+  // the first thread, destroyed a joinable std::thread: std::terminate).
+  try {
+    for (unsigned i = 1; i < threads; i++) extra.emplace_back([this] { work(); });
+  } catch (const std::exception&) {
+  }
   Status s = work();
   for (auto& t : extra) t.join();
   return s;
@@ -333,8 +356,12 @@ FaultOutcome Compactor::zero_fill(uintptr_t addr) noexcept {
   void* page = reinterpret_cast<void*>(addr & ~uintptr_t(kStackPage - 1));
   if (!kind_->uses_uffd()) {
     // The page lives in the memfd: opening it shows whatever its slot holds.
-    if (os::protect_nothrow(page, kStackPage, PROT_READ | PROT_WRITE) != 0)
-      return FaultOutcome::unserved;
+    // If mprotect is refused (the failure that broke the heap), a private
+    // zero page replaces it; if that is refused too (both split a VMA: at
+    // vm.max_map_count they fail ENOMEM), the whole heap is opened.
+    if (os::protect_nothrow(page, kStackPage, PROT_READ | PROT_WRITE) != 0 &&
+        os::map_zero_fixed_nothrow(page, kStackPage) != 0)
+      return stop_faulting_now(addr);
     zero_filled_.fetch_add(1);
     return FaultOutcome::zero_filled;
   }
@@ -345,16 +372,42 @@ FaultOutcome Compactor::zero_fill(uintptr_t addr) noexcept {
     zero_filled_.fetch_add(1);
     return FaultOutcome::zero_filled;
   }
-  if (z.err != os::UffdErr::exists) return FaultOutcome::unserved;
+  if (z.err != os::UffdErr::exists) return stop_faulting_now(addr);
   // EEXIST. Anonymous memory: the page is mapped (installed, or zero-filled
   // for another thread, meanwhile). Shmem (minor): the file has a page there
   // that this mapping does not map yet, a MINOR fault, which only
   // UFFDIO_CONTINUE ends (EEXIST again: mapped by now).
   if (kind_->install == Install::cont) {
     os::UffdResult c = os::uffd_continue(uffd_.get(), page, kStackPage, 0);
-    if (!c.ok() && c.err != os::UffdErr::exists) return FaultOutcome::unserved;
+    if (!c.ok() && c.err != os::UffdErr::exists) return stop_faulting_now(addr);
     if (c.ok()) zero_filled_.fetch_add(1);  // whatever the file held: not its data
   }
+  return FaultOutcome::zero_filled;
+}
+
+FaultOutcome Compactor::stop_faulting_now(uintptr_t addr) noexcept {
+  // The heap is broken and this page cannot be mapped at all, so its fault
+  // cannot end the usual way. A page registered with our uffd outside the
+  // heap is not ours to give up (thread mode releases it by itself).
+  if (!covers(addr)) return FaultOutcome::unserved;
+  void* page = reinterpret_cast<void*>(addr & ~uintptr_t(kStackPage - 1));
+  const bool shared = backend_kind_ == REMAP_BACKEND_MINOR || backend_kind_ == REMAP_BACKEND_SIGSEGV;
+  void* start = reinterpret_cast<void*>(shared ? heap_.base() : heap_.map_base());
+  const size_t len = shared ? heap_.capacity() : heap_.map_size();
+  if (backend_kind_ == REMAP_BACKEND_SIGSEGV) {
+    // Opening the whole heap range merges its VMAs instead of splitting
+    // one, so it works at vm.max_map_count too.
+    if (os::protect_nothrow(start, len, PROT_READ | PROT_WRITE) != 0) return FaultOutcome::unserved;
+  } else if (!os::uffd_unregister(uffd_.get(), page, kStackPage).ok() &&
+             !os::uffd_unregister(uffd_.get(), start, len).ok()) {
+    // Unregistering the page wakes the threads parked on it and its retry
+    // faults in normally (zero for anonymous memory, whatever the file holds
+    // for minor); later faults elsewhere are still served. If that split is
+    // refused (vm.max_map_count), the whole range stops faulting, as
+    // delivery_failed does. Async-signal-safe: ioctls only.
+    return FaultOutcome::unserved;
+  }
+  zero_filled_.fetch_add(1);
   return FaultOutcome::zero_filled;
 }
 
@@ -456,7 +509,7 @@ bool Compactor::ensure_page(size_t page, bool by_fault) noexcept {
       m.s("could not install page ").x(addr).s(by_fault ? " for a faulting thread: " : ": ")
           .s(o.op).s(" failed with ").err(o.sys_errno).s(" (page ").u(page).s(", kind ")
           .s(page_kind_name(plan_->page_kind(page))).s(was == kPageEmpty ? ", empty" : ", with data")
-          .s(closing_.load() ? ", while closing)" : ")");
+          .s(closing_.load() ? ", while closing)" : ")").hint(o.sys_errno);
       break_heap(install_code(o.sys_errno), m.c_str());
       // MAPPED means "given up" here: threads waiting for the page go on, and
       // their retry faults into the zero fill (resolve_fault, below).

@@ -142,6 +142,10 @@ class Compactor final : public FaultTarget {
   void break_heap(remap_status code, const char* msg) noexcept;
   // The last answer to a fault the engine cannot serve: a zero page at addr.
   FaultOutcome zero_fill(uintptr_t addr) noexcept;
+  // zero_fill's last resort, when the page at addr cannot be mapped at all
+  // (every CONTINUE refused for minor, mprotect at vm.max_map_count for
+  // sigsegv): that page, or if need be the whole range, stops faulting.
+  FaultOutcome stop_faulting_now(uintptr_t addr) noexcept;
   // After an unregister with no handler thread left: UFFDIO_WAKE of the
   // whole mapping, for a fault that queued itself during the unregister.
   void wake_stragglers() noexcept;
@@ -173,7 +177,7 @@ class Compactor final : public FaultTarget {
   // 0: sound; 1: the first failure is writing its message; 2: broken.
   std::atomic<int> broken_{0};
   remap_status broken_code_ = REMAP_OK;
-  char broken_msg_[384] = {};
+  char broken_msg_[512] = {};
   std::atomic<uint64_t> zero_filled_{0};  // faults given a zero page instead of their data
   bool inherited_ = false;              // fork child: never a kernel call again
   std::atomic<bool> abandoned_{false};  // covers() nothing (read by signal handlers)

@@ -36,8 +36,10 @@ class Layout {
   // Outside the pause: the cycle's spaces.
   virtual Status prepare(const Plan& plan, RegionSpaces* spaces) = 0;
   // The pause: from now on a touch of an unproduced page faults. On failure
-  // the heap must be as it was.
-  virtual Status flip(const Plan& plan) = 0;
+  // the heap must be as it was; if the kernel refused even the undo, *lost
+  // is set and the Status says where the heap's bytes are (the engine then
+  // breaks the heap: mutators would not read them where they were).
+  virtual Status flip(const Plan& plan, bool* lost) = 0;
   // Every page with data is installed: stop faulting (a thread parked on an
   // EMPTY page is woken and faults normally).
   virtual Status stop_faults() = 0;

@@ -102,7 +102,7 @@ class ShmemLayout final : public Layout {
     return Status::ok();
   }
 
-  Status flip(const Plan&) override {
+  Status flip(const Plan&, bool* lost) override {
     if (sigsegv_) {
       Status s = check_vma_budget();
       if (!s) return s;
@@ -132,9 +132,13 @@ class ShmemLayout final : public Layout {
     size_t ignored;
     Status back = map_runs(slot_, PROT_READ | PROT_WRITE, &ignored);
     if (!back) {
-      fprintf(stderr, "libremap: cannot undo a failed flip (%s); the heap is lost\n",
-              back.message.c_str());
-      abort();
+      // Some regions map the new layout's slots (zero or stale bytes), or
+      // are PROT_NONE (sigsegv); the old bytes are still in the file.
+      *lost = true;
+      return fail(s.code,
+                  "%s; undoing the flip failed too (%s): part of the heap range maps the wrong "
+                  "file slots",
+                  s.message.c_str(), back.message.c_str());
     }
     return s;
   }

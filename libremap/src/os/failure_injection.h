@@ -21,6 +21,9 @@
 //              EPERM, or a number
 //       times  how many calls in a row fail (default 1; 0: every call from
 //              nth on)
+//   LIBREMAP_INJECT_FAILURE=<spec>,<spec>...
+//       up to four specs, for different sites (a failure whose undo fails
+//       too: uffd_register:1:ENOMEM,mremap:2:ENOMEM:0)
 //   LIBREMAP_INJECT_FAILURE=count
 //       counts only.
 //
@@ -32,6 +35,19 @@
 //
 // Async-signal-safe: the SIGBUS handler installs pages through these
 // wrappers. No allocation, no locks, write(2) only.
+//
+// A second test-only hook, in the same spirit, plays a kernel that lacks
+// some userfaultfd features (issue 17, docs/LIMITS.md):
+//
+//   LIBREMAP_MASK_UFFD_FEATURES=<name>[,<name>...]
+//       name   a UFFD_FEATURE bit as the probe spells it (move, sigbus,
+//              minor_shmem, thread_id, ...), or a number (a bit mask)
+//
+// The UFFDIO_API handshake (os/uffd_open.cpp) then answers as such a kernel
+// would: asking for a masked feature fails with EINVAL, the features the
+// kernel offers leave it out, and UFFDIO_MOVE's ioctl bit is dropped when
+// move is masked. Read at every handshake (heap creation, the probe), never
+// in a signal handler; an unknown name is reported on stderr and ignored.
 #pragma once
 
 #include <atomic>
@@ -69,5 +85,8 @@ inline int injected_failure(InjectSite site) noexcept {
 // reset. A malformed value is reported on stderr and disarms. Not
 // async-signal-safe; called at heap creation.
 void inject_arm_from_env() noexcept;
+
+// The UFFD_FEATURE bits LIBREMAP_MASK_UFFD_FEATURES hides (0: none).
+uint64_t masked_uffd_features() noexcept;
 
 }  // namespace remap::os

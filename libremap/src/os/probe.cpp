@@ -11,6 +11,7 @@
 #include <cstdio>
 #include <cstring>
 
+#include "os/failure_injection.h"
 #include "os/procfs.h"
 #include "os/uffd_abi.h"
 #include "os/uffd_open.h"
@@ -38,16 +39,23 @@ bool has_cap_sys_ptrace() {
 }
 
 // MREMAP_DONTUNMAP (5.7 for private anonymous memory) is the flip: the heap's
-// pages move to from-space and the heap range stays mapped, empty.
-bool try_mremap_dontunmap(size_t page) {
+// pages move to from-space and the heap range stays mapped, empty. *err: the
+// errno when a call failed (ENOMEM: the process has no maps or memory left,
+// which says nothing about the kernel).
+bool try_mremap_dontunmap(size_t page, int* err) {
   size_t len = 2 * page;
+  *err = 0;
   void* src = ::mmap(nullptr, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-  if (src == MAP_FAILED) return false;
+  if (src == MAP_FAILED) {
+    *err = errno;
+    return false;
+  }
   static_cast<volatile char*>(src)[0] = 42;
   // mremap is variadic: without MREMAP_FIXED the fifth argument is still
   // read, and a recent kernel (seen on 6.18) rejects a garbage new_address with EINVAL when
   // MREMAP_DONTUNMAP is set, so pass nullptr explicitly.
   void* dst = ::mremap(src, len, len, MREMAP_MAYMOVE | MREMAP_DONTUNMAP, nullptr);
+  if (dst == MAP_FAILED) *err = errno;
   bool ok = dst != MAP_FAILED && static_cast<volatile char*>(dst)[0] == 42 &&
             static_cast<volatile char*>(src)[0] == 0;
   if (dst != MAP_FAILED) ::munmap(dst, len);
@@ -67,6 +75,8 @@ uint64_t register_ioctls(int fd, size_t page) {
   uint64_t bits = 0;
   if (::ioctl(fd, UFFDIO_REGISTER, &reg) == 0) {
     bits = reg.ioctls;
+    // A kernel without the MOVE feature has no MOVE ioctl either.
+    if (masked_uffd_features() & UFFD_FEATURE_MOVE) bits &= ~(uint64_t(1) << _UFFDIO_MOVE);
     // Unregister before munmap, so that the range never outlives its use.
     ::ioctl(fd, UFFDIO_UNREGISTER, &reg.range);
   }
@@ -139,7 +149,8 @@ void probe_kernel(remap_probe_info* out) {
   info.max_map_count = read_sysctl_int("/proc/sys/vm/max_map_count");
   info.unprivileged_userfaultfd = int(read_sysctl_int("/proc/sys/vm/unprivileged_userfaultfd"));
   info.swap_present = swap_active() == 1;
-  info.mremap_dontunmap = try_mremap_dontunmap(info.page_size);
+  int dontunmap_errno = 0;
+  info.mremap_dontunmap = try_mremap_dontunmap(info.page_size, &dontunmap_errno);
 
   UffdOpenResult r;
   Status opened = uffd_open(false, false, &r);
@@ -165,6 +176,19 @@ void probe_kernel(remap_probe_info* out) {
     }
   }
   info.auto_backend = resolve_auto_backend(info, info.auto_reason, sizeof info.auto_reason);
+  if (!info.mremap_dontunmap && dontunmap_errno == ENOMEM && info.uffd_available)
+    // Not the kernel's age (issue 17: this blamed Linux < 5.7 in a process
+    // at vm.max_map_count): auto still falls back, for the right reason.
+    copy_str(info.auto_reason, sizeof info.auto_reason,
+             "MREMAP_DONTUNMAP untried: ENOMEM (the process is at vm.max_map_count or "
+             "RLIMIT_AS, or out of memory), so compaction runs in the pause.");
+  if (masked_uffd_features()) {
+    // Say so (the field is short): a probe that plays an older kernel must
+    // not be mistaken for the kernel's own answer.
+    const size_t at = std::strlen(info.auto_reason);
+    std::snprintf(info.auto_reason + at, sizeof info.auto_reason - at,
+                  " [LIBREMAP_MASK_UFFD_FEATURES]");
+  }
   *out = info;
 }
 

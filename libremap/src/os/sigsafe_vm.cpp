@@ -17,4 +17,16 @@ int protect_nothrow(void* addr, size_t len, int prot) noexcept {
   return r;
 }
 
+int map_zero_fixed_nothrow(void* addr, size_t len) noexcept {
+  int saved = errno;
+  int r = injected_failure(InjectSite::mmap);
+  if (r == 0)
+    r = ::mmap(addr, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0) ==
+                MAP_FAILED
+            ? errno
+            : 0;
+  errno = saved;
+  return r;
+}
+
 }  // namespace remap::os

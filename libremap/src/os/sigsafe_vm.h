@@ -14,4 +14,8 @@ namespace remap::os {
 // exceed vm.max_map_count).
 int protect_nothrow(void* addr, size_t len, int prot) noexcept;
 
+// mmap(addr, len, read-write, private anonymous, MAP_FIXED): a range of zero
+// pages replaces whatever was mapped there. 0 or errno.
+int map_zero_fixed_nothrow(void* addr, size_t len) noexcept;
+
 }  // namespace remap::os

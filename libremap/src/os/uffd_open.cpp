@@ -8,8 +8,11 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 
+#include "os/failure_injection.h"
+#include "os/probe.h"
 #include "os/uffd_abi.h"
 
 namespace remap::os {
@@ -69,8 +72,34 @@ bool available_features(uint64_t* out) {
   struct uffdio_api api {};
   api.api = UFFD_API;
   if (ioctl_retry(fd.get(), UFFDIO_API, &api) != 0) return false;
-  *out = api.features;
+  *out = api.features & ~masked_uffd_features();
   return true;
+}
+
+// The handshake itself. Features LIBREMAP_MASK_UFFD_FEATURES hides are
+// refused with EINVAL before the kernel sees them, as a kernel without them
+// refuses them (the context stays unconfigured, so a retry is allowed).
+int api_handshake(int fd, uffdio_api* api) {
+  if (api->features & masked_uffd_features()) {
+    errno = EINVAL;
+    return -1;
+  }
+  return ioctl_retry(fd, UFFDIO_API, api);
+}
+
+// "move, sigbus" for the bits of `bits` (a fixed buffer: no allocation).
+const char* feature_list(uint64_t bits, char* buf, size_t cap) {
+  size_t at = 0;
+  buf[0] = 0;
+  for (unsigned b = 0; b < 64 && at < cap; b++) {
+    if (!(bits >> b & 1)) continue;
+    const char* name = uffd_feature_name(b);
+    int n = name ? std::snprintf(buf + at, cap - at, "%s%s", at ? ", " : "", name)
+                 : std::snprintf(buf + at, cap - at, "%sbit %u", at ? ", " : "", b);
+    if (n < 0) break;
+    at += size_t(n);
+  }
+  return buf;
 }
 
 }  // namespace
@@ -137,13 +166,22 @@ Status uffd_api(int fd, uint64_t features, bool best_effort, uint64_t* granted, 
     struct uffdio_api api {};
     api.api = UFFD_API;
     api.features = want;
-    if (ioctl_retry(fd, UFFDIO_API, &api) == 0) {
+    if (api_handshake(fd, &api) == 0) {
       if (granted) *granted = want;
       if (ioctls) *ioctls = api.ioctls;
       return Status::ok();
     }
     int e = errno;
     if (!best_effort || (e != EINVAL && e != EPERM)) {
+      uint64_t avail = 0;
+      if (e == EINVAL && available_features(&avail) && (want & ~avail)) {
+        char names[160];
+        const uint64_t hidden = want & masked_uffd_features();
+        return fail(REMAP_EUNSUPPORTED,
+                    "UFFDIO_API refused features 0x%llx: this kernel lacks UFFD_FEATURE %s%s",
+                    (unsigned long long)want, feature_list(want & ~avail, names, sizeof names),
+                    hidden ? " (hidden by the test hook LIBREMAP_MASK_UFFD_FEATURES)" : "");
+      }
       if (e == EINVAL && (want & ~uint64_t(UFFD_API_FEATURES)))
         return fail(REMAP_EUNSUPPORTED,
                     "UFFDIO_API refused features 0x%llx: this kernel lacks some of them",

@@ -115,8 +115,10 @@ Status reserve_aligned(size_t size, size_t align, int prot, Mapping* out) {
   if (p == MAP_FAILED) {
     int e = errno;
     return mm_error("mmap", e, nullptr, span,
-                    e == ENOMEM ? "out of virtual address space (check ulimit -v and "
-                                  "vm.overcommit_memory=2): reserve less"
+                    e == ENOMEM ? "out of virtual address space (RLIMIT_AS, ulimit -v; or "
+                                  "vm.overcommit_memory=2; or vm.max_map_count): a heap "
+                                  "reserves whole GiB, and move and copy as much again for "
+                                  "from-space; raise the limit or reserve less"
                                 : nullptr);
   }
   const uintptr_t base = reinterpret_cast<uintptr_t>(p);
