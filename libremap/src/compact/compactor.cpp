@@ -264,7 +264,7 @@ Status Compactor::run(unsigned threads) {
   std::vector<std::thread> extra;
   // A GC thread that cannot start (its stack is an mmap: RLIMIT_AS,
   // vm.max_map_count, RLIMIT_NPROC) only costs parallelism: the threads
-  // that did start, this one at least, share its regions (issue 17: the
+  // that did start, this one at least, share its regions (before, the
   // exception left remap_compact failing with "internal error", or, past
   // the first thread, destroyed a joinable std::thread: std::terminate).
   try {
@@ -391,10 +391,10 @@ FaultOutcome Compactor::stop_faulting_now(uintptr_t addr) noexcept {
   // heap is not ours to give up (thread mode releases it by itself).
   if (!covers(addr)) return FaultOutcome::unserved;
   void* page = reinterpret_cast<void*>(addr & ~uintptr_t(kStackPage - 1));
-  const bool shared = backend_kind_ == REMAP_BACKEND_MINOR || backend_kind_ == REMAP_BACKEND_SIGSEGV;
+  const bool shared = kind_->shared_layout;
   void* start = reinterpret_cast<void*>(shared ? heap_.base() : heap_.map_base());
   const size_t len = shared ? heap_.capacity() : heap_.map_size();
-  if (backend_kind_ == REMAP_BACKEND_SIGSEGV) {
+  if (kind_->install == Install::protect) {
     // Opening the whole heap range merges its VMAs instead of splitting
     // one, so it works at vm.max_map_count too.
     if (os::protect_nothrow(start, len, PROT_READ | PROT_WRITE) != 0) return FaultOutcome::unserved;

@@ -37,7 +37,7 @@
 // wrappers. No allocation, no locks, write(2) only.
 //
 // A second test-only hook, in the same spirit, plays a kernel that lacks
-// some userfaultfd features (issue 17, docs/LIMITS.md):
+// some userfaultfd features (docs/LIMITS.md):
 //
 //   LIBREMAP_MASK_UFFD_FEATURES=<name>[,<name>...]
 //       name   a UFFD_FEATURE bit as the probe spells it (move, sigbus,

@@ -177,7 +177,7 @@ void probe_kernel(remap_probe_info* out) {
   }
   info.auto_backend = resolve_auto_backend(info, info.auto_reason, sizeof info.auto_reason);
   if (!info.mremap_dontunmap && dontunmap_errno == ENOMEM && info.uffd_available)
-    // Not the kernel's age (issue 17: this blamed Linux < 5.7 in a process
+    // Not the kernel's age (this once blamed Linux < 5.7 in a process
     // at vm.max_map_count): auto still falls back, for the right reason.
     copy_str(info.auto_reason, sizeof info.auto_reason,
              "MREMAP_DONTUNMAP untried: ENOMEM (the process is at vm.max_map_count or "

@@ -1,4 +1,4 @@
-"""The child of tests/test_limits.py: one heap under one limit.
+"""The child of tests/kernel/test_limits.py: one heap under one limit.
 
 Run as `python -c <this file's text> <json cfg>` (the seccomp cases put a
 filter in front of it): cfg gives the backend, the limit ("maps", "as" or

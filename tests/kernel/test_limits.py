@@ -38,15 +38,16 @@ import pytest
 
 import libremap
 
-from conftest import NOBODY, python_child, run_with_timeout
+from conftest import NOBODY
+from support.processes import python_child, run_with_timeout
 
 BACKENDS = ("auto", "move", "copy", "minor", "sigsegv", "stw")
 CHILD_TIMEOUT_S = 120
 MAX_MAP_COUNT = "/proc/sys/vm/max_map_count"
 PHASE_IDLE, PHASE_PREPARED, PHASE_COMPACTING, PHASE_BROKEN = 0, 1, 2, 3
 
-# The child's code, run with `python -c` (see limit_child.py).
-LIMIT_CHILD = (Path(__file__).parent / "limit_child.py").read_text()
+# The child's code, run with `python -c` (see support/limit_child.py).
+LIMIT_CHILD = (Path(__file__).parents[1] / "support" / "limit_child.py").read_text()
 
 
 # For the map-count cases: Python's allocator and glibc's malloc grow the
