@@ -218,6 +218,11 @@ void hostile_mark(ToyRuntime& rt, Input& in) {
   }
   remap_status st = rt.check("remap_mark (hostile)", remap_mark(rt.heap(), reinterpret_cast<void*>(a)), ph);
   if (st != REMAP_OK) return;
+  // A black region still acquired has no top: any aligned address in it
+  // may be a black object the tracer reached, accepted and ignored.
+  const uintptr_t base = uintptr_t(rt.info().base), rs = rt.info().region_size;
+  const uintptr_t tlab_region = rt.tlab_start() ? base + (rt.tlab_start() - base) / rs * rs : 0;
+  if (rt.begun() && tlab_region && a >= tlab_region && a < tlab_region + rs && !(a & 7)) return;
   if (o) {
     if (!o->black) o->marked = true;
   } else if (kind == Addr::kKnownBad) {

@@ -248,7 +248,7 @@ remap_status ToyRuntime::alloc_large(Input& in) {
             size, hostile ? " a hostile size" : "", out, info_.base, info_.capacity, thr);
   Obj o;
   o.addr = a;
-  o.size = size;
+  o.size = (size + 7) & ~size_t(7);  // the library takes any size and rounds it to pages
   o.nrefs = in.u8() % 9;
   o.id = next_id_++;
   o.large = true;
