@@ -78,6 +78,30 @@ TEST(fuzz_try_mark_is_forgotten_by_clear_marks) {
   CHECK_EQ(st.live_bytes, uint64_t(32));
 }
 
+// c_abi fuzzer, after the fix above: a prepare refused because a region
+// was still acquired had completed the try_mark marks of every other region
+// and then taken the deferred ones for done, although marks below the top
+// of the acquired region (a compacted region's tail taken as a TLAB) were
+// not; remap_clear_marks then left those behind.
+TEST(fuzz_try_mark_in_acquired_region_is_forgotten_by_clear_marks) {
+  SmallHeap heap;
+  uint64_t* w = heap.objects(8);
+  REQUIRE(remap_mark(heap.h, w + 4 * 7) == REMAP_OK);  // one survivor: a tail opens
+  REQUIRE(heap.cycle() == REMAP_OK);
+  void* y = nullptr;
+  REQUIRE(remap_forward(heap.h, w + 4 * 7, &y) == REMAP_OK);
+  CHECK_EQ(remap_try_mark(heap.h, y), 1);
+  void *s = nullptr, *e = nullptr;
+  REQUIRE(remap_region_acquire(heap.h, &s, &e) == REMAP_OK);
+  CHECK(static_cast<char*>(s) == static_cast<char*>(y) + 32);  // the tail, above y
+  CHECK_EQ(remap_prepare(heap.h), REMAP_EPHASE);  // a region is still acquired
+  REQUIRE(remap_clear_marks(heap.h) == REMAP_OK);
+  REQUIRE(remap_region_retire(heap.h, s, s) == REMAP_OK);
+  REQUIRE(heap.cycle() == REMAP_OK);  // nothing marked
+  void* out = nullptr;
+  CHECK_EQ(remap_forward(heap.h, y, &out), REMAP_EINVAL);
+}
+
 // object_model fuzzer: a prepare refused for a remap_try_mark of a
 // non-object (obj + 8) says "remap_clear_marks to start over", but the bad
 // mark survived the clear and refused every later prepare: the heap could

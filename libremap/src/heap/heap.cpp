@@ -449,11 +449,15 @@ Status Heap::try_mark(uintptr_t obj, int* newly) {
 
 Status Heap::complete_deferred_marks() {
   const size_t nregions = region_count();
+  // A region still acquired is not scanned (prepare then refuses it), but
+  // try_mark marks below its top stay deferred: the flag stays set.
+  bool skipped = false;
   for (size_t r = 0; r < nregions; ++r) {
     const Region& reg = regions_[r];
     const RegionState st = reg.get_state();
-    if (st != RegionState::RETIRED && st != RegionState::LARGE_HEAD) continue;
     if (reg.black.load(std::memory_order_acquire)) continue;
+    if (st == RegionState::ALLOCATING) skipped = true;
+    if (st != RegionState::RETIRED && st != RegionState::LARGE_HEAD) continue;
     const uintptr_t rb = region_base(r);
     const uintptr_t limit = rb + reg.top.load(std::memory_order_acquire);
     const uintptr_t scan_end = std::min(limit, rb + region_size_);
@@ -485,7 +489,7 @@ Status Heap::complete_deferred_marks() {
       obj += size - 8;  // the next object starts at or after its end
     }
   }
-  deferred_marks_.store(false, std::memory_order_relaxed);  // every one has its live bytes now
+  if (!skipped) deferred_marks_.store(false, std::memory_order_relaxed);  // all have live bytes
   return Status::ok();
 }
 
