@@ -46,6 +46,7 @@ Status flip_trivial(remap_heap& h, uint64_t pause_start_ns) {
     std::lock_guard<std::mutex> g(h.release_mutex);
     h.release_done = false;
   }
+  h.heap->withdraw_tails(*h.plan);  // release_trivial frees their memory
   h.trivial_compacting = true;
   h.current.flip_pause_ns = now_ns() - pause_start_ns;
   remap::api::set_phase(h, REMAP_PHASE_COMPACTING);

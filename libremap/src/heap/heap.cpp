@@ -344,7 +344,7 @@ Status Heap::mark(uintptr_t obj) {
   // A black object is live by construction and never moves this cycle: its
   // mark is accepted and ignored (a tracer may reach new objects).
   if (contains(obj) && regions_[region_index(obj)].black.load(std::memory_order_acquire))
-    return Status::ok();
+    return check_black_mark(obj);
   size_t r = 0;
   uintptr_t limit = 0;
   Status s = locate_for_mark(obj, &r, &limit);
@@ -427,13 +427,14 @@ Status Heap::try_mark(uintptr_t obj, int* newly) {
   if (marks_stale_.load(std::memory_order_acquire)) discard_stale_marks();
   if (contains(obj) && regions_[region_index(obj)].black.load(std::memory_order_acquire)) {
     *newly = 0;
-    return Status::ok();
+    return check_black_mark(obj);
   }
   size_t r = 0;
   uintptr_t limit = 0;
   Status s = locate_for_mark(obj, &r, &limit);
   if (!s) return s;
   *newly = begin_.test_and_set(obj) ? 0 : 1;
+  if (*newly && !live_.test(obj)) note_deferred_mark();
   if (*newly && live_.test(obj)) {
     // Inside an object marked by remap_mark (its own start was set before
     // its live bits, so this is not it): an interior address.
@@ -448,11 +449,15 @@ Status Heap::try_mark(uintptr_t obj, int* newly) {
 
 Status Heap::complete_deferred_marks() {
   const size_t nregions = region_count();
+  // A region still acquired is not scanned (prepare then refuses it), but
+  // try_mark marks below its top stay deferred: the flag stays set.
+  bool skipped = false;
   for (size_t r = 0; r < nregions; ++r) {
     const Region& reg = regions_[r];
     const RegionState st = reg.get_state();
-    if (st != RegionState::RETIRED && st != RegionState::LARGE_HEAD) continue;
     if (reg.black.load(std::memory_order_acquire)) continue;
+    if (st == RegionState::ALLOCATING) skipped = true;
+    if (st != RegionState::RETIRED && st != RegionState::LARGE_HEAD) continue;
     const uintptr_t rb = region_base(r);
     const uintptr_t limit = rb + reg.top.load(std::memory_order_acquire);
     const uintptr_t scan_end = std::min(limit, rb + region_size_);
@@ -484,7 +489,18 @@ Status Heap::complete_deferred_marks() {
       obj += size - 8;  // the next object starts at or after its end
     }
   }
+  if (!skipped) deferred_marks_.store(false, std::memory_order_relaxed);  // all have live bytes
   return Status::ok();
+}
+
+Status Heap::check_black_mark(uintptr_t obj) const {
+  if (regions_[region_index(obj)].get_state() == RegionState::ALLOCATING) {
+    if (obj & 7) return fail(REMAP_EINVAL, "object %#zx is not 8-byte aligned", size_t(obj));
+    return Status::ok();
+  }
+  size_t r = 0;
+  uintptr_t limit = 0;
+  return locate_for_mark(obj, &r, &limit);
 }
 
 void Heap::discard_stale_marks() {
@@ -501,7 +517,8 @@ void Heap::clear_marks() {
   size_t marked = 0;
   for (size_t r = 0; r < nregions; ++r)
     if (regions_[r].live_bytes.load(std::memory_order_relaxed)) ++marked;
-  const bool all = marked > region_count() / 8;
+  // Marks of remap_try_mark not completed by a prepare have no live bytes.
+  const bool all = marked > region_count() / 8 || deferred_marks_.load(std::memory_order_relaxed);
   if (all) {
     begin_.clear_all();
     live_.clear_all();
@@ -524,6 +541,7 @@ void Heap::clear_marks() {
     }
     reg.live_bytes.store(0, std::memory_order_relaxed);
   }
+  if (all) deferred_marks_.store(false, std::memory_order_relaxed);
   marks_stale_.store(false, std::memory_order_release);
 }
 
@@ -532,6 +550,16 @@ void Heap::clear_marks() {
 void Heap::publish_layout(const NewLayout& plan) {
   std::lock_guard<std::mutex> g(alloc_mutex_);
   if (adopted_plan_ != &plan) pending_plan_ = &plan;
+}
+
+void Heap::withdraw_tails(const NewLayout& plan) {
+  std::lock_guard<std::mutex> g(alloc_mutex_);
+  for (size_t i = next_tail_; i < offered_tails_.size(); ++i) {
+    const size_t r = offered_tails_[i];
+    if (r >= plan.region_count()) continue;
+    const RegionClass c = plan.region_class(r);
+    if (c == RegionClass::EMPTY || c == RegionClass::FRAGMENTED) regions_[r].tail_offered = false;
+  }
 }
 
 void Heap::adopt_published() {

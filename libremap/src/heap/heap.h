@@ -141,7 +141,10 @@ class Heap {
         obj >= region_base(r) + reg.top.load(std::memory_order_acquire))
       return -1;
     if (begin_.test_and_set(obj)) return 0;
-    if (!live_.test(obj)) return 1;
+    if (!live_.test(obj)) {
+      note_deferred_mark();
+      return 1;
+    }
     begin_.clear_bit(obj);  // inside an object remap_mark marked: try_mark says so
     return -1;
   }
@@ -182,6 +185,12 @@ class Heap {
   // (regions_free/bytes_allocated may show the old layout until then;
   // adopt_published() applies it for callers that report occupancy.)
   void publish_layout(const NewLayout& plan);
+  // A cycle that moves nothing (api: flip_trivial) keeps the last layout
+  // until its finish while it releases the memory of the regions it frees
+  // or shrinks: their free tails, offered since the last cycle, are
+  // withdrawn at its flip so that no allocation lands in memory about to
+  // be released (found by fuzzing: objects allocated there read zero).
+  void withdraw_tails(const NewLayout& plan);
   // Adopts a layout published at the flip and not adopted yet (O(regions);
   // for remap_heap_get_info, which a runtime calls right after the flip to
   // decide when to collect next).
@@ -343,6 +352,20 @@ class Heap {
   }
   std::atomic<uint64_t> cycles_{0};  // read without a lock (event records)
   std::atomic<bool> marks_stale_{false};
+  // A remap_try_mark mark not completed yet (a begin bit with no live bytes
+  // behind it): clear_marks finds marks by their regions' live bytes, so it
+  // must clear the whole bitmap then (found by fuzzing: a prepare refused,
+  // or marks cleared before prepare, left such marks for the next cycle).
+  // Loaded before it is stored: concurrent markers share the line to read.
+  std::atomic<bool> deferred_marks_{false};
+  void note_deferred_mark() noexcept {
+    if (!deferred_marks_.load(std::memory_order_relaxed))
+      deferred_marks_.store(true, std::memory_order_relaxed);
+  }
+  // A black region's mark is accepted and ignored, but only at an address
+  // that could be an object start there (locate_for_mark's checks; a black
+  // region still being allocated has no top yet, so only the alignment).
+  Status check_black_mark(uintptr_t obj) const;
   std::atomic<bool> black_window_{false};
   std::vector<uint32_t> black_regions_;  // flagged in this window (alloc_mutex_)
   void make_black_locked(size_t r);

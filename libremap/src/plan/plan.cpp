@@ -87,6 +87,11 @@ LiveCursor Plan::objects(size_t r) const {
 }
 
 Status Plan::forward_checked(uintptr_t old, uintptr_t* out) const {
+  // A misaligned in-heap address is no object start, in a black region too
+  // (found by fuzzing: it came back unchanged with REMAP_OK there).
+  if (in_heap(old) && (old & 7))
+    return fail(REMAP_EINVAL, "%#zx is inside the heap but not 8-byte aligned: not an object start",
+                size_t(old));
   if (!in_heap(old) || region_class_[(old - base_) >> region_shift_] == RegionClass::BLACK ||
       heap_->region(heap_->region_index(old)).black.load(std::memory_order_acquire)) {
     *out = old;  // outside the heap, or black: never moves this cycle
