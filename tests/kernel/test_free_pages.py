@@ -99,7 +99,10 @@ print(json.dumps(stats(h)))
 @pytest.mark.timeout(90)
 def test_the_measurement_switch_leaves_tails_out(lib_path, monkeypatch):
     # REMAP_FREE_TAILS=0 (compactor.cpp): the path before, kept for the bench.
+    # (Every run is then one region's data, under 8 pages here: moved, not
+    # copied, only with the short-run switch off too.)
     monkeypatch.setenv("REMAP_FREE_TAILS", "0")
+    monkeypatch.setenv("REMAP_SHORT_RUN_COPY", "0")
     r = run_child(CHILD_PRELUDE + child_testheap(lib_path) + TAILS_OFF, timeout=60)
     assert r["pages_zero"] == 0, str({k: v for k, v in r.items() if k.startswith(("pages", "buffers", "ioctl", "regions", "faults"))})
     assert r["ioctl_move"] >= r["regions_fragmented"], r
@@ -132,6 +135,7 @@ print(json.dumps(result))
 @pytest.mark.timeout(90)
 def test_move_stops_tails_once_mutators_take_fresh_buffers(lib_path, monkeypatch):
     monkeypatch.setenv("TH_POOL_MAX_PAGES", "64")
+    monkeypatch.setenv("REMAP_SHORT_RUN_COPY", "0")  # runs counted as MOVEs
     r = run_child(CHILD_PRELUDE + child_testheap(lib_path) + TAILS_AFTER_FRESH_BUFFERS, timeout=60)
     assert r["checksum"], r
     assert r["regions_fragmented"] > 8 and r["pages_by_mutator"] > 100, r
@@ -139,3 +143,34 @@ def test_move_stops_tails_once_mutators_take_fresh_buffers(lib_path, monkeypatch
     # No tail went in: the mutators' pages are data, the GC's too.
     assert r["pages_zero"] == 0, str({k: v for k, v in r.items() if k.startswith(("pages", "buffers", "ioctl", "regions", "faults"))})
     assert r["ioctl_move"] >= r["regions_fragmented"] // 2, r
+
+
+# move: a run shorter than 8 pages goes in with UFFDIO_COPY, page by page,
+# not one MOVE (producer.h, kCopyBelowPages): no TLB shootdown for a run that
+# mutators' pages cut short. With tails off, each region's data here (40 %
+# of 16 pages) is such a run.
+SHORT_RUNS = """
+h = new_heap("move", "sigbus", capacity_mib=16, live_ratio=0.4, fill=0.9)
+want = th.th_checksum(h)
+ok(th.th_collect(h))
+result = stats(h)
+result["checksum"] = th.th_checksum(h) == want
+print(json.dumps(result))
+"""
+
+
+@pytest.mark.timeout(90)
+@pytest.mark.parametrize("switch", ["on", "off"])
+def test_move_copies_short_runs(lib_path, monkeypatch, switch):
+    monkeypatch.setenv("REMAP_FREE_TAILS", "0")
+    if switch == "off":
+        monkeypatch.setenv("REMAP_SHORT_RUN_COPY", "0")
+    r = run_child(CHILD_PRELUDE + child_testheap(lib_path) + SHORT_RUNS, timeout=60)
+    brief = str({k: v for k, v in r.items() if k.startswith(("pages", "buffers", "ioctl", "regions"))})
+    assert r["checksum"] and r["regions_fragmented"] > 8, brief
+    assert r["pages_installed"] == r["pages_by_gc"] and r["faults"] == 0, brief
+    if switch == "on":
+        assert r["ioctl_move"] < r["regions_fragmented"] // 2, brief
+        assert r["pages_copied"] > r["pages_moved"] and r["buffers_new"] == r["pages_copied"], brief
+    else:
+        assert r["ioctl_move"] >= r["regions_fragmented"] and r["pages_copied"] == 0, brief

@@ -38,6 +38,13 @@ bool free_tails_off() {
   return e && *e == '0';
 }
 
+// REMAP_SHORT_RUN_COPY=0 moves every run, however short (producer.h,
+// kCopyBelowPages): the path before, for measuring.
+bool short_run_copy_off() {
+  const char* e = getenv("REMAP_SHORT_RUN_COPY");
+  return e && *e == '0';
+}
+
 // A message built without allocation, locks or locale, so that a failure can
 // be recorded from inside a SIGBUS handler. Truncates at its size.
 class SafeMsg {
@@ -192,11 +199,15 @@ Status Compactor::prepare(const Plan& plan) {
   Status s = layout_->prepare(plan, &spaces_);
   if (!s) return s;
   // Free tails ride in a GC worker's run of MOVEs: zero pages of from-space
-  // moved along with the data (producer.h, gc_tail).
-  const bool free_tails = kind_->install == Install::move && !layout_->clip() && !free_tails_off();
+  // moved along with the data (producer.h, gc_tail). Short runs are copied
+  // instead of moved (producer.h, kCopyBelowPages). Both only where runs are
+  // MOVEs of pages built in place.
+  const bool moves_runs = kind_->install == Install::move && !layout_->clip();
+  const bool free_tails = moves_runs && !free_tails_off();
   producer_ = std::make_unique<Producer>(heap_, plan, states_, *backend_, counters_, spaces_,
                                          layout_->clip(), *kind_, free_tails,
-                                         heap_.config().pool_max_pages / 2);
+                                         heap_.config().pool_max_pages / 2,
+                                         moves_runs && !short_run_copy_off());
   int64_t v = os::count_vmas();
   vmas_before_ = v < 0 ? 0 : uint64_t(v);
   return Status::ok();

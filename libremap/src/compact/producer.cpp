@@ -41,7 +41,8 @@ struct Producer::Pass {
 
 Producer::Producer(const Heap& heap, const Plan& plan, PageStates& states, Backend& backend,
                    CycleCounters& counters, const RegionSpaces& spaces, bool clip,
-                   const BackendKind& kind, bool free_tails, size_t tail_budget_pages)
+                   const BackendKind& kind, bool free_tails, size_t tail_budget_pages,
+                   bool copy_short_runs)
     : heap_(heap),
       plan_(plan),
       states_(states),
@@ -54,13 +55,24 @@ Producer::Producer(const Heap& heap, const Plan& plan, PageStates& states, Backe
       recycle_after_mutators_(kind.from_space == FromSpace::recycled),
       kernel_copies_(kind.install == Install::copy),
       free_tails_(free_tails),
-      tail_budget_pages_(tail_budget_pages) {}
+      tail_budget_pages_(tail_budget_pages),
+      copy_short_runs_(copy_short_runs) {}
 
 void Producer::flush(Pass& pass) {
   if (!pass.run_len) return;
   uint64_t t0 = now_ns();
   uintptr_t dst = heap_.page_addr(pass.run_start);
-  InstallOutcome o = backend_.install_run(dst, dst + pass.run_delta, pass.run_len);
+  InstallOutcome o;
+  if (copy_short_runs_ && pass.run_len < kCopyBelowPages) {
+    // (A source hole, a from-space page never touched, reads as zero: that
+    // range is not registered.)
+    for (size_t i = 0; i < pass.run_len && o.ok; i++) {
+      const uintptr_t at = dst + i * page_;
+      o = backend_.install_copy(at, reinterpret_cast<const void*>(at + pass.run_delta));
+    }
+  } else {
+    o = backend_.install_run(dst, dst + pass.run_delta, pass.run_len);
+  }
   pass.install_ns += now_ns() - t0;
   if (!o.ok && !pass.failed) {
     pass.failed = true;

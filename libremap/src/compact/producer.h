@@ -62,6 +62,15 @@ class Producer {
   // threads: the cycle 2x longer).
   static constexpr size_t kMaxRunPages = 512;
   static constexpr size_t kWaitedRunPages = 64;
+  // move: a run shorter than this is installed with UFFDIO_COPY, page by
+  // page, instead of one MOVE. With mutators faulting, the pages they
+  // build cut the GC's runs short (two reading threads: ~7 pages a MOVE on
+  // average), and each MOVE still costs its TLB shootdown, an IPI to every
+  // other CPU running the process (~20-30 us here), where a COPY fills
+  // empty PTEs (no flush) for ~1-2 us of allocation and copying a page.
+  // The copied pages' old ones stay in from-space until their region's is
+  // dropped or recycled at finish, as for pages mutators build.
+  static constexpr size_t kCopyBelowPages = 8;
 
   // `spaces` must outlive the producer. clip: see above. kind: the
   // backend's registry row, for what becomes of from-space (released region
@@ -72,7 +81,8 @@ class Producer {
   // gc_region).
   Producer(const Heap& heap, const Plan& plan, PageStates& states, Backend& backend,
            CycleCounters& counters, const RegionSpaces& spaces, bool clip,
-           const BackendKind& kind, bool free_tails, size_t tail_budget_pages);
+           const BackendKind& kind, bool free_tails, size_t tail_budget_pages,
+           bool copy_short_runs);
 
   // GC worker: produces every page with data of regions [r0, r1), in place.
   // Returns false (and *bad) if the kernel refused to install a page.
@@ -132,6 +142,7 @@ class Producer {
   const bool kernel_copies_;
   const bool free_tails_;
   const uint64_t tail_budget_pages_;
+  const bool copy_short_runs_;  // kCopyBelowPages
   // move: from-space ranges of regions mutators built pages of, finished
   // while the pool still had buffers (kept for finish to recycle); dropped
   // all at once if the pool runs dry later in the cycle.
