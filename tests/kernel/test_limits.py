@@ -35,10 +35,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from conftest import NOBODY
 
 import libremap
 
-from conftest import NOBODY
+from support import seccomp
 from support.processes import python_child, run_with_timeout
 
 BACKENDS = ("auto", "move", "copy", "minor", "sigsegv", "stw")
@@ -328,40 +329,11 @@ def test_unprivileged_user(nobody_python, backend: str, fault_mode: str) -> None
 
 
 # ---------------------------------------------------------------------------
-# seccomp denying userfaultfd
-
-# userfaultfd(2) and ioctl(USERFAULTFD_IOC_NEW) fail with `errno`, as a
-# container runtime's profile makes them (x86-64 numbers). Opening
-# /dev/userfaultfd itself cannot be filtered by path in seccomp; denying
-# its one ioctl closes that path all the same.
-SECCOMP_PRELUDE = r"""
-import ctypes, sys
-libc = ctypes.CDLL(None, use_errno=True)
-class SockFilter(ctypes.Structure):
-    _fields_ = [("code", ctypes.c_ushort), ("jt", ctypes.c_ubyte),
-                ("jf", ctypes.c_ubyte), ("k", ctypes.c_uint)]
-class SockFprog(ctypes.Structure):
-    _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.POINTER(SockFilter))]
-LD_ABS_W, JEQ, RET = 0x20, 0x15, 0x06
-DENY = 0x00050000 | {errno}
-prog = [
-    (LD_ABS_W, 0, 0, 4), (JEQ, 0, 5, 0xC000003E),   # other arch -> allow
-    (LD_ABS_W, 0, 0, 0), (JEQ, 4, 0, 323),           # userfaultfd -> deny
-    (JEQ, 0, 2, 16),                                 # not ioctl -> allow
-    (LD_ABS_W, 0, 0, 24), (JEQ, 1, 0, {ioc_new}),    # USERFAULTFD_IOC_NEW -> deny
-    (RET, 0, 0, 0x7FFF0000), (RET, 0, 0, DENY),
-]
-arr = (SockFilter * len(prog))(*[SockFilter(*i) for i in prog])
-fprog = SockFprog(len(prog), arr)
-assert libc.prctl(38, 1, 0, 0, 0) == 0  # PR_SET_NO_NEW_PRIVS
-assert libc.syscall(317, 1, 0, ctypes.byref(fprog)) == 0  # seccomp(SET_MODE_FILTER)
-"""
+# seccomp denying userfaultfd (the filter: support/seccomp.py)
 
 
 def seccomp_child(cfg: dict, denied_with: str, deny_dev: bool = True) -> dict:
-    code = SECCOMP_PRELUDE.replace("{errno}", str(getattr(errno, denied_with)))
-    # 0xAA00: USERFAULTFD_IOC_NEW; no ioctl request is all ones.
-    code = code.replace("{ioc_new}", "0xAA00" if deny_dev else "0xFFFFFFFF") + LIMIT_CHILD
+    code = seccomp.deny_userfaultfd(getattr(errno, denied_with), deny_dev) + LIMIT_CHILD
     r = run_with_timeout(python_child(code) + [json.dumps(cfg)], timeout=CHILD_TIMEOUT_S)
     lines = [x for x in r.stdout.splitlines() if x.startswith("result ")]
     assert r.returncode == 0 and lines, r.stderr[-3000:]
@@ -374,8 +346,8 @@ def seccomp_child(cfg: dict, denied_with: str, deny_dev: bool = True) -> dict:
 @pytest.mark.parametrize("denied_with", ["EPERM", "ENOSYS"])
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_seccomp_denies_userfaultfd(backend: str, denied_with: str) -> None:
-    """userfaultfd denied: auto falls back to stw (DESIGN §7: move, else
-    copy, else stw) and its cycle works; sigsegv needs no userfaultfd and
+    """userfaultfd denied: auto falls back to stw (the probe's rule: move,
+    else copy, else stw) and its cycle works; sigsegv needs no userfaultfd and
     works; move, copy and minor are refused at creation with REMAP_EPERM
     (EPERM: "denied ... seccomp") or REMAP_EUNSUPPORTED (ENOSYS: "no
     userfaultfd ... or a seccomp filter hides it")."""

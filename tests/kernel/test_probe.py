@@ -18,6 +18,7 @@ import libremap
 from libremap import cli
 from libremap.cabi import ffi, lib
 
+from support import seccomp
 from support.processes import python_child, run_with_timeout
 
 CAP_SYS_PTRACE = 19
@@ -222,37 +223,14 @@ def test_seccomp_denied_as_nobody(run_as_nobody, probe_child):
 
 # The same filter installed from Python (ctypes), in a child of the test
 # interpreter, checked through the Python API and its "denied" status.
-SECCOMP_DENY_UFFD = r"""
-import ctypes, json, sys
-libc = ctypes.CDLL(None, use_errno=True)
-class SockFilter(ctypes.Structure):
-    _fields_ = [("code", ctypes.c_ushort), ("jt", ctypes.c_ubyte),
-                ("jf", ctypes.c_ubyte), ("k", ctypes.c_uint)]
-class SockFprog(ctypes.Structure):
-    _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.POINTER(SockFilter))]
-LD_ABS_W, JEQ, RET = 0x20, 0x15, 0x06
-AUDIT_ARCH_X86_64, NR_USERFAULTFD, NR_IOCTL, IOC_NEW = 0xC000003E, 323, 16, 0xAA00
-ALLOW, DENY = 0x7FFF0000, 0x00050000 | 1
-prog = [
-    (LD_ABS_W, 0, 0, 4),                 # arch
-    (JEQ, 0, 5, AUDIT_ARCH_X86_64),      # other arch -> allow
-    (LD_ABS_W, 0, 0, 0),                 # nr
-    (JEQ, 4, 0, NR_USERFAULTFD),         # -> deny
-    (JEQ, 0, 2, NR_IOCTL),               # not ioctl -> allow
-    (LD_ABS_W, 0, 0, 24),                # low half of args[1]
-    (JEQ, 1, 0, IOC_NEW),                # -> deny
-    (RET, 0, 0, ALLOW),
-    (RET, 0, 0, DENY),
-]
-arr = (SockFilter * len(prog))(*[SockFilter(*i) for i in prog])
-fprog = SockFprog(len(prog), arr)
-if libc.prctl(38, 1, 0, 0, 0) != 0:  # PR_SET_NO_NEW_PRIVS
-    sys.exit("prctl: errno %d" % ctypes.get_errno())
-if libc.syscall(317, 1, 0, ctypes.byref(fprog)) != 0:  # seccomp(SET_MODE_FILTER)
-    sys.exit("seccomp: errno %d" % ctypes.get_errno())
+SECCOMP_DENY_UFFD = (
+    seccomp.deny_userfaultfd(errno.EPERM)
+    + """
+import json
 import libremap
 print(json.dumps(libremap.probe().to_json()))
 """
+)
 
 
 @pytest.mark.skipif(platform.machine() != "x86_64", reason="x86-64 syscall numbers")
