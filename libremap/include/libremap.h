@@ -103,7 +103,8 @@ typedef enum remap_fault_mode {
 REMAP_API const char* remap_backend_name(int backend);
 REMAP_API const char* remap_fault_mode_name(int fault_mode);
 
-/* What a backend can do (remap_backend_caps). */
+/* What a backend can do (remap_backend_caps). Added later in 0.1 (additive,
+ * ABI 1), with the three calls below. */
 typedef enum remap_backend_cap {
   REMAP_BACKEND_CAP_CONCURRENT = 1 << 0,  /* compacts while mutators run (every one but stw) */
   REMAP_BACKEND_CAP_UFFD = 1 << 1,        /* takes faults through a userfaultfd: the fault
