@@ -45,6 +45,13 @@ bool short_run_copy_off() {
   return e && *e == '0';
 }
 
+// REMAP_PREFILL=0: no FREE region is filled ahead of allocation
+// (Compactor::prefill); for measuring the difference.
+bool prefill_off() {
+  const char* e = getenv("REMAP_PREFILL");
+  return e && *e == '0';
+}
+
 // A message built without allocation, locks or locale, so that a failure can
 // be recorded from inside a SIGBUS handler. Truncates at its size.
 class SafeMsg {
@@ -179,6 +186,8 @@ Status Compactor::init(int backend, int fault_mode) {
 }
 
 Compactor::~Compactor() {
+  heap_.watch_to_space(nullptr);
+  heap_.end_prefill();
   threads_.stop();
   if (!kind_) return;  // init failed before it knew the backend
   if (!kind_->uses_uffd()) signal_unregister(SIGSEGV, this);
@@ -196,6 +205,22 @@ Status Compactor::prepare(const Plan& plan) {
     states_.init(p, plan.page_kind(p) == PageKind::EMPTY ? kPageEmpty : kPageUnprocessed);
   counters_.reset();
   next_region_.store(0);
+  // Workers start at the first region whose free tail the allocator will
+  // offer (Heap::acquire_region: ascending, at least a quarter region) and
+  // wrap around: the tails mutators allocate in while compacting are then
+  // installed first, by the GC, instead of zero-filled by a fault every few
+  // pages (small-object regions sit at the heap's top, large objects and
+  // the regions below them went first before).
+  first_region_ = 0;
+  const size_t rs = heap_.region_size();
+  for (size_t r = 0; r < plan.region_count(); r++) {
+    const RegionClass c = plan.region_class(r);
+    if ((c == RegionClass::FRAGMENTED || c == RegionClass::DENSE) &&
+        heap_.region_base(r) + rs - plan.new_top(r) >= rs / 4) {
+      first_region_ = r;
+      break;
+    }
+  }
   Status s = layout_->prepare(plan, &spaces_);
   if (!s) return s;
   // Free tails ride in a GC worker's run of MOVEs: zero pages of from-space
@@ -203,6 +228,8 @@ Status Compactor::prepare(const Plan& plan) {
   // instead of moved (producer.h, kCopyBelowPages). Both only where runs are
   // MOVEs of pages built in place.
   const bool moves_runs = kind_->install == Install::move && !layout_->clip();
+  prefill_ = (kind_->install == Install::move || kind_->install == Install::copy) &&
+             !layout_->clip() && !prefill_off();
   const bool free_tails = moves_runs && !free_tails_off();
   producer_ = std::make_unique<Producer>(heap_, plan, states_, *backend_, counters_, spaces_,
                                          layout_->clip(), *kind_, free_tails,
@@ -239,6 +266,7 @@ Status Compactor::flip() {
   heap_.publish_layout(*plan_);
   faults_stopped_.store(false);
   active_.store(true, std::memory_order_release);
+  if (kind_->uses_uffd()) heap_.watch_to_space(this);
   flip_end_ns_ = now_ns();
   return Status::ok();
 }
@@ -252,11 +280,9 @@ Status Compactor::work() {
   const size_t per_claim =
       std::max<size_t>(4, Producer::kMaxRunPages * heap_.page_size() / heap_.region_size());
   workers_.fetch_add(1);
-  for (;;) {
-    size_t r0 = next_region_.fetch_add(per_claim);
-    if (r0 >= n) break;
+  auto produce = [&](size_t r0, size_t r1) {
     InstallOutcome bad;
-    if (!producer_->gc_regions(r0, std::min(n, r0 + per_claim), &bad)) {
+    if (r0 < r1 && !producer_->gc_regions(r0, r1, &bad)) {
       // The producer marked the run's pages MAPPED anyway, so nobody waits
       // for them; a fault there is zero-filled (resolve_fault). The other
       // regions are still produced: their pages keep their data.
@@ -264,6 +290,22 @@ Status Compactor::work() {
       m.s("a GC worker could not install a run of pages: ").s(bad.op).s(" failed with ")
           .err(bad.sys_errno).hint(bad.sys_errno);
       break_heap(install_code(bad.sys_errno), m.c_str());
+    }
+  };
+  // Claim i is region first_region_ + i, modulo n: [first, n), then [0, first).
+  const size_t first = first_region_ < n ? first_region_ : 0;
+  for (;;) {
+    prefill();
+    const size_t i0 = next_region_.fetch_add(per_claim);
+    if (i0 >= n) break;
+    const size_t a = first + i0, b = first + std::min(n, i0 + per_claim);
+    if (b <= n) {
+      produce(a, b);
+    } else if (a >= n) {
+      produce(a - n, b - n);
+    } else {
+      produce(a, n);
+      produce(0, b - n);
     }
   }
   workers_.fetch_sub(1);
@@ -482,6 +524,55 @@ Status Compactor::broken_status() const {
   return fail(broken_code_, "%s; the heap cannot be trusted, destroy it", broken_msg_);
 }
 
+// Heap.h, "FREE regions filled ahead of allocation": zero pages in the
+// regions acquire_region hands out next, installed by a GC worker before a
+// mutator allocates there. In toy-VM GCBench nearly every page mutators
+// built was such a zero fill, a SIGBUS each 16 pages; here the worker does
+// it in four ioctls a region, between its claims (a claim is ~8 regions,
+// a few hundred microseconds: mutators take a region or two meanwhile).
+void Compactor::prefill() noexcept {
+  if (!prefill_) return;
+  const size_t per_region = heap_.region_size() / heap_.page_size();
+  for (size_t want = heap_.prefill_wanted(kPrefillRegions); want > 0; want--) {
+    const size_t r = heap_.take_region_to_prefill();
+    if (r == Heap::kNoRegion) return;
+    const size_t first = heap_.page_index(heap_.region_base(r));
+    const size_t end = first + per_region;
+    if (end > states_.count() || r >= plan_->region_count()) {  // grown since prepare
+      heap_.offer_prefilled(r);
+      continue;
+    }
+    uint64_t filled = 0;
+    for (size_t p = first; p < end && !broken();) {
+      size_t n = 0;
+      while (p + n < end && n < Backend::kMaxZeroPages && states_.claim_empty_for_gc(p + n)) n++;
+      if (n == 0) {  // a page somebody else owns (a stray touch of a free region)
+        p++;
+        continue;
+      }
+      const InstallOutcome o = backend_->install_zero(heap_.page_addr(p), n, spaces_.write[r]);
+      // MAPPED even if it failed ("given up"): nobody waits for these pages.
+      for (size_t i = 0; i < n; i++) states_.set(p + i, kPageMapped);
+      if (!o.ok) {
+        SafeMsg m;
+        m.s("a GC worker could not install zero pages ahead of allocation: ").s(o.op)
+            .s(" failed with ").err(o.sys_errno).hint(o.sys_errno);
+        break_heap(install_code(o.sys_errno), m.c_str());
+      }
+      filled += n;
+      p += n;
+    }
+    counters_.pages_by_gc.add(filled);
+    heap_.offer_prefilled(r);
+  }
+}
+
+bool Compactor::installed(uintptr_t from, uintptr_t to) const noexcept {
+  if (to <= from) return true;
+  return states_.load(heap_.page_index(from)) == kPageMapped &&
+         states_.load(heap_.page_index(to - 1)) == kPageMapped;
+}
+
 bool Compactor::ensure_page(size_t page, bool by_fault) noexcept {
   const uint64_t t0 = now_ns();
   uint8_t was;
@@ -563,6 +654,8 @@ Status Compactor::finish(remap_cycle_stats* stats) {
   // Workers of a concurrent remap_compact may still be returning from their
   // last region: the producer must outlive them.
   while (workers_.load() != 0) sched_yield();
+  heap_.watch_to_space(nullptr);  // every page is produced (or being), below
+  heap_.end_prefill();
   // Pages mutators still build; an UNPROCESSED page here would be a bug in
   // work(), but producing it is the safe answer.
   for (size_t p = 0; p < states_.count(); p++) {

@@ -59,7 +59,7 @@ namespace remap {
 
 class Producer;
 
-class Compactor final : public FaultTarget {
+class Compactor final : public FaultTarget, public ToSpaceView {
  public:
   // backend: a concurrent remap_backend (its registry row has an engine,
   // compact/backend.h); fault_mode: SIGBUS or THREAD (resolved; a backend
@@ -87,6 +87,11 @@ class Compactor final : public FaultTarget {
   bool covers(uintptr_t addr) const noexcept override;
   FaultOutcome resolve_fault(uintptr_t addr) noexcept override;
   void delivery_failed(const char* what, int err) noexcept override;
+
+  // ToSpaceView: Heap::acquire_region's question (heap/to_space.h), while
+  // compacting: the first and last pages of the range are MAPPED (workers
+  // install a tail in one run).
+  bool installed(uintptr_t from, uintptr_t to) const noexcept override;
 
   // True once a failure broke the engine (see above); for good.
   bool broken() const noexcept { return broken_.load(std::memory_order_acquire) != 0; }
@@ -149,6 +154,7 @@ class Compactor final : public FaultTarget {
   // After an unregister with no handler thread left: UFFDIO_WAKE of the
   // whole mapping, for a fault that queued itself during the unregister.
   void wake_stragglers() noexcept;
+  void prefill() noexcept;
 
   Heap& heap_;
   const BackendKind* kind_ = nullptr;  // the backend's registry row
@@ -170,7 +176,8 @@ class Compactor final : public FaultTarget {
   // before, and its retry faults in normally (nothing to zero-fill).
   std::atomic<bool> faults_stopped_{false};
   std::atomic<int> in_flight_{0};       // fault handlers inside resolve_fault
-  std::atomic<size_t> next_region_{0};
+  std::atomic<size_t> next_region_{0};  // claims, counted from first_region_ (work)
+  size_t first_region_ = 0;
   std::atomic<int> workers_{0};         // threads inside work()
   uint64_t flip_end_ns_ = 0;
   uint64_t vmas_before_ = 0;
@@ -181,6 +188,8 @@ class Compactor final : public FaultTarget {
   std::atomic<uint64_t> zero_filled_{0};  // faults given a zero page instead of their data
   bool inherited_ = false;              // fork child: never a kernel call again
   std::atomic<bool> abandoned_{false};  // covers() nothing (read by signal handlers)
+  bool prefill_ = false;  // move, copy: prefill() (set at prepare)
+  static constexpr size_t kPrefillRegions = 16;  // at most this many filled and waiting
 };
 
 }  // namespace remap

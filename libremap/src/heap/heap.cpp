@@ -99,19 +99,32 @@ Status Heap::acquire_region(uintptr_t* start, uintptr_t* end) {
   const bool black = black_window_.load(std::memory_order_relaxed);
   // In the black window only whole free regions: a tail would put black
   // objects in a region the plan may compact.
+  size_t r = kNoFreeRegion;
   while (!black && next_tail_ < offered_tails_.size()) {
-    size_t r = offered_tails_[next_tail_++];
-    Region& reg = regions_[r];
+    const size_t t = offered_tails_[next_tail_];
+    Region& reg = regions_[t];
+    const size_t top = reg.top.load(std::memory_order_relaxed);
+    if (reg.tail_offered && reg.get_state() == RegionState::RETIRED &&
+        region_size_ - top >= region_size_ / 4 && to_space_ &&
+        !to_space_->installed(region_base(t) + top, region_base(t) + region_size_)) {
+      r = take_prefilled_locked();  // the tail stays next in line
+      if (r == kNoFreeRegion) r = take_prefilled_locked();
+  if (r == kNoFreeRegion) r = pick_free_region_locked();
+  if (r != kNoFreeRegion && to_space_) free_taken_compacting_++;
+      if (r != kNoFreeRegion) break;
+    }
+    next_tail_++;
     if (!reg.tail_offered || reg.get_state() != RegionState::RETIRED) continue;
     reg.tail_offered = false;
-    size_t top = reg.top.load(std::memory_order_relaxed);
     if (region_size_ - top < region_size_ / 4) continue;
     reg.set_state(RegionState::ALLOCATING);
-    *start = region_base(r) + top;
-    *end = region_base(r) + region_size_;
+    *start = region_base(t) + top;
+    *end = region_base(t) + region_size_;
     return Status::ok();
   }
-  const size_t r = pick_free_region_locked();
+  if (r == kNoFreeRegion) r = take_prefilled_locked();
+  if (r == kNoFreeRegion) r = pick_free_region_locked();
+  if (r != kNoFreeRegion && to_space_) free_taken_compacting_++;
   if (r == kNoFreeRegion)
     return fail(REMAP_ENOMEM, "no free region left (capacity %zu bytes, %zu regions of %zu%s)",
                 capacity(), region_count(), region_size_, growth_hint().c_str());
@@ -124,6 +137,58 @@ Status Heap::acquire_region(uintptr_t* start, uintptr_t* end) {
   *start = region_base(r);
   *end = region_base(r) + region_size_;
   return Status::ok();
+}
+
+size_t Heap::take_prefilled_locked() {
+  while (next_prefilled_ < prefilled_.size()) {
+    const size_t r = prefilled_[next_prefilled_++];
+    Region& reg = regions_[r];
+    reg.prefill = false;
+    if (reg.get_state() == RegionState::FREE && !reg.reserved) return r;
+    note_free_locked(r);
+  }
+  return kNoFreeRegion;
+}
+
+size_t Heap::prefill_wanted(size_t cap) const {
+  std::lock_guard<std::mutex> g(alloc_mutex_);
+  if (!to_space_) return 0;
+  const size_t waiting = prefilled_.size() - next_prefilled_ + prefilling_.size();
+  const size_t want = free_taken_last_ ? cap : std::min(cap, free_taken_compacting_);
+  return want > waiting ? want - waiting : 0;
+}
+
+size_t Heap::take_region_to_prefill() {
+  std::lock_guard<std::mutex> g(alloc_mutex_);
+  if (!to_space_ || black_window_.load(std::memory_order_relaxed)) return kNoRegion;
+  const size_t r = pick_free_region_locked();
+  if (r == kNoFreeRegion) return kNoRegion;
+  regions_[r].prefill = true;
+  prefilling_.push_back(uint32_t(r));
+  return r;
+}
+
+void Heap::offer_prefilled(size_t r) {
+  std::lock_guard<std::mutex> g(alloc_mutex_);
+  prefilling_.erase(std::find(prefilling_.begin(), prefilling_.end(), uint32_t(r)));
+  prefilled_.push_back(uint32_t(r));
+}
+
+size_t Heap::end_prefill() {
+  std::lock_guard<std::mutex> g(alloc_mutex_);
+  size_t left = 0;
+  for (auto* list : {&prefilling_, &prefilled_}) {
+    for (size_t i = list == &prefilled_ ? next_prefilled_ : 0; i < list->size(); i++) {
+      const size_t r = (*list)[i];
+      if (!regions_[r].prefill) continue;
+      regions_[r].prefill = false;
+      note_free_locked(r);
+      left++;
+    }
+    list->clear();
+  }
+  next_prefilled_ = 0;
+  return left;
 }
 
 size_t Heap::pick_free_region_locked() {
@@ -766,7 +831,9 @@ Status Heap::resize(size_t capacity) {
                     "capacity %zu would drop region %zu at %#zx, which is %s%s: the smallest "
                     "capacity now is %zu (remap_heap_get_info's min_capacity)",
                     capacity, r, size_t(region_base(r)), region_state_name(reg.get_state()),
-                    reg.reserved ? " (reserved for a sliding large object)" : "",
+                    reg.reserved  ? " (reserved for a sliding large object)"
+                    : reg.prefill ? " (being filled ahead of allocation while a cycle compacts)"
+                                  : "",
                     min_capacity_locked());
       }
       free_ceiling_ = std::min(free_ceiling_, n);

@@ -38,6 +38,7 @@
 #include "heap/config.h"
 #include "heap/live_bitmap.h"
 #include "heap/new_layout.h"
+#include "heap/to_space.h"
 #include "heap/region.h"
 #include "libremap.h"
 #include "os/vm.h"
@@ -103,7 +104,43 @@ class Heap {
   // taken last and from below, so the end of the heap stays free for a
   // shrink (remap_heap_resize).
   // REMAP_ENOMEM when neither exists.
+  // While a cycle compacts (watch_to_space), a tail not installed yet is
+  // passed over for a FREE region, if there is one, and offered again on
+  // the next call: the GC workers install tails in address order, about
+  // as fast as mutators take them, so taking tails only behind them spares
+  // a zero-fill fault per few pages (most of the pages mutators built in
+  // toy-VM GCBench were such zero fills).
   Status acquire_region(uintptr_t* start, uintptr_t* end);
+  // The compaction in progress, asked by acquire_region; nullptr when it
+  // ends (the engine clears it before its page states go).
+  void watch_to_space(const ToSpaceView* view) {
+    std::lock_guard<std::mutex> g(alloc_mutex_);
+    if (!view && to_space_) free_taken_last_ = free_taken_compacting_;
+    to_space_ = view;
+    free_taken_compacting_ = 0;
+  }
+
+  // --- FREE regions filled ahead of allocation while a cycle compacts -------
+  // Every page of to-space is empty after the flip, so a mutator allocating
+  // in a FREE region faults on it every few pages (16 zero pages a fault).
+  // A GC worker installs zero pages in the regions acquire_region will hand
+  // out next, before it does (compact/compactor.cpp, Compactor::prefill).
+  //
+  // How many more regions to fill now: enough to keep `cap` waiting if
+  // mutators took FREE regions while the last cycle compacted; else as many
+  // as they have taken in this one, up to `cap` (a heap whose mutators do
+  // not allocate while compacting gets none filled).
+  size_t prefill_wanted(size_t cap) const;
+  // Sets aside the FREE region acquire_region would hand out next (nobody
+  // else takes it); kNoRegion if there is none.
+  size_t take_region_to_prefill();
+  // Region r, set aside above, has its pages installed: acquire_region
+  // hands it out before any other FREE region.
+  void offer_prefilled(size_t r);
+  // The cycle ends: regions set aside and not handed out are plain FREE
+  // regions again (their zero pages stay). Returns how many there were.
+  size_t end_prefill();
+  static constexpr size_t kNoRegion = ~size_t(0);
   // Hands back the region acquired at `start` with the runtime's bump cursor:
   // start must be exactly what acquire_region returned for an ALLOCATING
   // region, and start <= cursor <= region end, cursor 8-aligned. The region
@@ -341,6 +378,13 @@ class Heap {
     free_ceiling_ = std::max(free_ceiling_, r + 1);
     hole_ceiling_ = std::max(hole_ceiling_, r + 1);
   }
+  const ToSpaceView* to_space_ = nullptr;  // watch_to_space
+  size_t free_taken_compacting_ = 0;       // FREE regions acquired since watch_to_space
+  size_t free_taken_last_ = 0;             // ... while the last cycle compacted
+  std::vector<uint32_t> prefilled_;        // offered, in the order filled
+  size_t next_prefilled_ = 0;              // next index into prefilled_
+  std::vector<uint32_t> prefilling_;       // set aside, being filled
+  size_t take_prefilled_locked();          // kNoFreeRegion if none waits
   std::vector<uint32_t> offered_tails_;  // compacted regions with an open tail, ascending
   size_t next_tail_ = 0;                 // next index into offered_tails_
   const NewLayout* adopted_plan_ = nullptr;   // the plan adopt_layout last applied

@@ -55,6 +55,10 @@ struct Region {
   // under the allocation mutex; cleared when the layout is adopted or the
   // cycle is cancelled).
   bool reserved = false;
+  // FREE, set aside while a cycle compacts for a GC worker to install zero
+  // pages in, then handed out before any other FREE region (Heap::
+  // take_region_to_prefill; under the allocation mutex).
+  bool prefill = false;
   // Bytes used from the region base (see the invariants above).
   std::atomic<size_t> top{0};
   // Sum of the sizes of the objects marked here since clear_marks.
@@ -69,9 +73,9 @@ struct Region {
   std::atomic<bool> black{false};
 
   RegionState get_state() const { return RegionState(state.load(std::memory_order_acquire)); }
-  // FREE and not promised to a sliding large object: may be handed out
-  // (reserved is read under the heap's allocation mutex).
-  bool takeable() const { return get_state() == RegionState::FREE && !reserved; }
+  // FREE, not promised to a sliding large object nor set aside to prefill:
+  // may be handed out (both flags are read under the allocation mutex).
+  bool takeable() const { return get_state() == RegionState::FREE && !reserved && !prefill; }
   void set_state(RegionState s) { state.store(uint8_t(s), std::memory_order_release); }
 };
 
