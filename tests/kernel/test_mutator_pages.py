@@ -21,10 +21,10 @@ from support.differential import (
 )
 
 # 16 MiB of 64 KiB regions, half of them filled from the top: the lower
-# half is FREE. Two FREE regions taken while compacting are the demand.
-# After remap_compact, acquire hands out the compacted regions' free tails
-# (installed by then), then a region the worker filled (or, with
-# REMAP_PREFILL=0, a plain FREE region whose pages fault).
+# half is FREE. acquire_region hands out the compacted regions' free tails
+# first, then FREE regions: two FREE regions taken while compacting are the
+# demand. The FREE region taken after remap_compact is one the worker
+# filled (or, with REMAP_PREFILL=0, a plain FREE region whose pages fault).
 PREFILLED = """
 h = new_heap({backend!r}, {mode!r}, capacity_mib=16, fill=0.5)
 R = th.th_remap(h)
@@ -35,13 +35,16 @@ def take():
     return int(ffi.cast("uintptr_t", s[0])), int(ffi.cast("uintptr_t", e[0]))
 ok(th.th_cycle_begin(h))
 assert th.th_phase(h) == 2, "the cycle did not start compacting"
-taken = [take(), take()]
+taken = []
+def take_free():  # past the tails
+    for _ in range(256):
+        taken.append(take())
+        if taken[-1][0] % (64 << 10) == 0:
+            return taken[-1]
+    raise AssertionError("no FREE region handed out")
+take_free(), take_free()
 ok(lib.remap_compact(R))
-for _ in range(256):  # the tails first
-    b = take()
-    taken.append(b)
-    if b[0] % (64 << 10) == 0:
-        break
+b = take_free()
 mem = ffi.cast("volatile unsigned char *", b[0])
 assert b[0] % (64 << 10) == 0 and b[1] - b[0] == 64 << 10, "not a whole FREE region"
 zeros = all(mem[i] == 0 and mem[i + 4095] == 0 for i in range(0, b[1] - b[0], 4096))

@@ -186,7 +186,7 @@ Status Compactor::init(int backend, int fault_mode) {
 }
 
 Compactor::~Compactor() {
-  heap_.watch_to_space(nullptr);
+  heap_.set_compacting(false);
   heap_.end_prefill();
   threads_.stop();
   if (!kind_) return;  // init failed before it knew the backend
@@ -205,6 +205,7 @@ Status Compactor::prepare(const Plan& plan) {
     states_.init(p, plan.page_kind(p) == PageKind::EMPTY ? kPageEmpty : kPageUnprocessed);
   counters_.reset();
   next_region_.store(0);
+  finishing_.store(false);
   // Workers start at the first region whose free tail the allocator will
   // offer (Heap::acquire_region: ascending, at least a quarter region) and
   // wrap around: the tails mutators allocate in while compacting are then
@@ -266,7 +267,7 @@ Status Compactor::flip() {
   heap_.publish_layout(*plan_);
   faults_stopped_.store(false);
   active_.store(true, std::memory_order_release);
-  if (kind_->uses_uffd()) heap_.watch_to_space(this);
+  if (kind_->uses_uffd()) heap_.set_compacting(true);
   flip_end_ns_ = now_ns();
   return Status::ok();
 }
@@ -531,7 +532,7 @@ Status Compactor::broken_status() const {
 // it in four ioctls a region, between its claims (a claim is ~8 regions,
 // a few hundred microseconds: mutators take a region or two meanwhile).
 void Compactor::prefill() noexcept {
-  if (!prefill_) return;
+  if (!prefill_ || finishing_.load(std::memory_order_relaxed)) return;
   const size_t per_region = heap_.region_size() / heap_.page_size();
   for (size_t want = heap_.prefill_wanted(kPrefillRegions); want > 0; want--) {
     const size_t r = heap_.take_region_to_prefill();
@@ -565,12 +566,6 @@ void Compactor::prefill() noexcept {
     counters_.pages_by_gc.add(filled);
     heap_.offer_prefilled(r);
   }
-}
-
-bool Compactor::installed(uintptr_t from, uintptr_t to) const noexcept {
-  if (to <= from) return true;
-  return states_.load(heap_.page_index(from)) == kPageMapped &&
-         states_.load(heap_.page_index(to - 1)) == kPageMapped;
 }
 
 bool Compactor::ensure_page(size_t page, bool by_fault) noexcept {
@@ -648,13 +643,15 @@ bool Compactor::ensure_page(size_t page, bool by_fault) noexcept {
 
 Status Compactor::finish(remap_cycle_stats* stats) {
   if (!active_.load()) return fail(REMAP_EPHASE, "no cycle is compacting");
+  // The cycle ends here: nothing more is filled ahead (prefill).
+  finishing_.store(true);
   // Regions no worker took yet. A failure is recorded (broken()) and the
   // rest still runs: faults must be stopped whatever happened.
   (void)work();
   // Workers of a concurrent remap_compact may still be returning from their
   // last region: the producer must outlive them.
   while (workers_.load() != 0) sched_yield();
-  heap_.watch_to_space(nullptr);  // every page is produced (or being), below
+  heap_.set_compacting(false);
   heap_.end_prefill();
   // Pages mutators still build; an UNPROCESSED page here would be a bug in
   // work(), but producing it is the safe answer.

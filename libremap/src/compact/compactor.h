@@ -59,7 +59,7 @@ namespace remap {
 
 class Producer;
 
-class Compactor final : public FaultTarget, public ToSpaceView {
+class Compactor final : public FaultTarget {
  public:
   // backend: a concurrent remap_backend (its registry row has an engine,
   // compact/backend.h); fault_mode: SIGBUS or THREAD (resolved; a backend
@@ -87,11 +87,6 @@ class Compactor final : public FaultTarget, public ToSpaceView {
   bool covers(uintptr_t addr) const noexcept override;
   FaultOutcome resolve_fault(uintptr_t addr) noexcept override;
   void delivery_failed(const char* what, int err) noexcept override;
-
-  // ToSpaceView: Heap::acquire_region's question (heap/to_space.h), while
-  // compacting: the first and last pages of the range are MAPPED (workers
-  // install a tail in one run).
-  bool installed(uintptr_t from, uintptr_t to) const noexcept override;
 
   // True once a failure broke the engine (see above); for good.
   bool broken() const noexcept { return broken_.load(std::memory_order_acquire) != 0; }
@@ -189,6 +184,7 @@ class Compactor final : public FaultTarget, public ToSpaceView {
   bool inherited_ = false;              // fork child: never a kernel call again
   std::atomic<bool> abandoned_{false};  // covers() nothing (read by signal handlers)
   bool prefill_ = false;  // move, copy: prefill() (set at prepare)
+  std::atomic<bool> finishing_{false};  // finish began: prefill() fills no more
   static constexpr size_t kPrefillRegions = 16;  // at most this many filled and waiting
 };
 

@@ -8,6 +8,8 @@
 //   EMPTY ──(a mutator touches it)──> MUTATOR_PROCESSING ──> MAPPED
 //   EMPTY ──> PROCESSING (move: a GC worker installs a region's free tail
 //             with its data run) ──> PROCESSED ──> MAPPED
+//   EMPTY ──> PROCESSING (a GC worker fills a free region ahead of
+//             allocation: Compactor::prefill) ──> MAPPED
 //   UNPROCESSED ──> PROCESSING (a GC worker) ──> PROCESSED ──> MAPPED
 //   UNPROCESSED ──> MUTATOR_PROCESSING (a faulting thread) ──> MAPPED
 //

@@ -99,32 +99,21 @@ Status Heap::acquire_region(uintptr_t* start, uintptr_t* end) {
   const bool black = black_window_.load(std::memory_order_relaxed);
   // In the black window only whole free regions: a tail would put black
   // objects in a region the plan may compact.
-  size_t r = kNoFreeRegion;
   while (!black && next_tail_ < offered_tails_.size()) {
-    const size_t t = offered_tails_[next_tail_];
-    Region& reg = regions_[t];
-    const size_t top = reg.top.load(std::memory_order_relaxed);
-    if (reg.tail_offered && reg.get_state() == RegionState::RETIRED &&
-        region_size_ - top >= region_size_ / 4 && to_space_ &&
-        !to_space_->installed(region_base(t) + top, region_base(t) + region_size_)) {
-      r = take_prefilled_locked();  // the tail stays next in line
-      if (r == kNoFreeRegion) r = take_prefilled_locked();
-  if (r == kNoFreeRegion) r = pick_free_region_locked();
-  if (r != kNoFreeRegion && to_space_) free_taken_compacting_++;
-      if (r != kNoFreeRegion) break;
-    }
-    next_tail_++;
+    size_t r = offered_tails_[next_tail_++];
+    Region& reg = regions_[r];
     if (!reg.tail_offered || reg.get_state() != RegionState::RETIRED) continue;
     reg.tail_offered = false;
+    size_t top = reg.top.load(std::memory_order_relaxed);
     if (region_size_ - top < region_size_ / 4) continue;
     reg.set_state(RegionState::ALLOCATING);
-    *start = region_base(t) + top;
-    *end = region_base(t) + region_size_;
+    *start = region_base(r) + top;
+    *end = region_base(r) + region_size_;
     return Status::ok();
   }
-  if (r == kNoFreeRegion) r = take_prefilled_locked();
+  size_t r = take_prefilled_locked();
   if (r == kNoFreeRegion) r = pick_free_region_locked();
-  if (r != kNoFreeRegion && to_space_) free_taken_compacting_++;
+  if (r != kNoFreeRegion && compacting_) free_taken_compacting_++;
   if (r == kNoFreeRegion)
     return fail(REMAP_ENOMEM, "no free region left (capacity %zu bytes, %zu regions of %zu%s)",
                 capacity(), region_count(), region_size_, growth_hint().c_str());
@@ -143,7 +132,8 @@ size_t Heap::take_prefilled_locked() {
   while (next_prefilled_ < prefilled_.size()) {
     const size_t r = prefilled_[next_prefilled_++];
     Region& reg = regions_[r];
-    reg.prefill = false;
+    if (reg.prefill != Region::Prefill::filled) continue;  // alloc_large took it
+    reg.prefill = Region::Prefill::none;
     if (reg.get_state() == RegionState::FREE && !reg.reserved) return r;
     note_free_locked(r);
   }
@@ -152,18 +142,21 @@ size_t Heap::take_prefilled_locked() {
 
 size_t Heap::prefill_wanted(size_t cap) const {
   std::lock_guard<std::mutex> g(alloc_mutex_);
-  if (!to_space_) return 0;
+  if (!compacting_) return 0;
   const size_t waiting = prefilled_.size() - next_prefilled_ + prefilling_.size();
+  // No more than a 32nd of the heap set aside: alloc_large cannot use a
+  // region being filled.
+  cap = std::min(cap, std::max<size_t>(1, region_count() / 32));
   const size_t want = free_taken_last_ ? cap : std::min(cap, free_taken_compacting_);
   return want > waiting ? want - waiting : 0;
 }
 
 size_t Heap::take_region_to_prefill() {
   std::lock_guard<std::mutex> g(alloc_mutex_);
-  if (!to_space_ || black_window_.load(std::memory_order_relaxed)) return kNoRegion;
+  if (!compacting_ || black_window_.load(std::memory_order_relaxed)) return kNoRegion;
   const size_t r = pick_free_region_locked();
   if (r == kNoFreeRegion) return kNoRegion;
-  regions_[r].prefill = true;
+  regions_[r].prefill = Region::Prefill::filling;
   prefilling_.push_back(uint32_t(r));
   return r;
 }
@@ -171,6 +164,7 @@ size_t Heap::take_region_to_prefill() {
 void Heap::offer_prefilled(size_t r) {
   std::lock_guard<std::mutex> g(alloc_mutex_);
   prefilling_.erase(std::find(prefilling_.begin(), prefilling_.end(), uint32_t(r)));
+  regions_[r].prefill = Region::Prefill::filled;
   prefilled_.push_back(uint32_t(r));
 }
 
@@ -180,8 +174,8 @@ size_t Heap::end_prefill() {
   for (auto* list : {&prefilling_, &prefilled_}) {
     for (size_t i = list == &prefilled_ ? next_prefilled_ : 0; i < list->size(); i++) {
       const size_t r = (*list)[i];
-      if (!regions_[r].prefill) continue;
-      regions_[r].prefill = false;
+      if (regions_[r].prefill == Region::Prefill::none) continue;
+      regions_[r].prefill = Region::Prefill::none;
       note_free_locked(r);
       left++;
     }
@@ -283,12 +277,13 @@ Status Heap::alloc_large(size_t size, uintptr_t* out) {
   size_t run = 0;
   const size_t nregions = region_count();
   for (size_t r = free_hint_; r < nregions; ++r) {
-    if (!regions_[r].takeable()) {
+    if (!regions_[r].takeable_for_large()) {
       run = 0;
       continue;
     }
     if (++run < n) continue;
     size_t head = r + 1 - n;
+    for (size_t t = head; t <= r; ++t) regions_[t].prefill = Region::Prefill::none;
     for (size_t t = head + 1; t <= r; ++t) {
       regions_[t].top.store(0, std::memory_order_relaxed);
       regions_[t].large_head = uint32_t(head);
@@ -832,7 +827,8 @@ Status Heap::resize(size_t capacity) {
                     "capacity now is %zu (remap_heap_get_info's min_capacity)",
                     capacity, r, size_t(region_base(r)), region_state_name(reg.get_state()),
                     reg.reserved  ? " (reserved for a sliding large object)"
-                    : reg.prefill ? " (being filled ahead of allocation while a cycle compacts)"
+                    : reg.prefill != Region::Prefill::none
+                        ? " (filled ahead of allocation while a cycle compacts)"
                                   : "",
                     min_capacity_locked());
       }

@@ -38,7 +38,6 @@
 #include "heap/config.h"
 #include "heap/live_bitmap.h"
 #include "heap/new_layout.h"
-#include "heap/to_space.h"
 #include "heap/region.h"
 #include "libremap.h"
 #include "os/vm.h"
@@ -93,7 +92,8 @@ class Heap {
   // tail is offered once per cycle), else a FREE region: the highest one in
   // a heap with no small-object region; else the highest free region below
   // the highest small-object region (a hole in their area); else the
-  // lowest free region above it.
+  // lowest free region above it. While a cycle compacts, a FREE region a GC
+  // worker filled ahead (below) comes before any other FREE region.
   // Small-object regions fill the heap from the top and large objects from
   // the bottom (alloc_large, and the plan slides them down): the two kinds
   // do not interleave, so free regions stay contiguous in the middle and a
@@ -104,19 +104,13 @@ class Heap {
   // taken last and from below, so the end of the heap stays free for a
   // shrink (remap_heap_resize).
   // REMAP_ENOMEM when neither exists.
-  // While a cycle compacts (watch_to_space), a tail not installed yet is
-  // passed over for a FREE region, if there is one, and offered again on
-  // the next call: the GC workers install tails in address order, about
-  // as fast as mutators take them, so taking tails only behind them spares
-  // a zero-fill fault per few pages (most of the pages mutators built in
-  // toy-VM GCBench were such zero fills).
   Status acquire_region(uintptr_t* start, uintptr_t* end);
-  // The compaction in progress, asked by acquire_region; nullptr when it
-  // ends (the engine clears it before its page states go).
-  void watch_to_space(const ToSpaceView* view) {
+  // A concurrent cycle starts or stops compacting (the engine: at the flip,
+  // at finish): what prefill_wanted counts.
+  void set_compacting(bool on) {
     std::lock_guard<std::mutex> g(alloc_mutex_);
-    if (!view && to_space_) free_taken_last_ = free_taken_compacting_;
-    to_space_ = view;
+    if (!on && compacting_) free_taken_last_ = free_taken_compacting_;
+    compacting_ = on;
     free_taken_compacting_ = 0;
   }
 
@@ -125,6 +119,12 @@ class Heap {
   // in a FREE region faults on it every few pages (16 zero pages a fault).
   // A GC worker installs zero pages in the regions acquire_region will hand
   // out next, before it does (compact/compactor.cpp, Compactor::prefill).
+  //
+  // The tails acquire_region offers first are not filled: they are
+  // installed with their regions' data (the workers start with them,
+  // Compactor::prepare). Filled regions are what acquire_region would have
+  // handed out next anyway; alloc_large may take a filled one too, but not
+  // one being filled, so no more than a 32nd of the heap is set aside.
   //
   // How many more regions to fill now: enough to keep `cap` waiting if
   // mutators took FREE regions while the last cycle compacted; else as many
@@ -378,8 +378,8 @@ class Heap {
     free_ceiling_ = std::max(free_ceiling_, r + 1);
     hole_ceiling_ = std::max(hole_ceiling_, r + 1);
   }
-  const ToSpaceView* to_space_ = nullptr;  // watch_to_space
-  size_t free_taken_compacting_ = 0;       // FREE regions acquired since watch_to_space
+  bool compacting_ = false;                // set_compacting
+  size_t free_taken_compacting_ = 0;       // FREE regions acquired while compacting
   size_t free_taken_last_ = 0;             // ... while the last cycle compacted
   std::vector<uint32_t> prefilled_;        // offered, in the order filled
   size_t next_prefilled_ = 0;              // next index into prefilled_

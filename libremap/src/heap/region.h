@@ -56,9 +56,11 @@ struct Region {
   // cycle is cancelled).
   bool reserved = false;
   // FREE, set aside while a cycle compacts for a GC worker to install zero
-  // pages in, then handed out before any other FREE region (Heap::
-  // take_region_to_prefill; under the allocation mutex).
-  bool prefill = false;
+  // pages in (filling), then handed out by acquire_region before any other
+  // FREE region (filled); alloc_large may take a filled one too. Heap::
+  // take_region_to_prefill; under the allocation mutex.
+  enum class Prefill : uint8_t { none, filling, filled };
+  Prefill prefill = Prefill::none;
   // Bytes used from the region base (see the invariants above).
   std::atomic<size_t> top{0};
   // Sum of the sizes of the objects marked here since clear_marks.
@@ -75,7 +77,13 @@ struct Region {
   RegionState get_state() const { return RegionState(state.load(std::memory_order_acquire)); }
   // FREE, not promised to a sliding large object nor set aside to prefill:
   // may be handed out (both flags are read under the allocation mutex).
-  bool takeable() const { return get_state() == RegionState::FREE && !reserved && !prefill; }
+  bool takeable() const {
+    return get_state() == RegionState::FREE && !reserved && prefill == Prefill::none;
+  }
+  // ... for a large object: a filled region's zero pages serve it as well.
+  bool takeable_for_large() const {
+    return get_state() == RegionState::FREE && !reserved && prefill != Prefill::filling;
+  }
   void set_state(RegionState s) { state.store(uint8_t(s), std::memory_order_release); }
 };
 
