@@ -152,11 +152,13 @@ def test_move_steady_state(fault_mode, monkeypatch):
     # 30 cycles with C++ mutators faulting on pages (stress.cpp): from the
     # second cycle on, move's buffers come from the pool (recycled from-space
     # pages), not from fresh page faults, and from-space costs <= 1 madvise.
-    # The GC's short runs, which mutators' pages cut, are copied into fresh
-    # pages by design (producer.h, kCopyBelowPages; tests/kernel/
-    # test_free_pages.py): left out here, so that buffers_new counts only
-    # what the pool did not give.
+    # The GC's short runs, which mutators' pages cut, and the pages faulting
+    # mutators build are copied into fresh pages by default (producer.h,
+    # kCopyBelowPages; Compactor::prepare; tests/kernel/test_free_pages.py,
+    # test_mutator_pages.py): both switched back to the pool here, so that
+    # buffers_new counts only what the pool did not give.
     monkeypatch.setenv("REMAP_SHORT_RUN_COPY", "0")
+    monkeypatch.setenv("REMAP_FAULT_MOVE", "1")
     r = run_child(CHILD_PRELUDE + STEADY.format(mode=fault_mode), timeout=100)
     assert r["verified"], r["error"]
     stats = r["stats"]

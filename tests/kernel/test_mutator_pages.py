@@ -5,6 +5,9 @@
   compacts, a GC worker installs zero pages in the regions acquire_region
   hands out next, so allocating there does not fault. REMAP_PREFILL=0 is
   the path before.
+- move: a faulting mutator's page is built on its stack and COPYed in, not
+  MOVEd from a pool buffer (a TLB shootdown the faulting thread waits for);
+  REMAP_FAULT_MOVE=1 is the path before.
 
 Children with deadlines: a read of a page nobody produces would hang."""
 
@@ -87,3 +90,38 @@ def test_regions_taken_while_compacting_are_filled_ahead(
         assert r["pages_zero"] >= 2 * r["region_pages"], brief(r)
     else:
         assert r["faults"] >= 1 and r["pages_by_mutator"] >= r["region_pages"], brief(r)
+
+
+# A reader faults on a data page before the GC produced it (the highest
+# region holds data: the heap fills from the top).
+FAULTED_PAGE = """
+h = new_heap("move", {mode!r}, capacity_mib=4, fill=0.75)
+R = th.th_remap(h)
+want = th.th_checksum(h)
+ok(th.th_cycle_begin(h))
+assert th.th_phase(h) == 2, "the cycle did not start compacting"
+top = th.th_base(h) + (4 << 20) - (64 << 10)
+mem = ffi.cast("volatile unsigned char *", top)
+_ = mem[100]
+ok(lib.remap_compact(R))
+ok(lib.remap_finish(R))
+result = stats(h)
+result["checksum"] = th.th_checksum(h) == want
+print(json.dumps(result))
+"""
+
+
+@pytest.mark.timeout(90)
+@pytest.mark.parametrize("switch", ["on", "off"])
+@pytest.mark.parametrize("fault_mode", FAULT_MODES)
+def test_move_copies_the_page_a_mutator_builds(lib_path, monkeypatch, fault_mode, switch):
+    if switch == "off":
+        monkeypatch.setenv("REMAP_FAULT_MOVE", "1")
+    code = FAULTED_PAGE.format(mode=fault_mode)
+    r = run_child(CHILD_PRELUDE + child_testheap(lib_path) + code, timeout=60)
+    assert r["checksum"] and r["faults"] >= 1 and r["pages_by_mutator"] >= 1, brief(r)
+    # The GC's runs are MOVEd either way (buffers_recycled counts them too).
+    if switch == "on":
+        assert r["buffers_new"] >= r["pages_by_mutator"] and r["ioctl_copy"] >= 1, brief(r)
+    else:
+        assert r["buffers_new"] == 0 and r["ioctl_copy"] == 0, brief(r)

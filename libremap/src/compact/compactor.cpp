@@ -52,6 +52,14 @@ bool prefill_off() {
   return e && *e == '0';
 }
 
+// REMAP_FAULT_MOVE=1: move builds a faulting mutator's page in a pool
+// buffer and MOVEs it in (the path before; Compactor::prepare), for
+// measuring.
+bool fault_move_on() {
+  const char* e = getenv("REMAP_FAULT_MOVE");
+  return e && *e == '1';
+}
+
 // A message built without allocation, locks or locale, so that a failure can
 // be recorded from inside a SIGBUS handler. Truncates at its size.
 class SafeMsg {
@@ -231,6 +239,16 @@ Status Compactor::prepare(const Plan& plan) {
   const bool moves_runs = kind_->install == Install::move && !layout_->clip();
   prefill_ = (kind_->install == Install::move || kind_->install == Install::copy) &&
              !layout_->clip() && !prefill_off();
+  // move: a faulting mutator builds its page on its stack and COPYs it in
+  // (ensure_page), as copy does and as move's zero fills do, instead of
+  // building it in a pool buffer and MOVEing that: the MOVE unmaps the
+  // buffer from the pool, a TLB shootdown IPI to every other CPU running
+  // the process, which the faulting thread waits for (~20-30 us here).
+  // Toy-VM GCBench, move's fault p99 over three alternated pairs: 45, 39,
+  // 46 us copied against 60, 50, 54 us moved. The kernel allocates the page
+  // (buffers_new), as for GC runs shorter than Producer::kCopyBelowPages:
+  // the pool-dry and tail-budget rules count it.
+  fault_copies_ = kind_->install == Install::move && !layout_->clip() && !fault_move_on();
   const bool free_tails = moves_runs && !free_tails_off();
   producer_ = std::make_unique<Producer>(heap_, plan, states_, *backend_, counters_, spaces_,
                                          layout_->clip(), *kind_, free_tails,
@@ -591,7 +609,9 @@ bool Compactor::ensure_page(size_t page, bool by_fault) noexcept {
       // A large object's page is its old page, slots forwarded where it lies:
       // installed from there like a GC worker's run (move: never copied).
       o = backend_->install_run(addr, producer_->large_in_place(page), 1);
-    } else if (void* buf = backend_->take_buffer(addr, spaces_.write[heap_.region_index(addr)])) {
+    } else if (void* buf = fault_copies_ ? nullptr
+                                         : backend_->take_buffer(
+                                               addr, spaces_.write[heap_.region_index(addr)])) {
       producer_->build_page(page, static_cast<char*>(buf));
       o = backend_->install_buffer(addr, buf);
     } else {

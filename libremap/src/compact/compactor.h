@@ -184,6 +184,7 @@ class Compactor final : public FaultTarget {
   bool inherited_ = false;              // fork child: never a kernel call again
   std::atomic<bool> abandoned_{false};  // covers() nothing (read by signal handlers)
   bool prefill_ = false;  // move, copy: prefill() (set at prepare)
+  bool fault_copies_ = false;  // move: ensure_page COPYs a built page (set at prepare)
   std::atomic<bool> finishing_{false};  // finish began: prefill() fills no more
   static constexpr size_t kPrefillRegions = 16;  // at most this many filled and waiting
 };

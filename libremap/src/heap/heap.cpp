@@ -826,10 +826,10 @@ Status Heap::resize(size_t capacity) {
                     "capacity %zu would drop region %zu at %#zx, which is %s%s: the smallest "
                     "capacity now is %zu (remap_heap_get_info's min_capacity)",
                     capacity, r, size_t(region_base(r)), region_state_name(reg.get_state()),
-                    reg.reserved  ? " (reserved for a sliding large object)"
+                    reg.reserved ? " (reserved for a sliding large object)"
                     : reg.prefill != Region::Prefill::none
                         ? " (filled ahead of allocation while a cycle compacts)"
-                                  : "",
+                        : "",
                     min_capacity_locked());
       }
       free_ceiling_ = std::min(free_ceiling_, n);
