@@ -30,35 +30,24 @@ namespace {
 constexpr size_t kPrimedPages = 256;  // buffers ready before the first cycle
 constexpr size_t kStackPage = 4096;
 
+// Measurement switches: each keeps an earlier path reachable, so that one
+// build gives the before/after numbers (REMAP_X=0|1 in the environment).
+bool env_is(const char* name, char value) {
+  const char* e = getenv(name);
+  return e && *e == value;
+}
 // REMAP_FREE_TAILS=0 leaves regions' free tails out of the GC's MOVE runs
-// (producer.h, gc_tail): each tail then gets its own zero-page install, as
-// before tails joined the runs; kept for measuring the difference.
-bool free_tails_off() {
-  const char* e = getenv("REMAP_FREE_TAILS");
-  return e && *e == '0';
-}
-
+// (producer.h, gc_tail): each tail then gets its own zero-page install.
+bool free_tails_off() { return env_is("REMAP_FREE_TAILS", '0'); }
 // REMAP_SHORT_RUN_COPY=0 moves every run, however short (producer.h,
-// kCopyBelowPages): the path before, for measuring.
-bool short_run_copy_off() {
-  const char* e = getenv("REMAP_SHORT_RUN_COPY");
-  return e && *e == '0';
-}
-
+// kCopyBelowPages).
+bool short_run_copy_off() { return env_is("REMAP_SHORT_RUN_COPY", '0'); }
 // REMAP_PREFILL=0: no FREE region is filled ahead of allocation
-// (Compactor::prefill); for measuring the difference.
-bool prefill_off() {
-  const char* e = getenv("REMAP_PREFILL");
-  return e && *e == '0';
-}
-
+// (Compactor::prefill).
+bool prefill_off() { return env_is("REMAP_PREFILL", '0'); }
 // REMAP_FAULT_MOVE=1: move builds a faulting mutator's page in a pool
-// buffer and MOVEs it in (the path before; Compactor::prepare), for
-// measuring.
-bool fault_move_on() {
-  const char* e = getenv("REMAP_FAULT_MOVE");
-  return e && *e == '1';
-}
+// buffer and MOVEs it in (Compactor::prepare).
+bool fault_move_on() { return env_is("REMAP_FAULT_MOVE", '1'); }
 
 // A message built without allocation, locks or locale, so that a failure can
 // be recorded from inside a SIGBUS handler. Truncates at its size.
