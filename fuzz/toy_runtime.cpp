@@ -211,20 +211,25 @@ remap_status ToyRuntime::alloc_small(Input& in) {
     tlab_end_ = b;
     if (b - a < size) return retire_tlab();
   }
+  add_object(in, tlab_cur_, size, nrefs, false);
+  tlab_cur_ += size;
+  return REMAP_OK;
+}
+
+void ToyRuntime::add_object(Input& in, uintptr_t addr, size_t size, uint32_t nrefs, bool large) {
   Obj o;
-  o.addr = tlab_cur_;
+  o.addr = addr;
   o.size = size;
   o.nrefs = nrefs;
   o.id = next_id_++;
+  o.large = large;
   o.black = begun_;
   for (uint32_t k = 0; k < nrefs; ++k) o.slots.push_back(slot_value(in));
-  write_object(o, false);
-  tlab_cur_ += size;
+  write_object(o, large);
   if (kTrace)
     std::fprintf(stderr, "[trace] new object %llu at %#zx, %zu bytes, %u refs%s\n",
                  (unsigned long long)o.id, size_t(o.addr), o.size, o.nrefs, o.black ? ", black" : "");
   objs_.push_back(std::move(o));
-  return REMAP_OK;
 }
 
 remap_status ToyRuntime::alloc_large(Input& in) {
@@ -246,19 +251,9 @@ remap_status ToyRuntime::alloc_large(Input& in) {
       a + size > uintptr_t(info_.base) + info_.capacity)
     finding("remap_alloc_large(%zu) accepted%s: %p in a heap at %p of %zu bytes, threshold %zu",
             size, hostile ? " a hostile size" : "", out, info_.base, info_.capacity, thr);
-  Obj o;
-  o.addr = a;
-  o.size = (size + 7) & ~size_t(7);  // the library takes any size and rounds it to pages
-  o.nrefs = in.u8() % 9;
-  o.id = next_id_++;
-  o.large = true;
-  o.black = begun_;
-  for (uint32_t k = 0; k < o.nrefs; ++k) o.slots.push_back(slot_value(in));
-  write_object(o, true);
-  if (kTrace)
-    std::fprintf(stderr, "[trace] new object %llu at %#zx, %zu bytes, %u refs%s\n",
-                 (unsigned long long)o.id, size_t(o.addr), o.size, o.nrefs, o.black ? ", black" : "");
-  objs_.push_back(std::move(o));
+  // The library takes any size and rounds it to pages.
+  const uint32_t nrefs = in.u8() % 9;
+  add_object(in, a, (size + 7) & ~size_t(7), nrefs, true);
   return REMAP_OK;
 }
 

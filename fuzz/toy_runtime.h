@@ -133,6 +133,9 @@ class ToyRuntime {
   static size_t model_size(void* ctx, const void* obj);
   static void model_visit(void* ctx, const void* obj, remap_visit_fn visit, void* vctx);
   void write_object(const Obj& o, bool sparse);
+  // A new object at addr (allocated by the caller), its slots drawn from
+  // `in`, written and recorded; large objects are written sparsely.
+  void add_object(Input& in, uintptr_t addr, size_t size, uint32_t nrefs, bool large);
   void take_snapshot();
   void after_flip();
   void end_cycle();
