@@ -543,7 +543,7 @@ void Compactor::prefill() noexcept {
   const size_t per_region = heap_.region_size() / heap_.page_size();
   for (size_t want = heap_.prefill_wanted(kPrefillRegions); want > 0; want--) {
     const size_t r = heap_.take_region_to_prefill();
-    if (r == Heap::kNoRegion) return;
+    if (r == Heap::kNoFreeRegion) return;
     const size_t first = heap_.page_index(heap_.region_base(r));
     const size_t end = first + per_region;
     if (end > states_.count() || r >= plan_->region_count()) {  // grown since prepare

@@ -153,9 +153,9 @@ size_t Heap::prefill_wanted(size_t cap) const {
 
 size_t Heap::take_region_to_prefill() {
   std::lock_guard<std::mutex> g(alloc_mutex_);
-  if (!compacting_ || black_window_.load(std::memory_order_relaxed)) return kNoRegion;
+  if (!compacting_ || black_window_.load(std::memory_order_relaxed)) return kNoFreeRegion;
   const size_t r = pick_free_region_locked();
-  if (r == kNoFreeRegion) return kNoRegion;
+  if (r == kNoFreeRegion) return r;
   regions_[r].prefill = Region::Prefill::filling;
   prefilling_.push_back(uint32_t(r));
   return r;
@@ -168,21 +168,18 @@ void Heap::offer_prefilled(size_t r) {
   prefilled_.push_back(uint32_t(r));
 }
 
-size_t Heap::end_prefill() {
+void Heap::end_prefill() {
   std::lock_guard<std::mutex> g(alloc_mutex_);
-  size_t left = 0;
   for (auto* list : {&prefilling_, &prefilled_}) {
     for (size_t i = list == &prefilled_ ? next_prefilled_ : 0; i < list->size(); i++) {
       const size_t r = (*list)[i];
       if (regions_[r].prefill == Region::Prefill::none) continue;
       regions_[r].prefill = Region::Prefill::none;
       note_free_locked(r);
-      left++;
     }
     list->clear();
   }
   next_prefilled_ = 0;
-  return left;
 }
 
 size_t Heap::pick_free_region_locked() {

@@ -132,15 +132,16 @@ class Heap {
   // not allocate while compacting gets none filled).
   size_t prefill_wanted(size_t cap) const;
   // Sets aside the FREE region acquire_region would hand out next (nobody
-  // else takes it); kNoRegion if there is none.
+  // else takes it); kNoFreeRegion if there is none.
   size_t take_region_to_prefill();
   // Region r, set aside above, has its pages installed: acquire_region
   // hands it out before any other FREE region.
   void offer_prefilled(size_t r);
   // The cycle ends: regions set aside and not handed out are plain FREE
-  // regions again (their zero pages stay). Returns how many there were.
-  size_t end_prefill();
-  static constexpr size_t kNoRegion = ~size_t(0);
+  // regions again (their zero pages stay).
+  void end_prefill();
+  // No FREE region (pick_free_region_locked, take_region_to_prefill).
+  static constexpr size_t kNoFreeRegion = ~size_t(0);
   // Hands back the region acquired at `start` with the runtime's bump cursor:
   // start must be exactly what acquire_region returned for an ALLOCATING
   // region, and start <= cursor <= region end, cursor 8-aligned. The region
@@ -367,7 +368,6 @@ class Heap {
   // region lies in [hole_ceiling_, small_top_).
   size_t small_top_ = 0;
   size_t hole_ceiling_ = 0;
-  static constexpr size_t kNoFreeRegion = ~size_t(0);
   // acquire_region's choice among free regions (see its policy), or
   // kNoFreeRegion; keeps the hints.
   size_t pick_free_region_locked();
