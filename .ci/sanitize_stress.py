@@ -38,7 +38,9 @@ print(json.dumps(r))
 
 
 def run(backend: str, mode: str, cycles: int, inject: str | None) -> bool:
-    env = dict(os.environ)
+    # Two GC workers racing each other beside the mutators (a helper would
+    # otherwise wait while both CPUs are busy).
+    env = dict(os.environ, REMAP_HELPERS_ALWAYS="1")
     if inject:
         env["LIBREMAP_INJECT_FAILURE"] = inject
     t0 = time.monotonic()

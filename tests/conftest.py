@@ -24,6 +24,13 @@ from support.processes import run_with_timeout
 
 NOBODY = 65534
 
+# With gc_threads > 1 the suites are there to race GC workers against each
+# other: the library's helper threads otherwise wait while every CPU is busy
+# (a mutator thread, a second test process), and one worker would do it all.
+# Children inherit it; tests/backends/test_gc_helpers.py and one stress shape
+# set it to 0 to test that default.
+os.environ.setdefault("REMAP_HELPERS_ALWAYS", "1")
+
 
 @pytest.fixture
 def subprocess_with_timeout() -> Callable[..., subprocess.CompletedProcess[str]]:

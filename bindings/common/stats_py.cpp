@@ -24,6 +24,7 @@ py::dict stats_dict(const remap_cycle_stats& s) {
   F(regions_black)
   F(black_walk_errors)
   F(regions_evacuated)
+  F(helper_wait_ns)
 #undef F
   py::list hist;
   for (uint64_t v : s.fault_hist) hist.append(v);

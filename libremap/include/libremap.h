@@ -273,7 +273,10 @@ typedef struct remap_heap_config {
   double dense_threshold;     /* live ratio at or above which a region stays put; default 0.90 */
   int backend;                /* remap_backend; default AUTO */
   int fault_mode;             /* remap_fault_mode; default AUTO */
-  unsigned gc_threads;        /* library GC threads for remap_compact; default 1 */
+  unsigned gc_threads;        /* library GC threads for remap_compact, the caller's included;
+                                 default 1. The ones the library starts claim work only while a
+                                 CPU is free (stats.helper_wait_ns): threads a runtime puts in
+                                 remap_compact_work always work */
   unsigned handler_threads;   /* threads reading the uffd in THREAD mode; default 1 */
   size_t pool_max_pages;      /* recycled pages kept populated; default 4096 (16 MiB) */
   size_t large_object_threshold; /* bytes; default region_size / 2 */
@@ -713,6 +716,12 @@ typedef struct remap_cycle_stats {
    * regions whose survivors were packed into a lower region (free after the
    * cycle); included in regions_fragmented. */
   uint64_t regions_evacuated;
+  /* Added later in 0.1 (additive, ABI 1). Time the helper GC threads
+   * (gc_threads > 1) spent waiting for a free CPU instead of claiming
+   * regions: beside running mutators a helper would take a mutator's CPU,
+   * so it steps aside while every CPU is busy (see gc_threads). Summed over
+   * the helpers; 0 with gc_threads 1. */
+  uint64_t helper_wait_ns;
 } remap_cycle_stats;
 
 REMAP_API remap_status remap_heap_last_stats(const remap_heap* heap, remap_cycle_stats* out);

@@ -1,12 +1,14 @@
 // test_procfs_open.cpp — os/procfs readers against what this test does to
 // its own address space, and os/uffd_open's path order and best-effort
-// UFFDIO_API handshake.
+// UFFDIO_API handshake; os/cpu_load's readers.
+#include <sched.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
 #include <cerrno>
 
 #include "check.h"
+#include "os/cpu_load.h"
 #include "os/probe.h"
 #include "os/procfs.h"
 #include "os/uffd_abi.h"
@@ -94,4 +96,24 @@ TEST(probe_auto_backend_rules) {
   info.mremap_dontunmap = 1;
   info.uffd_available = 0;
   CHECK_EQ(os::resolve_auto_backend(info, reason, sizeof reason), int(REMAP_BACKEND_STW));
+}
+
+TEST(cpu_load_counts_this_thread_and_its_cpus) {
+  // The caller is running while it reads /proc/loadavg, so it counts itself.
+  CHECK(os::runnable_threads() >= 1);
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  REQUIRE(sched_getaffinity(0, sizeof set, &set) == 0);
+  CHECK_EQ(os::usable_cpus(), CPU_COUNT(&set));
+  // Narrowed to one CPU (as taskset would), the count follows.
+  cpu_set_t one;
+  CPU_ZERO(&one);
+  for (int c = 0; c < CPU_SETSIZE; c++)
+    if (CPU_ISSET(c, &set)) {
+      CPU_SET(c, &one);
+      break;
+    }
+  REQUIRE(sched_setaffinity(0, sizeof one, &one) == 0);
+  CHECK_EQ(os::usable_cpus(), 1);
+  REQUIRE(sched_setaffinity(0, sizeof set, &set) == 0);
 }

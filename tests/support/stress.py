@@ -28,8 +28,12 @@ def stress(
     heap_mib: int = 4,
     seed: int = 1,
     timeout: float = 100,
+    helpers_always: bool = True,
     **kw,
 ) -> dict:
+    """helpers_always: REMAP_HELPERS_ALWAYS=1, so that with gc_threads > 1 the
+    workers race each other beside the mutators (by default a helper waits
+    while every CPU is busy, which mutators here mostly keep them)."""
     code = (
         CHILD_PRELUDE
         + f"""
@@ -44,7 +48,8 @@ r["cycle_stats"] = [{{k: s[k] for k in {CYCLE_KEYS!r}}} for s in r.pop("stats")]
 print(json.dumps(r))
 """
     )
-    return run_child(code, timeout=timeout)
+    env = {"REMAP_HELPERS_ALWAYS": "1" if helpers_always else "0"}
+    return run_child(code, timeout=timeout, env=env)
 
 
 def check(r: dict, cycles: int) -> None:

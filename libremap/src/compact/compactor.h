@@ -39,7 +39,9 @@
 #pragma once
 
 #include <atomic>
+#include <condition_variable>
 #include <memory>
+#include <mutex>
 
 #include "base/status.h"
 #include "compact/backend.h"
@@ -150,6 +152,11 @@ class Compactor final : public FaultTarget {
   // whole mapping, for a fault that queued itself during the unregister.
   void wake_stragglers() noexcept;
   void prefill() noexcept;
+  // work()'s claim loop; helper: a thread run() started (helper_may_claim).
+  Status work_loop(bool helper);
+  // A helper, before a claim: waits while every CPU is busy. False once no
+  // claim is left.
+  bool helper_may_claim(size_t n);
 
   Heap& heap_;
   const BackendKind* kind_ = nullptr;  // the backend's registry row
@@ -174,6 +181,9 @@ class Compactor final : public FaultTarget {
   std::atomic<size_t> next_region_{0};  // claims, counted from first_region_ (work)
   size_t first_region_ = 0;
   std::atomic<int> workers_{0};         // threads inside work()
+  int helper_cpus_ = 0;                 // CPUs a helper may share; 0: helpers never wait
+  std::mutex claims_mutex_;             // with claims_cv_: wakes waiting helpers
+  std::condition_variable claims_cv_;   // when the last claim is taken
   uint64_t flip_end_ns_ = 0;
   uint64_t vmas_before_ = 0;
   // 0: sound; 1: the first failure is writing its message; 2: broken.

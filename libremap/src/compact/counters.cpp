@@ -47,6 +47,7 @@ void CycleCounters::fill(remap_cycle_stats* s) const {
   s->large_pages_by_mutator = large_pages_by_mutator.get();
   s->slots_stray = slots_stray.get();
   s->black_walk_errors = black_walk_errors.get();
+  s->helper_wait_ns = helper_wait_ns.get();
   latency.fill(s);
 }
 

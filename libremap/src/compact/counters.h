@@ -77,7 +77,7 @@ struct CycleCounters {
   Counter pages_moved, pages_copied, mprotect_calls, madvise_calls, bytes_copied;
   Counter buffers_recycled, buffers_new, fallback_ebusy, fallback_other;
   Counter large_pages_moved, large_pages_copied, large_pages_updated, large_pages_by_mutator;
-  Counter slots_stray, black_walk_errors;
+  Counter slots_stray, black_walk_errors, helper_wait_ns;
   FaultLatency latency;
 
   void reset();
