@@ -95,6 +95,8 @@ def empty(workload: str, backend: str, fault_mode: str) -> dict[str, Any]:
         "major_faults": None,
         "pgalloc": None,
         "madvise_calls": None,
+        # GC helpers waiting for a free CPU (remap_cycle_stats).
+        "helper_wait_ns": None,
         "vmas_before": None,
         "vmas_after": None,
         "rss_before": None,
@@ -167,6 +169,7 @@ def fill_from_cycles(rec: dict[str, Any], cycles: list[dict[str, Any]]) -> None:
         "buffers_recycled",
         "buffers_new",
         "madvise_calls",
+        "helper_wait_ns",
     ):
         rec[k] = _sum(cycles, k)
     rec["ioctls"] = {k: _sum(cycles, f"ioctl_{k}") for k in IOCTL_KEYS}

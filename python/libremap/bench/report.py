@@ -43,6 +43,7 @@ ROWS: tuple[tuple[str, str, str], ...] = (
     ("fault latency p99", "fault_latency_ns.p99", "ns"),
     ("fault latency max", "fault_latency_ns.max", "ns"),
     ("mutator faults", "fault_latency_ns.count", "count"),
+    ("GC helpers waiting for a CPU", "helper_wait_ns", "ns"),
     ("pages installed", "pages_installed", "count"),
     ("  by mutators", "pages_by_mutator", "count"),
     ("pages per ioctl", "pages_per_ioctl", "float"),
