@@ -4,11 +4,13 @@
 #include "compact/compactor.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <unistd.h>
 
 #include <chrono>
 #include <thread>
@@ -540,7 +542,26 @@ void Compactor::wake_stragglers() noexcept {
   // waits for the VMA's readers), so one more wake of the whole mapping
   // releases any straggler; normally it wakes nobody.
   if (!uffd_.valid()) return;
-  os::uffd_wake(uffd_.get(), reinterpret_cast<void*>(heap_.map_base()), heap_.map_size());
+  if (os::uffd_wake(uffd_.get(), reinterpret_cast<void*>(heap_.map_base()), heap_.map_size())
+          .ok() ||
+      !broken())
+    return;
+  // A broken heap whose wake failed too (every UFFDIO_WAKE refused, as the
+  // injection tests do): a straggler would stay parked for good. The last
+  // way to release it is the kernel's release of the uffd, which wakes
+  // every thread parked on it and unregisters every range (a retry then
+  // faults in normally). Only destroy follows a broken heap. The uffd's
+  // number is pointed at /dev/null rather than closed, so that a later
+  // ioctl of this engine (the pool's unregister at destroy) fails with
+  // ENOTTY instead of reaching whatever file the number was reused for.
+  // (A handler thread still inside poll() holds the file until it returns:
+  // the release then happens at destroy.) Async-signal-safe calls only.
+  if (uffd_released_.exchange(true)) return;
+  const int stand_in = ::open("/dev/null", O_RDWR | O_CLOEXEC);
+  if (stand_in >= 0) {
+    (void)::dup3(stand_in, uffd_.get(), O_CLOEXEC);
+    ::close(stand_in);
+  }
 }
 
 void Compactor::break_heap(remap_status code, const char* msg) noexcept {

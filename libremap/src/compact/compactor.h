@@ -150,6 +150,7 @@ class Compactor final : public FaultTarget {
   FaultOutcome stop_faulting_now(uintptr_t addr) noexcept;
   // After an unregister with no handler thread left: UFFDIO_WAKE of the
   // whole mapping, for a fault that queued itself during the unregister.
+  // On a broken heap whose wake fails too, the uffd is released instead.
   void wake_stragglers() noexcept;
   void prefill() noexcept;
   // work()'s claim loop; helper: a thread run() started (helper_may_claim).
@@ -193,6 +194,7 @@ class Compactor final : public FaultTarget {
   std::atomic<uint64_t> zero_filled_{0};  // faults given a zero page instead of their data
   bool inherited_ = false;              // fork child: never a kernel call again
   std::atomic<bool> abandoned_{false};  // covers() nothing (read by signal handlers)
+  std::atomic<bool> uffd_released_{false};  // broken: wake_stragglers' last resort was taken
   bool prefill_ = false;  // move, copy: prefill() (set at prepare)
   bool fault_copies_ = false;  // move: ensure_page COPYs a built page (set at prepare)
   std::atomic<bool> finishing_{false};  // finish began: prefill() fills no more
