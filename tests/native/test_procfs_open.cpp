@@ -115,5 +115,9 @@ TEST(cpu_load_counts_this_thread_and_its_cpus) {
     }
   REQUIRE(sched_setaffinity(0, sizeof one, &one) == 0);
   CHECK_EQ(os::usable_cpus(), 1);
+  // Pinned to fewer CPUs than the machine has, the machine-wide load says
+  // nothing about ours: helpers never wait.
+  if (os::online_cpus() > 1) CHECK_EQ(os::helper_cpu_budget(), 0);
   REQUIRE(sched_setaffinity(0, sizeof set, &set) == 0);
+  if (os::usable_cpus() == os::online_cpus()) CHECK_EQ(os::helper_cpu_budget(), os::online_cpus());
 }

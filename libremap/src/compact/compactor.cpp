@@ -338,7 +338,7 @@ Status Compactor::work_loop(bool helper) {
 
 Status Compactor::run(unsigned threads) {
   std::vector<std::thread> extra;
-  helper_cpus_ = helpers_always() ? 0 : os::usable_cpus();
+  helper_cpus_ = helpers_always() ? 0 : os::helper_cpu_budget();
   // A GC thread that cannot start (its stack is an mmap: RLIMIT_AS,
   // vm.max_map_count, RLIMIT_NPROC) only costs parallelism: the threads
   // that did start, this one at least, share its regions (before, the
@@ -362,9 +362,10 @@ Status Compactor::run(unsigned threads) {
 // other workers take the regions; once nothing is left to claim it leaves.
 // It waits between claims only, holding no page a mutator could wait for.
 // The thread that called remap_compact, and threads in remap_compact_work,
-// are the runtime's to place: they never wait here.
+// are the runtime's to place: they never wait here. Nor does a helper of a
+// process pinned to some of the CPUs (os::helper_cpu_budget).
 bool Compactor::helper_may_claim(size_t n) {
-  if (helper_cpus_ == 0) return true;  // REMAP_HELPERS_ALWAYS=1
+  if (helper_cpus_ == 0) return true;  // pinned, or REMAP_HELPERS_ALWAYS=1
   uint64_t since = 0;
   for (;;) {
     const bool left = next_region_.load() < n;

@@ -182,7 +182,7 @@ class Compactor final : public FaultTarget {
   std::atomic<size_t> next_region_{0};  // claims, counted from first_region_ (work)
   size_t first_region_ = 0;
   std::atomic<int> workers_{0};         // threads inside work()
-  int helper_cpus_ = 0;                 // CPUs a helper may share; 0: helpers never wait
+  int helper_cpus_ = 0;                 // os::helper_cpu_budget; 0: helpers never wait
   std::mutex claims_mutex_;             // with claims_cv_: wakes waiting helpers
   std::condition_variable claims_cv_;   // when the last claim is taken
   uint64_t flip_end_ns_ = 0;

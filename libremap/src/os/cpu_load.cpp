@@ -39,4 +39,14 @@ int usable_cpus() noexcept {
   return n > 0 ? n : 1;
 }
 
+int online_cpus() noexcept {
+  const long n = sysconf(_SC_NPROCESSORS_ONLN);
+  return n > 0 ? int(n) : 1;
+}
+
+int helper_cpu_budget() noexcept {
+  const int online = online_cpus();
+  return usable_cpus() >= online ? online : 0;
+}
+
 }  // namespace remap::os

@@ -15,4 +15,14 @@ int runnable_threads() noexcept;
 // cpusets narrow); at least 1.
 int usable_cpus() noexcept;
 
+// CPUs online on the machine; at least 1.
+int online_cpus() noexcept;
+
+// How many runnable threads the machine's CPUs take before a GC helper
+// should wait (Compactor::helper_may_claim): the online CPUs, when this
+// process may use them all; 0 (never wait) when its affinity is narrower,
+// since /proc/loadavg counts every CPU and cannot say whether this
+// process's own are busy.
+int helper_cpu_budget() noexcept;
+
 }  // namespace remap::os
