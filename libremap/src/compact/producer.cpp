@@ -489,19 +489,19 @@ Producer::LargePage Producer::large_page(size_t page, char* into) const noexcept
   return lp;
 }
 
-void Producer::count_mutator_large(const LargePage& lp) const noexcept {
+void Producer::count_mutator_large(const LargePage& lp, bool kernel_copies) const noexcept {
   c_.large_pages_by_mutator.add(1);
   c_.large_pages_updated.add(lp.updated);
   c_.slots_stray.add(lp.stray);
   c_.large_pages_moved.add(lp.moved);
   if (lp.copied) c_.bytes_copied.add(page_);
-  c_.large_pages_copied.add(lp.copied || kernel_copies_);
+  c_.large_pages_copied.add(lp.copied || kernel_copies_ || kernel_copies);
 }
 
-uintptr_t Producer::large_in_place(size_t page) const noexcept {
+uintptr_t Producer::large_in_place(size_t page, bool will_copy) const noexcept {
   const uint64_t t0 = now_ns();
   const LargePage lp = large_page(page, nullptr);
-  count_mutator_large(lp);
+  count_mutator_large(lp, will_copy);
   c_.produce_ns.add(now_ns() - t0);
   return reinterpret_cast<uintptr_t>(lp.build);
 }

@@ -95,8 +95,10 @@ class Producer {
   // Mutator, unclipped layouts, a LARGE page (owned as for build_page):
   // forwards the slots of the old page where it lies in from-space and
   // returns its address, for the backend to install as a run of one (move:
-  // the page itself, untouched if it has no slots). Async-signal-safe.
-  uintptr_t large_in_place(size_t page) const noexcept;
+  // the page itself, untouched if it has no slots) or, will_copy, with
+  // UFFDIO_COPY from there (counted as a copied large page).
+  // Async-signal-safe.
+  uintptr_t large_in_place(size_t page, bool will_copy) const noexcept;
 
  private:
   struct Pass;  // one worker's state over a chunk of regions
@@ -118,8 +120,9 @@ class Producer {
   // `into` (copied there first unless that is the old page itself), slots
   // forwarded. Async-signal-safe.
   LargePage large_page(size_t page, char* into) const noexcept;
-  // The counters of one large page a faulting mutator produced.
-  void count_mutator_large(const LargePage& lp) const noexcept;
+  // The counters of one large page a faulting mutator produced;
+  // kernel_copies: this page's install copies it (UFFDIO_COPY).
+  void count_mutator_large(const LargePage& lp, bool kernel_copies = false) const noexcept;
   // Adds page `page`, built at page + delta, to the pass's run (PROCESSED).
   void append(Pass& pass, size_t page, intptr_t delta);
   // Installs the pass's pending run of complete pages and marks them MAPPED.
