@@ -54,7 +54,11 @@ def check_plausible(
         assert st["pages_installed"] == st["pages_by_gc"] + st["pages_by_mutator"], st
     assert st["pages_installed"] > 0
     if backend == "move":
-        assert st["ioctl_move"] > 0 and st["pages_moved"] > 0
+        # Runs are MOVEd; where faulting mutators cut every run short (a
+        # tiny heap whose pages were all touched first), all of them may be
+        # copied instead (producer.h, kCopyBelowPages).
+        moved = st["ioctl_move"] > 0 and st["pages_moved"] > 0
+        assert moved or (faulted and st["ioctl_copy"] > 0 and st["pages_copied"] > 0), st
     elif backend == "copy":
         assert st["ioctl_copy"] > 0 and st["pages_copied"] > 0
         assert st["madvise_calls"] > 0  # from-space released

@@ -145,7 +145,7 @@ def test_move_stops_tails_once_mutators_take_fresh_buffers(lib_path, monkeypatch
     assert r["ioctl_move"] >= r["regions_fragmented"] // 2, r
 
 
-# move: a run shorter than 8 pages goes in with UFFDIO_COPY, page by page,
+# move: a run shorter than 64 pages goes in with UFFDIO_COPY, page by page,
 # not one MOVE (producer.h, kCopyBelowPages): no TLB shootdown for a run that
 # mutators' pages cut short. With tails off, each region's data here (40 %
 # of 16 pages) is such a run.
