@@ -167,9 +167,9 @@ def _present(addr: int) -> bool:
 def test_never_touched_pages_stay_holes_and_read_zero_when_faulted(fault_mode):
     # move skips source holes (UFFDIO_MOVE_MODE_ALLOW_SRC_HOLES): the new
     # page stays unmapped although the engine counts it installed. A mutator
-    # that touches it during compaction must get zeros (fill_hole), whether
-    # it faults before a GC worker reached the object (its own one-page
-    # install skips the hole too) or after; untouched, it stays a hole.
+    # that touches it during compaction must get zeros, whether it faults
+    # before a GC worker reached the object (its own install COPYs the
+    # hole's zeros) or after (fill_hole); untouched, it stays a hole.
     from libremap.bench.floor import madvise
 
     MADV_DONTNEED = 4

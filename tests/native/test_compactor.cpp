@@ -155,7 +155,10 @@ void run_engine(uint64_t seed, int backend, int fault_mode, unsigned gc_threads,
   if (diff) fprintf(stderr, "first difference at byte offset %zu\n", first * 8);
   fprintf(stderr, "backend=%d mode=%d gc=%u pages=%llu by_gc=%llu by_mut=%llu faults=%llu p50=%llu p99=%llu moves=%llu copies=%llu recycled=%llu new=%llu madv=%llu vmas %llu->%llu\n", backend, fault_mode, gc_threads, (unsigned long long)st.pages_installed, (unsigned long long)st.pages_by_gc, (unsigned long long)st.pages_by_mutator, (unsigned long long)st.faults, (unsigned long long)st.fault_p50_ns, (unsigned long long)st.fault_p99_ns, (unsigned long long)st.ioctl_move, (unsigned long long)st.ioctl_copy, (unsigned long long)st.buffers_recycled, (unsigned long long)st.buffers_new, (unsigned long long)st.madvise_calls, (unsigned long long)st.vmas_before, (unsigned long long)st.vmas_after);
   CHECK(st.pages_installed > 0);
-  if (backend == REMAP_BACKEND_MOVE) CHECK(st.ioctl_move > 0);
+  // move: runs that faulting mutators cut short are copied (producer.h,
+  // kCopyBelowPages); in a small heap a busy mutator may cut them all.
+  if (backend == REMAP_BACKEND_MOVE)
+    CHECK(st.ioctl_move > 0 || (st.pages_by_mutator > 0 && st.ioctl_copy > 0));
   if (backend == REMAP_BACKEND_COPY) CHECK(st.ioctl_copy > 0);
   if (backend == REMAP_BACKEND_MINOR) CHECK(st.ioctl_continue > 0);
   if (backend == REMAP_BACKEND_SIGSEGV) CHECK(st.mprotect_calls > 0);

@@ -27,6 +27,7 @@ struct Producer::Pass {
   intptr_t run_delta = 0;     // write delta of the pages in the run (one per run)
   size_t run_start = 0;
   size_t run_len = 0;
+  bool run_large = false;     // the run holds a large object's pages: always MOVEd
   std::vector<uint8_t> mine;  // per page of the current region: 1 = claimed by this worker
   size_t first_page = 0;
   size_t claimed_end = 0;     // pages [first_page, claimed_end) are claimed or foreign
@@ -63,7 +64,9 @@ void Producer::flush(Pass& pass) {
   uint64_t t0 = now_ns();
   uintptr_t dst = heap_.page_addr(pass.run_start);
   InstallOutcome o;
-  if (copy_short_runs_ && pass.run_len < kCopyBelowPages) {
+  // (Never a large object's run: its pages are moved, swap entries and
+  // holes included, never read — ARCHITECTURE.md, "Large objects".)
+  if (copy_short_runs_ && !pass.run_large && pass.run_len < kCopyBelowPages) {
     // (A source hole, a from-space page never touched, reads as zero: that
     // range is not registered.)
     for (size_t i = 0; i < pass.run_len && o.ok; i++) {
@@ -82,15 +85,17 @@ void Producer::flush(Pass& pass) {
     states_.set(p, kPageMapped);
   pass.gc_pages += pass.run_len;
   pass.run_len = 0;
+  pass.run_large = false;
 }
 
-void Producer::append(Pass& pass, size_t page, intptr_t delta) {
+void Producer::append(Pass& pass, size_t page, intptr_t delta, bool large) {
   if (pass.run_len && (pass.run_start + pass.run_len != page || pass.run_delta != delta))
     flush(pass);
   if (!pass.run_len) {
     pass.run_start = page;
     pass.run_delta = delta;
   }
+  pass.run_large |= large;
   states_.set(page, kPageProcessed);
   if (++pass.run_len == kMaxRunPages || (pass.run_len >= kWaitedRunPages && states_.has_waiters()))
     flush(pass);
@@ -444,7 +449,7 @@ void Producer::gc_large(Pass& pass, size_t head) {
     copied += lp.copied;
     updated += lp.updated;
     stray += lp.stray;
-    append(pass, p, intptr_t(lp.build) - intptr_t(np));
+    append(pass, p, intptr_t(lp.build) - intptr_t(np), /*large=*/true);
   }
   uint64_t release_ns = 0;
   if (release_regions_) {

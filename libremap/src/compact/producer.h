@@ -63,7 +63,7 @@ class Producer {
   static constexpr size_t kMaxRunPages = 512;
   static constexpr size_t kWaitedRunPages = 64;
   // move: a run shorter than this is installed with UFFDIO_COPY, page by
-  // page, instead of one MOVE. With mutators faulting, the pages they
+  // page, instead of one MOVE (not a large object's run: see flush). With mutators faulting, the pages they
   // build cut the GC's runs short (two reading threads: ~7 pages a MOVE on
   // average), and each MOVE still costs its TLB shootdown, an IPI to every
   // other CPU running the process (~20-30 us here), where a COPY fills
@@ -128,8 +128,9 @@ class Producer {
   // The counters of one large page a faulting mutator produced;
   // kernel_copies: this page's install copies it (UFFDIO_COPY).
   void count_mutator_large(const LargePage& lp, bool kernel_copies = false) const noexcept;
-  // Adds page `page`, built at page + delta, to the pass's run (PROCESSED).
-  void append(Pass& pass, size_t page, intptr_t delta);
+  // Adds page `page`, built at page + delta, to the pass's run (PROCESSED);
+  // large: a large object's page (its run is never copied: kCopyBelowPages).
+  void append(Pass& pass, size_t page, intptr_t delta, bool large = false);
   // Installs the pass's pending run of complete pages and marks them MAPPED.
   void flush(Pass& pass);
 
