@@ -274,9 +274,10 @@ typedef struct remap_heap_config {
   int backend;                /* remap_backend; default AUTO */
   int fault_mode;             /* remap_fault_mode; default AUTO */
   unsigned gc_threads;        /* library GC threads for remap_compact, the caller's included;
-                                 default 1. The ones the library starts claim work only while a
-                                 CPU is free (stats.helper_wait_ns): threads a runtime puts in
-                                 remap_compact_work always work */
+                                 default 1. The ones the library starts claim work only while the
+                                 machine has a CPU free (stats.helper_wait_ns; a process pinned to
+                                 fewer CPUs than the machine has cannot tell, and they always
+                                 work): threads a runtime puts in remap_compact_work always work */
   unsigned handler_threads;   /* threads reading the uffd in THREAD mode; default 1 */
   size_t pool_max_pages;      /* recycled pages kept populated; default 4096 (16 MiB) */
   size_t large_object_threshold; /* bytes; default region_size / 2 */
