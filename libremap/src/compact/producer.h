@@ -63,9 +63,10 @@ class Producer {
   static constexpr size_t kMaxRunPages = 512;
   static constexpr size_t kWaitedRunPages = 64;
   // move: a run shorter than this is installed with UFFDIO_COPY, page by
-  // page, instead of one MOVE (not a large object's run: see flush). With mutators faulting, the pages they
-  // build cut the GC's runs short (two reading threads: ~7 pages a MOVE on
-  // average), and each MOVE still costs its TLB shootdown, an IPI to every
+  // page, instead of one MOVE (not a large object's run: see flush). With
+  // mutators faulting, the pages they build cut the GC's runs short (two
+  // reading threads: ~7 pages a MOVE on average with 8 as the bar), and
+  // each MOVE still costs its TLB shootdown, an IPI to every
   // other CPU running the process (~20-30 us here), where a COPY fills
   // empty PTEs (no flush) for ~1-2 us of allocation and copying a page.
   // The copied pages' old ones stay in from-space until their region's is
