@@ -38,10 +38,7 @@ first = mem[0]                               # one fault
 rest = [mem[i * page + 123] for i in range(1, 16)]  # already installed: no fault
 ok(lib.remap_compact(R))
 ok(lib.remap_finish(R))
-result = stats(h)
-result["zeros"] = first == 0 and not any(rest)
-result["checksum"] = th.th_checksum(h) == want
-print(json.dumps(result))
+report(h, want, zeros=first == 0 and not any(rest))
 """
 
 
@@ -64,20 +61,19 @@ def test_a_fault_on_a_free_page_fills_the_free_pages_after_it(lib_path, backend,
     assert r["pages_installed"] == r["pages_by_gc"] + r["pages_by_mutator"], r
 
 
-TAILS = """
+# One whole cycle of a 16 MiB move heap (90% of its 64 KiB regions filled,
+# 40% live), no mutator: the tests below differ in the switches they set.
+COLLECT = """
 h = new_heap("move", "sigbus", capacity_mib=16, live_ratio=0.4, fill=0.9)
 want = th.th_checksum(h)
 ok(th.th_collect(h))
-result = stats(h)
-result["checksum"] = th.th_checksum(h) == want
-R = th.th_remap(h)
-print(json.dumps(result))
+report(h, want)
 """
 
 
 @pytest.mark.timeout(90)
 def test_move_installs_free_tails_with_their_regions_data(lib_path):
-    r = run_child(CHILD_PRELUDE + child_testheap(lib_path) + TAILS, timeout=60)
+    r = run_child(CHILD_PRELUDE + child_testheap(lib_path) + COLLECT, timeout=60)
     assert r["checksum"], r
     assert r["faults"] == 0 and r["regions_fragmented"] > 8, r
     # Before: one run per fragmented region at least (each ended at its new
@@ -88,14 +84,6 @@ def test_move_installs_free_tails_with_their_regions_data(lib_path):
     assert r["pages_installed"] == r["pages_by_gc"], r
 
 
-TAILS_OFF = """
-import os
-h = new_heap("move", "sigbus", capacity_mib=16, live_ratio=0.4, fill=0.9)
-ok(th.th_collect(h))
-print(json.dumps(stats(h)))
-"""
-
-
 @pytest.mark.timeout(90)
 def test_the_measurement_switch_leaves_tails_out(lib_path, monkeypatch):
     # REMAP_FREE_TAILS=0 (compactor.cpp): the path before, kept for the bench.
@@ -103,7 +91,7 @@ def test_the_measurement_switch_leaves_tails_out(lib_path, monkeypatch):
     # copied, only with the short-run switch off too.)
     monkeypatch.setenv("REMAP_FREE_TAILS", "0")
     monkeypatch.setenv("REMAP_SHORT_RUN_COPY", "0")
-    r = run_child(CHILD_PRELUDE + child_testheap(lib_path) + TAILS_OFF, timeout=60)
+    r = run_child(CHILD_PRELUDE + child_testheap(lib_path) + COLLECT, timeout=60)
     assert r["pages_zero"] == 0, str({k: v for k, v in r.items() if k.startswith(("pages", "buffers", "ioctl", "regions", "faults"))})
     assert r["ioctl_move"] >= r["regions_fragmented"], r
 
@@ -126,9 +114,7 @@ filled = int(0.9 * 256)                # the highest regions (see FREE_REGION)
 touched = sum(mem[r * (64 << 10)] for r in range(256 - filled, 256))
 ok(lib.remap_compact(th.th_remap(h)))
 ok(lib.remap_finish(th.th_remap(h)))
-result = stats(h)
-result["checksum"] = th.th_checksum(h) == want
-print(json.dumps(result))
+report(h, want)
 """
 
 
@@ -149,14 +135,6 @@ def test_move_stops_tails_once_mutators_take_fresh_buffers(lib_path, monkeypatch
 # not one MOVE (producer.h, kCopyBelowPages): no TLB shootdown for a run that
 # mutators' pages cut short. With tails off, each region's data here (40 %
 # of 16 pages) is such a run.
-SHORT_RUNS = """
-h = new_heap("move", "sigbus", capacity_mib=16, live_ratio=0.4, fill=0.9)
-want = th.th_checksum(h)
-ok(th.th_collect(h))
-result = stats(h)
-result["checksum"] = th.th_checksum(h) == want
-print(json.dumps(result))
-"""
 
 
 @pytest.mark.timeout(90)
@@ -165,7 +143,7 @@ def test_move_copies_short_runs(lib_path, monkeypatch, switch):
     monkeypatch.setenv("REMAP_FREE_TAILS", "0")
     if switch == "off":
         monkeypatch.setenv("REMAP_SHORT_RUN_COPY", "0")
-    r = run_child(CHILD_PRELUDE + child_testheap(lib_path) + SHORT_RUNS, timeout=60)
+    r = run_child(CHILD_PRELUDE + child_testheap(lib_path) + COLLECT, timeout=60)
     brief = str({k: v for k, v in r.items() if k.startswith(("pages", "buffers", "ioctl", "regions"))})
     assert r["checksum"] and r["regions_fragmented"] > 8, brief
     assert r["pages_installed"] == r["pages_by_gc"] and r["faults"] == 0, brief

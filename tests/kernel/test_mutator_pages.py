@@ -55,11 +55,7 @@ zeros = all(mem[i] == 0 and mem[i + 4095] == 0 for i in range(0, b[1] - b[0], 40
 for a, _ in taken:
     ok(lib.remap_region_retire(R, ffi.cast("void *", a), ffi.cast("void *", a)))
 ok(lib.remap_finish(R))
-result = stats(h)
-result["zeros"] = zeros
-result["region_pages"] = (b[1] - b[0]) // 4096
-result["checksum"] = th.th_checksum(h) == want
-print(json.dumps(result))
+report(h, want, zeros=zeros, region_pages=(b[1] - b[0]) // 4096)
 """
 
 
@@ -106,9 +102,7 @@ mem = ffi.cast("volatile unsigned char *", top)
 _ = mem[100]
 ok(lib.remap_compact(R))
 ok(lib.remap_finish(R))
-result = stats(h)
-result["checksum"] = th.th_checksum(h) == want
-print(json.dumps(result))
+report(h, want)
 """
 
 

@@ -61,9 +61,7 @@ ok(lib.remap_compact(R))
 ok(lib.remap_finish(R))
 final = bytes(ffi.buffer(ffi.cast("char *", addr), page))
 result["bytes_final"] = got[-page:] == final if got else False
-result["checksum"] = th.th_checksum(h) == want
-result.update(stats(h))
-print(json.dumps(result))
+report(h, want, **result)
 """
 
 

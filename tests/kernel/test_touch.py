@@ -47,9 +47,7 @@ seen = bytes(ffi.buffer(ffi.cast("char *", start), n * page))  # must not fault
 ok(lib.remap_compact(R))
 ok(lib.remap_finish(R))
 result["same_bytes"] = seen == bytes(ffi.buffer(ffi.cast("char *", start), n * page))
-result["checksum"] = th.th_checksum(h) == want
-result.update(stats(h))
-print(json.dumps(result))
+report(h, want, **result)
 """
 
 

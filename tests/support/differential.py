@@ -308,7 +308,8 @@ def child_testheap(path: str) -> str:
     """Child-code prelude (after CHILD_PRELUDE) that loads the testheap
     library at `path` as (ffi, th) next to libremap.cabi's `lib`, and
     defines new_heap(backend, fault_mode, **kw) that exits
-    CHILD_UNSUPPORTED on EUNSUPPORTED."""
+    CHILD_UNSUPPORTED on EUNSUPPORTED, ok(status), stats(h) and
+    report(h, want, **facts)."""
     return f"""
 from cffi import FFI
 from libremap import cabi
@@ -335,6 +336,10 @@ def stats(h):
     ok(lib.remap_heap_last_stats(th.th_remap(h), st))
     return {{n: int(getattr(st, n)) for n, _ in ffi.typeof("remap_cycle_stats").fields
             if n != "fault_hist"}}
+def report(h, want, **facts):
+    # The child's one JSON line: the last cycle's stats, whether the heap's
+    # graph checksum is still `want`, and the script's own facts.
+    print(json.dumps(dict(stats(h), checksum=th.th_checksum(h) == want, **facts)))
 """
 
 
