@@ -1,28 +1,25 @@
 // cpu_load.cpp — see cpu_load.h.
 #include "os/cpu_load.h"
 
-#include <fcntl.h>
 #include <sched.h>
 #include <unistd.h>
 
-#include <cerrno>
+#include <new>
+#include <string>
 
-#include "os/fd.h"
+#include "os/procfs.h"
 
 namespace remap::os {
 
 int runnable_threads() noexcept {
-  // "0.36 1.14 1.34 2/345 12345": a few dozen bytes, one read.
-  UniqueFd fd(::open("/proc/loadavg", O_RDONLY | O_CLOEXEC));
-  if (!fd.valid()) return -1;
-  char buf[128];
-  ssize_t n;
-  do n = ::read(fd.get(), buf, sizeof buf - 1);
-  while (n < 0 && errno == EINTR);
-  if (n <= 0) return -1;
-  buf[n] = 0;
-  // The number after the third space, ended by '/'.
-  const char* p = buf;
+  // "0.36 1.14 1.34 2/345 12345": the number after the third space, ended by '/'.
+  std::string text;
+  try {
+    if (!read_small_file("/proc/loadavg", &text, 128)) return -1;
+  } catch (const std::bad_alloc&) {
+    return -1;  // as unreadable: the helper claims
+  }
+  const char* p = text.c_str();
   for (int spaces = 0; *p && spaces < 3; p++)
     if (*p == ' ') spaces++;
   int v = 0;
