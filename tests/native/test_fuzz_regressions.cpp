@@ -116,6 +116,30 @@ TEST(fuzz_refused_try_mark_can_start_over) {
   CHECK_EQ(heap.cycle(), REMAP_OK);
 }
 
+// c_abi fuzzer: remap_mark took an address that remap_try_mark had accepted
+// on faith (a begin bit, no size read until prepare) for "already marked"
+// and returned REMAP_OK unchecked, an interior one (obj + 8) included. It
+// checks such an address like any other now; a real object's deferred mark
+// stands, and prepare still refuses the bad one.
+TEST(fuzz_mark_checks_an_address_try_mark_took_on_faith) {
+  SmallHeap heap;
+  uint64_t* w = heap.objects(2);
+  CHECK_EQ(remap_try_mark(heap.h, w + 1), 1);  // the id word: an impossible size
+  CHECK_EQ(remap_mark(heap.h, w + 1), REMAP_EOBJMODEL);
+  CHECK_EQ(remap_try_mark(heap.h, w + 4), 1);
+  CHECK_EQ(remap_mark(heap.h, w + 4), REMAP_OK);
+  CHECK_EQ(remap_prepare(heap.h), REMAP_EOBJMODEL);
+  REQUIRE(remap_clear_marks(heap.h) == REMAP_OK);
+  CHECK_EQ(remap_try_mark(heap.h, w + 4), 1);
+  CHECK_EQ(remap_mark(heap.h, w + 4), REMAP_OK);
+  REQUIRE(heap.cycle() == REMAP_OK);
+  remap_cycle_stats st;
+  std::memset(&st, 0, sizeof st);
+  st.struct_size = sizeof st;
+  REQUIRE(remap_heap_last_stats(heap.h, &st) == REMAP_OK);
+  CHECK_EQ(st.live_bytes, uint64_t(32));  // the object at w + 4, counted once
+}
+
 // c_abi fuzzer: in a region allocated black (after remap_cycle_begin),
 // remap_try_mark returned 0 and remap_mark REMAP_OK for any address,
 // misaligned or above the region's top included, where libremap.h promises

@@ -406,7 +406,11 @@ Status Heap::mark(uintptr_t obj) {
   uintptr_t limit = 0;
   Status s = locate_for_mark(obj, &r, &limit);
   if (!s) return s;
-  if (begin_.test(obj)) return Status::ok();  // already marked
+  // Already marked, its size read and its slots recorded. A begin bit with
+  // no live bit is remap_try_mark's, taken on faith until prepare: the
+  // checks below run (the fuzzers found an interior address passing
+  // remap_mark unchecked after a try_mark of it).
+  if (begin_.test(obj) && live_.test(obj)) return Status::ok();
   size_t size = config_.model.object_size(config_.model.ctx, reinterpret_cast<const void*>(obj));
   if (size == 0 || (size & 7))
     return fail(REMAP_EOBJMODEL, "object_size(%#zx) returned %zu: must be a non-zero multiple of 8",
@@ -432,7 +436,9 @@ Status Heap::mark(uintptr_t obj) {
                   "or not 8-byte aligned",
                   size_t(obj), chk.bad_offset, size);
   }
-  if (begin_.test_and_set(obj)) return Status::ok();  // a concurrent mark of the same object
+  // Set already: a concurrent mark of the same object, or a try_mark's
+  // (prepare completes it).
+  if (begin_.test_and_set(obj)) return Status::ok();
   // A begin bit inside the object is another mark (remap_try_mark's, which
   // sets no live bits) at an interior address: both sides set their bit
   // first and look for the other's second (seq_cst RMWs), so one sees it.
